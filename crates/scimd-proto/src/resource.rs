@@ -1,0 +1,66 @@
+//! Rendering a stored resource in its JSON representation: `schemas`, `id`, `meta`.
+
+use crate::schema::ResourceSchema;
+use serde_json::{Map, Value};
+
+/// Server-maintained metadata (RFC 7643 §3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    pub created: String,
+    pub last_modified: String,
+    pub location: String,
+    /// Monotonic per resource; published as the weak ETag `W/"<n>"`.
+    pub version: i64,
+}
+
+/// The weak ETag of a version (RFC 7644 §3.14).
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// Parses an ETag as sent in `If-Match` / `If-None-Match` (weak or strong) to a version.
+pub fn parse_etag(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let t = t.strip_prefix("W/").unwrap_or(t);
+    t.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
+}
+
+/// Builds the full representation: `schemas` (core plus extensions with data), `id`,
+/// the attributes, and `meta`.
+pub fn render(schema: &ResourceSchema<'_>, id: &str, attributes: Map<String, Value>, meta: &Meta) -> Map<String, Value> {
+    let mut out = Map::with_capacity(attributes.len() + 3);
+    let mut schemas = vec![Value::String(schema.core.id.clone())];
+    for (ext, _) in &schema.extensions {
+        if attributes.contains_key(&ext.id) {
+            schemas.push(Value::String(ext.id.clone()));
+        }
+    }
+    out.insert("schemas".into(), Value::Array(schemas));
+    out.insert("id".into(), Value::String(id.to_string()));
+    out.extend(attributes);
+    out.insert(
+        "meta".into(),
+        serde_json::json!({
+            "resourceType": schema.rt.name,
+            "created": meta.created,
+            "lastModified": meta.last_modified,
+            "location": meta.location,
+            "version": etag(meta.version),
+        }),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_round_trip_weak_and_strong() {
+        assert_eq!(etag(7), "W/\"7\"");
+        assert_eq!(parse_etag("W/\"7\""), Some(7));
+        assert_eq!(parse_etag("\"7\""), Some(7));
+        assert_eq!(parse_etag("7"), None);
+        assert_eq!(parse_etag("W/\"x\""), None);
+    }
+}

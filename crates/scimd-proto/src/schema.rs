@@ -1,0 +1,511 @@
+//! The schema registry (RFC 7643 §2, §7, §8.7): attribute definitions, schemas, resource
+//! types, and case-insensitive resolution of attribute paths against them.
+
+use crate::error::{Result, ScimError};
+use crate::path::AttrPath;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
+pub const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
+
+/// An attribute's data type (RFC 7643 §2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AttrType {
+    String,
+    Boolean,
+    Decimal,
+    Integer,
+    DateTime,
+    Binary,
+    Reference,
+    Complex,
+}
+
+impl AttrType {
+    /// String-like types compare as text (RFC 7644 §3.4.2.2).
+    pub fn is_textual(self) -> bool {
+        matches!(self, AttrType::String | AttrType::Reference | AttrType::Binary)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Mutability {
+    ReadOnly,
+    #[default]
+    ReadWrite,
+    Immutable,
+    WriteOnly,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Returned {
+    Always,
+    Never,
+    #[default]
+    Default,
+    Request,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Uniqueness {
+    #[default]
+    None,
+    Server,
+    Global,
+}
+
+/// One attribute definition with all its characteristics (RFC 7643 §7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttributeDef {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: AttrType,
+    #[serde(default)]
+    pub multi_valued: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub case_exact: bool,
+    #[serde(default)]
+    pub mutability: Mutability,
+    #[serde(default)]
+    pub returned: Returned,
+    #[serde(default)]
+    pub uniqueness: Uniqueness,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canonical_values: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reference_types: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sub_attributes: Vec<AttributeDef>,
+}
+
+impl AttributeDef {
+    /// A sub-attribute by name, case-insensitively.
+    pub fn sub(&self, name: &str) -> Option<&AttributeDef> {
+        self.sub_attributes.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The attribute a filter compares when it names this attribute: a complex attribute
+    /// with a `value` sub-attribute compares that (RFC 7644 §3.4.2.2, "emails co ...").
+    pub fn comparison_target(&self) -> Option<&AttributeDef> {
+        if self.kind == AttrType::Complex { self.sub("value") } else { Some(self) }
+    }
+
+    fn simple(name: &str, kind: AttrType) -> AttributeDef {
+        AttributeDef {
+            name: name.to_string(),
+            kind,
+            multi_valued: false,
+            description: None,
+            required: false,
+            case_exact: false,
+            mutability: Mutability::ReadWrite,
+            returned: Returned::Default,
+            uniqueness: Uniqueness::None,
+            canonical_values: vec![],
+            reference_types: vec![],
+            sub_attributes: vec![],
+        }
+    }
+
+    fn validate_definition(&self) -> std::result::Result<(), String> {
+        if !crate::path::is_attr_name(&self.name) {
+            return Err(format!("'{}' is not a valid attribute name", self.name));
+        }
+        if self.kind == AttrType::Complex && self.sub_attributes.is_empty() {
+            return Err(format!("complex attribute '{}' has no subAttributes", self.name));
+        }
+        if self.kind != AttrType::Complex && !self.sub_attributes.is_empty() {
+            return Err(format!("attribute '{}' has subAttributes but is not complex", self.name));
+        }
+        for sub in &self.sub_attributes {
+            if sub.kind == AttrType::Complex {
+                return Err(format!("'{}.{}': complex attributes cannot nest", self.name, sub.name));
+            }
+            sub.validate_definition()?;
+        }
+        Ok(())
+    }
+}
+
+/// A schema (RFC 7643 §7): core or extension.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Schema {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub attributes: Vec<AttributeDef>,
+}
+
+impl Schema {
+    pub fn attribute(&self, name: &str) -> Option<&AttributeDef> {
+        self.attributes.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Parses a schema from its JSON representation (as published at `/Schemas`).
+    pub fn from_json(text: &str) -> std::result::Result<Schema, String> {
+        let schema: Schema = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if !schema.id.to_ascii_lowercase().starts_with("urn:") {
+            return Err(format!("schema id '{}' must be a URN", schema.id));
+        }
+        for attr in &schema.attributes {
+            attr.validate_definition()?;
+        }
+        Ok(schema)
+    }
+
+    /// The `/Schemas/{id}` representation.
+    pub fn to_resource(&self, base_url: &str) -> Value {
+        let mut v = serde_json::to_value(self).expect("schemas serialize");
+        let obj = v.as_object_mut().expect("schema is an object");
+        obj.insert("schemas".into(), json!([SCHEMA_SCHEMA]));
+        obj.insert(
+            "meta".into(),
+            json!({"resourceType": "Schema", "location": format!("{base_url}/Schemas/{}", self.id)}),
+        );
+        v
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SchemaExtension {
+    pub schema: String,
+    pub required: bool,
+}
+
+/// A resource type (RFC 7643 §6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceType {
+    pub id: String,
+    pub name: String,
+    pub endpoint: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub schema: String,
+    #[serde(default)]
+    pub schema_extensions: Vec<SchemaExtension>,
+}
+
+impl ResourceType {
+    /// The `/ResourceTypes/{id}` representation.
+    pub fn to_resource(&self, base_url: &str) -> Value {
+        let mut v = serde_json::to_value(self).expect("resource types serialize");
+        let obj = v.as_object_mut().expect("resource type is an object");
+        obj.insert("schemas".into(), json!([RESOURCE_TYPE_SCHEMA]));
+        obj.insert(
+            "meta".into(),
+            json!({"resourceType": "ResourceType", "location": format!("{base_url}/ResourceTypes/{}", self.id)}),
+        );
+        v
+    }
+}
+
+/// All schemas and resource types a service provider knows.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    schemas: Vec<Schema>,
+    resource_types: Vec<ResourceType>,
+    common: Vec<AttributeDef>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::standard()
+    }
+}
+
+impl Registry {
+    /// RFC 7643 core User (with the EnterpriseUser extension) and Group.
+    pub fn standard() -> Registry {
+        let load = |text: &str| Schema::from_json(text).expect("built-in schema is valid");
+        let schemas = vec![
+            load(include_str!("../schemas/user.json")),
+            load(include_str!("../schemas/group.json")),
+            load(include_str!("../schemas/enterprise_user.json")),
+        ];
+        let resource_types = vec![
+            ResourceType {
+                id: "User".into(),
+                name: "User".into(),
+                endpoint: "/Users".into(),
+                description: Some("User Account".into()),
+                schema: USER_SCHEMA.into(),
+                schema_extensions: vec![SchemaExtension { schema: ENTERPRISE_USER_SCHEMA.into(), required: false }],
+            },
+            ResourceType {
+                id: "Group".into(),
+                name: "Group".into(),
+                endpoint: "/Groups".into(),
+                description: Some("Group".into()),
+                schema: GROUP_SCHEMA.into(),
+                schema_extensions: vec![],
+            },
+        ];
+        Registry { schemas, resource_types, common: common_attributes() }
+    }
+
+    /// Adds a schema (typically a custom extension) from its JSON representation.
+    pub fn add_schema_json(&mut self, text: &str) -> std::result::Result<&Schema, String> {
+        let schema = Schema::from_json(text)?;
+        if self.schema(&schema.id).is_some() {
+            return Err(format!("schema '{}' is already registered", schema.id));
+        }
+        self.schemas.push(schema);
+        Ok(self.schemas.last().expect("just pushed"))
+    }
+
+    /// Declares `schema` an extension of the resource type named `resource_type`.
+    pub fn add_extension(&mut self, resource_type: &str, schema: &str, required: bool) -> std::result::Result<(), String> {
+        let id = self.schema(schema).ok_or_else(|| format!("unknown schema '{schema}'"))?.id.clone();
+        let rt = self
+            .resource_types
+            .iter_mut()
+            .find(|rt| rt.name.eq_ignore_ascii_case(resource_type))
+            .ok_or_else(|| format!("unknown resource type '{resource_type}'"))?;
+        if !rt.schema_extensions.iter().any(|e| e.schema == id) {
+            rt.schema_extensions.push(SchemaExtension { schema: id, required });
+        }
+        Ok(())
+    }
+
+    pub fn schemas(&self) -> &[Schema] {
+        &self.schemas
+    }
+
+    pub fn resource_types(&self) -> &[ResourceType] {
+        &self.resource_types
+    }
+
+    pub fn schema(&self, id: &str) -> Option<&Schema> {
+        self.schemas.iter().find(|s| s.id.eq_ignore_ascii_case(id))
+    }
+
+    pub fn resource_type(&self, name: &str) -> Option<&ResourceType> {
+        self.resource_types.iter().find(|rt| rt.name.eq_ignore_ascii_case(name) || rt.id.eq_ignore_ascii_case(name))
+    }
+
+    /// The combined view of one resource type: common attributes, core schema, extensions.
+    pub fn resource(&self, name: &str) -> Option<ResourceSchema<'_>> {
+        let rt = self.resource_type(name)?;
+        let core = self.schema(&rt.schema)?;
+        let extensions = rt
+            .schema_extensions
+            .iter()
+            .filter_map(|e| self.schema(&e.schema).map(|s| (s, e.required)))
+            .collect();
+        Some(ResourceSchema { rt, core, extensions, common: &self.common })
+    }
+}
+
+/// RFC 7643 §3.1: `id`, `externalId` and `meta`, shared by every resource type.
+fn common_attributes() -> Vec<AttributeDef> {
+    use AttrType::*;
+    let read_only = |mut a: AttributeDef| {
+        a.mutability = Mutability::ReadOnly;
+        a
+    };
+    let mut id = read_only(AttributeDef::simple("id", String));
+    id.case_exact = true;
+    id.returned = Returned::Always;
+    id.uniqueness = Uniqueness::Server;
+    let mut external_id = AttributeDef::simple("externalId", String);
+    external_id.case_exact = true;
+    let mut resource_type = read_only(AttributeDef::simple("resourceType", String));
+    resource_type.case_exact = true;
+    let mut version = read_only(AttributeDef::simple("version", String));
+    version.case_exact = true;
+    let mut location = read_only(AttributeDef::simple("location", Reference));
+    location.case_exact = true;
+    location.reference_types = vec!["uri".into()];
+    let mut meta = read_only(AttributeDef::simple("meta", Complex));
+    meta.sub_attributes = vec![
+        resource_type,
+        read_only(AttributeDef::simple("created", DateTime)),
+        read_only(AttributeDef::simple("lastModified", DateTime)),
+        location,
+        version,
+    ];
+    // `schemas` is not an attribute of any schema, yet filters may name it (RFC 7644
+    // §3.4.2.2 has `schemas eq "urn:…"`); the server always computes it.
+    let mut schemas = read_only(AttributeDef::simple("schemas", Reference));
+    schemas.multi_valued = true;
+    schemas.returned = Returned::Always;
+    schemas.reference_types = vec!["uri".into()];
+    vec![schemas, id, external_id, meta]
+}
+
+/// Where a top-level attribute lives in a resource's JSON.
+#[derive(Debug, Clone, Copy)]
+pub enum Container<'a> {
+    /// At the top level (core schema and common attributes).
+    Core,
+    /// Inside the object keyed by this extension schema URN.
+    Extension(&'a Schema),
+}
+
+impl PartialEq for Container<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.urn() == other.urn()
+    }
+}
+
+impl Eq for Container<'_> {}
+
+impl<'a> Container<'a> {
+    pub fn urn(&self) -> Option<&'a str> {
+        match self {
+            Container::Core => None,
+            Container::Extension(s) => Some(&s.id),
+        }
+    }
+}
+
+/// An attribute path resolved against a resource type.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved<'a> {
+    pub container: Container<'a>,
+    pub attr: &'a AttributeDef,
+    pub sub: Option<&'a AttributeDef>,
+}
+
+impl<'a> Resolved<'a> {
+    /// The attribute the path ends at.
+    pub fn leaf(&self) -> &'a AttributeDef {
+        self.sub.unwrap_or(self.attr)
+    }
+    /// Whether the leaf is one of the common attributes or inside `meta`.
+    pub fn is_common(&self, schema: &ResourceSchema<'_>) -> bool {
+        self.container == Container::Core && schema.common.iter().any(|c| std::ptr::eq(c, self.attr))
+    }
+    /// The canonical path text, e.g. `name.givenName` or `urn:…:User:manager.value`.
+    pub fn canonical(&self) -> String {
+        let mut s = String::new();
+        if let Some(urn) = self.container.urn() {
+            s.push_str(urn);
+            s.push(':');
+        }
+        s.push_str(&self.attr.name);
+        if let Some(sub) = self.sub {
+            s.push('.');
+            s.push_str(&sub.name);
+        }
+        s
+    }
+}
+
+/// What a path names: an attribute, or a whole extension object.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    Attribute(Resolved<'a>),
+    Extension(&'a Schema),
+}
+
+/// One resource type with its schemas, ready for path resolution.
+#[derive(Debug, Clone)]
+pub struct ResourceSchema<'a> {
+    pub rt: &'a ResourceType,
+    pub core: &'a Schema,
+    pub extensions: Vec<(&'a Schema, bool)>,
+    common: &'a [AttributeDef],
+}
+
+impl<'a> ResourceSchema<'a> {
+    pub fn name(&self) -> &'a str {
+        &self.rt.name
+    }
+
+    /// An extension schema of this resource type, by URN (case-insensitive).
+    pub fn extension(&self, urn: &str) -> Option<&'a Schema> {
+        self.extensions.iter().find(|(s, _)| s.id.eq_ignore_ascii_case(urn)).map(|(s, _)| *s)
+    }
+
+    /// All schema URNs of this resource type, core first.
+    pub fn schema_urns(&self) -> impl Iterator<Item = &'a str> + '_ {
+        std::iter::once(self.core.id.as_str()).chain(self.extensions.iter().map(|(s, _)| s.id.as_str()))
+    }
+
+    pub fn common_attributes(&self) -> &'a [AttributeDef] {
+        self.common
+    }
+
+    /// Top-level attributes in the core container (common first, then core schema).
+    pub fn core_attributes(&self) -> impl Iterator<Item = &'a AttributeDef> + '_ {
+        self.common.iter().chain(self.core.attributes.iter())
+    }
+
+    /// Finds a top-level attribute by unqualified name: common, then core, then a unique
+    /// match among the extensions (so that `manager` finds the enterprise extension's).
+    pub fn find_unqualified(&self, name: &str) -> Option<(Container<'a>, &'a AttributeDef)> {
+        if let Some(a) = self.common.iter().find(|a| a.name.eq_ignore_ascii_case(name)) {
+            return Some((Container::Core, a));
+        }
+        if let Some(a) = self.core.attribute(name) {
+            return Some((Container::Core, a));
+        }
+        let mut found = self.extensions.iter().filter_map(|(s, _)| s.attribute(name).map(|a| (Container::Extension(*s), a)));
+        let first = found.next()?;
+        if found.next().is_some() { None } else { Some(first) }
+    }
+
+    /// Resolves a path, case-insensitively, to an attribute or an extension object.
+    pub fn resolve(&self, path: &AttrPath) -> Result<Target<'a>> {
+        let unknown = || ScimError::invalid_path(format!("unknown attribute '{path}' for resource type {}", self.name()));
+        let (container, attr) = match &path.uri {
+            None => self.find_unqualified(&path.name).ok_or_else(unknown)?,
+            Some(uri) => {
+                if path.sub.is_none() {
+                    // `urn:…:enterprise:2.0:User` parses as uri `urn:…:2.0` + name `User`.
+                    let whole = format!("{uri}:{}", path.name);
+                    if let Some(ext) = self.extension(&whole) {
+                        return Ok(Target::Extension(ext));
+                    }
+                }
+                if uri.eq_ignore_ascii_case(&self.core.id) {
+                    (Container::Core, self.core.attribute(&path.name).ok_or_else(unknown)?)
+                } else {
+                    let ext = self.extension(uri).ok_or_else(unknown)?;
+                    (Container::Extension(ext), ext.attribute(&path.name).ok_or_else(unknown)?)
+                }
+            }
+        };
+        let sub = match &path.sub {
+            None => None,
+            Some(s) => Some(attr.sub(s).ok_or_else(unknown)?),
+        };
+        Ok(Target::Attribute(Resolved { container, attr, sub }))
+    }
+
+    /// Resolves a path that must name an attribute (not a whole extension).
+    pub fn resolve_attribute(&self, path: &AttrPath) -> Result<Resolved<'a>> {
+        match self.resolve(path)? {
+            Target::Attribute(r) => Ok(r),
+            Target::Extension(s) => Err(ScimError::invalid_path(format!("'{}' names a schema, not an attribute", s.id))),
+        }
+    }
+
+    /// Reads the JSON value at a resolved attribute (sub-attributes of a single-valued
+    /// complex attribute only; multi-valued ones are the caller's to iterate).
+    pub fn container_of<'v>(&self, resource: &'v Map<String, Value>, container: Container<'_>) -> Option<&'v Map<String, Value>> {
+        match container {
+            Container::Core => Some(resource),
+            Container::Extension(s) => resource.get(&s.id).and_then(Value::as_object),
+        }
+    }
+}

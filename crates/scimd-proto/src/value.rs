@@ -1,0 +1,122 @@
+//! Comparison of JSON values by SCIM type: one home for how strings (per `caseExact`),
+//! numbers, booleans and date-times compare, shared by the evaluator and PATCH filters.
+
+use crate::filter::{CompareOp, Literal};
+use crate::schema::{AttrType, AttributeDef};
+use serde_json::Value;
+use std::cmp::Ordering;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Parses an RFC 3339 / xsd:dateTime instant.
+pub fn parse_datetime(text: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text, &Rfc3339).ok()
+}
+
+/// The canonical text of an instant: UTC, microseconds, `Z`. Its byte order is time order,
+/// which lets stores compare stored instants as text.
+pub fn format_datetime(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
+}
+
+/// RFC 7644 §3.4.2.2 `pr`: has a non-empty, non-null value.
+pub fn is_present(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => a.iter().any(is_present),
+        Value::Object(o) => o.values().any(is_present),
+        _ => true,
+    }
+}
+
+/// Folds text for a comparison that is not case-exact.
+pub fn fold_case(s: &str) -> String {
+    s.to_lowercase()
+}
+
+/// Compares one attribute value with a filter literal according to the attribute's type.
+/// Callers have checked (see `filter::check`) that the operator suits the type.
+pub fn compare(def: &AttributeDef, actual: &Value, op: CompareOp, literal: &Literal) -> bool {
+    match (def.kind, actual, literal) {
+        (AttrType::Boolean, Value::Bool(a), Literal::Bool(b)) => match op {
+            CompareOp::Eq => a == b,
+            CompareOp::Ne => a != b,
+            _ => false,
+        },
+        (AttrType::Integer | AttrType::Decimal, Value::Number(a), Literal::Number(b)) => match (a.as_f64(), b.as_f64()) {
+            (Some(a), Some(b)) => ordering_matches(op, a.partial_cmp(&b)),
+            _ => false,
+        },
+        (AttrType::DateTime, Value::String(a), Literal::String(b)) => match (parse_datetime(a), parse_datetime(b)) {
+            (Some(a), Some(b)) => ordering_matches(op, Some(a.cmp(&b))),
+            _ => false,
+        },
+        (kind, Value::String(a), Literal::String(b)) if kind.is_textual() => {
+            let (a, b) = if def.case_exact { (a.clone(), b.clone()) } else { (fold_case(a), fold_case(b)) };
+            match op {
+                CompareOp::Co => a.contains(&b),
+                CompareOp::Sw => a.starts_with(&b),
+                CompareOp::Ew => a.ends_with(&b),
+                _ => ordering_matches(op, Some(a.cmp(&b))),
+            }
+        }
+        _ => false,
+    }
+}
+
+fn ordering_matches(op: CompareOp, ord: Option<Ordering>) -> bool {
+    let Some(ord) = ord else { return false };
+    match op {
+        CompareOp::Eq => ord == Ordering::Equal,
+        CompareOp::Ne => ord != Ordering::Equal,
+        CompareOp::Gt => ord == Ordering::Greater,
+        CompareOp::Ge => ord != Ordering::Less,
+        CompareOp::Lt => ord == Ordering::Less,
+        CompareOp::Le => ord != Ordering::Greater,
+        CompareOp::Co | CompareOp::Sw | CompareOp::Ew => false,
+    }
+}
+
+/// Whether two values of an attribute are the same value (strings per `caseExact`).
+pub fn same_value(def: &AttributeDef, a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::String(x), Value::String(y)) if def.kind.is_textual() && !def.case_exact => fold_case(x) == fold_case(y),
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_datetime_text_orders_like_time() {
+        let a = parse_datetime("2011-05-13T04:42:34Z").unwrap();
+        let b = parse_datetime("2011-05-13T06:42:34+03:00").unwrap();
+        assert!(b < a);
+        assert!(format_datetime(b) < format_datetime(a));
+        assert_eq!(format_datetime(a), "2011-05-13T04:42:34.000000Z");
+    }
+
+    #[test]
+    fn presence() {
+        assert!(!is_present(&Value::Null));
+        assert!(!is_present(&serde_json::json!("")));
+        assert!(!is_present(&serde_json::json!([])));
+        assert!(!is_present(&serde_json::json!({"a": null})));
+        assert!(is_present(&serde_json::json!(false)));
+        assert!(is_present(&serde_json::json!([{"value": "x"}])));
+    }
+}
