@@ -1,0 +1,401 @@
+//! The SCIM operations (RFC 7644 §3.3–§3.6) on top of a `Store`: validation, PATCH with
+//! optimistic concurrency, uniqueness and precondition errors, delete policy, queries.
+//! This is the single write path: every change to a resource goes through `write`.
+
+use crate::store::{DeletePolicy, Kind, ListQuery, MemberChange, MemberRef, NewResource, SortKey, Store, StoreError, StoredResource, Update};
+use scimd_proto::filter::{self, Filter, FilterLimits};
+use scimd_proto::messages::{ListResponse, Page, SortOrder};
+use scimd_proto::patch::{self, RelationChange};
+use scimd_proto::resource::{Meta, render};
+use scimd_proto::schema::{Mutability, ResourceSchema};
+use scimd_proto::validate::validate_resource;
+use scimd_proto::{AttrPath, Projection, Registry, ScimError};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// Engine settings (the protocol-facing ones; transport limits live in the HTTP layer).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub delete_policy: DeletePolicy,
+    /// `count` when a query gives none.
+    pub default_page_size: u64,
+    /// The largest `count` honoured; published as `filter.maxResults`.
+    pub max_page_size: u64,
+    pub filter_limits: FilterLimits,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { delete_policy: DeletePolicy::Retire, default_page_size: 100, max_page_size: 1000, filter_limits: FilterLimits::default() }
+    }
+}
+
+/// Per-request context: whose data, and the public URL of the SCIM root (for
+/// `meta.location` and `$ref`), without a trailing slash.
+#[derive(Debug, Clone)]
+pub struct Ctx<'a> {
+    pub tenant: &'a str,
+    pub base_url: &'a str,
+}
+
+/// A single resource in its response form, with what the HTTP layer puts in headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub body: Value,
+    pub location: String,
+    pub version: i64,
+}
+
+/// Query parameters of a list or search, as received.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub filter: Option<String>,
+    pub attributes: Option<String>,
+    pub excluded_attributes: Option<String>,
+    pub sort_by: Option<String>,
+    pub sort_order: Option<String>,
+    pub start_index: Option<String>,
+    pub count: Option<String>,
+}
+
+/// Engine failures: protocol errors for the client, or internal ones (logged, never shown).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Scim(#[from] ScimError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Uniqueness(attr) => ScimError::uniqueness(format!("a resource with this {attr} already exists")).into(),
+            StoreError::VersionMismatch => ScimError::precondition_failed("the resource has changed; its version no longer matches If-Match").into(),
+            StoreError::NotFound => ScimError::not_found("resource not found").into(),
+            StoreError::InvalidMember(why) => ScimError::invalid_value(why).into(),
+            StoreError::Unsupported(why) => ScimError::invalid_filter(why).into(),
+            StoreError::Backend(why) => EngineError::Internal(why),
+        }
+    }
+}
+
+pub type EngineResult<T> = Result<T, EngineError>;
+
+/// How many times a PATCH is re-applied when another writer got in between.
+const PATCH_ATTEMPTS: usize = 16;
+
+pub struct Engine {
+    registry: Arc<Registry>,
+    store: Arc<dyn Store>,
+    settings: Settings,
+}
+
+fn now() -> String {
+    scimd_proto::value::format_datetime(time::OffsetDateTime::now_utc())
+}
+
+/// The attribute that a store keeps as rows, per kind.
+fn relation_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::User => "groups",
+        Kind::Group => "members",
+    }
+}
+
+impl Engine {
+    pub fn new(registry: Arc<Registry>, store: Arc<dyn Store>, settings: Settings) -> Engine {
+        Engine { registry, store, settings }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn schema(&self, kind: Kind) -> EngineResult<ResourceSchema<'_>> {
+        self.registry.resource(kind.name()).ok_or_else(|| EngineError::Internal(format!("no schema for {}", kind.name())))
+    }
+
+    fn location(ctx: &Ctx<'_>, kind: Kind, id: &str) -> String {
+        format!("{}/{}/{}", ctx.base_url, kind.endpoint(), id)
+    }
+
+    /// Builds the response form of a stored resource.
+    fn render(&self, ctx: &Ctx<'_>, kind: Kind, schema: &ResourceSchema<'_>, stored: StoredResource, projection: &Projection) -> Rendered {
+        let mut attributes = stored.attributes;
+        let relation = relation_name(kind);
+        if let Some(Value::Array(items)) = attributes.get_mut(relation) {
+            for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                let value = item.get("value").and_then(Value::as_str).unwrap_or_default().to_string();
+                let target = match kind {
+                    Kind::User => Kind::Group,
+                    Kind::Group => item.get("type").and_then(Value::as_str).and_then(Kind::from_name).unwrap_or(Kind::User),
+                };
+                item.insert("$ref".into(), Value::String(Self::location(ctx, target, &value)));
+                if kind == Kind::User {
+                    item.insert("type".into(), Value::String("direct".into()));
+                }
+            }
+        }
+        let location = Self::location(ctx, kind, &stored.id);
+        let meta = Meta { created: stored.created, last_modified: stored.last_modified, location: location.clone(), version: stored.version };
+        let mut body = render(schema, &stored.id, attributes, &meta);
+        projection.apply(&mut body, schema);
+        Rendered { body: Value::Object(body), location, version: stored.version }
+    }
+
+    fn wants_relation(kind: Kind, schema: &ResourceSchema<'_>, projection: &Projection) -> bool {
+        schema.core.attribute(relation_name(kind)).is_some_and(|d| projection.may_return(d))
+    }
+
+    async fn load(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, with_relations: bool) -> EngineResult<StoredResource> {
+        self.store.get(ctx.tenant, kind, id, with_relations).await?.ok_or_else(|| ScimError::not_found(format!("{} {id} not found", kind.name())).into())
+    }
+
+    async fn load_rendered(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, projection: &Projection) -> EngineResult<Rendered> {
+        let schema = self.schema(kind)?;
+        let stored = self.load(ctx, kind, id, Self::wants_relation(kind, &schema, projection)).await?;
+        Ok(self.render(ctx, kind, &schema, stored, projection))
+    }
+
+    /// `GET /{Users|Groups}/{id}`.
+    pub async fn get(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, attributes: Option<&str>, excluded: Option<&str>) -> EngineResult<Rendered> {
+        let projection = Projection::parse(attributes, excluded, &self.schema(kind)?)?;
+        self.load_rendered(ctx, kind, id, &projection).await
+    }
+
+    /// Splits a group's `members` out of its attributes (stores keep them as rows).
+    fn take_members(kind: Kind, attributes: &mut Map<String, Value>) -> Option<Vec<MemberRef>> {
+        if kind != Kind::Group {
+            return None;
+        }
+        let members = attributes.remove("members")?;
+        Some(member_refs(members.as_array().map(Vec::as_slice).unwrap_or_default()))
+    }
+
+    /// `POST /{Users|Groups}`.
+    pub async fn create(&self, ctx: &Ctx<'_>, kind: Kind, body: &Value, attributes: Option<&str>, excluded: Option<&str>) -> EngineResult<Rendered> {
+        let schema = self.schema(kind)?;
+        let projection = Projection::parse(attributes, excluded, &schema)?;
+        let mut attrs = validate_resource(body, &schema)?;
+        strip_write_only(&mut attrs, &schema);
+        let members = Self::take_members(kind, &mut attrs).unwrap_or_default();
+        let has_members = !members.is_empty();
+        let new = NewResource { id: uuid::Uuid::now_v7().to_string(), attributes: attrs, members, now: now() };
+        let stored = self.store.create(ctx.tenant, kind, new).await?;
+        if has_members {
+            return self.load_rendered(ctx, kind, &stored.id, &projection).await;
+        }
+        Ok(self.render(ctx, kind, &schema, stored, &projection))
+    }
+
+    /// `PUT /{Users|Groups}/{id}` (RFC 7644 §3.5.1). A group's members are replaced when the
+    /// body has `members` and left alone when it does not.
+    pub async fn replace(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, body: &Value, if_match: Option<i64>, attributes: Option<&str>, excluded: Option<&str>) -> EngineResult<Rendered> {
+        let schema = self.schema(kind)?;
+        let projection = Projection::parse(attributes, excluded, &schema)?;
+        let mut attrs = validate_resource(body, &schema)?;
+        strip_write_only(&mut attrs, &schema);
+        let members = Self::take_members(kind, &mut attrs);
+        let current = self.load(ctx, kind, id, false).await?;
+        check_precondition(if_match, current.version)?;
+        check_immutable(&current.attributes, &attrs, &schema)?;
+        let update = Update {
+            expected_version: if_match,
+            attributes: Some(attrs),
+            members: members.map(MemberChange::Replace).into_iter().collect(),
+            now: now(),
+        };
+        self.store.update(ctx.tenant, kind, id, update).await?;
+        self.load_rendered(ctx, kind, id, &projection).await
+    }
+
+    /// `PATCH /{Users|Groups}/{id}` (RFC 7644 §3.5.2): applied to the current version and
+    /// written only if nobody wrote in between; otherwise re-read and re-applied.
+    pub async fn patch(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, body: &Value, if_match: Option<i64>, attributes: Option<&str>, excluded: Option<&str>) -> EngineResult<Rendered> {
+        let schema = self.schema(kind)?;
+        let projection = Projection::parse(attributes, excluded, &schema)?;
+        let ops = patch::parse_request(body, self.settings.filter_limits)?;
+        let (ops, relation) = match kind {
+            Kind::Group => patch::split_relation(ops, &schema, "members")?,
+            Kind::User => (ops, Vec::new()),
+        };
+        let members_def = schema.core.attribute("members");
+        // Only a remove by a filter other than `value eq …` needs the members loaded.
+        let needs_members = relation.iter().any(|c| matches!(c, RelationChange::RemoveWhere(f) if f.eq_strings("value").is_none()));
+        for attempt in 1..=PATCH_ATTEMPTS {
+            let current = self.load(ctx, kind, id, needs_members).await?;
+            check_precondition(if_match, current.version)?;
+            let mut base = current.attributes.clone();
+            let loaded_members = base.remove("members");
+            base.remove("groups");
+            let mut next = if ops.is_empty() { base.clone() } else { patch::apply(&base, &schema, &ops)? };
+            strip_write_only(&mut next, &schema);
+            let changed = next != base;
+            let members: Vec<MemberChange> = relation
+                .iter()
+                .map(|c| member_change(c, members_def, loaded_members.as_ref()))
+                .collect();
+            if !changed && members.is_empty() {
+                // Nothing to write (e.g. re-adding a value that is there): no new version.
+                return self.load_rendered(ctx, kind, id, &projection).await;
+            }
+            let update = Update {
+                expected_version: if changed { Some(current.version) } else { if_match },
+                attributes: changed.then_some(next),
+                members,
+                now: now(),
+            };
+            match self.store.update(ctx.tenant, kind, id, update).await {
+                Ok(_) => return self.load_rendered(ctx, kind, id, &projection).await,
+                Err(StoreError::VersionMismatch) if if_match.is_none() && attempt < PATCH_ATTEMPTS => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::Internal("PATCH did not converge".into()))
+    }
+
+    /// `DELETE /{Users|Groups}/{id}` under the configured policy.
+    pub async fn delete(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, if_match: Option<i64>) -> EngineResult<()> {
+        match (self.settings.delete_policy, kind) {
+            (DeletePolicy::Deactivate, Kind::User) => {
+                let current = self.load(ctx, kind, id, false).await?;
+                check_precondition(if_match, current.version)?;
+                let mut attrs = current.attributes;
+                attrs.remove("groups");
+                attrs.insert("active".into(), Value::Bool(false));
+                let update = Update { expected_version: Some(current.version), attributes: Some(attrs), members: vec![], now: now() };
+                self.store.update(ctx.tenant, kind, id, update).await?;
+                Ok(())
+            }
+            // A group has no `active`: deactivating one means retiring it.
+            (policy, _) => {
+                let policy = if policy == DeletePolicy::Deactivate { DeletePolicy::Retire } else { policy };
+                if self.store.delete(ctx.tenant, kind, id, policy, if_match, &now()).await? {
+                    Ok(())
+                } else {
+                    Err(ScimError::not_found(format!("{} {id} not found", kind.name())).into())
+                }
+            }
+        }
+    }
+
+    /// `GET /{Users|Groups}` and `POST …/.search`; with `kind` None, `POST /.search` across
+    /// every resource type (Users first, then Groups, paged as one list).
+    pub async fn list(&self, ctx: &Ctx<'_>, kind: Option<Kind>, query: &Query) -> EngineResult<ListResponse> {
+        let page = Page::parse(query.start_index.as_deref(), query.count.as_deref(), self.settings.default_page_size, self.settings.max_page_size)?;
+        let filter = match query.filter.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(filter::parse_filter(text, self.settings.filter_limits)?),
+        };
+        let order = SortOrder::parse(query.sort_order.as_deref())?;
+        let kinds: Vec<Kind> = match kind {
+            Some(k) => vec![k],
+            None => vec![Kind::User, Kind::Group],
+        };
+        let mut total = 0u64;
+        let mut resources = Vec::new();
+        let mut first_error = None;
+        let mut answered = false;
+        for kind in kinds.iter().copied() {
+            let schema = self.schema(kind)?;
+            if let Some(f) = &filter
+                && let Err(e) = filter::check(f, &schema)
+            {
+                // Across types, a filter naming another type's attribute matches nothing here.
+                first_error.get_or_insert(e);
+                continue;
+            }
+            let sort = match query.sort_by.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(text) => sort_key(text, order, &schema, kinds.len() > 1)?,
+            };
+            answered = true;
+            let projection = Projection::parse(query.attributes.as_deref(), query.excluded_attributes.as_deref(), &schema)?;
+            let offset = page.offset().saturating_sub(total);
+            let want = page.count.saturating_sub(resources.len() as u64);
+            let q = ListQuery { schema: &schema, filter: filter.as_ref(), sort, offset, count: want, with_relations: Self::wants_relation(kind, &schema, &projection) };
+            let result = self.store.list(ctx.tenant, kind, &q).await?;
+            total += result.total;
+            resources.extend(result.resources.into_iter().map(|r| self.render(ctx, kind, &schema, r, &projection).body));
+        }
+        if !answered {
+            return Err(first_error.map(EngineError::from).unwrap_or_else(|| EngineError::Internal("no resource type".into())));
+        }
+        Ok(ListResponse::new(total, page.start_index, resources))
+    }
+}
+
+/// A group member reference from a coerced `members` value.
+fn member_refs(values: &[Value]) -> Vec<MemberRef> {
+    RelationChange::values_of(values).into_iter().map(|v| MemberRef { value: v.to_string() }).collect()
+}
+
+/// Turns a proto-level relation change into a store-level one; a removal by an arbitrary
+/// filter is resolved against the loaded members.
+fn member_change(change: &RelationChange, def: Option<&scimd_proto::schema::AttributeDef>, loaded: Option<&Value>) -> MemberChange {
+    match change {
+        RelationChange::Add(v) => MemberChange::Add(member_refs(v)),
+        RelationChange::Replace(v) => MemberChange::Replace(member_refs(v)),
+        RelationChange::Remove(v) => MemberChange::Remove(v.clone()),
+        RelationChange::RemoveAll => MemberChange::RemoveAll,
+        RelationChange::RemoveWhere(f) => match f.eq_strings("value") {
+            Some(values) => MemberChange::Remove(values.into_iter().map(str::to_string).collect()),
+            None => MemberChange::Remove(matching_members(f, def, loaded)),
+        },
+    }
+}
+
+fn matching_members(f: &Filter, def: Option<&scimd_proto::schema::AttributeDef>, loaded: Option<&Value>) -> Vec<String> {
+    let (Some(def), Some(Value::Array(items))) = (def, loaded) else { return vec![] };
+    items
+        .iter()
+        .filter_map(Value::as_object)
+        .filter(|m| filter::matches_element(f, def, m))
+        .filter_map(|m| m.get("value").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+fn check_precondition(if_match: Option<i64>, current: i64) -> Result<(), ScimError> {
+    match if_match {
+        Some(v) if v != current => Err(ScimError::precondition_failed(format!("If-Match names version {v}; the resource is at version {current}"))),
+        _ => Ok(()),
+    }
+}
+
+/// writeOnly attributes (`password`) are accepted but never stored by the engine.
+fn strip_write_only(attrs: &mut Map<String, Value>, schema: &ResourceSchema<'_>) {
+    for def in schema.core.attributes.iter().filter(|d| d.mutability == Mutability::WriteOnly) {
+        attrs.remove(&def.name);
+    }
+}
+
+/// RFC 7643 §2.2: an immutable attribute, once set, keeps its value on replace.
+fn check_immutable(current: &Map<String, Value>, next: &Map<String, Value>, schema: &ResourceSchema<'_>) -> Result<(), ScimError> {
+    for def in schema.core.attributes.iter().filter(|d| d.mutability == Mutability::Immutable) {
+        if let (Some(old), Some(new)) = (current.get(&def.name), next.get(&def.name))
+            && old != new
+        {
+            return Err(ScimError::mutability(format!("'{}' is immutable", def.name)));
+        }
+    }
+    Ok(())
+}
+
+/// Resolves `sortBy` to its canonical path (RFC 7644 §3.4.2.3).
+fn sort_key(text: &str, order: SortOrder, schema: &ResourceSchema<'_>, lenient: bool) -> Result<Option<SortKey>, ScimError> {
+    let path = AttrPath::parse(text).map_err(ScimError::invalid_value)?;
+    match schema.resolve_attribute(&path) {
+        Ok(r) => Ok(Some(SortKey { path: r.canonical(), order })),
+        Err(_) if lenient => Ok(None),
+        Err(e) => Err(ScimError::invalid_value(format!("cannot sort by '{text}': {}", e.detail))),
+    }
+}

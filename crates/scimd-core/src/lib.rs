@@ -1,0 +1,12 @@
+//! # scimd-core
+//!
+//! The engine of scimd: the `Store` contract that storage adapters implement, the token
+//! machinery behind bearer authentication, and the SCIM operations (`Engine`), which apply
+//! the rules of `scimd-proto` and know nothing of HTTP or SQL.
+
+pub mod engine;
+pub mod store;
+pub mod tokens;
+
+pub use engine::{Ctx, Engine, EngineError, EngineResult, Query, Rendered, Settings};
+pub use store::{DeletePolicy, Kind, Store, StoreError};

@@ -1,0 +1,182 @@
+//! The storage contract. A store keeps resources as attribute documents plus the few
+//! columns the protocol needs indexed, keeps group membership as rows, and answers
+//! filtered, sorted, paged queries. Every call is one transaction.
+
+use async_trait::async_trait;
+use scimd_proto::filter::Filter;
+use scimd_proto::messages::SortOrder;
+use scimd_proto::schema::ResourceSchema;
+use serde_json::{Map, Value};
+
+/// The resource types a store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    User,
+    Group,
+}
+
+impl Kind {
+    pub fn from_name(name: &str) -> Option<Kind> {
+        if name.eq_ignore_ascii_case("User") {
+            Some(Kind::User)
+        } else if name.eq_ignore_ascii_case("Group") {
+            Some(Kind::Group)
+        } else {
+            None
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::User => "User",
+            Kind::Group => "Group",
+        }
+    }
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            Kind::User => "Users",
+            Kind::Group => "Groups",
+        }
+    }
+}
+
+/// A resource as stored: its canonical attributes and server metadata. For groups with
+/// members loaded, `attributes["members"]` holds `{value, type, display}` objects; for
+/// users, `attributes["groups"]` holds `{value, display}` objects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResource {
+    pub id: String,
+    pub attributes: Map<String, Value>,
+    pub created: String,
+    pub last_modified: String,
+    pub version: i64,
+}
+
+/// A member reference: the member's SCIM id and, once the store has looked it up, its type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRef {
+    pub value: String,
+}
+
+/// A change to a group's membership, applied by the store as set operations on rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberChange {
+    Add(Vec<MemberRef>),
+    Remove(Vec<String>),
+    RemoveAll,
+    Replace(Vec<MemberRef>),
+}
+
+/// A new resource. `attributes` exclude `members` (given in `members`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewResource {
+    pub id: String,
+    pub attributes: Map<String, Value>,
+    pub members: Vec<MemberRef>,
+    pub now: String,
+}
+
+/// A change to an existing resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    /// Apply only if the stored version is this one (read-modify-write and `If-Match`).
+    pub expected_version: Option<i64>,
+    /// The new attributes (without `members`), if they changed.
+    pub attributes: Option<Map<String, Value>>,
+    pub members: Vec<MemberChange>,
+    pub now: String,
+}
+
+/// What `DELETE` does to the data (RFC 7644 §3.6 says the resource is gone either way,
+/// except under `Deactivate`, which mirrors the Django apps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeletePolicy {
+    /// Keep the row, deactivated and hidden from SCIM.
+    #[default]
+    Retire,
+    /// Remove the row.
+    Erase,
+    /// Only set `active=false`; the resource stays readable.
+    Deactivate,
+}
+
+impl DeletePolicy {
+    pub fn parse(text: &str) -> Option<DeletePolicy> {
+        match text.to_ascii_lowercase().as_str() {
+            "retire" => Some(DeletePolicy::Retire),
+            "erase" => Some(DeletePolicy::Erase),
+            "deactivate" => Some(DeletePolicy::Deactivate),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeletePolicy::Retire => "retire",
+            DeletePolicy::Erase => "erase",
+            DeletePolicy::Deactivate => "deactivate",
+        }
+    }
+}
+
+/// A resolved sort key: the canonical attribute path (e.g. `name.familyName`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SortKey {
+    pub path: String,
+    pub order: SortOrder,
+}
+
+/// A query for one page of one resource type.
+#[derive(Debug, Clone)]
+pub struct ListQuery<'a> {
+    pub schema: &'a ResourceSchema<'a>,
+    /// Checked against the schema already.
+    pub filter: Option<&'a Filter>,
+    pub sort: Option<SortKey>,
+    /// Zero-based.
+    pub offset: u64,
+    pub count: u64,
+    /// Whether to load `members` (groups) / `groups` (users).
+    pub with_relations: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage {
+    pub total: u64,
+    pub resources: Vec<StoredResource>,
+}
+
+/// Failures a store reports. Client-caused ones carry enough to build a SCIM error.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness constraint: the attribute's name.
+    #[error("{0} is already taken")]
+    Uniqueness(String),
+    /// `expected_version` did not match.
+    #[error("the resource changed since it was read")]
+    VersionMismatch,
+    #[error("not found")]
+    NotFound,
+    /// A member reference that cannot be: unknown, or the group itself.
+    #[error("{0}")]
+    InvalidMember(String),
+    /// A filter or sort the store cannot answer exactly.
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("storage failure: {0}")]
+    Backend(String),
+}
+
+/// The adapter contract. Implementations: `scimd-sql` (SQLite, PostgreSQL, and mapped
+/// application tables).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn create(&self, tenant: &str, kind: Kind, new: NewResource) -> Result<StoredResource, StoreError>;
+    async fn get(&self, tenant: &str, kind: Kind, id: &str, with_relations: bool) -> Result<Option<StoredResource>, StoreError>;
+    /// Applies an update; returns the resource's new version.
+    async fn update(&self, tenant: &str, kind: Kind, id: &str, update: Update) -> Result<i64, StoreError>;
+    /// Deletes under a policy other than `Deactivate` (which the engine does as an update).
+    /// `expected_version` as in `Update`. Returns false when there was nothing to delete.
+    async fn delete(&self, tenant: &str, kind: Kind, id: &str, policy: DeletePolicy, expected_version: Option<i64>, now: &str) -> Result<bool, StoreError>;
+    async fn list(&self, tenant: &str, kind: Kind, query: &ListQuery<'_>) -> Result<ListPage, StoreError>;
+    /// Whether the store is reachable (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,77 @@
+//! Dialect-independent row handling: the indexed columns derived from a resource's
+//! attributes, and relation rows folded back into the attribute documents.
+
+use scimd_core::store::{Kind, StoreError, StoredResource};
+use scimd_proto::value::fold_case;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+
+/// The columns a write derives from the attribute document.
+#[derive(Debug, Clone)]
+pub struct Derived {
+    pub name: String,
+    pub name_key: String,
+    pub external_id: Option<String>,
+    pub active: Option<bool>,
+    /// Folded, distinct `emails.value`s.
+    pub emails: Vec<String>,
+}
+
+pub fn derive(kind: Kind, attrs: &Map<String, Value>) -> Result<Derived, StoreError> {
+    let name_attr = match kind {
+        Kind::User => "userName",
+        Kind::Group => "displayName",
+    };
+    let name = attrs
+        .get(name_attr)
+        .and_then(Value::as_str)
+        .ok_or_else(|| StoreError::Backend(format!("{name_attr} missing after validation")))?
+        .to_string();
+    let mut emails: Vec<String> = attrs
+        .get("emails")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|e| e.get("value").and_then(Value::as_str)).map(fold_case).collect())
+        .unwrap_or_default();
+    emails.sort();
+    emails.dedup();
+    Ok(Derived {
+        name_key: fold_case(&name),
+        name,
+        external_id: attrs.get("externalId").and_then(Value::as_str).map(str::to_string),
+        active: attrs.get("active").and_then(Value::as_bool),
+        emails,
+    })
+}
+
+/// A member of a group (owner = group seq) or a group of a user (owner = user seq).
+#[derive(Debug, Clone)]
+pub struct RelationRow {
+    pub owner: i64,
+    pub value: String,
+    pub kind: Option<String>,
+    pub display: Option<String>,
+}
+
+/// Puts relation rows into `members` (groups) or `groups` (users), in row order.
+pub fn assemble(kind: Kind, items: &mut [(i64, StoredResource)], rows: Vec<RelationRow>) {
+    let attr = match kind {
+        Kind::User => "groups",
+        Kind::Group => "members",
+    };
+    let mut by_owner: HashMap<i64, Vec<Value>> = HashMap::new();
+    for r in rows {
+        let mut v = json!({ "value": r.value });
+        if let Some(k) = r.kind {
+            v["type"] = Value::String(k);
+        }
+        if let Some(d) = r.display {
+            v["display"] = Value::String(d);
+        }
+        by_owner.entry(r.owner).or_default().push(v);
+    }
+    for (seq, res) in items.iter_mut() {
+        if let Some(list) = by_owner.remove(seq) {
+            res.attributes.insert(attr.into(), Value::Array(list));
+        }
+    }
+}
