@@ -207,7 +207,7 @@ fn apply_operation(doc: &mut Map<String, Value>, schema: &ResourceSchema<'_>, op
                 let value = op.value.as_ref().and_then(Value::as_object).ok_or_else(|| {
                     ScimError::invalid_value(format!("the value for '{}' must be an object of its attributes", ext.id))
                 })?;
-                for (k, v) in value {
+                for (k, v) in value.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("schemas")) {
                     let attr = ext.attribute(k).ok_or_else(|| ScimError::invalid_value(format!("unknown attribute '{k}' in schema {}", ext.id)))?;
                     let slot = Slot { container: Container::Extension(ext), attr, sub: None, filter: None, implicit: true };
                     apply_slot(doc, &slot, kind, Some(v))?;
@@ -243,7 +243,7 @@ fn apply_pathless(doc: &mut Map<String, Value>, schema: &ResourceSchema<'_>, kin
         match target {
             Target::Extension(ext) => {
                 let inner = v.as_object().ok_or_else(|| ScimError::invalid_value(format!("'{key}' must be an object")))?;
-                for (k, v) in inner {
+                for (k, v) in inner.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("schemas")) {
                     let attr = ext.attribute(k).ok_or_else(|| ScimError::invalid_value(format!("unknown attribute '{k}' in schema {}", ext.id)))?;
                     apply_slot(doc, &Slot { container: Container::Extension(ext), attr, sub: None, filter: None, implicit: true }, kind, Some(v))?;
                 }

@@ -78,6 +78,15 @@ impl Projection {
         Decision::Keep
     }
 
+    /// Whether `attributes` names this sub-attribute itself.
+    fn names_sub(&self, container: Option<&str>, def: &AttributeDef, sub: &AttributeDef) -> bool {
+        self.attributes.iter().any(|s| {
+            s.container.as_deref().map(str::to_ascii_lowercase) == container.map(str::to_ascii_lowercase)
+                && s.attr.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&def.name))
+                && s.sub.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&sub.name))
+        })
+    }
+
     fn sub_wanted(&self, container: Option<&str>, def: &AttributeDef, sub: &AttributeDef) -> bool {
         match sub.returned {
             Returned::Never => return false,
@@ -133,9 +142,16 @@ impl Projection {
     fn apply_one(&self, obj: &mut Map<String, Value>, container: Option<&str>, def: &AttributeDef) {
         match self.top_level_state(container, def) {
             Decision::Keep => {
-                // Sub-attributes that are never returned stay hidden even then.
+                // Sub-attributes returned never, or only on request, stay hidden unless
+                // (for the latter) named explicitly.
                 if let Some(v) = obj.get_mut(&def.name) {
-                    for_each_element(v, |e| e.retain(|k, _| def.sub(k).is_none_or(|s| s.returned != Returned::Never)));
+                    for_each_element(v, |e| {
+                        e.retain(|k, _| match def.sub(k).map(|s| (s, s.returned)) {
+                            Some((_, Returned::Never)) => false,
+                            Some((s, Returned::Request)) => self.names_sub(container, def, s),
+                            _ => true,
+                        })
+                    });
                 }
             }
             Decision::Drop => {

@@ -136,7 +136,8 @@ pub fn validate_resource(input: &Value, schema: &ResourceSchema<'_>) -> Result<M
             let inner = value
                 .as_object()
                 .ok_or_else(|| ScimError::invalid_value(format!("'{key}' must be an object of extension attributes")))?;
-            for (k, v) in inner {
+            // Some clients repeat `schemas` inside the extension object: it carries nothing.
+            for (k, v) in inner.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("schemas")) {
                 let def = ext.attribute(k).ok_or_else(|| ScimError::invalid_value(format!("unknown attribute '{k}' in schema {}", ext.id)))?;
                 set_attribute(&mut out, Container::Extension(ext), def, v, &format!("{}:{}", ext.id, def.name))?;
             }

@@ -1,0 +1,72 @@
+//! Every failure as a SCIM Error response (RFC 7644 §3.12): `application/scim+json`,
+//! `status` as a string, `scimType` where one applies.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use scimd_core::EngineError;
+use scimd_proto::ScimError;
+
+pub const SCIM_JSON: &str = "application/scim+json";
+
+/// An HTTP-layer failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Scim(#[from] ScimError),
+    /// An internal failure: logged with its cause, answered with a generic 500.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Scim(s) => ApiError::Scim(s),
+            EngineError::Internal(why) => ApiError::Internal(why),
+        }
+    }
+}
+
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = (status, bytes).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
+    resp
+}
+
+/// The response for a protocol error.
+pub fn error_response(e: &ScimError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::to_value(e.to_body()).unwrap_or_default();
+    let mut resp = json_response(status, &body);
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"scimd\""));
+    }
+    resp
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Scim(e) => error_response(&e),
+            ApiError::Internal(why) => {
+                tracing::error!(error = %why, "internal error");
+                error_response(&ScimError::new(500, None, "internal server error"))
+            }
+        }
+    }
+}
+
+/// A SCIM error for a bare status produced by a layer (timeout, body limit, …).
+pub fn for_status(status: StatusCode) -> ScimError {
+    let detail = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is larger than this server accepts",
+        StatusCode::REQUEST_TIMEOUT => "the request took too long",
+        StatusCode::METHOD_NOT_ALLOWED => "this endpoint does not support that method",
+        StatusCode::NOT_FOUND => "no such endpoint",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "send application/scim+json or application/json",
+        StatusCode::TOO_MANY_REQUESTS => "too many requests",
+        _ => status.canonical_reason().unwrap_or("error"),
+    };
+    ScimError::new(status.as_u16(), None, detail)
+}

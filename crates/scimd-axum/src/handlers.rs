@@ -1,0 +1,118 @@
+//! The endpoint handlers: thin translations between HTTP and the engine.
+
+use crate::State;
+use crate::auth::Principal;
+use crate::error::{ApiError, json_response};
+use crate::extract::{BaseUrl, IfMatch, Params, ScimBody};
+use axum::Extension;
+use axum::extract::Path;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use scimd_core::{Ctx, Kind, Query, Rendered};
+use scimd_proto::messages::{ListResponse, SearchRequest, json_scalar_text};
+use scimd_proto::resource::etag;
+use scimd_proto::ScimError;
+use serde_json::Value;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+fn ctx<'a>(p: &'a Principal, base: &'a BaseUrl) -> Ctx<'a> {
+    Ctx { tenant: &p.tenant, base_url: &base.0 }
+}
+
+/// A resource response with `ETag` (and `Location` when created).
+fn resource(status: StatusCode, r: Rendered) -> Response {
+    let mut resp = json_response(status, &r.body);
+    if let Ok(v) = HeaderValue::from_str(&etag(r.version)) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    if status == StatusCode::CREATED
+        && let Ok(v) = HeaderValue::from_str(&r.location)
+    {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+fn list(l: ListResponse) -> Response {
+    json_response(StatusCode::OK, &serde_json::to_value(l).unwrap_or_default())
+}
+
+fn query_from_params(p: &Params) -> Query {
+    Query {
+        filter: p.owned("filter"),
+        attributes: p.owned("attributes"),
+        excluded_attributes: p.owned("excludedAttributes"),
+        sort_by: p.owned("sortBy"),
+        sort_order: p.owned("sortOrder"),
+        start_index: p.owned("startIndex"),
+        count: p.owned("count"),
+    }
+}
+
+pub async fn list_resources(kind: Kind, state: State, Extension(p): Extension<Principal>, base: BaseUrl, params: Params) -> Result<Response> {
+    Ok(list(state.engine.list(&ctx(&p, &base), Some(kind), &query_from_params(&params)).await?))
+}
+
+pub async fn search(kind: Option<Kind>, state: State, Extension(p): Extension<Principal>, base: BaseUrl, ScimBody(body): ScimBody) -> Result<Response> {
+    let req = SearchRequest::from_json(&body)?;
+    let q = Query {
+        filter: req.filter,
+        attributes: req.attributes.map(|a| a.joined()),
+        excluded_attributes: req.excluded_attributes.map(|a| a.joined()),
+        sort_by: req.sort_by,
+        sort_order: req.sort_order,
+        start_index: json_scalar_text(req.start_index.as_ref()),
+        count: json_scalar_text(req.count.as_ref()),
+    };
+    Ok(list(state.engine.list(&ctx(&p, &base), kind, &q).await?))
+}
+
+pub async fn create(kind: Kind, state: State, Extension(p): Extension<Principal>, base: BaseUrl, params: Params, ScimBody(body): ScimBody) -> Result<Response> {
+    let r = state.engine.create(&ctx(&p, &base), kind, &body, params.get("attributes"), params.get("excludedAttributes")).await?;
+    Ok(resource(StatusCode::CREATED, r))
+}
+
+pub async fn get_one(kind: Kind, state: State, Extension(p): Extension<Principal>, base: BaseUrl, Path(id): Path<String>, params: Params) -> Result<Response> {
+    let r = state.engine.get(&ctx(&p, &base), kind, &id, params.get("attributes"), params.get("excludedAttributes")).await?;
+    Ok(resource(StatusCode::OK, r))
+}
+
+pub async fn replace(kind: Kind, state: State, Extension(p): Extension<Principal>, base: BaseUrl, Path(id): Path<String>, IfMatch(v): IfMatch, params: Params, ScimBody(body): ScimBody) -> Result<Response> {
+    let r = state.engine.replace(&ctx(&p, &base), kind, &id, &body, v, params.get("attributes"), params.get("excludedAttributes")).await?;
+    Ok(resource(StatusCode::OK, r))
+}
+
+pub async fn patch(kind: Kind, state: State, Extension(p): Extension<Principal>, base: BaseUrl, Path(id): Path<String>, IfMatch(v): IfMatch, params: Params, ScimBody(body): ScimBody) -> Result<Response> {
+    let r = state.engine.patch(&ctx(&p, &base), kind, &id, &body, v, params.get("attributes"), params.get("excludedAttributes")).await?;
+    Ok(resource(StatusCode::OK, r))
+}
+
+pub async fn delete(kind: Kind, state: State, Extension(p): Extension<Principal>, base: BaseUrl, Path(id): Path<String>, IfMatch(v): IfMatch) -> Result<Response> {
+    state.engine.delete(&ctx(&p, &base), kind, &id, v).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn service_provider_config(state: State, base: BaseUrl) -> Response {
+    json_response(StatusCode::OK, &state.features.to_resource(&base.0))
+}
+
+pub async fn resource_types(state: State, base: BaseUrl) -> Response {
+    let all: Vec<Value> = state.engine.registry().resource_types().iter().map(|rt| rt.to_resource(&base.0)).collect();
+    list(ListResponse::new(all.len() as u64, 1, all))
+}
+
+pub async fn resource_type(state: State, base: BaseUrl, Path(id): Path<String>) -> Result<Response> {
+    let rt = state.engine.registry().resource_type(&id).ok_or_else(|| ScimError::not_found(format!("no resource type '{id}'")))?;
+    Ok(json_response(StatusCode::OK, &rt.to_resource(&base.0)))
+}
+
+pub async fn schemas(state: State, base: BaseUrl) -> Response {
+    let all: Vec<Value> = state.engine.registry().schemas().iter().map(|s| s.to_resource(&base.0)).collect();
+    list(ListResponse::new(all.len() as u64, 1, all))
+}
+
+pub async fn schema(state: State, base: BaseUrl, Path(id): Path<String>) -> Result<Response> {
+    let s = state.engine.registry().schema(&id).ok_or_else(|| ScimError::not_found(format!("no schema '{id}'")))?;
+    Ok(json_response(StatusCode::OK, &s.to_resource(&base.0)))
+}

@@ -1,0 +1,161 @@
+//! # scimd-axum
+//!
+//! SCIM 2.0 over HTTP for axum applications. Build a [`ScimService`] from an engine and
+//! an authenticator, then nest its router where SCIM should live:
+//!
+//! ```no_run
+//! # async fn demo(engine: std::sync::Arc<scimd_core::Engine>) {
+//! use scimd_axum::{ScimConfig, ScimService, auth::DenyAll};
+//! let scim = ScimService::new(engine, std::sync::Arc::new(DenyAll), ScimConfig::default());
+//! let app: axum::Router = axum::Router::new().nest("/scim/v2", scim.router());
+//! # }
+//! ```
+//!
+//! Every failure, including unknown routes, wrong methods, oversized bodies and timeouts,
+//! is answered with a SCIM Error body.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+mod handlers;
+
+use auth::{AuthError, Authenticator};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use error::{SCIM_JSON, error_response, for_status};
+use extract::ConfiguredBase;
+use scimd_core::{Engine, Kind};
+use scimd_proto::ScimError;
+use scimd_proto::messages::ProviderFeatures;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// HTTP-level settings.
+#[derive(Debug, Clone)]
+pub struct ScimConfig {
+    /// The public URL of the SCIM root (e.g. `https://scim.example.com/scim/v2`), used in
+    /// `meta.location`, `Location` and `$ref`. When unset, it is derived from each
+    /// request's `Host` and the mount path.
+    pub base_url: Option<String>,
+    /// Largest accepted request body, in bytes (published as `bulk.maxPayloadSize`).
+    pub max_body_bytes: usize,
+    /// Time allowed for one request.
+    pub request_timeout: Duration,
+    /// Published in ServiceProviderConfig.
+    pub documentation_uri: Option<String>,
+}
+
+impl Default for ScimConfig {
+    fn default() -> Self {
+        ScimConfig { base_url: None, max_body_bytes: 1024 * 1024, request_timeout: Duration::from_secs(30), documentation_uri: None }
+    }
+}
+
+struct Inner {
+    engine: Arc<Engine>,
+    auth: Arc<dyn Authenticator>,
+    features: ProviderFeatures,
+}
+
+type State = axum::extract::State<Arc<Inner>>;
+
+/// SCIM endpoints ready to mount.
+pub struct ScimService {
+    inner: Arc<Inner>,
+    config: ScimConfig,
+}
+
+impl ScimService {
+    pub fn new(engine: Arc<Engine>, auth: Arc<dyn Authenticator>, config: ScimConfig) -> ScimService {
+        let settings = engine.settings();
+        let features = ProviderFeatures {
+            documentation_uri: config.documentation_uri.clone(),
+            max_results: settings.max_page_size,
+            max_payload_bytes: config.max_body_bytes as u64,
+            bulk: None,
+            etag: true,
+            sort: true,
+            auth_schemes: vec![(
+                "oauthbearertoken".into(),
+                "OAuth Bearer Token".into(),
+                "Authentication with a bearer token in the Authorization header".into(),
+            )],
+        };
+        ScimService { inner: Arc::new(Inner { engine, auth, features }), config }
+    }
+
+    /// The SCIM router, to be nested under a prefix such as `/scim/v2`.
+    pub fn router(self) -> Router {
+        let state = self.inner.clone();
+        Router::new()
+            .route("/ServiceProviderConfig", get(handlers::service_provider_config))
+            .route("/ResourceTypes", get(handlers::resource_types))
+            .route("/ResourceTypes/{id}", get(handlers::resource_type))
+            .route("/Schemas", get(handlers::schemas))
+            .route("/Schemas/{id}", get(handlers::schema))
+            .route("/.search", post(|s, p, b, body| handlers::search(None, s, p, b, body)))
+            .merge(resource_routes(Kind::User))
+            .merge(resource_routes(Kind::Group))
+            .fallback(|| async { error_response(&ScimError::not_found("no such endpoint")) })
+            .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+            .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
+            .layer(Extension(ConfiguredBase(self.config.base_url.clone().map(|b| b.trim_end_matches('/').to_string()))))
+            .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, self.config.request_timeout))
+            .layer(middleware::map_response(scim_errors_only))
+            .with_state(state)
+    }
+}
+
+fn resource_routes(kind: Kind) -> Router<Arc<Inner>> {
+    let base = format!("/{}", kind.endpoint());
+    Router::new()
+        .route(
+            &base,
+            get(move |s, p, b, q| handlers::list_resources(kind, s, p, b, q)).post(move |s, p, b, q, body| handlers::create(kind, s, p, b, q, body)),
+        )
+        .route(&format!("{base}/.search"), post(move |s, p, b, body| handlers::search(Some(kind), s, p, b, body)))
+        .route(
+            &format!("{base}/{{id}}"),
+            get(move |s, p, b, id, q| handlers::get_one(kind, s, p, b, id, q))
+                .put(move |s, p, b, id, m, q, body| handlers::replace(kind, s, p, b, id, m, q, body))
+                .patch(move |s, p, b, id, m, q, body| handlers::patch(kind, s, p, b, id, m, q, body))
+                .delete(move |s, p, b, id, m| handlers::delete(kind, s, p, b, id, m)),
+        )
+}
+
+/// Runs the authenticator and hands the principal to the handlers.
+async fn authenticate(axum::extract::State(state): State, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    match state.auth.authenticate(&parts).await {
+        Ok(principal) => {
+            parts.extensions.insert(principal);
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(AuthError::Missing | AuthError::Invalid) => error_response(&ScimError::new(401, None, "missing or invalid bearer token")),
+        Err(AuthError::Forbidden(why)) => error_response(&ScimError::new(403, None, why)),
+        Err(AuthError::Unavailable(why)) => {
+            tracing::error!(error = %why, "authentication backend unavailable");
+            error_response(&ScimError::new(503, None, "authentication is temporarily unavailable"))
+        }
+    }
+}
+
+/// Replaces any error response that is not already a SCIM Error (a 405 from routing, a
+/// 408 from the timeout layer, …) with one.
+async fn scim_errors_only(resp: Response) -> Response {
+    let status = resp.status();
+    let is_scim = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(SCIM_JSON.as_bytes()));
+    if !(status.is_client_error() || status.is_server_error()) || is_scim {
+        return resp;
+    }
+    let allow = resp.headers().get(header::ALLOW).cloned();
+    let mut out = error_response(&for_status(status));
+    if let Some(allow) = allow {
+        out.headers_mut().insert(header::ALLOW, allow);
+    }
+    out
+}

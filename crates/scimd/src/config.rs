@@ -1,0 +1,137 @@
+//! Settings: defaults, then `scimd.toml`, then `SCIMD_*` environment variables, then
+//! command-line flags.
+
+use anyhow::{Context, Result, bail};
+use scimd_core::DeletePolicy;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address and port to listen on.
+    pub listen: String,
+    /// `sqlite://PATH` (embedded, the default) or `postgres://…`.
+    pub database_url: String,
+    /// Public URL of the SCIM root, used in `meta.location`; derived from requests if unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Path the SCIM endpoints are served under.
+    pub path_prefix: String,
+    /// `retire`, `erase` or `deactivate`.
+    pub delete_policy: String,
+    /// `count` when a query gives none.
+    pub default_page_size: u64,
+    /// Largest page a query can ask for.
+    pub max_page_size: u64,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Longest filter in bytes.
+    pub max_filter_length: usize,
+    /// Time allowed for one request, in seconds.
+    pub request_timeout_secs: u64,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// A tracing filter, e.g. `info` or `scimd=debug,info`.
+    pub log_level: String,
+    /// SQLite durability: `normal` (survives a crash of scimd) or `full` (also power loss).
+    pub sqlite_synchronous: String,
+    /// SQLite reader connections.
+    pub sqlite_readers: u32,
+    /// The tenant the server's tokens belong to.
+    pub tenant: String,
+    /// Published in ServiceProviderConfig.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub documentation_uri: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://scimd.db".into(),
+            base_url: None,
+            path_prefix: "/scim/v2".into(),
+            delete_policy: "retire".into(),
+            default_page_size: 100,
+            max_page_size: 1000,
+            max_body_bytes: 1024 * 1024,
+            max_filter_length: 4096,
+            request_timeout_secs: 30,
+            log_format: "text".into(),
+            log_level: "info".into(),
+            sqlite_synchronous: "normal".into(),
+            sqlite_readers: 4,
+            tenant: "default".into(),
+            documentation_uri: None,
+        }
+    }
+}
+
+/// Environment variables and the settings they set.
+const ENV: &[(&str, &str)] = &[
+    ("SCIMD_LISTEN", "listen"),
+    ("SCIMD_DATABASE_URL", "database_url"),
+    ("SCIMD_BASE_URL", "base_url"),
+    ("SCIMD_PATH_PREFIX", "path_prefix"),
+    ("SCIMD_DELETE_POLICY", "delete_policy"),
+    ("SCIMD_DEFAULT_PAGE_SIZE", "default_page_size"),
+    ("SCIMD_MAX_PAGE_SIZE", "max_page_size"),
+    ("SCIMD_MAX_BODY_BYTES", "max_body_bytes"),
+    ("SCIMD_MAX_FILTER_LENGTH", "max_filter_length"),
+    ("SCIMD_REQUEST_TIMEOUT_SECS", "request_timeout_secs"),
+    ("SCIMD_LOG_FORMAT", "log_format"),
+    ("SCIMD_LOG_LEVEL", "log_level"),
+    ("SCIMD_SQLITE_SYNCHRONOUS", "sqlite_synchronous"),
+    ("SCIMD_SQLITE_READERS", "sqlite_readers"),
+    ("SCIMD_TENANT", "tenant"),
+    ("SCIMD_DOCUMENTATION_URI", "documentation_uri"),
+];
+
+impl Config {
+    /// Loads the file (if any) and applies the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                text.parse::<toml::Table>().with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        let defaults = toml::Table::try_from(Config::default()).expect("defaults serialize");
+        for (var, key) in ENV {
+            if let Ok(value) = std::env::var(var) {
+                // Keep the type of the setting: numbers stay numbers.
+                let typed = match defaults.get(*key) {
+                    Some(toml::Value::Integer(_)) => toml::Value::Integer(value.trim().parse().with_context(|| format!("{var} must be a whole number"))?),
+                    _ => toml::Value::String(value),
+                };
+                table.insert((*key).to_string(), typed);
+            }
+        }
+        let config: Config = toml::Value::Table(table).try_into().context("invalid configuration")?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<()> {
+        self.delete_policy()?;
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            bail!("log_format must be 'text' or 'json'");
+        }
+        if !matches!(self.sqlite_synchronous.as_str(), "normal" | "full") {
+            bail!("sqlite_synchronous must be 'normal' or 'full'");
+        }
+        if self.max_page_size == 0 || self.default_page_size > self.max_page_size {
+            bail!("need 0 < default_page_size <= max_page_size");
+        }
+        if !self.path_prefix.starts_with('/') {
+            bail!("path_prefix must start with '/'");
+        }
+        Ok(())
+    }
+
+    pub fn delete_policy(&self) -> Result<DeletePolicy> {
+        DeletePolicy::parse(&self.delete_policy).with_context(|| format!("delete_policy must be retire, erase or deactivate, not '{}'", self.delete_policy))
+    }
+}

@@ -1,0 +1,80 @@
+//! `scimd`: the standalone SCIM 2.0 server.
+
+mod config;
+mod server;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "scimd", version, about = "A SCIM 2.0 service provider")]
+struct Cli {
+    /// Configuration file (TOML). Defaults to ./scimd.toml when it exists.
+    #[arg(long, global = true, env = "SCIMD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://… (overrides the file and SCIMD_DATABASE_URL).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Address:port to listen on (overrides the file and SCIMD_LISTEN).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create a token and print its secret (shown once; only its hash is stored).
+    Create {
+        #[arg(long, default_value = "api")]
+        name: String,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id; it stops working on the next request.
+    Revoke { id: String },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let file = cli.config.clone().or_else(|| {
+        let default = PathBuf::from("scimd.toml");
+        default.exists().then_some(default)
+    });
+    let mut config = config::Config::load(file.as_deref())?;
+    if let Some(url) = cli.database_url {
+        config.database_url = url;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { listen } => {
+                if let Some(l) = listen {
+                    config.listen = l;
+                }
+                server::serve(config).await
+            }
+            Command::Migrate => {
+                server::open_store(&config).await?;
+                println!("migrations applied to {}", server::redact_url(&config.database_url));
+                Ok(())
+            }
+            Command::Token { action } => server::token_command(&config, action).await,
+        }
+    })
+}

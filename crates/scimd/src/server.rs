@@ -1,0 +1,205 @@
+//! Wiring: the store, the engine, the HTTP stack, first-start token, graceful shutdown.
+
+use crate::TokenAction;
+use crate::config::Config;
+use anyhow::{Context, Result, bail};
+use axum::Router;
+use axum::http::{HeaderName, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use scimd_axum::auth::BearerTokens;
+use scimd_axum::{ScimConfig, ScimService};
+use scimd_core::tokens::{TokenStore, create_token};
+use scimd_core::{Engine, Settings, Store};
+use scimd_proto::value::format_datetime;
+use scimd_proto::{FilterLimits, Registry};
+use scimd_sql::{Durability, SqliteSettings, SqliteStore};
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+/// The store behind both contracts.
+pub struct Backend {
+    pub store: Arc<dyn Store>,
+    pub tokens: Arc<dyn TokenStore>,
+}
+
+/// A database URL with any password hidden, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub async fn open_store(config: &Config) -> Result<Backend> {
+    let url = config.database_url.as_str();
+    if url.starts_with("sqlite:") {
+        let settings = SqliteSettings {
+            durability: if config.sqlite_synchronous == "full" { Durability::Full } else { Durability::Normal },
+            readers: config.sqlite_readers,
+            ..SqliteSettings::default()
+        };
+        let store = Arc::new(SqliteStore::open(url, &settings).await.with_context(|| format!("opening {}", redact_url(url)))?);
+        return Ok(Backend { store: store.clone(), tokens: store });
+    }
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        bail!("PostgreSQL is not available in this build yet; use sqlite://PATH");
+    }
+    bail!("unsupported database URL '{}': use sqlite://PATH or postgres://…", redact_url(url))
+}
+
+fn now() -> String {
+    format_datetime(time::OffsetDateTime::now_utc())
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub async fn serve(config: Config) -> Result<()> {
+    init_logging(&config);
+    let backend = open_store(&config).await?;
+    let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+    let local = listener.local_addr()?;
+    let prefix = config.path_prefix.trim_end_matches('/').to_string();
+    let public = config.base_url.clone().unwrap_or_else(|| format!("http://{local}{prefix}"));
+    first_start_token(&config, backend.tokens.as_ref(), &public).await?;
+
+    let settings = Settings {
+        delete_policy: config.delete_policy()?,
+        default_page_size: config.default_page_size,
+        max_page_size: config.max_page_size,
+        filter_limits: FilterLimits { max_len: config.max_filter_length, ..FilterLimits::default() },
+    };
+    let engine = Arc::new(Engine::new(Arc::new(Registry::standard()), backend.store.clone(), settings));
+    let scim = ScimService::new(
+        engine,
+        Arc::new(BearerTokens::new(backend.tokens.clone())),
+        ScimConfig {
+            base_url: config.base_url.clone(),
+            max_body_bytes: config.max_body_bytes,
+            request_timeout: Duration::from_secs(config.request_timeout_secs),
+            documentation_uri: config.documentation_uri.clone(),
+        },
+    );
+    let store = backend.store.clone();
+    let request_id = HeaderName::from_static("x-request-id");
+    let app = Router::new()
+        .nest(&prefix, scim.router())
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let store = store.clone();
+                async move {
+                    match store.ping().await {
+                        Ok(()) => (StatusCode::OK, "ready").into_response(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "not ready");
+                            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+                        }
+                    }
+                }
+            }),
+        )
+        .fallback(|| async { scimd_axum::error::error_response(&scimd_proto::ScimError::not_found("no such endpoint")) })
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]));
+
+    tracing::info!(listen = %local, scim = %public, database = %redact_url(&config.database_url), "scimd serving");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("scimd stopped");
+    Ok(())
+}
+
+/// On a database with no token yet, registers `SCIMD_BOOTSTRAP_TOKEN` or a new random
+/// token, and prints it once with the URL to give the identity provider.
+async fn first_start_token(config: &Config, tokens: &dyn TokenStore, public: &str) -> Result<()> {
+    if !tokens.list_tokens(&config.tenant).await?.is_empty() {
+        return Ok(());
+    }
+    let bootstrap = std::env::var("SCIMD_BOOTSTRAP_TOKEN").ok().filter(|t| !t.trim().is_empty());
+    let from_env = bootstrap.is_some();
+    let token = create_token(tokens, &config.tenant, if from_env { "bootstrap" } else { "initial" }, bootstrap, &now()).await?;
+    if from_env {
+        eprintln!("scimd: registered SCIMD_BOOTSTRAP_TOKEN as token {} (only its hash is stored)", token.info.id);
+    } else {
+        println!();
+        println!("  scimd created an API token. It is shown once; only its hash is stored.");
+        println!();
+        println!("    SCIM base URL:  {public}");
+        println!("    Bearer token:   {}", token.secret);
+        println!();
+        println!("  Give both to your identity provider (Entra ID: Tenant URL and Secret Token;");
+        println!("  Okta: SCIM connector base URL and API token). Manage tokens with `scimd token`.");
+        println!();
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+pub async fn token_command(config: &Config, action: TokenAction) -> Result<()> {
+    let backend = open_store(config).await?;
+    let tokens = backend.tokens.as_ref();
+    match action {
+        TokenAction::Create { name } => {
+            let t = create_token(tokens, &config.tenant, &name, None, &now()).await?;
+            eprintln!("created token {} ({}); the secret is shown once:", t.info.id, t.info.name);
+            println!("{}", t.secret);
+        }
+        TokenAction::List => {
+            println!("{:<14} {:<20} {:<28} STATUS", "ID", "NAME", "CREATED");
+            for t in tokens.list_tokens(&config.tenant).await? {
+                let status = t.revoked.map(|r| format!("revoked {r}")).unwrap_or_else(|| "active".into());
+                println!("{:<14} {:<20} {:<28} {status}", t.id, t.name, t.created);
+            }
+        }
+        TokenAction::Revoke { id } => {
+            if tokens.revoke_token(&config.tenant, &id, &now()).await? {
+                println!("revoked token {id}");
+            } else {
+                bail!("no active token with id {id}");
+            }
+        }
+    }
+    Ok(())
+}
