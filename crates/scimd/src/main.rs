@@ -1,9 +1,7 @@
 //! `scimd`: the standalone SCIM 2.0 server.
 
-mod config;
-mod server;
-
 use anyhow::Result;
+use scimd::{config, server};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -37,18 +35,7 @@ enum Command {
     },
 }
 
-#[derive(Subcommand)]
-enum TokenAction {
-    /// Create a token and print its secret (shown once; only its hash is stored).
-    Create {
-        #[arg(long, default_value = "api")]
-        name: String,
-    },
-    /// List tokens (never their secrets).
-    List,
-    /// Revoke a token by id; it stops working on the next request.
-    Revoke { id: String },
-}
+use server::TokenAction;
 
 fn main() -> Result<()> {
     let cli = Cli::parse();

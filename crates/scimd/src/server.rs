@@ -1,6 +1,5 @@
 //! Wiring: the store, the engine, the HTTP stack, first-start token, graceful shutdown.
 
-use crate::TokenAction;
 use crate::config::Config;
 use anyhow::{Context, Result, bail};
 use axum::Router;
@@ -19,6 +18,20 @@ use std::time::Duration;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
+
+/// `scimd token …`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum TokenAction {
+    /// Create a token and print its secret (shown once; only its hash is stored).
+    Create {
+        #[arg(long, default_value = "api")]
+        name: String,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id; it stops working on the next request.
+    Revoke { id: String },
+}
 
 /// The store behind both contracts.
 pub struct Backend {
@@ -74,10 +87,19 @@ pub async fn serve(config: Config) -> Result<()> {
     let backend = open_store(&config).await?;
     let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
     let local = listener.local_addr()?;
-    let prefix = config.path_prefix.trim_end_matches('/').to_string();
-    let public = config.base_url.clone().unwrap_or_else(|| format!("http://{local}{prefix}"));
+    let public = config.base_url.clone().unwrap_or_else(|| format!("http://{local}{}", config.path_prefix.trim_end_matches('/')));
     first_start_token(&config, backend.tokens.as_ref(), &public).await?;
+    let app = build_app(&config, &backend)?;
+    tracing::info!(listen = %local, scim = %public, database = %redact_url(&config.database_url), "scimd serving");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("scimd stopped");
+    Ok(())
+}
 
+/// The whole HTTP application: SCIM under the configured prefix, health endpoints, and
+/// the request-id, tracing and header-redaction layers.
+pub fn build_app(config: &Config, backend: &Backend) -> Result<Router> {
+    let prefix = config.path_prefix.trim_end_matches('/').to_string();
     let settings = Settings {
         delete_policy: config.delete_policy()?,
         default_page_size: config.default_page_size,
@@ -97,7 +119,7 @@ pub async fn serve(config: Config) -> Result<()> {
     );
     let store = backend.store.clone();
     let request_id = HeaderName::from_static("x-request-id");
-    let app = Router::new()
+    Ok(Router::new()
         .nest(&prefix, scim.router())
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -122,12 +144,7 @@ pub async fn serve(config: Config) -> Result<()> {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]));
-
-    tracing::info!(listen = %local, scim = %public, database = %redact_url(&config.database_url), "scimd serving");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
-    tracing::info!("scimd stopped");
-    Ok(())
+        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE])))
 }
 
 /// On a database with no token yet, registers `SCIMD_BOOTSTRAP_TOKEN` or a new random

@@ -1,0 +1,140 @@
+//! Test harness: the real application on a free port, with a fresh SQLite database.
+#![allow(dead_code)]
+
+use reqwest::{Method, StatusCode};
+use scimd::config::Config;
+use scimd::server::{Backend, build_app, open_store};
+use scimd_core::tokens::create_token;
+use serde_json::{Value, json};
+
+pub struct TestServer {
+    pub base: String,
+    pub token: String,
+    pub client: reqwest::Client,
+    pub config: Config,
+    pub backend: Backend,
+    pub dir: tempfile::TempDir,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// Asserts a SCIM Error body with this status and scimType.
+    pub fn assert_error(&self, status: u16, scim_type: Option<&str>) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(self.headers["content-type"], "application/scim+json", "{}", self.body);
+        assert_eq!(self.body["schemas"], json!(["urn:ietf:params:scim:api:messages:2.0:Error"]), "{}", self.body);
+        assert_eq!(self.body["status"], json!(status.to_string()), "status is a string: {}", self.body);
+        assert!(self.body["detail"].is_string(), "{}", self.body);
+        match scim_type {
+            Some(t) => assert_eq!(self.body["scimType"], json!(t), "{}", self.body),
+            None => assert!(self.body.get("scimType").is_none(), "{}", self.body),
+        }
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::with(|_| {}).await
+    }
+
+    pub async fn with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config { database_url: format!("sqlite://{}", dir.path().join("scimd.db").display()), ..Config::default() };
+        tweak(&mut config);
+        Self::on(config, dir, None).await
+    }
+
+    /// Starts the application for `config`; reuses `token` when given.
+    pub async fn on(config: Config, dir: tempfile::TempDir, token: Option<String>) -> TestServer {
+        let backend = open_store(&config).await.unwrap();
+        let token = match token {
+            Some(t) => t,
+            None => create_token(backend.tokens.as_ref(), &config.tenant, "test", None, "2026-01-01T00:00:00.000000Z").await.unwrap().secret,
+        };
+        let app = build_app(&config, &backend).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        TestServer { base: format!("http://{addr}{}", config.path_prefix), token, client: reqwest::Client::new(), config, backend, dir, task }
+    }
+
+    /// Stops serving and reopens the same database, as a restart would.
+    pub async fn restart(self) -> TestServer {
+        self.task.abort();
+        let _ = self.task.await;
+        let TestServer { config, dir, token, backend, .. } = self;
+        drop(backend);
+        Self::on(config, dir, Some(token)).await
+    }
+
+    pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, content_type: Option<&str>, body: Option<Vec<u8>>, headers: &[(&str, &str)]) -> Reply {
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        if let Some(ct) = content_type {
+            req = req.header("Content-Type", ct);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())) };
+        Reply { status, headers, body }
+    }
+
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.call_with(method, path, body, &[]).await
+    }
+
+    pub async fn call_with(&self, method: Method, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
+        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
+        let ct = bytes.as_ref().map(|_| "application/scim+json");
+        self.raw(method, path, Some(&self.token), ct, bytes, headers).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, ops: Value) -> Reply {
+        self.call(Method::PATCH, path, Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops}))).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    /// Creates a user and returns its id.
+    pub async fn user(&self, user_name: &str) -> String {
+        let r = self.post("/Users", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name,
+            "emails": [{"value": format!("{user_name}@example.com"), "type": "work", "primary": true}]})).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn group(&self, name: &str, members: &[&str]) -> String {
+        let members: Vec<Value> = members.iter().map(|m| json!({"value": m})).collect();
+        let r = self.post("/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name, "members": members})).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+}
