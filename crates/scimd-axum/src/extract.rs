@@ -17,20 +17,43 @@ impl<S: Send + Sync> FromRequest<S> for ScimBody {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-            let essence = ct.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let essence = ct
+                .to_str()
+                .unwrap_or("")
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             if essence != "application/scim+json" && essence != "application/json" {
-                return Err(ScimError::new(415, None, format!("unsupported content type '{essence}'; send application/scim+json")).into());
+                return Err(ScimError::new(
+                    415,
+                    None,
+                    format!("unsupported content type '{essence}'; send application/scim+json"),
+                )
+                .into());
             }
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ScimError::new(413, None, "the request body is larger than this server accepts")
+                ScimError::new(
+                    413,
+                    None,
+                    "the request body is larger than this server accepts",
+                )
             } else {
                 ScimError::invalid_syntax(format!("could not read the request body: {rejection}"))
             }
         })?;
-        let text = std::str::from_utf8(&bytes).map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid UTF-8 (byte {})", e.valid_up_to())))?;
-        let value: Value = serde_json::from_str(text).map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))?;
+        let text = std::str::from_utf8(&bytes).map_err(|e| {
+            ScimError::invalid_syntax(format!(
+                "the request body is not valid UTF-8 (byte {})",
+                e.valid_up_to()
+            ))
+        })?;
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))
+        })?;
         Ok(ScimBody(value))
     }
 }
@@ -53,8 +76,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
-        let pairs: Vec<(String, String)> = serde_urlencoded_pairs(query).map_err(|e| ScimError::invalid_value(format!("malformed query string: {e}")))?;
-        Ok(Params(pairs.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect()))
+        let pairs: Vec<(String, String)> = serde_urlencoded_pairs(query)
+            .map_err(|e| ScimError::invalid_value(format!("malformed query string: {e}")))?;
+        Ok(Params(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect(),
+        ))
     }
 }
 
@@ -76,7 +105,10 @@ fn percent_decode(text: &str) -> Result<String, String> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match hex {
                     Some(b) => {
                         out.push(b);
@@ -99,7 +131,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let Some(value) = parts.headers.get(header::IF_MATCH) else { return Ok(IfMatch(None)) };
+        let Some(value) = parts.headers.get(header::IF_MATCH) else {
+            return Ok(IfMatch(None));
+        };
         let text = value.to_str().unwrap_or("").trim();
         if text == "*" {
             return Ok(IfMatch(None));
@@ -107,7 +141,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         // An ETag this server never issued can match nothing: the precondition fails.
         match scimd_proto::resource::parse_etag(text) {
             Some(v) => Ok(IfMatch(Some(v))),
-            None => Err(ScimError::precondition_failed(format!("If-Match '{text}' matches no version of this resource")).into()),
+            None => Err(ScimError::precondition_failed(format!(
+                "If-Match '{text}' matches no version of this resource"
+            ))
+            .into()),
         }
     }
 }
@@ -126,11 +163,60 @@ impl<S: Send + Sync> FromRequestParts<S> for BaseUrl {
         if let Some(ConfiguredBase(Some(base))) = parts.extensions.get::<ConfiguredBase>() {
             return Ok(BaseUrl(base.clone()));
         }
-        let original = OriginalUri::from_request_parts(parts, state).await.map(|o| o.0).unwrap_or_else(|_| parts.uri.clone());
-        let prefix = original.path().strip_suffix(parts.uri.path()).unwrap_or("").trim_end_matches('/').to_string();
-        let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-        let scheme = parts.headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).filter(|s| *s == "https").unwrap_or("http");
+        let original = OriginalUri::from_request_parts(parts, state)
+            .await
+            .map(|o| o.0)
+            .unwrap_or_else(|_| parts.uri.clone());
+        let prefix = original
+            .path()
+            .strip_suffix(parts.uri.path())
+            .unwrap_or("")
+            .trim_end_matches('/')
+            .to_string();
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        let scheme = parts
+            .headers
+            .get("x-forwarded-proto")
+            .and_then(|h| h.to_str().ok())
+            .filter(|s| *s == "https")
+            .unwrap_or("http");
         Ok(BaseUrl(format!("{scheme}://{host}{prefix}")))
+    }
+}
+
+/// The authenticated caller and the public URL its responses refer to.
+pub struct Caller {
+    pub principal: crate::auth::Principal,
+    pub base_url: String,
+}
+
+impl Caller {
+    pub fn ctx(&self) -> scimd_core::Ctx<'_> {
+        scimd_core::Ctx {
+            tenant: &self.principal.tenant,
+            base_url: &self.base_url,
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let principal = parts
+            .extensions
+            .get::<crate::auth::Principal>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal("the authentication layer is missing".into()))?;
+        let BaseUrl(base_url) = BaseUrl::from_request_parts(parts, state).await?;
+        Ok(Caller {
+            principal,
+            base_url,
+        })
     }
 }
 
@@ -140,7 +226,8 @@ mod tests {
 
     #[test]
     fn decodes_queries_like_browsers_and_identity_providers() {
-        let pairs = serde_urlencoded_pairs("filter=userName%20eq%20%22a%2Bb%40x.com%22&count=10&x").unwrap();
+        let pairs = serde_urlencoded_pairs("filter=userName%20eq%20%22a%2Bb%40x.com%22&count=10&x")
+            .unwrap();
         assert_eq!(pairs[0].1, "userName eq \"a+b@x.com\"");
         assert_eq!(pairs[1], ("count".into(), "10".into()));
         assert_eq!(pairs[2], ("x".into(), "".into()));

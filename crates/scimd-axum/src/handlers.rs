@@ -1,24 +1,18 @@
 //! The endpoint handlers: thin translations between HTTP and the engine.
 
 use crate::State;
-use crate::auth::Principal;
 use crate::error::{ApiError, json_response};
-use crate::extract::{BaseUrl, IfMatch, Params, ScimBody};
-use axum::Extension;
+use crate::extract::{BaseUrl, Caller, IfMatch, Params, ScimBody};
 use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use scimd_core::{Ctx, Kind, Query, Rendered};
+use scimd_core::{Kind, Query, Rendered, Returning};
+use scimd_proto::ScimError;
 use scimd_proto::messages::{ListResponse, SearchRequest, json_scalar_text};
 use scimd_proto::resource::etag;
-use scimd_proto::ScimError;
 use serde_json::Value;
 
 type Result<T> = std::result::Result<T, ApiError>;
-
-fn ctx<'a>(p: &'a Principal, base: &'a BaseUrl) -> Ctx<'a> {
-    Ctx { tenant: &p.tenant, base_url: &base.0 }
-}
 
 /// A resource response with `ETag` (and `Location` when created).
 fn resource(status: StatusCode, r: Rendered) -> Response {
@@ -38,6 +32,13 @@ fn list(l: ListResponse) -> Response {
     json_response(StatusCode::OK, &serde_json::to_value(l).unwrap_or_default())
 }
 
+fn returning(p: &Params) -> Returning<'_> {
+    Returning {
+        attributes: p.get("attributes"),
+        excluded_attributes: p.get("excludedAttributes"),
+    }
+}
+
 fn query_from_params(p: &Params) -> Query {
     Query {
         filter: p.owned("filter"),
@@ -50,11 +51,26 @@ fn query_from_params(p: &Params) -> Query {
     }
 }
 
-pub async fn list_resources(kind: Kind, state: State, Extension(p): Extension<Principal>, base: BaseUrl, params: Params) -> Result<Response> {
-    Ok(list(state.engine.list(&ctx(&p, &base), Some(kind), &query_from_params(&params)).await?))
+pub async fn list_resources(
+    kind: Kind,
+    state: State,
+    caller: Caller,
+    params: Params,
+) -> Result<Response> {
+    Ok(list(
+        state
+            .engine
+            .list(&caller.ctx(), Some(kind), &query_from_params(&params))
+            .await?,
+    ))
 }
 
-pub async fn search(kind: Option<Kind>, state: State, Extension(p): Extension<Principal>, base: BaseUrl, ScimBody(body): ScimBody) -> Result<Response> {
+pub async fn search(
+    kind: Option<Kind>,
+    state: State,
+    caller: Caller,
+    ScimBody(body): ScimBody,
+) -> Result<Response> {
     let req = SearchRequest::from_json(&body)?;
     let q = Query {
         filter: req.filter,
@@ -65,31 +81,77 @@ pub async fn search(kind: Option<Kind>, state: State, Extension(p): Extension<Pr
         start_index: json_scalar_text(req.start_index.as_ref()),
         count: json_scalar_text(req.count.as_ref()),
     };
-    Ok(list(state.engine.list(&ctx(&p, &base), kind, &q).await?))
+    Ok(list(state.engine.list(&caller.ctx(), kind, &q).await?))
 }
 
-pub async fn create(kind: Kind, state: State, Extension(p): Extension<Principal>, base: BaseUrl, params: Params, ScimBody(body): ScimBody) -> Result<Response> {
-    let r = state.engine.create(&ctx(&p, &base), kind, &body, params.get("attributes"), params.get("excludedAttributes")).await?;
+pub async fn create(
+    kind: Kind,
+    state: State,
+    caller: Caller,
+    params: Params,
+    ScimBody(body): ScimBody,
+) -> Result<Response> {
+    let r = state
+        .engine
+        .create(&caller.ctx(), kind, &body, returning(&params))
+        .await?;
     Ok(resource(StatusCode::CREATED, r))
 }
 
-pub async fn get_one(kind: Kind, state: State, Extension(p): Extension<Principal>, base: BaseUrl, Path(id): Path<String>, params: Params) -> Result<Response> {
-    let r = state.engine.get(&ctx(&p, &base), kind, &id, params.get("attributes"), params.get("excludedAttributes")).await?;
+pub async fn get_one(
+    kind: Kind,
+    state: State,
+    caller: Caller,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response> {
+    let r = state
+        .engine
+        .get(&caller.ctx(), kind, &id, returning(&params))
+        .await?;
     Ok(resource(StatusCode::OK, r))
 }
 
-pub async fn replace(kind: Kind, state: State, Extension(p): Extension<Principal>, base: BaseUrl, Path(id): Path<String>, IfMatch(v): IfMatch, params: Params, ScimBody(body): ScimBody) -> Result<Response> {
-    let r = state.engine.replace(&ctx(&p, &base), kind, &id, &body, v, params.get("attributes"), params.get("excludedAttributes")).await?;
+pub async fn replace(
+    kind: Kind,
+    state: State,
+    caller: Caller,
+    Path(id): Path<String>,
+    IfMatch(v): IfMatch,
+    params: Params,
+    ScimBody(body): ScimBody,
+) -> Result<Response> {
+    let r = state
+        .engine
+        .replace(&caller.ctx(), kind, &id, &body, v, returning(&params))
+        .await?;
     Ok(resource(StatusCode::OK, r))
 }
 
-pub async fn patch(kind: Kind, state: State, Extension(p): Extension<Principal>, base: BaseUrl, Path(id): Path<String>, IfMatch(v): IfMatch, params: Params, ScimBody(body): ScimBody) -> Result<Response> {
-    let r = state.engine.patch(&ctx(&p, &base), kind, &id, &body, v, params.get("attributes"), params.get("excludedAttributes")).await?;
+pub async fn patch(
+    kind: Kind,
+    state: State,
+    caller: Caller,
+    Path(id): Path<String>,
+    IfMatch(v): IfMatch,
+    params: Params,
+    ScimBody(body): ScimBody,
+) -> Result<Response> {
+    let r = state
+        .engine
+        .patch(&caller.ctx(), kind, &id, &body, v, returning(&params))
+        .await?;
     Ok(resource(StatusCode::OK, r))
 }
 
-pub async fn delete(kind: Kind, state: State, Extension(p): Extension<Principal>, base: BaseUrl, Path(id): Path<String>, IfMatch(v): IfMatch) -> Result<Response> {
-    state.engine.delete(&ctx(&p, &base), kind, &id, v).await?;
+pub async fn delete(
+    kind: Kind,
+    state: State,
+    caller: Caller,
+    Path(id): Path<String>,
+    IfMatch(v): IfMatch,
+) -> Result<Response> {
+    state.engine.delete(&caller.ctx(), kind, &id, v).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -98,21 +160,45 @@ pub async fn service_provider_config(state: State, base: BaseUrl) -> Response {
 }
 
 pub async fn resource_types(state: State, base: BaseUrl) -> Response {
-    let all: Vec<Value> = state.engine.registry().resource_types().iter().map(|rt| rt.to_resource(&base.0)).collect();
+    let all: Vec<Value> = state
+        .engine
+        .registry()
+        .resource_types()
+        .iter()
+        .map(|rt| rt.to_resource(&base.0))
+        .collect();
     list(ListResponse::new(all.len() as u64, 1, all))
 }
 
-pub async fn resource_type(state: State, base: BaseUrl, Path(id): Path<String>) -> Result<Response> {
-    let rt = state.engine.registry().resource_type(&id).ok_or_else(|| ScimError::not_found(format!("no resource type '{id}'")))?;
+pub async fn resource_type(
+    state: State,
+    base: BaseUrl,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let rt = state
+        .engine
+        .registry()
+        .resource_type(&id)
+        .ok_or_else(|| ScimError::not_found(format!("no resource type '{id}'")))?;
     Ok(json_response(StatusCode::OK, &rt.to_resource(&base.0)))
 }
 
 pub async fn schemas(state: State, base: BaseUrl) -> Response {
-    let all: Vec<Value> = state.engine.registry().schemas().iter().map(|s| s.to_resource(&base.0)).collect();
+    let all: Vec<Value> = state
+        .engine
+        .registry()
+        .schemas()
+        .iter()
+        .map(|s| s.to_resource(&base.0))
+        .collect();
     list(ListResponse::new(all.len() as u64, 1, all))
 }
 
 pub async fn schema(state: State, base: BaseUrl, Path(id): Path<String>) -> Result<Response> {
-    let s = state.engine.registry().schema(&id).ok_or_else(|| ScimError::not_found(format!("no schema '{id}'")))?;
+    let s = state
+        .engine
+        .registry()
+        .schema(&id)
+        .ok_or_else(|| ScimError::not_found(format!("no schema '{id}'")))?;
     Ok(json_response(StatusCode::OK, &s.to_resource(&base.0)))
 }

@@ -2,7 +2,10 @@
 //! optimistic concurrency, uniqueness and precondition errors, delete policy, queries.
 //! This is the single write path: every change to a resource goes through `write`.
 
-use crate::store::{DeletePolicy, Kind, ListQuery, MemberChange, MemberRef, NewResource, SortKey, Store, StoreError, StoredResource, Update};
+use crate::store::{
+    DeletePolicy, Kind, ListQuery, MemberChange, MemberRef, NewResource, SortKey, Store,
+    StoreError, StoredResource, Update,
+};
 use scimd_proto::filter::{self, Filter, FilterLimits};
 use scimd_proto::messages::{ListResponse, Page, SortOrder};
 use scimd_proto::patch::{self, RelationChange};
@@ -26,7 +29,12 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { delete_policy: DeletePolicy::Retire, default_page_size: 100, max_page_size: 1000, filter_limits: FilterLimits::default() }
+        Settings {
+            delete_policy: DeletePolicy::Retire,
+            default_page_size: 100,
+            max_page_size: 1000,
+            filter_limits: FilterLimits::default(),
+        }
     }
 }
 
@@ -44,6 +52,19 @@ pub struct Rendered {
     pub body: Value,
     pub location: String,
     pub version: i64,
+}
+
+/// The `attributes` / `excludedAttributes` parameters of a request that returns a resource.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Returning<'a> {
+    pub attributes: Option<&'a str>,
+    pub excluded_attributes: Option<&'a str>,
+}
+
+impl Returning<'_> {
+    fn projection(&self, schema: &ResourceSchema<'_>) -> Result<Projection, ScimError> {
+        Projection::parse(self.attributes, self.excluded_attributes, schema)
+    }
 }
 
 /// Query parameters of a list or search, as received.
@@ -70,8 +91,13 @@ pub enum EngineError {
 impl From<StoreError> for EngineError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Uniqueness(attr) => ScimError::uniqueness(format!("a resource with this {attr} already exists")).into(),
-            StoreError::VersionMismatch => ScimError::precondition_failed("the resource has changed; its version no longer matches If-Match").into(),
+            StoreError::Uniqueness(attr) => {
+                ScimError::uniqueness(format!("a resource with this {attr} already exists")).into()
+            }
+            StoreError::VersionMismatch => ScimError::precondition_failed(
+                "the resource has changed; its version no longer matches If-Match",
+            )
+            .into(),
             StoreError::NotFound => ScimError::not_found("resource not found").into(),
             StoreError::InvalidMember(why) => ScimError::invalid_value(why).into(),
             StoreError::Unsupported(why) => ScimError::invalid_filter(why).into(),
@@ -105,7 +131,11 @@ fn relation_name(kind: Kind) -> &'static str {
 
 impl Engine {
     pub fn new(registry: Arc<Registry>, store: Arc<dyn Store>, settings: Settings) -> Engine {
-        Engine { registry, store, settings }
+        Engine {
+            registry,
+            store,
+            settings,
+        }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -121,7 +151,9 @@ impl Engine {
     }
 
     fn schema(&self, kind: Kind) -> EngineResult<ResourceSchema<'_>> {
-        self.registry.resource(kind.name()).ok_or_else(|| EngineError::Internal(format!("no schema for {}", kind.name())))
+        self.registry
+            .resource(kind.name())
+            .ok_or_else(|| EngineError::Internal(format!("no schema for {}", kind.name())))
     }
 
     fn location(ctx: &Ctx<'_>, kind: Kind, id: &str) -> String {
@@ -129,46 +161,104 @@ impl Engine {
     }
 
     /// Builds the response form of a stored resource.
-    fn render(&self, ctx: &Ctx<'_>, kind: Kind, schema: &ResourceSchema<'_>, stored: StoredResource, projection: &Projection) -> Rendered {
+    fn render(
+        &self,
+        ctx: &Ctx<'_>,
+        kind: Kind,
+        schema: &ResourceSchema<'_>,
+        stored: StoredResource,
+        projection: &Projection,
+    ) -> Rendered {
         let mut attributes = stored.attributes;
         let relation = relation_name(kind);
         if let Some(Value::Array(items)) = attributes.get_mut(relation) {
             for item in items.iter_mut().filter_map(Value::as_object_mut) {
-                let value = item.get("value").and_then(Value::as_str).unwrap_or_default().to_string();
+                let value = item
+                    .get("value")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 let target = match kind {
                     Kind::User => Kind::Group,
-                    Kind::Group => item.get("type").and_then(Value::as_str).and_then(Kind::from_name).unwrap_or(Kind::User),
+                    Kind::Group => item
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .and_then(Kind::from_name)
+                        .unwrap_or(Kind::User),
                 };
-                item.insert("$ref".into(), Value::String(Self::location(ctx, target, &value)));
+                item.insert(
+                    "$ref".into(),
+                    Value::String(Self::location(ctx, target, &value)),
+                );
                 if kind == Kind::User {
                     item.insert("type".into(), Value::String("direct".into()));
                 }
             }
         }
         let location = Self::location(ctx, kind, &stored.id);
-        let meta = Meta { created: stored.created, last_modified: stored.last_modified, location: location.clone(), version: stored.version };
+        let meta = Meta {
+            created: stored.created,
+            last_modified: stored.last_modified,
+            location: location.clone(),
+            version: stored.version,
+        };
         let mut body = render(schema, &stored.id, attributes, &meta);
         projection.apply(&mut body, schema);
-        Rendered { body: Value::Object(body), location, version: stored.version }
+        Rendered {
+            body: Value::Object(body),
+            location,
+            version: stored.version,
+        }
     }
 
     fn wants_relation(kind: Kind, schema: &ResourceSchema<'_>, projection: &Projection) -> bool {
-        schema.core.attribute(relation_name(kind)).is_some_and(|d| projection.may_return(d))
+        schema
+            .core
+            .attribute(relation_name(kind))
+            .is_some_and(|d| projection.may_return(d))
     }
 
-    async fn load(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, with_relations: bool) -> EngineResult<StoredResource> {
-        self.store.get(ctx.tenant, kind, id, with_relations).await?.ok_or_else(|| ScimError::not_found(format!("{} {id} not found", kind.name())).into())
+    async fn load(
+        &self,
+        ctx: &Ctx<'_>,
+        kind: Kind,
+        id: &str,
+        with_relations: bool,
+    ) -> EngineResult<StoredResource> {
+        self.store
+            .get(ctx.tenant, kind, id, with_relations)
+            .await?
+            .ok_or_else(|| ScimError::not_found(format!("{} {id} not found", kind.name())).into())
     }
 
-    async fn load_rendered(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, projection: &Projection) -> EngineResult<Rendered> {
+    async fn load_rendered(
+        &self,
+        ctx: &Ctx<'_>,
+        kind: Kind,
+        id: &str,
+        projection: &Projection,
+    ) -> EngineResult<Rendered> {
         let schema = self.schema(kind)?;
-        let stored = self.load(ctx, kind, id, Self::wants_relation(kind, &schema, projection)).await?;
+        let stored = self
+            .load(
+                ctx,
+                kind,
+                id,
+                Self::wants_relation(kind, &schema, projection),
+            )
+            .await?;
         Ok(self.render(ctx, kind, &schema, stored, projection))
     }
 
     /// `GET /{Users|Groups}/{id}`.
-    pub async fn get(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, attributes: Option<&str>, excluded: Option<&str>) -> EngineResult<Rendered> {
-        let projection = Projection::parse(attributes, excluded, &self.schema(kind)?)?;
+    pub async fn get(
+        &self,
+        ctx: &Ctx<'_>,
+        kind: Kind,
+        id: &str,
+        returning: Returning<'_>,
+    ) -> EngineResult<Rendered> {
+        let projection = returning.projection(&self.schema(kind)?)?;
         self.load_rendered(ctx, kind, id, &projection).await
     }
 
@@ -178,18 +268,31 @@ impl Engine {
             return None;
         }
         let members = attributes.remove("members")?;
-        Some(member_refs(members.as_array().map(Vec::as_slice).unwrap_or_default()))
+        Some(member_refs(
+            members.as_array().map(Vec::as_slice).unwrap_or_default(),
+        ))
     }
 
     /// `POST /{Users|Groups}`.
-    pub async fn create(&self, ctx: &Ctx<'_>, kind: Kind, body: &Value, attributes: Option<&str>, excluded: Option<&str>) -> EngineResult<Rendered> {
+    pub async fn create(
+        &self,
+        ctx: &Ctx<'_>,
+        kind: Kind,
+        body: &Value,
+        returning: Returning<'_>,
+    ) -> EngineResult<Rendered> {
         let schema = self.schema(kind)?;
-        let projection = Projection::parse(attributes, excluded, &schema)?;
+        let projection = returning.projection(&schema)?;
         let mut attrs = validate_resource(body, &schema)?;
         strip_write_only(&mut attrs, &schema);
         let members = Self::take_members(kind, &mut attrs).unwrap_or_default();
         let has_members = !members.is_empty();
-        let new = NewResource { id: uuid::Uuid::now_v7().to_string(), attributes: attrs, members, now: now() };
+        let new = NewResource {
+            id: uuid::Uuid::now_v7().to_string(),
+            attributes: attrs,
+            members,
+            now: now(),
+        };
         let stored = self.store.create(ctx.tenant, kind, new).await?;
         if has_members {
             return self.load_rendered(ctx, kind, &stored.id, &projection).await;
@@ -199,9 +302,17 @@ impl Engine {
 
     /// `PUT /{Users|Groups}/{id}` (RFC 7644 §3.5.1). A group's members are replaced when the
     /// body has `members` and left alone when it does not.
-    pub async fn replace(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, body: &Value, if_match: Option<i64>, attributes: Option<&str>, excluded: Option<&str>) -> EngineResult<Rendered> {
+    pub async fn replace(
+        &self,
+        ctx: &Ctx<'_>,
+        kind: Kind,
+        id: &str,
+        body: &Value,
+        if_match: Option<i64>,
+        returning: Returning<'_>,
+    ) -> EngineResult<Rendered> {
         let schema = self.schema(kind)?;
-        let projection = Projection::parse(attributes, excluded, &schema)?;
+        let projection = returning.projection(&schema)?;
         let mut attrs = validate_resource(body, &schema)?;
         strip_write_only(&mut attrs, &schema);
         let members = Self::take_members(kind, &mut attrs);
@@ -220,9 +331,17 @@ impl Engine {
 
     /// `PATCH /{Users|Groups}/{id}` (RFC 7644 §3.5.2): applied to the current version and
     /// written only if nobody wrote in between; otherwise re-read and re-applied.
-    pub async fn patch(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, body: &Value, if_match: Option<i64>, attributes: Option<&str>, excluded: Option<&str>) -> EngineResult<Rendered> {
+    pub async fn patch(
+        &self,
+        ctx: &Ctx<'_>,
+        kind: Kind,
+        id: &str,
+        body: &Value,
+        if_match: Option<i64>,
+        returning: Returning<'_>,
+    ) -> EngineResult<Rendered> {
         let schema = self.schema(kind)?;
-        let projection = Projection::parse(attributes, excluded, &schema)?;
+        let projection = returning.projection(&schema)?;
         let ops = patch::parse_request(body, self.settings.filter_limits)?;
         let (ops, relation) = match kind {
             Kind::Group => patch::split_relation(ops, &schema, "members")?,
@@ -230,14 +349,20 @@ impl Engine {
         };
         let members_def = schema.core.attribute("members");
         // Only a remove by a filter other than `value eq …` needs the members loaded.
-        let needs_members = relation.iter().any(|c| matches!(c, RelationChange::RemoveWhere(f) if f.eq_strings("value").is_none()));
+        let needs_members = relation.iter().any(
+            |c| matches!(c, RelationChange::RemoveWhere(f) if f.eq_strings("value").is_none()),
+        );
         for attempt in 1..=PATCH_ATTEMPTS {
             let current = self.load(ctx, kind, id, needs_members).await?;
             check_precondition(if_match, current.version)?;
             let mut base = current.attributes.clone();
             let loaded_members = base.remove("members");
             base.remove("groups");
-            let mut next = if ops.is_empty() { base.clone() } else { patch::apply(&base, &schema, &ops)? };
+            let mut next = if ops.is_empty() {
+                base.clone()
+            } else {
+                patch::apply(&base, &schema, &ops)?
+            };
             strip_write_only(&mut next, &schema);
             let changed = next != base;
             let members: Vec<MemberChange> = relation
@@ -249,14 +374,22 @@ impl Engine {
                 return self.load_rendered(ctx, kind, id, &projection).await;
             }
             let update = Update {
-                expected_version: if changed { Some(current.version) } else { if_match },
+                expected_version: if changed {
+                    Some(current.version)
+                } else {
+                    if_match
+                },
                 attributes: changed.then_some(next),
                 members,
                 now: now(),
             };
             match self.store.update(ctx.tenant, kind, id, update).await {
                 Ok(_) => return self.load_rendered(ctx, kind, id, &projection).await,
-                Err(StoreError::VersionMismatch) if if_match.is_none() && attempt < PATCH_ATTEMPTS => continue,
+                Err(StoreError::VersionMismatch)
+                    if if_match.is_none() && attempt < PATCH_ATTEMPTS =>
+                {
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -264,7 +397,13 @@ impl Engine {
     }
 
     /// `DELETE /{Users|Groups}/{id}` under the configured policy.
-    pub async fn delete(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, if_match: Option<i64>) -> EngineResult<()> {
+    pub async fn delete(
+        &self,
+        ctx: &Ctx<'_>,
+        kind: Kind,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> EngineResult<()> {
         match (self.settings.delete_policy, kind) {
             (DeletePolicy::Deactivate, Kind::User) => {
                 let current = self.load(ctx, kind, id, false).await?;
@@ -272,14 +411,27 @@ impl Engine {
                 let mut attrs = current.attributes;
                 attrs.remove("groups");
                 attrs.insert("active".into(), Value::Bool(false));
-                let update = Update { expected_version: Some(current.version), attributes: Some(attrs), members: vec![], now: now() };
+                let update = Update {
+                    expected_version: Some(current.version),
+                    attributes: Some(attrs),
+                    members: vec![],
+                    now: now(),
+                };
                 self.store.update(ctx.tenant, kind, id, update).await?;
                 Ok(())
             }
             // A group has no `active`: deactivating one means retiring it.
             (policy, _) => {
-                let policy = if policy == DeletePolicy::Deactivate { DeletePolicy::Retire } else { policy };
-                if self.store.delete(ctx.tenant, kind, id, policy, if_match, &now()).await? {
+                let policy = if policy == DeletePolicy::Deactivate {
+                    DeletePolicy::Retire
+                } else {
+                    policy
+                };
+                if self
+                    .store
+                    .delete(ctx.tenant, kind, id, policy, if_match, &now())
+                    .await?
+                {
                     Ok(())
                 } else {
                     Err(ScimError::not_found(format!("{} {id} not found", kind.name())).into())
@@ -290,8 +442,18 @@ impl Engine {
 
     /// `GET /{Users|Groups}` and `POST …/.search`; with `kind` None, `POST /.search` across
     /// every resource type (Users first, then Groups, paged as one list).
-    pub async fn list(&self, ctx: &Ctx<'_>, kind: Option<Kind>, query: &Query) -> EngineResult<ListResponse> {
-        let page = Page::parse(query.start_index.as_deref(), query.count.as_deref(), self.settings.default_page_size, self.settings.max_page_size)?;
+    pub async fn list(
+        &self,
+        ctx: &Ctx<'_>,
+        kind: Option<Kind>,
+        query: &Query,
+    ) -> EngineResult<ListResponse> {
+        let page = Page::parse(
+            query.start_index.as_deref(),
+            query.count.as_deref(),
+            self.settings.default_page_size,
+            self.settings.max_page_size,
+        )?;
         let filter = match query.filter.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(text) => Some(filter::parse_filter(text, self.settings.filter_limits)?),
@@ -319,16 +481,34 @@ impl Engine {
                 Some(text) => sort_key(text, order, &schema, kinds.len() > 1)?,
             };
             answered = true;
-            let projection = Projection::parse(query.attributes.as_deref(), query.excluded_attributes.as_deref(), &schema)?;
+            let projection = Projection::parse(
+                query.attributes.as_deref(),
+                query.excluded_attributes.as_deref(),
+                &schema,
+            )?;
             let offset = page.offset().saturating_sub(total);
             let want = page.count.saturating_sub(resources.len() as u64);
-            let q = ListQuery { schema: &schema, filter: filter.as_ref(), sort, offset, count: want, with_relations: Self::wants_relation(kind, &schema, &projection) };
+            let q = ListQuery {
+                schema: &schema,
+                filter: filter.as_ref(),
+                sort,
+                offset,
+                count: want,
+                with_relations: Self::wants_relation(kind, &schema, &projection),
+            };
             let result = self.store.list(ctx.tenant, kind, &q).await?;
             total += result.total;
-            resources.extend(result.resources.into_iter().map(|r| self.render(ctx, kind, &schema, r, &projection).body));
+            resources.extend(
+                result
+                    .resources
+                    .into_iter()
+                    .map(|r| self.render(ctx, kind, &schema, r, &projection).body),
+            );
         }
         if !answered {
-            return Err(first_error.map(EngineError::from).unwrap_or_else(|| EngineError::Internal("no resource type".into())));
+            return Err(first_error
+                .map(EngineError::from)
+                .unwrap_or_else(|| EngineError::Internal("no resource type".into())));
         }
         Ok(ListResponse::new(total, page.start_index, resources))
     }
@@ -336,12 +516,21 @@ impl Engine {
 
 /// A group member reference from a coerced `members` value.
 fn member_refs(values: &[Value]) -> Vec<MemberRef> {
-    RelationChange::values_of(values).into_iter().map(|v| MemberRef { value: v.to_string() }).collect()
+    RelationChange::values_of(values)
+        .into_iter()
+        .map(|v| MemberRef {
+            value: v.to_string(),
+        })
+        .collect()
 }
 
 /// Turns a proto-level relation change into a store-level one; a removal by an arbitrary
 /// filter is resolved against the loaded members.
-fn member_change(change: &RelationChange, def: Option<&scimd_proto::schema::AttributeDef>, loaded: Option<&Value>) -> MemberChange {
+fn member_change(
+    change: &RelationChange,
+    def: Option<&scimd_proto::schema::AttributeDef>,
+    loaded: Option<&Value>,
+) -> MemberChange {
     match change {
         RelationChange::Add(v) => MemberChange::Add(member_refs(v)),
         RelationChange::Replace(v) => MemberChange::Replace(member_refs(v)),
@@ -354,8 +543,14 @@ fn member_change(change: &RelationChange, def: Option<&scimd_proto::schema::Attr
     }
 }
 
-fn matching_members(f: &Filter, def: Option<&scimd_proto::schema::AttributeDef>, loaded: Option<&Value>) -> Vec<String> {
-    let (Some(def), Some(Value::Array(items))) = (def, loaded) else { return vec![] };
+fn matching_members(
+    f: &Filter,
+    def: Option<&scimd_proto::schema::AttributeDef>,
+    loaded: Option<&Value>,
+) -> Vec<String> {
+    let (Some(def), Some(Value::Array(items))) = (def, loaded) else {
+        return vec![];
+    };
     items
         .iter()
         .filter_map(Value::as_object)
@@ -366,36 +561,66 @@ fn matching_members(f: &Filter, def: Option<&scimd_proto::schema::AttributeDef>,
 
 fn check_precondition(if_match: Option<i64>, current: i64) -> Result<(), ScimError> {
     match if_match {
-        Some(v) if v != current => Err(ScimError::precondition_failed(format!("If-Match names version {v}; the resource is at version {current}"))),
+        Some(v) if v != current => Err(ScimError::precondition_failed(format!(
+            "If-Match names version {v}; the resource is at version {current}"
+        ))),
         _ => Ok(()),
     }
 }
 
 /// writeOnly attributes (`password`) are accepted but never stored by the engine.
 fn strip_write_only(attrs: &mut Map<String, Value>, schema: &ResourceSchema<'_>) {
-    for def in schema.core.attributes.iter().filter(|d| d.mutability == Mutability::WriteOnly) {
+    for def in schema
+        .core
+        .attributes
+        .iter()
+        .filter(|d| d.mutability == Mutability::WriteOnly)
+    {
         attrs.remove(&def.name);
     }
 }
 
 /// RFC 7643 §2.2: an immutable attribute, once set, keeps its value on replace.
-fn check_immutable(current: &Map<String, Value>, next: &Map<String, Value>, schema: &ResourceSchema<'_>) -> Result<(), ScimError> {
-    for def in schema.core.attributes.iter().filter(|d| d.mutability == Mutability::Immutable) {
+fn check_immutable(
+    current: &Map<String, Value>,
+    next: &Map<String, Value>,
+    schema: &ResourceSchema<'_>,
+) -> Result<(), ScimError> {
+    for def in schema
+        .core
+        .attributes
+        .iter()
+        .filter(|d| d.mutability == Mutability::Immutable)
+    {
         if let (Some(old), Some(new)) = (current.get(&def.name), next.get(&def.name))
             && old != new
         {
-            return Err(ScimError::mutability(format!("'{}' is immutable", def.name)));
+            return Err(ScimError::mutability(format!(
+                "'{}' is immutable",
+                def.name
+            )));
         }
     }
     Ok(())
 }
 
 /// Resolves `sortBy` to its canonical path (RFC 7644 §3.4.2.3).
-fn sort_key(text: &str, order: SortOrder, schema: &ResourceSchema<'_>, lenient: bool) -> Result<Option<SortKey>, ScimError> {
+fn sort_key(
+    text: &str,
+    order: SortOrder,
+    schema: &ResourceSchema<'_>,
+    lenient: bool,
+) -> Result<Option<SortKey>, ScimError> {
     let path = AttrPath::parse(text).map_err(ScimError::invalid_value)?;
     match schema.resolve_attribute(&path) {
-        Ok(r) => Ok(Some(SortKey { path: r.canonical(), order })),
+        Ok(r) => Ok(Some(SortKey {
+            path: r.canonical(),
+            order,
+        })),
         Err(_) if lenient => Ok(None),
-        Err(e) => Err(ScimError::invalid_value(format!("cannot sort by '{text}': {}", e.detail))),
+        Err(e) => Err(ScimError::invalid_value(format!(
+            "cannot sort by '{text}': {}",
+            e.detail
+        ))),
     }
 }

@@ -8,5 +8,5 @@ pub mod engine;
 pub mod store;
 pub mod tokens;
 
-pub use engine::{Ctx, Engine, EngineError, EngineResult, Query, Rendered, Settings};
+pub use engine::{Ctx, Engine, EngineError, EngineResult, Query, Rendered, Returning, Settings};
 pub use store::{DeletePolicy, Kind, Store, StoreError};

@@ -50,13 +50,25 @@ pub struct Operation {
 pub fn parse_request(body: &Value, limits: FilterLimits) -> Result<Vec<Operation>> {
     let req: PatchRequest = serde_json::from_value(body.clone())
         .map_err(|e| ScimError::invalid_syntax(format!("not a PatchOp message: {e}")))?;
-    if !req.schemas.is_empty() && !req.schemas.iter().any(|s| s.eq_ignore_ascii_case(crate::PATCH_OP_URN)) {
-        return Err(ScimError::invalid_syntax(format!("'schemas' must be [\"{}\"]", crate::PATCH_OP_URN)));
+    if !req.schemas.is_empty()
+        && !req
+            .schemas
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(crate::PATCH_OP_URN))
+    {
+        return Err(ScimError::invalid_syntax(format!(
+            "'schemas' must be [\"{}\"]",
+            crate::PATCH_OP_URN
+        )));
     }
     if req.operations.is_empty() {
         return Err(ScimError::invalid_syntax("'Operations' is empty"));
     }
-    req.operations.into_iter().enumerate().map(|(i, raw)| parse_operation(raw, limits).map_err(|e| at_operation(e, i))).collect()
+    req.operations
+        .into_iter()
+        .enumerate()
+        .map(|(i, raw)| parse_operation(raw, limits).map_err(|e| at_operation(e, i)))
+        .collect()
 }
 
 fn at_operation(mut e: ScimError, index: usize) -> ScimError {
@@ -69,7 +81,11 @@ fn parse_operation(raw: RawOperation, limits: FilterLimits) -> Result<Operation>
         "add" => OpKind::Add,
         "replace" => OpKind::Replace,
         "remove" => OpKind::Remove,
-        other => return Err(ScimError::invalid_syntax(format!("unknown op '{other}'; expected add, replace or remove"))),
+        other => {
+            return Err(ScimError::invalid_syntax(format!(
+                "unknown op '{other}'; expected add, replace or remove"
+            )));
+        }
     };
     let path = match raw.path.as_deref().map(str::trim) {
         None | Some("") => None,
@@ -77,11 +93,17 @@ fn parse_operation(raw: RawOperation, limits: FilterLimits) -> Result<Operation>
     };
     match (kind, &path, &raw.value) {
         (OpKind::Remove, None, _) => Err(ScimError::no_target("'remove' needs a path")),
-        (OpKind::Add | OpKind::Replace, _, None) => Err(ScimError::invalid_syntax("'add' and 'replace' need a value")),
-        (OpKind::Add | OpKind::Replace, None, Some(v)) if !v.is_object() => {
-            Err(ScimError::invalid_syntax("without a path, the value must be an object of attributes"))
-        }
-        _ => Ok(Operation { kind, path, value: raw.value }),
+        (OpKind::Add | OpKind::Replace, _, None) => Err(ScimError::invalid_syntax(
+            "'add' and 'replace' need a value",
+        )),
+        (OpKind::Add | OpKind::Replace, None, Some(v)) if !v.is_object() => Err(
+            ScimError::invalid_syntax("without a path, the value must be an object of attributes"),
+        ),
+        _ => Ok(Operation {
+            kind,
+            path,
+            value: raw.value,
+        }),
     }
 }
 
@@ -103,14 +125,24 @@ pub enum RelationChange {
 impl RelationChange {
     /// The `value` strings of a batch of coerced values.
     pub fn values_of(values: &[Value]) -> Vec<&str> {
-        values.iter().filter_map(|v| v.get("value").and_then(Value::as_str)).collect()
+        values
+            .iter()
+            .filter_map(|v| v.get("value").and_then(Value::as_str))
+            .collect()
     }
 }
 
 /// Splits operations on the top-level core attribute `name` (e.g. `members`) out of a
 /// PATCH, in order, leaving the rest to `apply`.
-pub fn split_relation(ops: Vec<Operation>, schema: &ResourceSchema<'_>, name: &str) -> Result<(Vec<Operation>, Vec<RelationChange>)> {
-    let def = schema.core.attribute(name).ok_or_else(|| ScimError::invalid_path(format!("unknown attribute '{name}'")))?;
+pub fn split_relation(
+    ops: Vec<Operation>,
+    schema: &ResourceSchema<'_>,
+    name: &str,
+) -> Result<(Vec<Operation>, Vec<RelationChange>)> {
+    let def = schema
+        .core
+        .attribute(name)
+        .ok_or_else(|| ScimError::invalid_path(format!("unknown attribute '{name}'")))?;
     let mut rest = Vec::new();
     let mut changes = Vec::new();
     for op in ops {
@@ -121,10 +153,20 @@ pub fn split_relation(ops: Vec<Operation>, schema: &ResourceSchema<'_>, name: &s
                     rest.push(op);
                     continue;
                 }
-                if path.attr.sub.is_some() || path.sub.is_some() || (path.filter.is_some() && op.kind != OpKind::Remove) {
-                    return Err(ScimError::mutability(format!("the values of '{name}' cannot be changed in place; add or remove them")));
+                if path.attr.sub.is_some()
+                    || path.sub.is_some()
+                    || (path.filter.is_some() && op.kind != OpKind::Remove)
+                {
+                    return Err(ScimError::mutability(format!(
+                        "the values of '{name}' cannot be changed in place; add or remove them"
+                    )));
                 }
-                changes.push(relation_change(def, op.kind, path.filter.clone(), op.value.as_ref())?);
+                changes.push(relation_change(
+                    def,
+                    op.kind,
+                    path.filter.clone(),
+                    op.value.as_ref(),
+                )?);
             }
             None => {
                 let mut value = op.value.clone().unwrap_or(Value::Null);
@@ -135,7 +177,11 @@ pub fn split_relation(ops: Vec<Operation>, schema: &ResourceSchema<'_>, name: &s
                     changes.push(relation_change(def, op.kind, None, Some(&v))?);
                 }
                 if !obj.is_empty() {
-                    rest.push(Operation { kind: op.kind, path: None, value: Some(value) });
+                    rest.push(Operation {
+                        kind: op.kind,
+                        path: None,
+                        value: Some(value),
+                    });
                 }
             }
         }
@@ -143,7 +189,12 @@ pub fn split_relation(ops: Vec<Operation>, schema: &ResourceSchema<'_>, name: &s
     Ok((rest, changes))
 }
 
-fn relation_change(def: &AttributeDef, kind: OpKind, filter: Option<Filter>, value: Option<&Value>) -> Result<RelationChange> {
+fn relation_change(
+    def: &AttributeDef,
+    kind: OpKind,
+    filter: Option<Filter>,
+    value: Option<&Value>,
+) -> Result<RelationChange> {
     let coerced = |v: &Value| -> Result<Vec<Value>> {
         Ok(match coerce(def, v, &def.name)? {
             Some(Value::Array(a)) => a,
@@ -155,26 +206,45 @@ fn relation_change(def: &AttributeDef, kind: OpKind, filter: Option<Filter>, val
             filter::check_element(&f, def)?;
             RelationChange::RemoveWhere(f)
         }
-        (OpKind::Remove, None, None) | (OpKind::Remove, None, Some(Value::Null)) => RelationChange::RemoveAll,
+        (OpKind::Remove, None, None) | (OpKind::Remove, None, Some(Value::Null)) => {
+            RelationChange::RemoveAll
+        }
         (OpKind::Remove, None, Some(v)) => {
             let values = coerced(v)?;
-            RelationChange::Remove(RelationChange::values_of(&values).into_iter().map(str::to_string).collect())
+            RelationChange::Remove(
+                RelationChange::values_of(&values)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+            )
         }
         (OpKind::Add, _, Some(v)) => RelationChange::Add(coerced(v)?),
         (OpKind::Replace, _, Some(v)) => RelationChange::Replace(coerced(v)?),
-        (_, _, None) => return Err(ScimError::invalid_syntax("'add' and 'replace' need a value")),
+        (_, _, None) => {
+            return Err(ScimError::invalid_syntax(
+                "'add' and 'replace' need a value",
+            ));
+        }
     })
 }
 
 /// Applies operations to a resource's attributes (canonical JSON, without `id`/`meta`).
 /// Returns the new attributes, or an error with nothing applied.
-pub fn apply(resource: &Map<String, Value>, schema: &ResourceSchema<'_>, ops: &[Operation]) -> Result<Map<String, Value>> {
+pub fn apply(
+    resource: &Map<String, Value>,
+    schema: &ResourceSchema<'_>,
+    ops: &[Operation],
+) -> Result<Map<String, Value>> {
     let mut doc = resource.clone();
     for (i, op) in ops.iter().enumerate() {
         apply_operation(&mut doc, schema, op).map_err(|e| at_operation(e, i))?;
     }
     for (ext, _) in &schema.extensions {
-        if doc.get(&ext.id).and_then(Value::as_object).is_some_and(Map::is_empty) {
+        if doc
+            .get(&ext.id)
+            .and_then(Value::as_object)
+            .is_some_and(Map::is_empty)
+        {
             doc.remove(&ext.id);
         }
     }
@@ -192,9 +262,17 @@ struct Slot<'a> {
     implicit: bool,
 }
 
-fn apply_operation(doc: &mut Map<String, Value>, schema: &ResourceSchema<'_>, op: &Operation) -> Result<()> {
+fn apply_operation(
+    doc: &mut Map<String, Value>,
+    schema: &ResourceSchema<'_>,
+    op: &Operation,
+) -> Result<()> {
     let Some(path) = &op.path else {
-        let value = op.value.as_ref().and_then(Value::as_object).expect("checked at parse");
+        let value = op
+            .value
+            .as_ref()
+            .and_then(Value::as_object)
+            .expect("checked at parse");
         return apply_pathless(doc, schema, op.kind, value);
     };
     match schema.resolve(&path.attr)? {
@@ -204,12 +282,33 @@ fn apply_operation(doc: &mut Map<String, Value>, schema: &ResourceSchema<'_>, op
                 Ok(())
             }
             kind => {
-                let value = op.value.as_ref().and_then(Value::as_object).ok_or_else(|| {
-                    ScimError::invalid_value(format!("the value for '{}' must be an object of its attributes", ext.id))
-                })?;
-                for (k, v) in value.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("schemas")) {
-                    let attr = ext.attribute(k).ok_or_else(|| ScimError::invalid_value(format!("unknown attribute '{k}' in schema {}", ext.id)))?;
-                    let slot = Slot { container: Container::Extension(ext), attr, sub: None, filter: None, implicit: true };
+                let value = op
+                    .value
+                    .as_ref()
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| {
+                        ScimError::invalid_value(format!(
+                            "the value for '{}' must be an object of its attributes",
+                            ext.id
+                        ))
+                    })?;
+                for (k, v) in value
+                    .iter()
+                    .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+                {
+                    let attr = ext.attribute(k).ok_or_else(|| {
+                        ScimError::invalid_value(format!(
+                            "unknown attribute '{k}' in schema {}",
+                            ext.id
+                        ))
+                    })?;
+                    let slot = Slot {
+                        container: Container::Extension(ext),
+                        attr,
+                        sub: None,
+                        filter: None,
+                        implicit: true,
+                    };
                     apply_slot(doc, &slot, kind, Some(v))?;
                 }
                 Ok(())
@@ -217,46 +316,106 @@ fn apply_operation(doc: &mut Map<String, Value>, schema: &ResourceSchema<'_>, op
         },
         Target::Attribute(r) => {
             let sub = match (&path.sub, r.sub) {
-                (Some(_), Some(_)) => return Err(ScimError::invalid_path(format!("'{}' has too many sub-attributes", path.attr))),
-                (Some(s), None) => Some(r.attr.sub(s).ok_or_else(|| ScimError::invalid_path(format!("'{}' has no sub-attribute '{s}'", r.attr.name)))?),
+                (Some(_), Some(_)) => {
+                    return Err(ScimError::invalid_path(format!(
+                        "'{}' has too many sub-attributes",
+                        path.attr
+                    )));
+                }
+                (Some(s), None) => Some(r.attr.sub(s).ok_or_else(|| {
+                    ScimError::invalid_path(format!("'{}' has no sub-attribute '{s}'", r.attr.name))
+                })?),
                 (None, s) => s,
             };
             if let Some(f) = &path.filter {
                 if r.sub.is_some() || r.attr.kind != AttrType::Complex || !r.attr.multi_valued {
-                    return Err(ScimError::invalid_path(format!("'{}' is not a multi-valued complex attribute; it cannot take a [filter]", path.attr)));
+                    return Err(ScimError::invalid_path(format!(
+                        "'{}' is not a multi-valued complex attribute; it cannot take a [filter]",
+                        path.attr
+                    )));
                 }
                 filter::check_element(f, r.attr).map_err(|e| ScimError::invalid_path(e.detail))?;
             }
-            let slot = Slot { container: r.container, attr: r.attr, sub, filter: path.filter.as_ref(), implicit: false };
+            let slot = Slot {
+                container: r.container,
+                attr: r.attr,
+                sub,
+                filter: path.filter.as_ref(),
+                implicit: false,
+            };
             apply_slot(doc, &slot, op.kind, op.value.as_ref())
         }
     }
 }
 
-fn apply_pathless(doc: &mut Map<String, Value>, schema: &ResourceSchema<'_>, kind: OpKind, value: &Map<String, Value>) -> Result<()> {
+fn apply_pathless(
+    doc: &mut Map<String, Value>,
+    schema: &ResourceSchema<'_>,
+    kind: OpKind,
+    value: &Map<String, Value>,
+) -> Result<()> {
     for (key, v) in value {
         if key.eq_ignore_ascii_case("schemas") {
             continue;
         }
-        let path = AttrPath::parse(key).map_err(|_| ScimError::invalid_value(format!("unknown attribute '{key}'")))?;
-        let target = schema.resolve(&path).map_err(|_| ScimError::invalid_value(format!("unknown attribute '{key}'")))?;
+        let path = AttrPath::parse(key)
+            .map_err(|_| ScimError::invalid_value(format!("unknown attribute '{key}'")))?;
+        let target = schema
+            .resolve(&path)
+            .map_err(|_| ScimError::invalid_value(format!("unknown attribute '{key}'")))?;
         match target {
             Target::Extension(ext) => {
-                let inner = v.as_object().ok_or_else(|| ScimError::invalid_value(format!("'{key}' must be an object")))?;
-                for (k, v) in inner.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("schemas")) {
-                    let attr = ext.attribute(k).ok_or_else(|| ScimError::invalid_value(format!("unknown attribute '{k}' in schema {}", ext.id)))?;
-                    apply_slot(doc, &Slot { container: Container::Extension(ext), attr, sub: None, filter: None, implicit: true }, kind, Some(v))?;
+                let inner = v.as_object().ok_or_else(|| {
+                    ScimError::invalid_value(format!("'{key}' must be an object"))
+                })?;
+                for (k, v) in inner
+                    .iter()
+                    .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+                {
+                    let attr = ext.attribute(k).ok_or_else(|| {
+                        ScimError::invalid_value(format!(
+                            "unknown attribute '{k}' in schema {}",
+                            ext.id
+                        ))
+                    })?;
+                    apply_slot(
+                        doc,
+                        &Slot {
+                            container: Container::Extension(ext),
+                            attr,
+                            sub: None,
+                            filter: None,
+                            implicit: true,
+                        },
+                        kind,
+                        Some(v),
+                    )?;
                 }
             }
             Target::Attribute(r) => {
-                apply_slot(doc, &Slot { container: r.container, attr: r.attr, sub: r.sub, filter: None, implicit: true }, kind, Some(v))?;
+                apply_slot(
+                    doc,
+                    &Slot {
+                        container: r.container,
+                        attr: r.attr,
+                        sub: r.sub,
+                        filter: None,
+                        implicit: true,
+                    },
+                    kind,
+                    Some(v),
+                )?;
             }
         }
     }
     Ok(())
 }
 
-fn container_mut<'d>(doc: &'d mut Map<String, Value>, container: Container<'_>, create: bool) -> Option<&'d mut Map<String, Value>> {
+fn container_mut<'d>(
+    doc: &'d mut Map<String, Value>,
+    container: Container<'_>,
+    create: bool,
+) -> Option<&'d mut Map<String, Value>> {
     match container {
         Container::Core => Some(doc),
         Container::Extension(ext) => {
@@ -268,16 +427,28 @@ fn container_mut<'d>(doc: &'d mut Map<String, Value>, container: Container<'_>, 
     }
 }
 
-fn apply_slot(doc: &mut Map<String, Value>, slot: &Slot<'_>, kind: OpKind, value: Option<&Value>) -> Result<()> {
-    let read_only = slot.attr.mutability == Mutability::ReadOnly || slot.sub.is_some_and(|s| s.mutability == Mutability::ReadOnly);
+fn apply_slot(
+    doc: &mut Map<String, Value>,
+    slot: &Slot<'_>,
+    kind: OpKind,
+    value: Option<&Value>,
+) -> Result<()> {
+    let read_only = slot.attr.mutability == Mutability::ReadOnly
+        || slot
+            .sub
+            .is_some_and(|s| s.mutability == Mutability::ReadOnly);
     if read_only {
         if slot.implicit {
             return Ok(());
         }
-        let name = slot.sub.map_or(slot.attr.name.clone(), |s| format!("{}.{}", slot.attr.name, s.name));
+        let name = slot.sub.map_or(slot.attr.name.clone(), |s| {
+            format!("{}.{}", slot.attr.name, s.name)
+        });
         return Err(ScimError::mutability(format!("'{name}' is read-only")));
     }
-    let Some(obj) = container_mut(doc, slot.container, kind != OpKind::Remove) else { return Ok(()) };
+    let Some(obj) = container_mut(doc, slot.container, kind != OpKind::Remove) else {
+        return Ok(());
+    };
     let before = obj.get(&slot.attr.name).cloned();
     match (slot.filter, slot.sub) {
         (Some(f), sub) => apply_filtered(obj, slot.attr, f, sub, kind, value)?,
@@ -285,11 +456,18 @@ fn apply_slot(doc: &mut Map<String, Value>, slot: &Slot<'_>, kind: OpKind, value
         (None, None) => apply_whole(obj, slot.attr, kind, value)?,
     }
     let after = obj.get(&slot.attr.name);
-    if slot.attr.mutability == Mutability::Immutable && before.is_some() && after != before.as_ref() {
-        return Err(ScimError::mutability(format!("'{}' is immutable", slot.attr.name)));
+    if slot.attr.mutability == Mutability::Immutable && before.is_some() && after != before.as_ref()
+    {
+        return Err(ScimError::mutability(format!(
+            "'{}' is immutable",
+            slot.attr.name
+        )));
     }
     if slot.attr.required && after.is_none() {
-        return Err(ScimError::invalid_value(format!("'{}' is required and cannot be removed", slot.attr.name)));
+        return Err(ScimError::invalid_value(format!(
+            "'{}' is required and cannot be removed",
+            slot.attr.name
+        )));
     }
     if let Some(Value::Array(a)) = obj.get(&slot.attr.name) {
         check_single_primary(slot.attr, a, &slot.attr.name)?;
@@ -297,7 +475,10 @@ fn apply_slot(doc: &mut Map<String, Value>, slot: &Slot<'_>, kind: OpKind, value
     Ok(())
 }
 
-fn elements_mut<'o>(obj: &'o mut Map<String, Value>, attr: &AttributeDef) -> Vec<&'o mut Map<String, Value>> {
+fn elements_mut<'o>(
+    obj: &'o mut Map<String, Value>,
+    attr: &AttributeDef,
+) -> Vec<&'o mut Map<String, Value>> {
     match obj.get_mut(&attr.name) {
         Some(Value::Array(a)) => a.iter_mut().filter_map(Value::as_object_mut).collect(),
         Some(Value::Object(o)) => vec![o],
@@ -322,17 +503,30 @@ fn tidy(obj: &mut Map<String, Value>, attr: &AttributeDef) {
 }
 
 /// `emails[type eq "work"]` and `emails[type eq "work"].value`.
-fn apply_filtered(obj: &mut Map<String, Value>, attr: &AttributeDef, f: &Filter, sub: Option<&AttributeDef>, kind: OpKind, value: Option<&Value>) -> Result<()> {
+fn apply_filtered(
+    obj: &mut Map<String, Value>,
+    attr: &AttributeDef,
+    f: &Filter,
+    sub: Option<&AttributeDef>,
+    kind: OpKind,
+    value: Option<&Value>,
+) -> Result<()> {
     if kind == OpKind::Remove {
         match sub {
             Some(s) => {
-                for e in elements_mut(obj, attr).into_iter().filter(|e| filter::matches_element(f, attr, e)) {
+                for e in elements_mut(obj, attr)
+                    .into_iter()
+                    .filter(|e| filter::matches_element(f, attr, e))
+                {
                     e.remove(&s.name);
                 }
             }
             None => {
                 if let Some(Value::Array(a)) = obj.get_mut(&attr.name) {
-                    a.retain(|e| !e.as_object().is_some_and(|e| filter::matches_element(f, attr, e)));
+                    a.retain(|e| {
+                        !e.as_object()
+                            .is_some_and(|e| filter::matches_element(f, attr, e))
+                    });
                 }
             }
         }
@@ -344,31 +538,52 @@ fn apply_filtered(obj: &mut Map<String, Value>, attr: &AttributeDef, f: &Filter,
     let patch: Map<String, Value> = match sub {
         Some(s) => {
             if s.mutability == Mutability::Immutable {
-                return Err(ScimError::mutability(format!("'{}.{}' is immutable", attr.name, s.name)));
+                return Err(ScimError::mutability(format!(
+                    "'{}.{}' is immutable",
+                    attr.name, s.name
+                )));
             }
             let mut m = Map::new();
-            m.insert(s.name.clone(), coerce_one(s, value, &format!("{}.{}", attr.name, s.name))?.unwrap_or(Value::Null));
+            m.insert(
+                s.name.clone(),
+                coerce_one(s, value, &format!("{}.{}", attr.name, s.name))?.unwrap_or(Value::Null),
+            );
             m
         }
         None => match coerce_one(attr, value, &attr.name)? {
             Some(Value::Object(m)) => m,
-            _ => return Err(ScimError::invalid_value(format!("the value for '{}[…]' must be an object", attr.name))),
+            _ => {
+                return Err(ScimError::invalid_value(format!(
+                    "the value for '{}[…]' must be an object",
+                    attr.name
+                )));
+            }
         },
     };
     let mut matched = 0;
-    for e in elements_mut(obj, attr).into_iter().filter(|e| filter::matches_element(f, attr, e)) {
+    for e in elements_mut(obj, attr)
+        .into_iter()
+        .filter(|e| filter::matches_element(f, attr, e))
+    {
         matched += 1;
         merge(e, &patch);
     }
     if matched == 0 {
         // RFC 7644 §3.5.2.3: replace with no match is noTarget. An add creates the value the
         // filter describes, which is what Entra ID expects of `emails[type eq "work"].value`.
-        let built = (kind == OpKind::Add).then(|| element_from_filter(attr, f)).flatten();
+        let built = (kind == OpKind::Add)
+            .then(|| element_from_filter(attr, f))
+            .flatten();
         let Some(mut element) = built else {
-            return Err(ScimError::no_target(format!("no value of '{}' matches the filter", attr.name)));
+            return Err(ScimError::no_target(format!(
+                "no value of '{}' matches the filter",
+                attr.name
+            )));
         };
         merge(&mut element, &patch);
-        let list = obj.entry(attr.name.clone()).or_insert_with(|| Value::Array(vec![]));
+        let list = obj
+            .entry(attr.name.clone())
+            .or_insert_with(|| Value::Array(vec![]));
         if let Value::Array(a) = list {
             a.push(Value::Object(element));
         }
@@ -403,7 +618,13 @@ fn element_from_filter(attr: &AttributeDef, f: &Filter) -> Option<Map<String, Va
 }
 
 /// `name.givenName`, or `emails.type` across all values.
-fn apply_sub(obj: &mut Map<String, Value>, attr: &AttributeDef, sub: &AttributeDef, kind: OpKind, value: Option<&Value>) -> Result<()> {
+fn apply_sub(
+    obj: &mut Map<String, Value>,
+    attr: &AttributeDef,
+    sub: &AttributeDef,
+    kind: OpKind,
+    value: Option<&Value>,
+) -> Result<()> {
     let at = format!("{}.{}", attr.name, sub.name);
     if kind == OpKind::Remove {
         for e in elements_mut(obj, attr) {
@@ -417,7 +638,10 @@ fn apply_sub(obj: &mut Map<String, Value>, attr: &AttributeDef, sub: &AttributeD
         let mut elements = elements_mut(obj, attr);
         if elements.is_empty() {
             if kind == OpKind::Replace {
-                return Err(ScimError::no_target(format!("'{}' has no values", attr.name)));
+                return Err(ScimError::no_target(format!(
+                    "'{}' has no values",
+                    attr.name
+                )));
             }
             if let Some(v) = new {
                 let mut e = Map::new();
@@ -433,10 +657,14 @@ fn apply_sub(obj: &mut Map<String, Value>, attr: &AttributeDef, sub: &AttributeD
             };
         }
     } else {
-        if sub.mutability == Mutability::Immutable && obj.get(&attr.name).and_then(|p| p.get(&sub.name)).is_some() {
+        if sub.mutability == Mutability::Immutable
+            && obj.get(&attr.name).and_then(|p| p.get(&sub.name)).is_some()
+        {
             return Err(ScimError::mutability(format!("'{at}' is immutable")));
         }
-        let parent = obj.entry(attr.name.clone()).or_insert_with(|| Value::Object(Map::new()));
+        let parent = obj
+            .entry(attr.name.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(p) = parent {
             match new {
                 Some(v) => p.insert(sub.name.clone(), v),
@@ -448,13 +676,20 @@ fn apply_sub(obj: &mut Map<String, Value>, attr: &AttributeDef, sub: &AttributeD
     Ok(())
 }
 
-fn apply_whole(obj: &mut Map<String, Value>, attr: &AttributeDef, kind: OpKind, value: Option<&Value>) -> Result<()> {
+fn apply_whole(
+    obj: &mut Map<String, Value>,
+    attr: &AttributeDef,
+    kind: OpKind,
+    value: Option<&Value>,
+) -> Result<()> {
     match kind {
         OpKind::Remove => {
             match value {
                 // Entra ID removes members with `path: "members"` and the values to remove.
                 Some(v) if attr.multi_valued && !v.is_null() => {
-                    let doomed = coerce(attr, v, &attr.name)?.and_then(|v| v.as_array().cloned()).unwrap_or_default();
+                    let doomed = coerce(attr, v, &attr.name)?
+                        .and_then(|v| v.as_array().cloned())
+                        .unwrap_or_default();
                     if let Some(Value::Array(a)) = obj.get_mut(&attr.name) {
                         a.retain(|e| !doomed.iter().any(|d| same_element(attr, e, d)));
                     }
@@ -466,12 +701,20 @@ fn apply_whole(obj: &mut Map<String, Value>, attr: &AttributeDef, kind: OpKind, 
             }
         }
         OpKind::Add => {
-            let Some(new) = coerce(attr, value.expect("checked at parse"), &attr.name)? else { return Ok(()) };
+            let Some(new) = coerce(attr, value.expect("checked at parse"), &attr.name)? else {
+                return Ok(());
+            };
             match (attr.multi_valued, new) {
                 (true, Value::Array(items)) => {
-                    let new_primary = items.iter().any(|e| e.get("primary") == Some(&Value::Bool(true)));
-                    let list = obj.entry(attr.name.clone()).or_insert_with(|| Value::Array(vec![]));
-                    let Value::Array(existing) = list else { unreachable!("multi-valued attributes are stored as arrays") };
+                    let new_primary = items
+                        .iter()
+                        .any(|e| e.get("primary") == Some(&Value::Bool(true)));
+                    let list = obj
+                        .entry(attr.name.clone())
+                        .or_insert_with(|| Value::Array(vec![]));
+                    let Value::Array(existing) = list else {
+                        unreachable!("multi-valued attributes are stored as arrays")
+                    };
                     if new_primary {
                         for e in existing.iter_mut().filter_map(Value::as_object_mut) {
                             e.insert("primary".into(), Value::Bool(false));
@@ -484,7 +727,9 @@ fn apply_whole(obj: &mut Map<String, Value>, attr: &AttributeDef, kind: OpKind, 
                     }
                 }
                 (false, Value::Object(new)) if attr.kind == AttrType::Complex => {
-                    let slot = obj.entry(attr.name.clone()).or_insert_with(|| Value::Object(Map::new()));
+                    let slot = obj
+                        .entry(attr.name.clone())
+                        .or_insert_with(|| Value::Object(Map::new()));
                     if let Value::Object(o) = slot {
                         merge(o, &new);
                     } else {
@@ -502,7 +747,9 @@ fn apply_whole(obj: &mut Map<String, Value>, attr: &AttributeDef, kind: OpKind, 
             }
             // RFC 7644 §3.5.2.3: sub-attributes not given are left unchanged.
             Some(Value::Object(new)) if !attr.multi_valued => {
-                let slot = obj.entry(attr.name.clone()).or_insert_with(|| Value::Object(Map::new()));
+                let slot = obj
+                    .entry(attr.name.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
                 match slot {
                     Value::Object(o) => merge(o, &new),
                     other => *other = Value::Object(new),
@@ -520,7 +767,9 @@ fn apply_whole(obj: &mut Map<String, Value>, attr: &AttributeDef, kind: OpKind, 
 /// emails), or, for values without one, when they are equal.
 fn same_element(attr: &AttributeDef, a: &Value, b: &Value) -> bool {
     match (a.get("value"), b.get("value"), attr.sub("value")) {
-        (Some(x), Some(y), Some(def)) => same_value(def, x, y) && a.get("type").zip(b.get("type")).is_none_or(|(s, t)| s == t),
+        (Some(x), Some(y), Some(def)) => {
+            same_value(def, x, y) && a.get("type").zip(b.get("type")).is_none_or(|(s, t)| s == t)
+        }
         _ => a == b,
     }
 }

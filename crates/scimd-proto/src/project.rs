@@ -24,19 +24,37 @@ struct Selector {
 impl Projection {
     /// Parses the two query parameters. Unknown attribute names are ignored, as a client
     /// asking for an attribute the server lacks simply does not get it.
-    pub fn parse(attributes: Option<&str>, excluded: Option<&str>, schema: &ResourceSchema<'_>) -> Result<Projection> {
+    pub fn parse(
+        attributes: Option<&str>,
+        excluded: Option<&str>,
+        schema: &ResourceSchema<'_>,
+    ) -> Result<Projection> {
         let list = |text: Option<&str>| -> Result<Vec<Selector>> {
-            let paths = AttrPath::parse_list(text.unwrap_or("")).map_err(ScimError::invalid_value)?;
+            let paths =
+                AttrPath::parse_list(text.unwrap_or("")).map_err(ScimError::invalid_value)?;
             Ok(paths.iter().filter_map(|p| selector(p, schema)).collect())
         };
-        Ok(Projection { attributes: list(attributes)?, excluded: list(excluded)? })
+        Ok(Projection {
+            attributes: list(attributes)?,
+            excluded: list(excluded)?,
+        })
     }
 
     /// Like `parse`, across several resource types (for `/.search` at the root).
-    pub fn from_paths(attributes: &[AttrPath], excluded: &[AttrPath], schema: &ResourceSchema<'_>) -> Projection {
+    pub fn from_paths(
+        attributes: &[AttrPath],
+        excluded: &[AttrPath],
+        schema: &ResourceSchema<'_>,
+    ) -> Projection {
         Projection {
-            attributes: attributes.iter().filter_map(|p| selector(p, schema)).collect(),
-            excluded: excluded.iter().filter_map(|p| selector(p, schema)).collect(),
+            attributes: attributes
+                .iter()
+                .filter_map(|p| selector(p, schema))
+                .collect(),
+            excluded: excluded
+                .iter()
+                .filter_map(|p| selector(p, schema))
+                .collect(),
         }
     }
 
@@ -53,12 +71,25 @@ impl Projection {
             _ => {}
         }
         let matches = |s: &&Selector| {
-            s.container.as_deref().map(str::to_ascii_lowercase) == container.map(str::to_ascii_lowercase)
-                && s.attr.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&def.name))
+            s.container.as_deref().map(str::to_ascii_lowercase)
+                == container.map(str::to_ascii_lowercase)
+                && s.attr
+                    .as_deref()
+                    .is_some_and(|a| a.eq_ignore_ascii_case(&def.name))
         };
-        let whole_extension = |s: &&Selector| s.attr.is_none() && s.container.as_deref().zip(container).is_some_and(|(a, b)| a.eq_ignore_ascii_case(b));
+        let whole_extension = |s: &&Selector| {
+            s.attr.is_none()
+                && s.container
+                    .as_deref()
+                    .zip(container)
+                    .is_some_and(|(a, b)| a.eq_ignore_ascii_case(b))
+        };
         if !self.attributes.is_empty() {
-            if self.attributes.iter().any(|s| whole_extension(&s) || (matches(&s) && s.sub.is_none())) {
+            if self
+                .attributes
+                .iter()
+                .any(|s| whole_extension(&s) || (matches(&s) && s.sub.is_none()))
+            {
                 return Decision::Keep;
             }
             if self.attributes.iter().any(|s| matches(&s)) {
@@ -69,7 +100,11 @@ impl Projection {
         if def.returned == Returned::Request {
             return Decision::Drop;
         }
-        if self.excluded.iter().any(|s| whole_extension(&s) || (matches(&s) && s.sub.is_none())) {
+        if self
+            .excluded
+            .iter()
+            .any(|s| whole_extension(&s) || (matches(&s) && s.sub.is_none()))
+        {
             return Decision::Drop;
         }
         if self.excluded.iter().any(|s| matches(&s)) {
@@ -81,9 +116,14 @@ impl Projection {
     /// Whether `attributes` names this sub-attribute itself.
     fn names_sub(&self, container: Option<&str>, def: &AttributeDef, sub: &AttributeDef) -> bool {
         self.attributes.iter().any(|s| {
-            s.container.as_deref().map(str::to_ascii_lowercase) == container.map(str::to_ascii_lowercase)
-                && s.attr.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&def.name))
-                && s.sub.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&sub.name))
+            s.container.as_deref().map(str::to_ascii_lowercase)
+                == container.map(str::to_ascii_lowercase)
+                && s.attr
+                    .as_deref()
+                    .is_some_and(|a| a.eq_ignore_ascii_case(&def.name))
+                && s.sub
+                    .as_deref()
+                    .is_some_and(|a| a.eq_ignore_ascii_case(&sub.name))
         })
     }
 
@@ -94,9 +134,14 @@ impl Projection {
             _ => {}
         }
         let names = |s: &Selector| {
-            s.container.as_deref().map(str::to_ascii_lowercase) == container.map(str::to_ascii_lowercase)
-                && s.attr.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&def.name))
-                && s.sub.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&sub.name))
+            s.container.as_deref().map(str::to_ascii_lowercase)
+                == container.map(str::to_ascii_lowercase)
+                && s.attr
+                    .as_deref()
+                    .is_some_and(|a| a.eq_ignore_ascii_case(&def.name))
+                && s.sub
+                    .as_deref()
+                    .is_some_and(|a| a.eq_ignore_ascii_case(&sub.name))
         };
         if !self.attributes.is_empty() {
             return self.attributes.iter().any(names);
@@ -109,7 +154,9 @@ impl Projection {
         let keys: Vec<String> = resource.keys().cloned().collect();
         for key in keys {
             if let Some(ext) = schema.extension(&key) {
-                let Some(Value::Object(inner)) = resource.get_mut(&key) else { continue };
+                let Some(Value::Object(inner)) = resource.get_mut(&key) else {
+                    continue;
+                };
                 self.apply_container(inner, Some(&ext.id), |name| ext.attribute(name));
                 if inner.is_empty() {
                     resource.remove(&key);
@@ -127,7 +174,12 @@ impl Projection {
         }
     }
 
-    fn apply_container<'d>(&self, obj: &mut Map<String, Value>, container: Option<&str>, lookup: impl Fn(&str) -> Option<&'d AttributeDef>) {
+    fn apply_container<'d>(
+        &self,
+        obj: &mut Map<String, Value>,
+        container: Option<&str>,
+        lookup: impl Fn(&str) -> Option<&'d AttributeDef>,
+    ) {
         let keys: Vec<String> = obj.keys().cloned().collect();
         for key in keys {
             match lookup(&key) {
@@ -158,8 +210,15 @@ impl Projection {
                 obj.remove(&def.name);
             }
             Decision::Partial => {
-                let Some(v) = obj.get_mut(&def.name) else { return };
-                for_each_element(v, |e| e.retain(|k, _| def.sub(k).is_some_and(|s| self.sub_wanted(container, def, s))));
+                let Some(v) = obj.get_mut(&def.name) else {
+                    return;
+                };
+                for_each_element(v, |e| {
+                    e.retain(|k, _| {
+                        def.sub(k)
+                            .is_some_and(|s| self.sub_wanted(container, def, s))
+                    })
+                });
                 let empty = match v {
                     Value::Object(o) => o.is_empty(),
                     Value::Array(a) => {
@@ -193,7 +252,11 @@ fn for_each_element(v: &mut Value, mut f: impl FnMut(&mut Map<String, Value>)) {
 
 fn selector(path: &AttrPath, schema: &ResourceSchema<'_>) -> Option<Selector> {
     match schema.resolve(path).ok()? {
-        Target::Extension(ext) => Some(Selector { container: Some(ext.id.clone()), attr: None, sub: None }),
+        Target::Extension(ext) => Some(Selector {
+            container: Some(ext.id.clone()),
+            attr: None,
+            sub: None,
+        }),
         Target::Attribute(r) => Some(Selector {
             container: match r.container {
                 Container::Core => None,
@@ -238,15 +301,24 @@ mod tests {
     #[test]
     fn attributes_keep_only_requested_plus_always() {
         let u = project(Some("userName,name.givenName,emails.value"), None);
-        assert_eq!(u, json!({
-            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": "1", "userName": "bjensen",
-            "name": {"givenName": "Barbara"}, "emails": [{"value": "a@example.com"}, {"value": "b@example.com"}]
-        }));
-        let u = project(Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber"), None);
+        assert_eq!(
+            u,
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": "1", "userName": "bjensen",
+                "name": {"givenName": "Barbara"}, "emails": [{"value": "a@example.com"}, {"value": "b@example.com"}]
+            })
+        );
+        let u = project(
+            Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber"),
+            None,
+        );
         assert_eq!(u[ENTERPRISE_USER_SCHEMA], json!({"employeeNumber": "7"}));
         assert!(u.get("userName").is_none());
         let u = project(Some(ENTERPRISE_USER_SCHEMA), None);
-        assert_eq!(u[ENTERPRISE_USER_SCHEMA], json!({"employeeNumber": "7", "department": "R&D"}));
+        assert_eq!(
+            u[ENTERPRISE_USER_SCHEMA],
+            json!({"employeeNumber": "7", "department": "R&D"})
+        );
         let u = project(Some("password,ID"), None);
         assert!(u.get("password").is_none(), "never means never");
         assert_eq!(u["id"], "1");
@@ -254,7 +326,12 @@ mod tests {
 
     #[test]
     fn excluded_attributes_remove_but_not_always() {
-        let u = project(None, Some("emails,name.familyName,id,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"));
+        let u = project(
+            None,
+            Some(
+                "emails,name.familyName,id,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+            ),
+        );
         assert!(u.get("emails").is_none());
         assert_eq!(u["name"], json!({"givenName": "Barbara"}));
         assert_eq!(u["id"], "1", "id is always returned");

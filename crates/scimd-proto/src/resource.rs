@@ -27,7 +27,12 @@ pub fn parse_etag(text: &str) -> Option<i64> {
 
 /// Builds the full representation: `schemas` (core plus extensions with data), `id`,
 /// the attributes, and `meta`.
-pub fn render(schema: &ResourceSchema<'_>, id: &str, attributes: Map<String, Value>, meta: &Meta) -> Map<String, Value> {
+pub fn render(
+    schema: &ResourceSchema<'_>,
+    id: &str,
+    attributes: Map<String, Value>,
+    meta: &Meta,
+) -> Map<String, Value> {
     let mut out = Map::with_capacity(attributes.len() + 3);
     let mut schemas = vec![Value::String(schema.core.id.clone())];
     for (ext, _) in &schema.extensions {

@@ -8,7 +8,8 @@ use serde_json::{Map, Value, json};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const ENTERPRISE_USER_SCHEMA: &str =
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
 pub const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
 
@@ -29,7 +30,10 @@ pub enum AttrType {
 impl AttrType {
     /// String-like types compare as text (RFC 7644 §3.4.2.2).
     pub fn is_textual(self) -> bool {
-        matches!(self, AttrType::String | AttrType::Reference | AttrType::Binary)
+        matches!(
+            self,
+            AttrType::String | AttrType::Reference | AttrType::Binary
+        )
     }
 }
 
@@ -94,13 +98,19 @@ pub struct AttributeDef {
 impl AttributeDef {
     /// A sub-attribute by name, case-insensitively.
     pub fn sub(&self, name: &str) -> Option<&AttributeDef> {
-        self.sub_attributes.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+        self.sub_attributes
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
     }
 
     /// The attribute a filter compares when it names this attribute: a complex attribute
     /// with a `value` sub-attribute compares that (RFC 7644 §3.4.2.2, "emails co ...").
     pub fn comparison_target(&self) -> Option<&AttributeDef> {
-        if self.kind == AttrType::Complex { self.sub("value") } else { Some(self) }
+        if self.kind == AttrType::Complex {
+            self.sub("value")
+        } else {
+            Some(self)
+        }
     }
 
     fn simple(name: &str, kind: AttrType) -> AttributeDef {
@@ -125,14 +135,23 @@ impl AttributeDef {
             return Err(format!("'{}' is not a valid attribute name", self.name));
         }
         if self.kind == AttrType::Complex && self.sub_attributes.is_empty() {
-            return Err(format!("complex attribute '{}' has no subAttributes", self.name));
+            return Err(format!(
+                "complex attribute '{}' has no subAttributes",
+                self.name
+            ));
         }
         if self.kind != AttrType::Complex && !self.sub_attributes.is_empty() {
-            return Err(format!("attribute '{}' has subAttributes but is not complex", self.name));
+            return Err(format!(
+                "attribute '{}' has subAttributes but is not complex",
+                self.name
+            ));
         }
         for sub in &self.sub_attributes {
             if sub.kind == AttrType::Complex {
-                return Err(format!("'{}.{}': complex attributes cannot nest", self.name, sub.name));
+                return Err(format!(
+                    "'{}.{}': complex attributes cannot nest",
+                    self.name, sub.name
+                ));
             }
             sub.validate_definition()?;
         }
@@ -154,7 +173,9 @@ pub struct Schema {
 
 impl Schema {
     pub fn attribute(&self, name: &str) -> Option<&AttributeDef> {
-        self.attributes.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+        self.attributes
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
     }
 
     /// Parses a schema from its JSON representation (as published at `/Schemas`).
@@ -247,7 +268,10 @@ impl Registry {
                 endpoint: "/Users".into(),
                 description: Some("User Account".into()),
                 schema: USER_SCHEMA.into(),
-                schema_extensions: vec![SchemaExtension { schema: ENTERPRISE_USER_SCHEMA.into(), required: false }],
+                schema_extensions: vec![SchemaExtension {
+                    schema: ENTERPRISE_USER_SCHEMA.into(),
+                    required: false,
+                }],
             },
             ResourceType {
                 id: "Group".into(),
@@ -258,7 +282,11 @@ impl Registry {
                 schema_extensions: vec![],
             },
         ];
-        Registry { schemas, resource_types, common: common_attributes() }
+        Registry {
+            schemas,
+            resource_types,
+            common: common_attributes(),
+        }
     }
 
     /// Adds a schema (typically a custom extension) from its JSON representation.
@@ -272,15 +300,27 @@ impl Registry {
     }
 
     /// Declares `schema` an extension of the resource type named `resource_type`.
-    pub fn add_extension(&mut self, resource_type: &str, schema: &str, required: bool) -> std::result::Result<(), String> {
-        let id = self.schema(schema).ok_or_else(|| format!("unknown schema '{schema}'"))?.id.clone();
+    pub fn add_extension(
+        &mut self,
+        resource_type: &str,
+        schema: &str,
+        required: bool,
+    ) -> std::result::Result<(), String> {
+        let id = self
+            .schema(schema)
+            .ok_or_else(|| format!("unknown schema '{schema}'"))?
+            .id
+            .clone();
         let rt = self
             .resource_types
             .iter_mut()
             .find(|rt| rt.name.eq_ignore_ascii_case(resource_type))
             .ok_or_else(|| format!("unknown resource type '{resource_type}'"))?;
         if !rt.schema_extensions.iter().any(|e| e.schema == id) {
-            rt.schema_extensions.push(SchemaExtension { schema: id, required });
+            rt.schema_extensions.push(SchemaExtension {
+                schema: id,
+                required,
+            });
         }
         Ok(())
     }
@@ -298,7 +338,9 @@ impl Registry {
     }
 
     pub fn resource_type(&self, name: &str) -> Option<&ResourceType> {
-        self.resource_types.iter().find(|rt| rt.name.eq_ignore_ascii_case(name) || rt.id.eq_ignore_ascii_case(name))
+        self.resource_types
+            .iter()
+            .find(|rt| rt.name.eq_ignore_ascii_case(name) || rt.id.eq_ignore_ascii_case(name))
     }
 
     /// The combined view of one resource type: common attributes, core schema, extensions.
@@ -310,7 +352,12 @@ impl Registry {
             .iter()
             .filter_map(|e| self.schema(&e.schema).map(|s| (s, e.required)))
             .collect();
-        Some(ResourceSchema { rt, core, extensions, common: &self.common })
+        Some(ResourceSchema {
+            rt,
+            core,
+            extensions,
+            common: &self.common,
+        })
     }
 }
 
@@ -392,7 +439,8 @@ impl<'a> Resolved<'a> {
     }
     /// Whether the leaf is one of the common attributes or inside `meta`.
     pub fn is_common(&self, schema: &ResourceSchema<'_>) -> bool {
-        self.container == Container::Core && schema.common.iter().any(|c| std::ptr::eq(c, self.attr))
+        self.container == Container::Core
+            && schema.common.iter().any(|c| std::ptr::eq(c, self.attr))
     }
     /// The canonical path text, e.g. `name.givenName` or `urn:…:User:manager.value`.
     pub fn canonical(&self) -> String {
@@ -433,12 +481,16 @@ impl<'a> ResourceSchema<'a> {
 
     /// An extension schema of this resource type, by URN (case-insensitive).
     pub fn extension(&self, urn: &str) -> Option<&'a Schema> {
-        self.extensions.iter().find(|(s, _)| s.id.eq_ignore_ascii_case(urn)).map(|(s, _)| *s)
+        self.extensions
+            .iter()
+            .find(|(s, _)| s.id.eq_ignore_ascii_case(urn))
+            .map(|(s, _)| *s)
     }
 
     /// All schema URNs of this resource type, core first.
     pub fn schema_urns(&self) -> impl Iterator<Item = &'a str> + '_ {
-        std::iter::once(self.core.id.as_str()).chain(self.extensions.iter().map(|(s, _)| s.id.as_str()))
+        std::iter::once(self.core.id.as_str())
+            .chain(self.extensions.iter().map(|(s, _)| s.id.as_str()))
     }
 
     pub fn common_attributes(&self) -> &'a [AttributeDef] {
@@ -453,20 +505,36 @@ impl<'a> ResourceSchema<'a> {
     /// Finds a top-level attribute by unqualified name: common, then core, then a unique
     /// match among the extensions (so that `manager` finds the enterprise extension's).
     pub fn find_unqualified(&self, name: &str) -> Option<(Container<'a>, &'a AttributeDef)> {
-        if let Some(a) = self.common.iter().find(|a| a.name.eq_ignore_ascii_case(name)) {
+        if let Some(a) = self
+            .common
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
+        {
             return Some((Container::Core, a));
         }
         if let Some(a) = self.core.attribute(name) {
             return Some((Container::Core, a));
         }
-        let mut found = self.extensions.iter().filter_map(|(s, _)| s.attribute(name).map(|a| (Container::Extension(*s), a)));
+        let mut found = self
+            .extensions
+            .iter()
+            .filter_map(|(s, _)| s.attribute(name).map(|a| (Container::Extension(s), a)));
         let first = found.next()?;
-        if found.next().is_some() { None } else { Some(first) }
+        if found.next().is_some() {
+            None
+        } else {
+            Some(first)
+        }
     }
 
     /// Resolves a path, case-insensitively, to an attribute or an extension object.
     pub fn resolve(&self, path: &AttrPath) -> Result<Target<'a>> {
-        let unknown = || ScimError::invalid_path(format!("unknown attribute '{path}' for resource type {}", self.name()));
+        let unknown = || {
+            ScimError::invalid_path(format!(
+                "unknown attribute '{path}' for resource type {}",
+                self.name()
+            ))
+        };
         let (container, attr) = match &path.uri {
             None => self.find_unqualified(&path.name).ok_or_else(unknown)?,
             Some(uri) => {
@@ -478,10 +546,16 @@ impl<'a> ResourceSchema<'a> {
                     }
                 }
                 if uri.eq_ignore_ascii_case(&self.core.id) {
-                    (Container::Core, self.core.attribute(&path.name).ok_or_else(unknown)?)
+                    (
+                        Container::Core,
+                        self.core.attribute(&path.name).ok_or_else(unknown)?,
+                    )
                 } else {
                     let ext = self.extension(uri).ok_or_else(unknown)?;
-                    (Container::Extension(ext), ext.attribute(&path.name).ok_or_else(unknown)?)
+                    (
+                        Container::Extension(ext),
+                        ext.attribute(&path.name).ok_or_else(unknown)?,
+                    )
                 }
             }
         };
@@ -489,20 +563,31 @@ impl<'a> ResourceSchema<'a> {
             None => None,
             Some(s) => Some(attr.sub(s).ok_or_else(unknown)?),
         };
-        Ok(Target::Attribute(Resolved { container, attr, sub }))
+        Ok(Target::Attribute(Resolved {
+            container,
+            attr,
+            sub,
+        }))
     }
 
     /// Resolves a path that must name an attribute (not a whole extension).
     pub fn resolve_attribute(&self, path: &AttrPath) -> Result<Resolved<'a>> {
         match self.resolve(path)? {
             Target::Attribute(r) => Ok(r),
-            Target::Extension(s) => Err(ScimError::invalid_path(format!("'{}' names a schema, not an attribute", s.id))),
+            Target::Extension(s) => Err(ScimError::invalid_path(format!(
+                "'{}' names a schema, not an attribute",
+                s.id
+            ))),
         }
     }
 
     /// Reads the JSON value at a resolved attribute (sub-attributes of a single-valued
     /// complex attribute only; multi-valued ones are the caller's to iterate).
-    pub fn container_of<'v>(&self, resource: &'v Map<String, Value>, container: Container<'_>) -> Option<&'v Map<String, Value>> {
+    pub fn container_of<'v>(
+        &self,
+        resource: &'v Map<String, Value>,
+        container: Container<'_>,
+    ) -> Option<&'v Map<String, Value>> {
         match container {
             Container::Core => Some(resource),
             Container::Extension(s) => resource.get(&s.id).and_then(Value::as_object),

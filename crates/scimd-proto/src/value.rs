@@ -54,16 +54,24 @@ pub fn compare(def: &AttributeDef, actual: &Value, op: CompareOp, literal: &Lite
             CompareOp::Ne => a != b,
             _ => false,
         },
-        (AttrType::Integer | AttrType::Decimal, Value::Number(a), Literal::Number(b)) => match (a.as_f64(), b.as_f64()) {
-            (Some(a), Some(b)) => ordering_matches(op, a.partial_cmp(&b)),
-            _ => false,
-        },
-        (AttrType::DateTime, Value::String(a), Literal::String(b)) => match (parse_datetime(a), parse_datetime(b)) {
-            (Some(a), Some(b)) => ordering_matches(op, Some(a.cmp(&b))),
-            _ => false,
-        },
+        (AttrType::Integer | AttrType::Decimal, Value::Number(a), Literal::Number(b)) => {
+            match (a.as_f64(), b.as_f64()) {
+                (Some(a), Some(b)) => ordering_matches(op, a.partial_cmp(&b)),
+                _ => false,
+            }
+        }
+        (AttrType::DateTime, Value::String(a), Literal::String(b)) => {
+            match (parse_datetime(a), parse_datetime(b)) {
+                (Some(a), Some(b)) => ordering_matches(op, Some(a.cmp(&b))),
+                _ => false,
+            }
+        }
         (kind, Value::String(a), Literal::String(b)) if kind.is_textual() => {
-            let (a, b) = if def.case_exact { (a.clone(), b.clone()) } else { (fold_case(a), fold_case(b)) };
+            let (a, b) = if def.case_exact {
+                (a.clone(), b.clone())
+            } else {
+                (fold_case(a), fold_case(b))
+            };
             match op {
                 CompareOp::Co => a.contains(&b),
                 CompareOp::Sw => a.starts_with(&b),
@@ -91,7 +99,9 @@ fn ordering_matches(op: CompareOp, ord: Option<Ordering>) -> bool {
 /// Whether two values of an attribute are the same value (strings per `caseExact`).
 pub fn same_value(def: &AttributeDef, a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::String(x), Value::String(y)) if def.kind.is_textual() && !def.case_exact => fold_case(x) == fold_case(y),
+        (Value::String(x), Value::String(y)) if def.kind.is_textual() && !def.case_exact => {
+            fold_case(x) == fold_case(y)
+        }
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
         _ => a == b,
     }

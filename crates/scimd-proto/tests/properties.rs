@@ -2,7 +2,9 @@
 //! with a naive reference written independently below, and no input makes the parser panic.
 
 use proptest::prelude::*;
-use scimd_proto::filter::{CompareOp, Filter, FilterLimits, Literal, check, matches, parse_filter, parse_patch_path};
+use scimd_proto::filter::{
+    CompareOp, Filter, FilterLimits, Literal, check, matches, parse_filter, parse_patch_path,
+};
 use scimd_proto::{AttrPath, Registry};
 use serde_json::{Map, Number, Value, json};
 
@@ -10,13 +12,16 @@ use serde_json::{Map, Number, Value, json};
 
 fn attr_name() -> impl Strategy<Value = String> {
     "[a-zA-Z][a-zA-Z0-9_-]{0,8}".prop_filter("keywords are not attribute names here", |s| {
-        !["and", "or", "not", "pr", "eq", "true", "false", "null"].contains(&s.to_ascii_lowercase().as_str())
+        !["and", "or", "not", "pr", "eq", "true", "false", "null"]
+            .contains(&s.to_ascii_lowercase().as_str())
     })
 }
 
 fn any_path() -> impl Strategy<Value = AttrPath> {
     (
-        prop::option::of(Just("urn:ietf:params:scim:schemas:core:2.0:User".to_string())),
+        prop::option::of(Just(
+            "urn:ietf:params:scim:schemas:core:2.0:User".to_string(),
+        )),
         attr_name(),
         prop::option::of(attr_name()),
     )
@@ -61,7 +66,8 @@ fn logic(leaf: BoxedStrategy<Filter>) -> BoxedStrategy<Filter> {
 }
 
 fn any_filter() -> BoxedStrategy<Filter> {
-    let value_path = (attr_name(), logic(leaf(simple_name().boxed()))).prop_map(|(n, f)| Filter::ValuePath(AttrPath::simple(n), Box::new(f)));
+    let value_path = (attr_name(), logic(leaf(simple_name().boxed())))
+        .prop_map(|(n, f)| Filter::ValuePath(AttrPath::simple(n), Box::new(f)));
     logic(prop_oneof![3 => leaf(any_path().boxed()), 1 => value_path].boxed())
 }
 
@@ -107,7 +113,12 @@ struct RefUser {
 }
 
 const WORDS: &[&str] = &["a", "A", "ab", "Ab", "b", "ba", ""];
-const TIMES: &[&str] = &["2020-01-01T00:00:00Z", "2020-01-01T01:00:00+02:00", "2019-12-31T23:30:00Z", "2020-01-01T00:00:00.5Z"];
+const TIMES: &[&str] = &[
+    "2020-01-01T00:00:00Z",
+    "2020-01-01T01:00:00+02:00",
+    "2019-12-31T23:30:00Z",
+    "2020-01-01T00:00:00.5Z",
+];
 
 fn word() -> impl Strategy<Value = String> {
     prop::sample::select(WORDS).prop_map(str::to_string)
@@ -118,10 +129,27 @@ fn ref_user() -> impl Strategy<Value = RefUser> {
         prop::option::of(word()),
         prop::option::of(word()),
         prop::option::of(any::<bool>()),
-        prop::collection::vec((prop::option::of(word()), prop::option::of(prop::sample::select(vec!["work".to_string(), "home".to_string()]))), 0..3),
+        prop::collection::vec(
+            (
+                prop::option::of(word()),
+                prop::option::of(prop::sample::select(vec![
+                    "work".to_string(),
+                    "home".to_string(),
+                ])),
+            ),
+            0..3,
+        ),
         prop::option::of(prop::sample::select(TIMES).prop_map(str::to_string)),
     )
-        .prop_map(|(user_name, title, active, emails, last_modified)| RefUser { user_name, title, active, emails, last_modified })
+        .prop_map(
+            |(user_name, title, active, emails, last_modified)| RefUser {
+                user_name,
+                title,
+                active,
+                emails,
+                last_modified,
+            },
+        )
 }
 
 fn to_json(u: &RefUser) -> Map<String, Value> {
@@ -182,23 +210,67 @@ fn field_path(f: &Field) -> AttrPath {
 
 fn typed_leaf() -> BoxedStrategy<Filter> {
     let text_ops = prop::sample::select(CompareOp::ALL.to_vec());
-    let order_ops = prop::sample::select(vec![CompareOp::Eq, CompareOp::Ne, CompareOp::Gt, CompareOp::Ge, CompareOp::Lt, CompareOp::Le]);
-    let text_field = prop::sample::select(vec![Field::UserName, Field::Title, Field::EmailValue, Field::EmailType]);
+    let order_ops = prop::sample::select(vec![
+        CompareOp::Eq,
+        CompareOp::Ne,
+        CompareOp::Gt,
+        CompareOp::Ge,
+        CompareOp::Lt,
+        CompareOp::Le,
+    ]);
+    let text_field = prop::sample::select(vec![
+        Field::UserName,
+        Field::Title,
+        Field::EmailValue,
+        Field::EmailType,
+    ]);
     prop_oneof![
-        (text_field.clone(), text_ops, word()).prop_map(|(f, op, w)| Filter::Compare(field_path(&f), op, Literal::String(w))),
-        (prop::sample::select(vec![CompareOp::Eq, CompareOp::Ne]), any::<bool>()).prop_map(|(op, b)| Filter::Compare(field_path(&Field::Active), op, Literal::Bool(b))),
-        (order_ops, prop::sample::select(TIMES)).prop_map(|(op, t)| Filter::Compare(field_path(&Field::LastModified), op, Literal::String(t.into()))),
-        prop::sample::select(vec![Field::UserName, Field::Title, Field::Active, Field::EmailValue, Field::EmailType, Field::LastModified])
-            .prop_map(|f| Filter::Present(field_path(&f))),
-        (prop::sample::select(vec!["work", "home"]), prop::sample::select(vec![CompareOp::Eq, CompareOp::Co, CompareOp::Sw]), word()).prop_map(|(t, op, w)| {
-            Filter::ValuePath(
-                AttrPath::simple("emails"),
-                Box::new(Filter::and(
-                    Filter::Compare(AttrPath::simple("type"), CompareOp::Eq, Literal::String(t.into())),
-                    Filter::Compare(AttrPath::simple("value"), op, Literal::String(w)),
-                )),
-            )
-        }),
+        (text_field.clone(), text_ops, word()).prop_map(|(f, op, w)| Filter::Compare(
+            field_path(&f),
+            op,
+            Literal::String(w)
+        )),
+        (
+            prop::sample::select(vec![CompareOp::Eq, CompareOp::Ne]),
+            any::<bool>()
+        )
+            .prop_map(|(op, b)| Filter::Compare(
+                field_path(&Field::Active),
+                op,
+                Literal::Bool(b)
+            )),
+        (order_ops, prop::sample::select(TIMES)).prop_map(|(op, t)| Filter::Compare(
+            field_path(&Field::LastModified),
+            op,
+            Literal::String(t.into())
+        )),
+        prop::sample::select(vec![
+            Field::UserName,
+            Field::Title,
+            Field::Active,
+            Field::EmailValue,
+            Field::EmailType,
+            Field::LastModified
+        ])
+        .prop_map(|f| Filter::Present(field_path(&f))),
+        (
+            prop::sample::select(vec!["work", "home"]),
+            prop::sample::select(vec![CompareOp::Eq, CompareOp::Co, CompareOp::Sw]),
+            word()
+        )
+            .prop_map(|(t, op, w)| {
+                Filter::ValuePath(
+                    AttrPath::simple("emails"),
+                    Box::new(Filter::and(
+                        Filter::Compare(
+                            AttrPath::simple("type"),
+                            CompareOp::Eq,
+                            Literal::String(t.into()),
+                        ),
+                        Filter::Compare(AttrPath::simple("value"), op, Literal::String(w)),
+                    )),
+                )
+            }),
     ]
     .boxed()
 }
@@ -230,9 +302,18 @@ fn reference(f: &Filter, u: &RefUser) -> bool {
         Filter::Or(a, b) => reference(a, u) || reference(b, u),
         Filter::Not(a) => !reference(a, u),
         Filter::ValuePath(_, inner) => u.emails.iter().any(|(v, t)| {
-            let Filter::And(tf, vf) = inner.as_ref() else { unreachable!() };
-            let (Filter::Compare(_, _, Literal::String(want_t)), Filter::Compare(_, op, Literal::String(want_v))) = (tf.as_ref(), vf.as_ref()) else { unreachable!() };
-            t.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(want_t)) && v.as_deref().is_some_and(|v| text_matches(*op, v, want_v))
+            let Filter::And(tf, vf) = inner.as_ref() else {
+                unreachable!()
+            };
+            let (
+                Filter::Compare(_, _, Literal::String(want_t)),
+                Filter::Compare(_, op, Literal::String(want_v)),
+            ) = (tf.as_ref(), vf.as_ref())
+            else {
+                unreachable!()
+            };
+            t.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(want_t))
+                && v.as_deref().is_some_and(|v| text_matches(*op, v, want_v))
         }),
         Filter::Present(p) => values(p, u).iter().any(|v| !v.is_empty()),
         Filter::Compare(p, op, lit) => {
@@ -243,18 +324,24 @@ fn reference(f: &Filter, u: &RefUser) -> bool {
                     if *op == CompareOp::Ne { !eq } else { eq }
                 }
                 ("meta.lastModified", Literal::String(t)) => {
-                    let hit = |o: CompareOp| u.last_modified.as_deref().is_some_and(|a| {
-                        let (a, b) = (instant(a), instant(t));
-                        match o {
-                            CompareOp::Eq => a == b,
-                            CompareOp::Gt => a > b,
-                            CompareOp::Ge => a >= b,
-                            CompareOp::Lt => a < b,
-                            CompareOp::Le => a <= b,
-                            _ => unreachable!(),
-                        }
-                    });
-                    if *op == CompareOp::Ne { !hit(CompareOp::Eq) } else { hit(*op) }
+                    let hit = |o: CompareOp| {
+                        u.last_modified.as_deref().is_some_and(|a| {
+                            let (a, b) = (instant(a), instant(t));
+                            match o {
+                                CompareOp::Eq => a == b,
+                                CompareOp::Gt => a > b,
+                                CompareOp::Ge => a >= b,
+                                CompareOp::Lt => a < b,
+                                CompareOp::Le => a <= b,
+                                _ => unreachable!(),
+                            }
+                        })
+                    };
+                    if *op == CompareOp::Ne {
+                        !hit(CompareOp::Eq)
+                    } else {
+                        hit(*op)
+                    }
                 }
                 (_, Literal::String(w)) => {
                     if *op == CompareOp::Ne {

@@ -6,13 +6,13 @@
 
 use crate::layout::{Column, ColumnType, Layout};
 use crate::sql::{Bind, Dialect, Sql};
-use scimd_core::store::{SortKey, StoreError};
 use scimd_core::Kind;
+use scimd_core::store::{SortKey, StoreError};
+use scimd_proto::AttrPath;
 use scimd_proto::filter::{CompareOp, Filter, Literal};
 use scimd_proto::messages::SortOrder;
-use scimd_proto::schema::{AttrType, AttributeDef, Container, ResourceSchema, Resolved};
+use scimd_proto::schema::{AttrType, AttributeDef, Container, Resolved, ResourceSchema};
 use scimd_proto::value::{fold_case, format_datetime, parse_datetime};
-use scimd_proto::AttrPath;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -57,10 +57,18 @@ impl<'a> Compiler<'a> {
     fn json_scalar(&self, sql: &mut Sql, doc: &str, path: &str) {
         match self.dialect {
             Dialect::Sqlite => {
-                sql.push("json_extract(").push(doc).push(", ").bind_text(path).push(")");
+                sql.push("json_extract(")
+                    .push(doc)
+                    .push(", ")
+                    .bind_text(path)
+                    .push(")");
             }
             Dialect::Postgres => {
-                sql.push("jsonb_path_query_first(").push(doc).push(", ").bind_text(path).push("::jsonpath) #>> '{}'");
+                sql.push("jsonb_path_query_first(")
+                    .push(doc)
+                    .push(", ")
+                    .bind_text(path)
+                    .push("::jsonpath) #>> '{}'");
             }
         }
     }
@@ -71,7 +79,11 @@ impl<'a> Compiler<'a> {
             Filter::And(a, b) | Filter::Or(a, b) => {
                 sql.push("((");
                 self.filter(sql, a)?;
-                sql.push(if matches!(f, Filter::And(..)) { ") AND (" } else { ") OR (" });
+                sql.push(if matches!(f, Filter::And(..)) {
+                    ") AND ("
+                } else {
+                    ") OR ("
+                });
                 self.filter(sql, b)?;
                 sql.push("))");
                 Ok(())
@@ -102,11 +114,18 @@ impl<'a> Compiler<'a> {
     }
 
     fn resolve(&self, p: &AttrPath) -> Result<Resolved<'a>> {
-        self.schema.resolve_attribute(p).map_err(|e| StoreError::Unsupported(e.detail))
+        self.schema
+            .resolve_attribute(p)
+            .map_err(|e| StoreError::Unsupported(e.detail))
     }
 
     /// A comparison (`cmp` given) or presence test (`cmp` None) on a resource-level path.
-    fn attribute(&self, sql: &mut Sql, p: &AttrPath, cmp: Option<(CompareOp, &Literal)>) -> Result<()> {
+    fn attribute(
+        &self,
+        sql: &mut Sql,
+        p: &AttrPath,
+        cmp: Option<(CompareOp, &Literal)>,
+    ) -> Result<()> {
         let r = self.resolve(p)?;
         let canonical = r.canonical();
         if r.attr.name == "schemas" && r.container == Container::Core {
@@ -153,8 +172,14 @@ impl<'a> Compiler<'a> {
                 } else if let Some(ext) = self.schema.extension(urn) {
                     let path = json_path(&[&ext.id])?;
                     match self.dialect {
-                        Dialect::Sqlite => sql.push("json_type(t.attributes, ").bind_text(path).push(") IS NOT NULL"),
-                        Dialect::Postgres => sql.push("jsonb_path_exists(t.attributes, ").bind_text(path).push("::jsonpath)"),
+                        Dialect::Sqlite => sql
+                            .push("json_type(t.attributes, ")
+                            .bind_text(path)
+                            .push(") IS NOT NULL"),
+                        Dialect::Postgres => sql
+                            .push("jsonb_path_exists(t.attributes, ")
+                            .bind_text(path)
+                            .push("::jsonpath)"),
                     };
                 } else {
                     sql.push("FALSE");
@@ -170,30 +195,60 @@ impl<'a> Compiler<'a> {
     #[allow(clippy::type_complexity)]
     fn relation(&self, attr: &AttributeDef) -> Option<(&'static str, fn(&str) -> Option<Column>)> {
         match (self.layout.kind, attr.name.as_str()) {
-            (Kind::Group, "members") => Some(("t.seq IN (SELECT m.group_seq FROM scim_members m WHERE m.tenant = ", |sub| match sub {
-                "value" => Some(Column { path: "members.value", sql: "m.member_id", kind: ColumnType::ExactText }),
-                "type" => Some(Column { path: "members.type", sql: "m.member_type", kind: ColumnType::ExactText }),
-                _ => None,
-            })),
-            (Kind::User, "groups") => Some((
-                "t.id IN (SELECT m.member_id FROM scim_members m JOIN scim_groups g ON g.seq = m.group_seq WHERE m.tenant = ",
+            (Kind::Group, "members") => Some((
+                "t.seq IN (SELECT m.group_seq FROM scim_members m WHERE m.tenant = ",
                 |sub| match sub {
-                    "value" => Some(Column { path: "groups.value", sql: "g.id", kind: ColumnType::ExactText }),
-                    "display" => Some(Column { path: "groups.display", sql: "g.display_name_key", kind: ColumnType::FoldedText }),
+                    "value" => Some(Column {
+                        path: "members.value",
+                        sql: "m.member_id",
+                        kind: ColumnType::ExactText,
+                    }),
+                    "type" => Some(Column {
+                        path: "members.type",
+                        sql: "m.member_type",
+                        kind: ColumnType::ExactText,
+                    }),
                     _ => None,
                 },
             )),
-            (Kind::User, "emails") => Some(("t.seq IN (SELECT e.user_seq FROM scim_user_emails e WHERE e.tenant = ", |sub| match sub {
-                "value" => Some(Column { path: "emails.value", sql: "e.value_key", kind: ColumnType::FoldedText }),
-                _ => None,
-            })),
+            (Kind::User, "groups") => Some((
+                "t.id IN (SELECT m.member_id FROM scim_members m JOIN scim_groups g ON g.seq = m.group_seq WHERE m.tenant = ",
+                |sub| match sub {
+                    "value" => Some(Column {
+                        path: "groups.value",
+                        sql: "g.id",
+                        kind: ColumnType::ExactText,
+                    }),
+                    "display" => Some(Column {
+                        path: "groups.display",
+                        sql: "g.display_name_key",
+                        kind: ColumnType::FoldedText,
+                    }),
+                    _ => None,
+                },
+            )),
+            (Kind::User, "emails") => Some((
+                "t.seq IN (SELECT e.user_seq FROM scim_user_emails e WHERE e.tenant = ",
+                |sub| match sub {
+                    "value" => Some(Column {
+                        path: "emails.value",
+                        sql: "e.value_key",
+                        kind: ColumnType::FoldedText,
+                    }),
+                    _ => None,
+                },
+            )),
             _ => None,
         }
-
     }
 
     /// A comparison or presence test on an attribute kept in the JSON document.
-    fn json_attribute(&self, sql: &mut Sql, r: &Resolved<'_>, cmp: Option<(CompareOp, &Literal)>) -> Result<()> {
+    fn json_attribute(
+        &self,
+        sql: &mut Sql,
+        r: &Resolved<'_>,
+        cmp: Option<(CompareOp, &Literal)>,
+    ) -> Result<()> {
         let mut top: Vec<&str> = Vec::new();
         if let Some(urn) = r.container.urn() {
             top.push(urn);
@@ -202,10 +257,15 @@ impl<'a> Compiler<'a> {
         if r.attr.multi_valued {
             let leaf = match (r.sub, cmp) {
                 (Some(s), _) => Some(s),
-                (None, Some(_)) => r.attr.comparison_target().filter(|d| d.kind != AttrType::Complex),
+                (None, Some(_)) => r
+                    .attr
+                    .comparison_target()
+                    .filter(|d| d.kind != AttrType::Complex),
                 (None, None) => None,
             };
-            let sub_name = leaf.filter(|_| r.attr.kind == AttrType::Complex).map(|s| s.name.as_str());
+            let sub_name = leaf
+                .filter(|_| r.attr.kind == AttrType::Complex)
+                .map(|s| s.name.as_str());
             return self.each_element(sql, &json_path(&top)?, |c, sql| match (cmp, sub_name) {
                 (None, Some(sub)) => c.present_json(sql, "e.value", &json_path(&[sub])?),
                 (None, None) => c.present_json(sql, "e.value", "$"),
@@ -242,7 +302,12 @@ impl<'a> Compiler<'a> {
     }
 
     /// `EXISTS (… each element e of the array at path … WHERE body)`.
-    fn each_element(&self, sql: &mut Sql, path: &str, body: impl FnOnce(&Self, &mut Sql) -> Result<()>) -> Result<()> {
+    fn each_element(
+        &self,
+        sql: &mut Sql,
+        path: &str,
+        body: impl FnOnce(&Self, &mut Sql) -> Result<()>,
+    ) -> Result<()> {
         match self.dialect {
             Dialect::Sqlite => sql.push("EXISTS (SELECT 1 FROM json_each(t.attributes, ").bind_text(path).push(") e WHERE "),
             Dialect::Postgres => sql.push("EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE(jsonb_path_query_first(t.attributes, ").bind_text(path).push("::jsonpath), '[]'::jsonb)) e(value) WHERE "),
@@ -270,7 +335,13 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
-    fn json_compare(&self, sql: &mut Sql, expr: Sql, def: &AttributeDef, (op, lit): (CompareOp, &Literal)) -> Result<()> {
+    fn json_compare(
+        &self,
+        sql: &mut Sql,
+        expr: Sql,
+        def: &AttributeDef,
+        (op, lit): (CompareOp, &Literal),
+    ) -> Result<()> {
         match (def.kind, lit) {
             (AttrType::Boolean, Literal::Bool(b)) => {
                 sql.append(expr).push(" = ");
@@ -292,8 +363,21 @@ impl<'a> Compiler<'a> {
             (AttrType::DateTime, Literal::String(s)) => {
                 let t = parse_datetime(s).ok_or_else(|| unsupported("this date-time"))?;
                 match self.dialect {
-                    Dialect::Sqlite => sql.push("julianday(").append(expr).push(")").push(sql_op(op)).push("julianday(").bind_text(format_datetime(t)).push(")"),
-                    Dialect::Postgres => sql.push("(").append(expr).push(")::timestamptz").push(sql_op(op)).bind_text(format_datetime(t)).push("::timestamptz"),
+                    Dialect::Sqlite => sql
+                        .push("julianday(")
+                        .append(expr)
+                        .push(")")
+                        .push(sql_op(op))
+                        .push("julianday(")
+                        .bind_text(format_datetime(t))
+                        .push(")"),
+                    Dialect::Postgres => sql
+                        .push("(")
+                        .append(expr)
+                        .push(")::timestamptz")
+                        .push(sql_op(op))
+                        .bind_text(format_datetime(t))
+                        .push("::timestamptz"),
                 };
                 Ok(())
             }
@@ -310,17 +394,32 @@ impl<'a> Compiler<'a> {
     }
 
     /// A comparison or presence test on a column.
-    fn predicate(&self, sql: &mut Sql, col: &str, kind: ColumnType, cmp: Option<(CompareOp, &Literal)>) -> Result<()> {
+    fn predicate(
+        &self,
+        sql: &mut Sql,
+        col: &str,
+        kind: ColumnType,
+        cmp: Option<(CompareOp, &Literal)>,
+    ) -> Result<()> {
         let Some((op, lit)) = cmp else {
             match kind {
-                ColumnType::ExactText | ColumnType::FoldedText => sql.push("(").push(col).push(" IS NOT NULL AND ").push(col).push(" <> '')"),
+                ColumnType::ExactText | ColumnType::FoldedText => sql
+                    .push("(")
+                    .push(col)
+                    .push(" IS NOT NULL AND ")
+                    .push(col)
+                    .push(" <> '')"),
                 _ => sql.push(col).push(" IS NOT NULL"),
             };
             return Ok(());
         };
         match (kind, lit) {
-            (ColumnType::ExactText, Literal::String(s)) => self.text_compare(sql, raw(sql, col), op, s.clone()),
-            (ColumnType::FoldedText, Literal::String(s)) => self.text_compare(sql, raw(sql, col), op, fold_case(s)),
+            (ColumnType::ExactText, Literal::String(s)) => {
+                self.text_compare(sql, raw(sql, col), op, s.clone())
+            }
+            (ColumnType::FoldedText, Literal::String(s)) => {
+                self.text_compare(sql, raw(sql, col), op, fold_case(s))
+            }
             (ColumnType::Bool, Literal::Bool(b)) => {
                 match self.dialect {
                     Dialect::Sqlite => sql.push(col).push(" = ").bind(Bind::Int(*b as i64)),
@@ -343,13 +442,51 @@ impl<'a> Compiler<'a> {
         }
         let n = lit.chars().count() as i64;
         match (op, self.dialect) {
-            (CompareOp::Co, Dialect::Sqlite) => sql.push("instr(").append(expr).push(", ").bind_text(lit).push(") > 0"),
-            (CompareOp::Co, Dialect::Postgres) => sql.push("strpos(").append(expr).push(", ").bind_text(lit).push(") > 0"),
-            (CompareOp::Sw, Dialect::Sqlite) => sql.push("substr(").append(expr).push(", 1, ").bind(Bind::Int(n)).push(") = ").bind_text(lit),
-            (CompareOp::Sw, Dialect::Postgres) => sql.push("left(").append(expr).push(", ").bind(Bind::Int(n)).push(") = ").bind_text(lit),
-            (CompareOp::Ew, Dialect::Sqlite) => sql.push("substr(").append(expr).push(", ").bind(Bind::Int(-n)).push(") = ").bind_text(lit),
-            (CompareOp::Ew, Dialect::Postgres) => sql.push("right(").append(expr).push(", ").bind(Bind::Int(n)).push(") = ").bind_text(lit),
-            (op, Dialect::Postgres) if op.is_ordering() => sql.append(expr).push(" COLLATE \"C\"").push(sql_op(op)).bind_text(lit),
+            (CompareOp::Co, Dialect::Sqlite) => sql
+                .push("instr(")
+                .append(expr)
+                .push(", ")
+                .bind_text(lit)
+                .push(") > 0"),
+            (CompareOp::Co, Dialect::Postgres) => sql
+                .push("strpos(")
+                .append(expr)
+                .push(", ")
+                .bind_text(lit)
+                .push(") > 0"),
+            (CompareOp::Sw, Dialect::Sqlite) => sql
+                .push("substr(")
+                .append(expr)
+                .push(", 1, ")
+                .bind(Bind::Int(n))
+                .push(") = ")
+                .bind_text(lit),
+            (CompareOp::Sw, Dialect::Postgres) => sql
+                .push("left(")
+                .append(expr)
+                .push(", ")
+                .bind(Bind::Int(n))
+                .push(") = ")
+                .bind_text(lit),
+            (CompareOp::Ew, Dialect::Sqlite) => sql
+                .push("substr(")
+                .append(expr)
+                .push(", ")
+                .bind(Bind::Int(-n))
+                .push(") = ")
+                .bind_text(lit),
+            (CompareOp::Ew, Dialect::Postgres) => sql
+                .push("right(")
+                .append(expr)
+                .push(", ")
+                .bind(Bind::Int(n))
+                .push(") = ")
+                .bind_text(lit),
+            (op, Dialect::Postgres) if op.is_ordering() => sql
+                .append(expr)
+                .push(" COLLATE \"C\"")
+                .push(sql_op(op))
+                .bind_text(lit),
             (op, _) => sql.append(expr).push(sql_op(op)).bind_text(lit),
         };
     }
@@ -369,25 +506,58 @@ impl<'a> Compiler<'a> {
         top.push(&r.attr.name);
         if !r.attr.multi_valued {
             let prefix: Vec<String> = top.iter().map(|s| s.to_string()).collect();
-            return self.element_filter(sql, inner, r.attr, &ElementDoc::Json { doc: "t.attributes", prefix });
+            return self.element_filter(
+                sql,
+                inner,
+                r.attr,
+                &ElementDoc::Json {
+                    doc: "t.attributes",
+                    prefix,
+                },
+            );
         }
         // An indexed pre-filter when the value filter pins `value` (Entra ID's
         // `emails[type eq "work"].value eq "…"`); the JSON test below stays exact.
-        if self.layout.kind == Kind::User && r.attr.name == "emails"
+        if self.layout.kind == Kind::User
+            && r.attr.name == "emails"
             && let Some(v) = conjunct_value_eq(inner)
         {
-            sql.push("t.seq IN (SELECT e.user_seq FROM scim_user_emails e WHERE e.tenant = ").bind_text(self.tenant).push(" AND e.value_key = ").bind_text(fold_case(v)).push(") AND ");
+            sql.push("t.seq IN (SELECT e.user_seq FROM scim_user_emails e WHERE e.tenant = ")
+                .bind_text(self.tenant)
+                .push(" AND e.value_key = ")
+                .bind_text(fold_case(v))
+                .push(") AND ");
         }
-        self.each_element(sql, &json_path(&top)?, |c, sql| c.element_filter(sql, inner, r.attr, &ElementDoc::Json { doc: "e.value", prefix: vec![] }))
+        self.each_element(sql, &json_path(&top)?, |c, sql| {
+            c.element_filter(
+                sql,
+                inner,
+                r.attr,
+                &ElementDoc::Json {
+                    doc: "e.value",
+                    prefix: vec![],
+                },
+            )
+        })
     }
 
     /// A value filter, its paths naming sub-attributes of `attr`.
-    fn element_filter(&self, sql: &mut Sql, f: &Filter, attr: &AttributeDef, doc: &ElementDoc) -> Result<()> {
+    fn element_filter(
+        &self,
+        sql: &mut Sql,
+        f: &Filter,
+        attr: &AttributeDef,
+        doc: &ElementDoc,
+    ) -> Result<()> {
         match f {
             Filter::And(a, b) | Filter::Or(a, b) => {
                 sql.push("((");
                 self.element_filter(sql, a, attr, doc)?;
-                sql.push(if matches!(f, Filter::And(..)) { ") AND (" } else { ") OR (" });
+                sql.push(if matches!(f, Filter::And(..)) {
+                    ") AND ("
+                } else {
+                    ") OR ("
+                });
                 self.element_filter(sql, b, attr, doc)?;
                 sql.push("))");
                 Ok(())
@@ -412,16 +582,28 @@ impl<'a> Compiler<'a> {
                 sql.push("), FALSE)");
                 Ok(())
             }
-            Filter::Compare(p, CompareOp::Ne, Literal::Null) => self.element_leaf(sql, p, attr, doc, None),
+            Filter::Compare(p, CompareOp::Ne, Literal::Null) => {
+                self.element_leaf(sql, p, attr, doc, None)
+            }
             Filter::Compare(p, op, lit) => self.element_leaf(sql, p, attr, doc, Some((*op, lit))),
         }
     }
 
-    fn element_leaf(&self, sql: &mut Sql, p: &AttrPath, attr: &AttributeDef, doc: &ElementDoc, cmp: Option<(CompareOp, &Literal)>) -> Result<()> {
-        let sub = attr.sub(&p.name).ok_or_else(|| unsupported(format!("'{}.{}'", attr.name, p.name)))?;
+    fn element_leaf(
+        &self,
+        sql: &mut Sql,
+        p: &AttrPath,
+        attr: &AttributeDef,
+        doc: &ElementDoc,
+        cmp: Option<(CompareOp, &Literal)>,
+    ) -> Result<()> {
+        let sub = attr
+            .sub(&p.name)
+            .ok_or_else(|| unsupported(format!("'{}.{}'", attr.name, p.name)))?;
         match doc {
             ElementDoc::Columns(cols) => {
-                let col = cols(&sub.name).ok_or_else(|| unsupported(format!("'{}.{}'", attr.name, sub.name)))?;
+                let col = cols(&sub.name)
+                    .ok_or_else(|| unsupported(format!("'{}.{}'", attr.name, sub.name)))?;
                 self.predicate(sql, col.sql, col.kind, cmp)
             }
             ElementDoc::Json { doc, prefix } => {
@@ -445,21 +627,38 @@ impl<'a> Compiler<'a> {
     pub fn sort(&self, sql: &mut Sql, key: &SortKey) -> Result<()> {
         let path = AttrPath::parse(&key.path).map_err(StoreError::Unsupported)?;
         let r = self.resolve(&path)?;
-        let dir = if key.order == SortOrder::Descending { " DESC" } else { " ASC" };
+        let dir = if key.order == SortOrder::Descending {
+            " DESC"
+        } else {
+            " ASC"
+        };
         let mut expr = sql.fork();
         if let Some(col) = self.layout.column(&r.canonical()) {
             expr.push(col.sql);
-        } else if self.relation(r.attr).is_some() && r.attr.name != "emails" || r.is_common(self.schema) || r.attr.kind == AttrType::Complex && r.sub.is_none() && r.attr.sub("value").is_none() {
-            return Err(StoreError::Unsupported(format!("sorting by '{}' is not supported", key.path)));
+        } else if self.relation(r.attr).is_some() && r.attr.name != "emails"
+            || r.is_common(self.schema)
+            || r.attr.kind == AttrType::Complex && r.sub.is_none() && r.attr.sub("value").is_none()
+        {
+            return Err(StoreError::Unsupported(format!(
+                "sorting by '{}' is not supported",
+                key.path
+            )));
         } else {
             let mut top: Vec<&str> = Vec::new();
             if let Some(urn) = r.container.urn() {
                 top.push(urn);
             }
             top.push(&r.attr.name);
-            let leaf = r.sub.or_else(|| r.attr.comparison_target()).unwrap_or(r.attr);
+            let leaf = r
+                .sub
+                .or_else(|| r.attr.comparison_target())
+                .unwrap_or(r.attr);
             let scalar = if r.attr.multi_valued {
-                let sub = if r.attr.kind == AttrType::Complex { json_path(&[&leaf.name])? } else { "$".to_string() };
+                let sub = if r.attr.kind == AttrType::Complex {
+                    json_path(&[&leaf.name])?
+                } else {
+                    "$".to_string()
+                };
                 let mut e = expr.fork();
                 match self.dialect {
                     Dialect::Sqlite => {
@@ -478,10 +677,19 @@ impl<'a> Compiler<'a> {
                 self.json_scalar(&mut e, "t.attributes", &json_path(&top)?);
                 e
             };
-            expr = if leaf.kind.is_textual() && !leaf.case_exact { self.fold(scalar) } else { scalar };
+            expr = if leaf.kind.is_textual() && !leaf.case_exact {
+                self.fold(scalar)
+            } else {
+                scalar
+            };
         }
         // Missing values sort last in either direction; ties keep creation order.
-        sql.push("(").append(expr.clone()).push(") IS NULL, ").append(expr).push(dir).push(", t.seq");
+        sql.push("(")
+            .append(expr.clone())
+            .push(") IS NULL, ")
+            .append(expr)
+            .push(dir)
+            .push(", t.seq");
         Ok(())
     }
 }
@@ -495,13 +703,20 @@ fn raw(like: &Sql, col: &str) -> Sql {
 
 enum ElementDoc {
     Columns(fn(&str) -> Option<Column>),
-    Json { doc: &'static str, prefix: Vec<String> },
+    Json {
+        doc: &'static str,
+        prefix: Vec<String>,
+    },
 }
 
 /// The literal of a top-level conjunct `value eq "…"` in a value filter.
 fn conjunct_value_eq(f: &Filter) -> Option<&str> {
     match f {
-        Filter::Compare(p, CompareOp::Eq, Literal::String(s)) if p.name.eq_ignore_ascii_case("value") && p.sub.is_none() => Some(s),
+        Filter::Compare(p, CompareOp::Eq, Literal::String(s))
+            if p.name.eq_ignore_ascii_case("value") && p.sub.is_none() =>
+        {
+            Some(s)
+        }
         Filter::And(a, b) => conjunct_value_eq(a).or_else(|| conjunct_value_eq(b)),
         _ => None,
     }
@@ -515,6 +730,8 @@ fn sql_op(op: CompareOp) -> &'static str {
         CompareOp::Ge => " >= ",
         CompareOp::Lt => " < ",
         CompareOp::Le => " <= ",
-        CompareOp::Co | CompareOp::Sw | CompareOp::Ew => unreachable!("substring operators are compiled by text_compare"),
+        CompareOp::Co | CompareOp::Sw | CompareOp::Ew => {
+            unreachable!("substring operators are compiled by text_compare")
+        }
     }
 }

@@ -7,9 +7,14 @@ use crate::layout::{Layout, layout};
 use crate::rows::{Derived, RelationRow, assemble, derive};
 use crate::sql::{Bind, Dialect, Sql};
 use async_trait::async_trait;
-use scimd_core::store::{DeletePolicy, Kind, ListPage, ListQuery, MemberChange, MemberRef, NewResource, Store, StoreError, StoredResource, Update};
+use scimd_core::store::{
+    DeletePolicy, Kind, ListPage, ListQuery, MemberChange, MemberRef, NewResource, Store,
+    StoreError, StoredResource, Update,
+};
 use scimd_core::tokens::{TokenInfo, TokenStore};
-use sqlx::sqlite::{SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{AssertSqlSafe, Row, Sqlite, SqliteConnection, SqlitePool};
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -36,7 +41,11 @@ pub struct SqliteSettings {
 
 impl Default for SqliteSettings {
     fn default() -> Self {
-        SqliteSettings { durability: Durability::Normal, readers: 4, busy_timeout: Duration::from_secs(5) }
+        SqliteSettings {
+            durability: Durability::Normal,
+            readers: 4,
+            busy_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -54,7 +63,9 @@ fn backend(e: sqlx::Error) -> StoreError {
 /// Maps a write error: a unique-index violation is the client's duplicate.
 fn write_error(layout: &Layout) -> impl Fn(sqlx::Error) -> StoreError + '_ {
     move |e| match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Uniqueness(layout.name_attr.to_string()),
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Uniqueness(layout.name_attr.to_string())
+        }
         _ => backend(e),
     }
 }
@@ -80,7 +91,11 @@ impl SqliteStore {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Backend(format!("invalid SQLite URL: {e}")))?
             .create_if_missing(true)
-            .journal_mode(if memory { SqliteJournalMode::Memory } else { SqliteJournalMode::Wal })
+            .journal_mode(if memory {
+                SqliteJournalMode::Memory
+            } else {
+                SqliteJournalMode::Wal
+            })
             .synchronous(match settings.durability {
                 Durability::Normal => SqliteSynchronous::Normal,
                 Durability::Full => SqliteSynchronous::Full,
@@ -97,22 +112,33 @@ impl SqliteStore {
                 .after_connect(|conn, _meta| {
                     Box::pin(async move {
                         let mut handle = conn.lock_handle().await?;
-                        crate::fold::register(handle.as_raw_handle()).map_err(|e| sqlx::Error::Configuration(e.into()))?;
+                        crate::fold::register(handle.as_raw_handle())
+                            .map_err(|e| sqlx::Error::Configuration(e.into()))?;
                         Ok(())
                     })
                 })
                 .connect_with(options.clone())
         };
         let write = pool(1).await.map_err(backend)?;
-        sqlx::migrate!("./migrations/sqlite").run(&write).await.map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&write)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         // An in-memory database exists per connection: readers must share the writer's.
-        let read = if memory { write.clone() } else { pool(settings.readers.max(1)).await.map_err(backend)? };
+        let read = if memory {
+            write.clone()
+        } else {
+            pool(settings.readers.max(1)).await.map_err(backend)?
+        };
         Ok(SqliteStore { read, write })
     }
 
     /// Runs SQLite's own consistency check (`PRAGMA integrity_check`).
     pub async fn integrity_check(&self) -> Result<String> {
-        let row = sqlx::query("PRAGMA integrity_check").fetch_one(&self.read).await.map_err(backend)?;
+        let row = sqlx::query("PRAGMA integrity_check")
+            .fetch_one(&self.read)
+            .await
+            .map_err(backend)?;
         row.try_get::<String, _>(0).map_err(backend)
     }
 
@@ -122,20 +148,45 @@ impl SqliteStore {
     }
 }
 
-async fn find_row(conn: &mut SqliteConnection, layout: &Layout, tenant: &str, id: &str) -> Result<Option<(i64, i64)>> {
+async fn find_row(
+    conn: &mut SqliteConnection,
+    layout: &Layout,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<(i64, i64)>> {
     let mut sql = Sql::new(Dialect::Sqlite);
-    sql.push("SELECT seq, version FROM ").push(layout.table).push(" WHERE tenant = ").bind_text(tenant).push(" AND id = ").bind_text(id).push(" AND retired IS NULL");
-    let row = query(sql).fetch_optional(&mut *conn).await.map_err(backend)?;
+    sql.push("SELECT seq, version FROM ")
+        .push(layout.table)
+        .push(" WHERE tenant = ")
+        .bind_text(tenant)
+        .push(" AND id = ")
+        .bind_text(id)
+        .push(" AND retired IS NULL");
+    let row = query(sql)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?;
     Ok(row.map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1))))
 }
 
 /// Writes the derived columns for a resource (insert or update).
-async fn write_derived(conn: &mut SqliteConnection, layout: &Layout, tenant: &str, seq: i64, d: &Derived, replace: bool) -> Result<()> {
+async fn write_derived(
+    conn: &mut SqliteConnection,
+    layout: &Layout,
+    tenant: &str,
+    seq: i64,
+    d: &Derived,
+    replace: bool,
+) -> Result<()> {
     if layout.kind != Kind::User {
         return Ok(());
     }
     if replace {
-        sqlx::query("DELETE FROM scim_user_emails WHERE user_seq = ?").bind(seq).execute(&mut *conn).await.map_err(backend)?;
+        sqlx::query("DELETE FROM scim_user_emails WHERE user_seq = ?")
+            .bind(seq)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?;
     }
     for email in &d.emails {
         sqlx::query("INSERT INTO scim_user_emails (tenant, user_seq, value_key) VALUES (?, ?, ?)")
@@ -151,12 +202,19 @@ async fn write_derived(conn: &mut SqliteConnection, layout: &Layout, tenant: &st
 
 /// Checks member references and finds their types. Unknown ids and the group itself are
 /// refused.
-async fn resolve_members(conn: &mut SqliteConnection, tenant: &str, group_id: &str, refs: &[MemberRef]) -> Result<Vec<(String, &'static str)>> {
+async fn resolve_members(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    group_id: &str,
+    refs: &[MemberRef],
+) -> Result<Vec<(String, &'static str)>> {
     let mut wanted: Vec<&str> = Vec::with_capacity(refs.len());
     let mut seen = HashSet::new();
     for r in refs {
         if r.value == group_id {
-            return Err(StoreError::InvalidMember("a group cannot be a member of itself".into()));
+            return Err(StoreError::InvalidMember(
+                "a group cannot be a member of itself".into(),
+            ));
         }
         if seen.insert(r.value.as_str()) {
             wanted.push(&r.value);
@@ -166,7 +224,11 @@ async fn resolve_members(conn: &mut SqliteConnection, tenant: &str, group_id: &s
     for chunk in wanted.chunks(500) {
         for (table, kind) in [("scim_users", "User"), ("scim_groups", "Group")] {
             let mut sql = Sql::new(Dialect::Sqlite);
-            sql.push("SELECT id FROM ").push(table).push(" WHERE tenant = ").bind_text(tenant).push(" AND retired IS NULL AND id IN (");
+            sql.push("SELECT id FROM ")
+                .push(table)
+                .push(" WHERE tenant = ")
+                .bind_text(tenant)
+                .push(" AND retired IS NULL AND id IN (");
             for (i, id) in chunk.iter().enumerate() {
                 if i > 0 {
                     sql.push(", ");
@@ -181,31 +243,55 @@ async fn resolve_members(conn: &mut SqliteConnection, tenant: &str, group_id: &s
     }
     if found.len() < wanted.len() {
         let known: HashSet<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
-        let missing = wanted.iter().find(|id| !known.contains(**id)).copied().unwrap_or_default();
-        return Err(StoreError::InvalidMember(format!("member '{missing}' is not a User or Group of this service")));
+        let missing = wanted
+            .iter()
+            .find(|id| !known.contains(**id))
+            .copied()
+            .unwrap_or_default();
+        return Err(StoreError::InvalidMember(format!(
+            "member '{missing}' is not a User or Group of this service"
+        )));
     }
     Ok(found)
 }
 
 /// Applies membership changes; returns whether any row changed.
-async fn change_members(conn: &mut SqliteConnection, tenant: &str, group_id: &str, group_seq: i64, changes: &[MemberChange]) -> Result<bool> {
+async fn change_members(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    group_id: &str,
+    group_seq: i64,
+    changes: &[MemberChange],
+) -> Result<bool> {
     let mut changed = false;
     for change in changes {
         match change {
-            MemberChange::Add(refs) => changed |= add_members(conn, tenant, group_id, group_seq, refs).await?,
+            MemberChange::Add(refs) => {
+                changed |= add_members(conn, tenant, group_id, group_seq, refs).await?
+            }
             MemberChange::Replace(refs) => {
-                let doomed = sqlx::query("DELETE FROM scim_members WHERE group_seq = ?").bind(group_seq).execute(&mut *conn).await.map_err(backend)?;
+                let doomed = sqlx::query("DELETE FROM scim_members WHERE group_seq = ?")
+                    .bind(group_seq)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(backend)?;
                 let added = add_members(conn, tenant, group_id, group_seq, refs).await?;
                 changed |= doomed.rows_affected() > 0 || added;
             }
             MemberChange::RemoveAll => {
-                let r = sqlx::query("DELETE FROM scim_members WHERE group_seq = ?").bind(group_seq).execute(&mut *conn).await.map_err(backend)?;
+                let r = sqlx::query("DELETE FROM scim_members WHERE group_seq = ?")
+                    .bind(group_seq)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(backend)?;
                 changed |= r.rows_affected() > 0;
             }
             MemberChange::Remove(ids) => {
                 for chunk in ids.chunks(500) {
                     let mut sql = Sql::new(Dialect::Sqlite);
-                    sql.push("DELETE FROM scim_members WHERE group_seq = ").bind(Bind::Int(group_seq)).push(" AND member_id IN (");
+                    sql.push("DELETE FROM scim_members WHERE group_seq = ")
+                        .bind(Bind::Int(group_seq))
+                        .push(" AND member_id IN (");
                     for (i, id) in chunk.iter().enumerate() {
                         if i > 0 {
                             sql.push(", ");
@@ -213,7 +299,12 @@ async fn change_members(conn: &mut SqliteConnection, tenant: &str, group_id: &st
                         sql.bind_text(id.as_str());
                     }
                     sql.push(")");
-                    changed |= query(sql).execute(&mut *conn).await.map_err(backend)?.rows_affected() > 0;
+                    changed |= query(sql)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(backend)?
+                        .rows_affected()
+                        > 0;
                 }
             }
         }
@@ -221,7 +312,13 @@ async fn change_members(conn: &mut SqliteConnection, tenant: &str, group_id: &st
     Ok(changed)
 }
 
-async fn add_members(conn: &mut SqliteConnection, tenant: &str, group_id: &str, group_seq: i64, refs: &[MemberRef]) -> Result<bool> {
+async fn add_members(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    group_id: &str,
+    group_seq: i64,
+    refs: &[MemberRef],
+) -> Result<bool> {
     let resolved = resolve_members(conn, tenant, group_id, refs).await?;
     let mut changed = false;
     for chunk in resolved.chunks(200) {
@@ -231,16 +328,34 @@ async fn add_members(conn: &mut SqliteConnection, tenant: &str, group_id: &str, 
             if i > 0 {
                 sql.push(", ");
             }
-            sql.push("(").bind_text(tenant).push(", ").bind(Bind::Int(group_seq)).push(", ").bind_text(id.as_str()).push(", ").bind_text(*kind).push(")");
+            sql.push("(")
+                .bind_text(tenant)
+                .push(", ")
+                .bind(Bind::Int(group_seq))
+                .push(", ")
+                .bind_text(id.as_str())
+                .push(", ")
+                .bind_text(*kind)
+                .push(")");
         }
         sql.push(" ON CONFLICT (group_seq, member_id) DO NOTHING");
-        changed |= query(sql).execute(&mut *conn).await.map_err(backend)?.rows_affected() > 0;
+        changed |= query(sql)
+            .execute(&mut *conn)
+            .await
+            .map_err(backend)?
+            .rows_affected()
+            > 0;
     }
     Ok(changed)
 }
 
 /// Removes a resource from every group it belongs to, bumping those groups' versions.
-async fn drop_memberships(conn: &mut SqliteConnection, tenant: &str, id: &str, now: &str) -> Result<()> {
+async fn drop_memberships(
+    conn: &mut SqliteConnection,
+    tenant: &str,
+    id: &str,
+    now: &str,
+) -> Result<()> {
     sqlx::query("UPDATE scim_groups SET version = version + 1, last_modified = ? WHERE seq IN (SELECT group_seq FROM scim_members WHERE tenant = ? AND member_id = ?)")
         .bind(now)
         .bind(tenant)
@@ -248,12 +363,22 @@ async fn drop_memberships(conn: &mut SqliteConnection, tenant: &str, id: &str, n
         .execute(&mut *conn)
         .await
         .map_err(backend)?;
-    sqlx::query("DELETE FROM scim_members WHERE tenant = ? AND member_id = ?").bind(tenant).bind(id).execute(&mut *conn).await.map_err(backend)?;
+    sqlx::query("DELETE FROM scim_members WHERE tenant = ? AND member_id = ?")
+        .bind(tenant)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(backend)?;
     Ok(())
 }
 
 /// Loads the relation rows (members of groups, groups of users) for resources by seq.
-async fn relations(conn: &mut SqliteConnection, kind: Kind, tenant: &str, owners: &[(i64, String)]) -> Result<Vec<RelationRow>> {
+async fn relations(
+    conn: &mut SqliteConnection,
+    kind: Kind,
+    tenant: &str,
+    owners: &[(i64, String)],
+) -> Result<Vec<RelationRow>> {
     let mut out = Vec::new();
     for chunk in owners.chunks(500) {
         let mut sql = Sql::new(Dialect::Sqlite);
@@ -274,7 +399,12 @@ async fn relations(conn: &mut SqliteConnection, kind: Kind, tenant: &str, owners
                 }
                 sql.push(") ORDER BY m.seq");
                 for row in query(sql).fetch_all(&mut *conn).await.map_err(backend)? {
-                    out.push(RelationRow { owner: row.get(0), value: row.get(1), kind: Some(row.get(2)), display: row.get(3) });
+                    out.push(RelationRow {
+                        owner: row.get(0),
+                        value: row.get(1),
+                        kind: Some(row.get(2)),
+                        display: row.get(3),
+                    });
                 }
             }
             Kind::User => {
@@ -289,7 +419,12 @@ async fn relations(conn: &mut SqliteConnection, kind: Kind, tenant: &str, owners
                 }
                 sql.push(") ORDER BY m.seq");
                 for row in query(sql).fetch_all(&mut *conn).await.map_err(backend)? {
-                    out.push(RelationRow { owner: row.get(0), value: row.get(1), kind: None, display: row.get(2) });
+                    out.push(RelationRow {
+                        owner: row.get(0),
+                        value: row.get(1),
+                        kind: None,
+                        display: row.get(2),
+                    });
                 }
             }
         }
@@ -301,7 +436,8 @@ const COLUMNS: &str = "t.seq, t.id, t.attributes, t.created, t.last_modified, t.
 
 fn decode(row: &sqlx::sqlite::SqliteRow) -> Result<(i64, StoredResource)> {
     let text: String = row.try_get(2).map_err(backend)?;
-    let attributes = serde_json::from_str(&text).map_err(|e| StoreError::Backend(format!("corrupt attributes: {e}")))?;
+    let attributes = serde_json::from_str(&text)
+        .map_err(|e| StoreError::Backend(format!("corrupt attributes: {e}")))?;
     Ok((
         row.try_get(0).map_err(backend)?,
         StoredResource {
@@ -322,9 +458,25 @@ impl Store for SqliteStore {
         let json = serde_json::Value::Object(new.attributes.clone()).to_string();
         let mut tx = self.write.begin().await.map_err(backend)?;
         let mut sql = Sql::new(Dialect::Sqlite);
-        sql.push("INSERT INTO ").push(layout.table).push(" (tenant, id, ").push(layout.name_column).push(", ").push(layout.name_key_column);
-        sql.push(if kind == Kind::User { ", external_id, active, attributes, created, last_modified, version) VALUES (" } else { ", external_id, attributes, created, last_modified, version) VALUES (" });
-        sql.bind_text(tenant).push(", ").bind_text(new.id.as_str()).push(", ").bind_text(d.name.as_str()).push(", ").bind_text(d.name_key.as_str()).push(", ");
+        sql.push("INSERT INTO ")
+            .push(layout.table)
+            .push(" (tenant, id, ")
+            .push(layout.name_column)
+            .push(", ")
+            .push(layout.name_key_column);
+        sql.push(if kind == Kind::User {
+            ", external_id, active, attributes, created, last_modified, version) VALUES ("
+        } else {
+            ", external_id, attributes, created, last_modified, version) VALUES ("
+        });
+        sql.bind_text(tenant)
+            .push(", ")
+            .bind_text(new.id.as_str())
+            .push(", ")
+            .bind_text(d.name.as_str())
+            .push(", ")
+            .bind_text(d.name_key.as_str())
+            .push(", ");
         match &d.external_id {
             Some(e) => sql.bind_text(e.as_str()),
             None => sql.push("NULL"),
@@ -336,28 +488,59 @@ impl Store for SqliteStore {
                 None => sql.push("NULL"),
             };
         }
-        sql.push(", ").bind_text(json).push(", ").bind_text(new.now.as_str()).push(", ").bind_text(new.now.as_str()).push(", 1) RETURNING seq");
-        let seq: i64 = query(sql).fetch_one(&mut *tx).await.map_err(write_error(layout))?.get(0);
+        sql.push(", ")
+            .bind_text(json)
+            .push(", ")
+            .bind_text(new.now.as_str())
+            .push(", ")
+            .bind_text(new.now.as_str())
+            .push(", 1) RETURNING seq");
+        let seq: i64 = query(sql)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(write_error(layout))?
+            .get(0);
         write_derived(&mut tx, layout, tenant, seq, &d, false).await?;
         if kind == Kind::Group && !new.members.is_empty() {
             add_members(&mut tx, tenant, &new.id, seq, &new.members).await?;
         }
         tx.commit().await.map_err(backend)?;
-        Ok(StoredResource { id: new.id, attributes: new.attributes, created: new.now.clone(), last_modified: new.now, version: 1 })
+        Ok(StoredResource {
+            id: new.id,
+            attributes: new.attributes,
+            created: new.now.clone(),
+            last_modified: new.now,
+            version: 1,
+        })
     }
 
-    async fn get(&self, tenant: &str, kind: Kind, id: &str, with_relations: bool) -> Result<Option<StoredResource>> {
+    async fn get(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        id: &str,
+        with_relations: bool,
+    ) -> Result<Option<StoredResource>> {
         let layout = layout(kind);
         let mut tx = self.read.begin().await.map_err(backend)?;
         let mut sql = Sql::new(Dialect::Sqlite);
-        sql.push("SELECT ").push(COLUMNS).push(" FROM ").push(layout.table).push(" t WHERE t.tenant = ").bind_text(tenant).push(" AND t.id = ").bind_text(id).push(" AND t.retired IS NULL");
+        sql.push("SELECT ")
+            .push(COLUMNS)
+            .push(" FROM ")
+            .push(layout.table)
+            .push(" t WHERE t.tenant = ")
+            .bind_text(tenant)
+            .push(" AND t.id = ")
+            .bind_text(id)
+            .push(" AND t.retired IS NULL");
         let Some(row) = query(sql).fetch_optional(&mut *tx).await.map_err(backend)? else {
             return Ok(None);
         };
         let (seq, stored) = decode(&row)?;
         let mut items = vec![(seq, stored)];
         if with_relations {
-            let owners: Vec<(i64, String)> = items.iter().map(|(s, r)| (*s, r.id.clone())).collect();
+            let owners: Vec<(i64, String)> =
+                items.iter().map(|(s, r)| (*s, r.id.clone())).collect();
             let rel = relations(&mut tx, kind, tenant, &owners).await?;
             assemble(kind, &mut items, rel);
         }
@@ -367,17 +550,32 @@ impl Store for SqliteStore {
 
     async fn update(&self, tenant: &str, kind: Kind, id: &str, update: Update) -> Result<i64> {
         let layout = layout(kind);
-        let derived = update.attributes.as_ref().map(|a| derive(kind, a)).transpose()?;
+        let derived = update
+            .attributes
+            .as_ref()
+            .map(|a| derive(kind, a))
+            .transpose()?;
         let mut tx = self.write.begin().await.map_err(backend)?;
-        let (seq, version) = find_row(&mut tx, layout, tenant, id).await?.ok_or(StoreError::NotFound)?;
+        let (seq, version) = find_row(&mut tx, layout, tenant, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         if update.expected_version.is_some_and(|v| v != version) {
             return Err(StoreError::VersionMismatch);
         }
         let mut changed = false;
         if let (Some(attrs), Some(d)) = (&update.attributes, &derived) {
             let mut sql = Sql::new(Dialect::Sqlite);
-            sql.push("UPDATE ").push(layout.table).push(" SET ").push(layout.name_column).push(" = ").bind_text(d.name.as_str());
-            sql.push(", ").push(layout.name_key_column).push(" = ").bind_text(d.name_key.as_str()).push(", external_id = ");
+            sql.push("UPDATE ")
+                .push(layout.table)
+                .push(" SET ")
+                .push(layout.name_column)
+                .push(" = ")
+                .bind_text(d.name.as_str());
+            sql.push(", ")
+                .push(layout.name_key_column)
+                .push(" = ")
+                .bind_text(d.name_key.as_str())
+                .push(", external_id = ");
             match &d.external_id {
                 Some(e) => sql.bind_text(e.as_str()),
                 None => sql.push("NULL"),
@@ -389,9 +587,13 @@ impl Store for SqliteStore {
                     None => sql.push("NULL"),
                 };
             }
-            sql.push(", attributes = ").bind_text(serde_json::Value::Object(attrs.clone()).to_string());
+            sql.push(", attributes = ")
+                .bind_text(serde_json::Value::Object(attrs.clone()).to_string());
             sql.push(" WHERE seq = ").bind(Bind::Int(seq));
-            query(sql).execute(&mut *tx).await.map_err(write_error(layout))?;
+            query(sql)
+                .execute(&mut *tx)
+                .await
+                .map_err(write_error(layout))?;
             write_derived(&mut tx, layout, tenant, seq, d, true).await?;
             changed = true;
         }
@@ -403,13 +605,26 @@ impl Store for SqliteStore {
             return Ok(version);
         }
         let mut sql = Sql::new(Dialect::Sqlite);
-        sql.push("UPDATE ").push(layout.table).push(" SET version = version + 1, last_modified = ").bind_text(update.now.as_str()).push(" WHERE seq = ").bind(Bind::Int(seq));
+        sql.push("UPDATE ")
+            .push(layout.table)
+            .push(" SET version = version + 1, last_modified = ")
+            .bind_text(update.now.as_str())
+            .push(" WHERE seq = ")
+            .bind(Bind::Int(seq));
         query(sql).execute(&mut *tx).await.map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(version + 1)
     }
 
-    async fn delete(&self, tenant: &str, kind: Kind, id: &str, policy: DeletePolicy, expected_version: Option<i64>, now: &str) -> Result<bool> {
+    async fn delete(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        id: &str,
+        policy: DeletePolicy,
+        expected_version: Option<i64>,
+        now: &str,
+    ) -> Result<bool> {
         let layout = layout(kind);
         let mut tx = self.write.begin().await.map_err(backend)?;
         let Some((seq, version)) = find_row(&mut tx, layout, tenant, id).await? else {
@@ -422,11 +637,23 @@ impl Store for SqliteStore {
         let mut sql = Sql::new(Dialect::Sqlite);
         match policy {
             DeletePolicy::Erase => {
-                sql.push("DELETE FROM ").push(layout.table).push(" WHERE seq = ").bind(Bind::Int(seq));
+                sql.push("DELETE FROM ")
+                    .push(layout.table)
+                    .push(" WHERE seq = ")
+                    .bind(Bind::Int(seq));
             }
             DeletePolicy::Retire | DeletePolicy::Deactivate => {
-                sqlx::query("DELETE FROM scim_members WHERE group_seq = ?").bind(seq).execute(&mut *tx).await.map_err(backend)?;
-                sql.push("UPDATE ").push(layout.table).push(" SET retired = ").bind_text(now).push(", version = version + 1, last_modified = ").bind_text(now);
+                sqlx::query("DELETE FROM scim_members WHERE group_seq = ?")
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                sql.push("UPDATE ")
+                    .push(layout.table)
+                    .push(" SET retired = ")
+                    .bind_text(now)
+                    .push(", version = version + 1, last_modified = ")
+                    .bind_text(now);
                 if kind == Kind::User {
                     sql.push(", active = 0, attributes = json_set(attributes, '$.active', json('false'))");
                 }
@@ -440,9 +667,19 @@ impl Store for SqliteStore {
 
     async fn list(&self, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage> {
         let layout = layout(kind);
-        let compiler = Compiler { dialect: Dialect::Sqlite, layout, schema: q.schema, tenant };
+        let compiler = Compiler {
+            dialect: Dialect::Sqlite,
+            layout,
+            schema: q.schema,
+            tenant,
+        };
         let mut where_ = Sql::new(Dialect::Sqlite);
-        where_.push(" FROM ").push(layout.table).push(" t WHERE t.tenant = ").bind_text(tenant).push(" AND t.retired IS NULL");
+        where_
+            .push(" FROM ")
+            .push(layout.table)
+            .push(" t WHERE t.tenant = ")
+            .bind_text(tenant)
+            .push(" AND t.retired IS NULL");
         if let Some(f) = q.filter {
             where_.push(" AND (");
             compiler.filter(&mut where_, f)?;
@@ -459,27 +696,44 @@ impl Store for SqliteStore {
         let mut tx = self.read.begin().await.map_err(backend)?;
         let mut count = Sql::new(Dialect::Sqlite);
         count.push("SELECT COUNT(*)").append(where_.clone());
-        let total: i64 = query(count).fetch_one(&mut *tx).await.map_err(backend)?.get(0);
+        let total: i64 = query(count)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?
+            .get(0);
         let mut items = Vec::new();
         if q.count > 0 && (q.offset as i64) < total {
             let mut page = Sql::new(Dialect::Sqlite);
-            page.push("SELECT ").push(COLUMNS).append(where_).append(order);
-            page.push(" LIMIT ").bind(Bind::Int(q.count.min(i64::MAX as u64) as i64)).push(" OFFSET ").bind(Bind::Int(q.offset.min(i64::MAX as u64) as i64));
+            page.push("SELECT ")
+                .push(COLUMNS)
+                .append(where_)
+                .append(order);
+            page.push(" LIMIT ")
+                .bind(Bind::Int(q.count.min(i64::MAX as u64) as i64))
+                .push(" OFFSET ")
+                .bind(Bind::Int(q.offset.min(i64::MAX as u64) as i64));
             for row in query(page).fetch_all(&mut *tx).await.map_err(backend)? {
                 items.push(decode(&row)?);
             }
             if q.with_relations && !items.is_empty() {
-                let owners: Vec<(i64, String)> = items.iter().map(|(s, r)| (*s, r.id.clone())).collect();
+                let owners: Vec<(i64, String)> =
+                    items.iter().map(|(s, r)| (*s, r.id.clone())).collect();
                 let rel = relations(&mut tx, kind, tenant, &owners).await?;
                 assemble(kind, &mut items, rel);
             }
         }
         tx.commit().await.map_err(backend)?;
-        Ok(ListPage { total: total as u64, resources: items.into_iter().map(|(_, r)| r).collect() })
+        Ok(ListPage {
+            total: total as u64,
+            resources: items.into_iter().map(|(_, r)| r).collect(),
+        })
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.read).await.map_err(backend)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.read)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 }
@@ -487,18 +741,22 @@ impl Store for SqliteStore {
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn insert_token(&self, info: &TokenInfo, hash: &str) -> Result<()> {
-        sqlx::query("INSERT INTO scim_tokens (id, tenant, name, hash, created) VALUES (?, ?, ?, ?, ?)")
-            .bind(&info.id)
-            .bind(&info.tenant)
-            .bind(&info.name)
-            .bind(hash)
-            .bind(&info.created)
-            .execute(&self.write)
-            .await
-            .map_err(|e| match &e {
-                sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Uniqueness("token".into()),
-                _ => backend(e),
-            })?;
+        sqlx::query(
+            "INSERT INTO scim_tokens (id, tenant, name, hash, created) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&info.id)
+        .bind(&info.tenant)
+        .bind(&info.name)
+        .bind(hash)
+        .bind(&info.created)
+        .execute(&self.write)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Uniqueness("token".into())
+            }
+            _ => backend(e),
+        })?;
         Ok(())
     }
 
@@ -508,7 +766,18 @@ impl TokenStore for SqliteStore {
             .fetch_optional(&self.read)
             .await
             .map_err(backend)?;
-        Ok(row.map(|r| (TokenInfo { id: r.get(0), tenant: r.get(1), name: r.get(2), created: r.get(3), revoked: None }, r.get(4))))
+        Ok(row.map(|r| {
+            (
+                TokenInfo {
+                    id: r.get(0),
+                    tenant: r.get(1),
+                    name: r.get(2),
+                    created: r.get(3),
+                    revoked: None,
+                },
+                r.get(4),
+            )
+        }))
     }
 
     async fn list_tokens(&self, tenant: &str) -> Result<Vec<TokenInfo>> {
@@ -517,17 +786,28 @@ impl TokenStore for SqliteStore {
             .fetch_all(&self.read)
             .await
             .map_err(backend)?;
-        Ok(rows.into_iter().map(|r| TokenInfo { id: r.get(0), tenant: r.get(1), name: r.get(2), created: r.get(3), revoked: r.get(4) }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| TokenInfo {
+                id: r.get(0),
+                tenant: r.get(1),
+                name: r.get(2),
+                created: r.get(3),
+                revoked: r.get(4),
+            })
+            .collect())
     }
 
     async fn revoke_token(&self, tenant: &str, id: &str, now: &str) -> Result<bool> {
-        let r = sqlx::query("UPDATE scim_tokens SET revoked = ? WHERE tenant = ? AND id = ? AND revoked IS NULL")
-            .bind(now)
-            .bind(tenant)
-            .bind(id)
-            .execute(&self.write)
-            .await
-            .map_err(backend)?;
+        let r = sqlx::query(
+            "UPDATE scim_tokens SET revoked = ? WHERE tenant = ? AND id = ? AND revoked IS NULL",
+        )
+        .bind(now)
+        .bind(tenant)
+        .bind(id)
+        .execute(&self.write)
+        .await
+        .map_err(backend)?;
         Ok(r.rows_affected() > 0)
     }
 }

@@ -93,8 +93,10 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Config> {
         let mut table = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                text.parse::<toml::Table>().with_context(|| format!("parsing {}", path.display()))?
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                text.parse::<toml::Table>()
+                    .with_context(|| format!("parsing {}", path.display()))?
             }
             None => toml::Table::new(),
         };
@@ -103,13 +105,20 @@ impl Config {
             if let Ok(value) = std::env::var(var) {
                 // Keep the type of the setting: numbers stay numbers.
                 let typed = match defaults.get(*key) {
-                    Some(toml::Value::Integer(_)) => toml::Value::Integer(value.trim().parse().with_context(|| format!("{var} must be a whole number"))?),
+                    Some(toml::Value::Integer(_)) => toml::Value::Integer(
+                        value
+                            .trim()
+                            .parse()
+                            .with_context(|| format!("{var} must be a whole number"))?,
+                    ),
                     _ => toml::Value::String(value),
                 };
                 table.insert((*key).to_string(), typed);
             }
         }
-        let config: Config = toml::Value::Table(table).try_into().context("invalid configuration")?;
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .context("invalid configuration")?;
         config.check()?;
         Ok(config)
     }
@@ -132,6 +141,11 @@ impl Config {
     }
 
     pub fn delete_policy(&self) -> Result<DeletePolicy> {
-        DeletePolicy::parse(&self.delete_policy).with_context(|| format!("delete_policy must be retire, erase or deactivate, not '{}'", self.delete_policy))
+        DeletePolicy::parse(&self.delete_policy).with_context(|| {
+            format!(
+                "delete_policy must be retire, erase or deactivate, not '{}'",
+                self.delete_policy
+            )
+        })
     }
 }

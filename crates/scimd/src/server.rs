@@ -55,17 +55,31 @@ pub async fn open_store(config: &Config) -> Result<Backend> {
     let url = config.database_url.as_str();
     if url.starts_with("sqlite:") {
         let settings = SqliteSettings {
-            durability: if config.sqlite_synchronous == "full" { Durability::Full } else { Durability::Normal },
+            durability: if config.sqlite_synchronous == "full" {
+                Durability::Full
+            } else {
+                Durability::Normal
+            },
             readers: config.sqlite_readers,
             ..SqliteSettings::default()
         };
-        let store = Arc::new(SqliteStore::open(url, &settings).await.with_context(|| format!("opening {}", redact_url(url)))?);
-        return Ok(Backend { store: store.clone(), tokens: store });
+        let store = Arc::new(
+            SqliteStore::open(url, &settings)
+                .await
+                .with_context(|| format!("opening {}", redact_url(url)))?,
+        );
+        return Ok(Backend {
+            store: store.clone(),
+            tokens: store,
+        });
     }
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         bail!("PostgreSQL is not available in this build yet; use sqlite://PATH");
     }
-    bail!("unsupported database URL '{}': use sqlite://PATH or postgres://…", redact_url(url))
+    bail!(
+        "unsupported database URL '{}': use sqlite://PATH or postgres://…",
+        redact_url(url)
+    )
 }
 
 fn now() -> String {
@@ -73,8 +87,11 @@ fn now() -> String {
 }
 
 fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if config.log_format == "json" {
         builder.json().init();
     } else {
@@ -85,13 +102,20 @@ fn init_logging(config: &Config) {
 pub async fn serve(config: Config) -> Result<()> {
     init_logging(&config);
     let backend = open_store(&config).await?;
-    let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
     let local = listener.local_addr()?;
-    let public = config.base_url.clone().unwrap_or_else(|| format!("http://{local}{}", config.path_prefix.trim_end_matches('/')));
+    let public = config
+        .base_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{local}{}", config.path_prefix.trim_end_matches('/')));
     first_start_token(&config, backend.tokens.as_ref(), &public).await?;
     let app = build_app(&config, &backend)?;
     tracing::info!(listen = %local, scim = %public, database = %redact_url(&config.database_url), "scimd serving");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("scimd stopped");
     Ok(())
 }
@@ -104,9 +128,16 @@ pub fn build_app(config: &Config, backend: &Backend) -> Result<Router> {
         delete_policy: config.delete_policy()?,
         default_page_size: config.default_page_size,
         max_page_size: config.max_page_size,
-        filter_limits: FilterLimits { max_len: config.max_filter_length, ..FilterLimits::default() },
+        filter_limits: FilterLimits {
+            max_len: config.max_filter_length,
+            ..FilterLimits::default()
+        },
     };
-    let engine = Arc::new(Engine::new(Arc::new(Registry::standard()), backend.store.clone(), settings));
+    let engine = Arc::new(Engine::new(
+        Arc::new(Registry::standard()),
+        backend.store.clone(),
+        settings,
+    ));
     let scim = ScimService::new(
         engine,
         Arc::new(BearerTokens::new(backend.tokens.clone())),
@@ -153,11 +184,23 @@ async fn first_start_token(config: &Config, tokens: &dyn TokenStore, public: &st
     if !tokens.list_tokens(&config.tenant).await?.is_empty() {
         return Ok(());
     }
-    let bootstrap = std::env::var("SCIMD_BOOTSTRAP_TOKEN").ok().filter(|t| !t.trim().is_empty());
+    let bootstrap = std::env::var("SCIMD_BOOTSTRAP_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty());
     let from_env = bootstrap.is_some();
-    let token = create_token(tokens, &config.tenant, if from_env { "bootstrap" } else { "initial" }, bootstrap, &now()).await?;
+    let token = create_token(
+        tokens,
+        &config.tenant,
+        if from_env { "bootstrap" } else { "initial" },
+        bootstrap,
+        &now(),
+    )
+    .await?;
     if from_env {
-        eprintln!("scimd: registered SCIMD_BOOTSTRAP_TOKEN as token {} (only its hash is stored)", token.info.id);
+        eprintln!(
+            "scimd: registered SCIMD_BOOTSTRAP_TOKEN as token {} (only its hash is stored)",
+            token.info.id
+        );
     } else {
         println!();
         println!("  scimd created an API token. It is shown once; only its hash is stored.");
@@ -166,7 +209,9 @@ async fn first_start_token(config: &Config, tokens: &dyn TokenStore, public: &st
         println!("    Bearer token:   {}", token.secret);
         println!();
         println!("  Give both to your identity provider (Entra ID: Tenant URL and Secret Token;");
-        println!("  Okta: SCIM connector base URL and API token). Manage tokens with `scimd token`.");
+        println!(
+            "  Okta: SCIM connector base URL and API token). Manage tokens with `scimd token`."
+        );
         println!();
     }
     Ok(())
@@ -200,13 +245,19 @@ pub async fn token_command(config: &Config, action: TokenAction) -> Result<()> {
     match action {
         TokenAction::Create { name } => {
             let t = create_token(tokens, &config.tenant, &name, None, &now()).await?;
-            eprintln!("created token {} ({}); the secret is shown once:", t.info.id, t.info.name);
+            eprintln!(
+                "created token {} ({}); the secret is shown once:",
+                t.info.id, t.info.name
+            );
             println!("{}", t.secret);
         }
         TokenAction::List => {
             println!("{:<14} {:<20} {:<28} STATUS", "ID", "NAME", "CREATED");
             for t in tokens.list_tokens(&config.tenant).await? {
-                let status = t.revoked.map(|r| format!("revoked {r}")).unwrap_or_else(|| "active".into());
+                let status = t
+                    .revoked
+                    .map(|r| format!("revoked {r}"))
+                    .unwrap_or_else(|| "active".into());
                 println!("{:<14} {:<20} {:<28} {status}", t.id, t.name, t.created);
             }
         }

@@ -27,9 +27,23 @@ impl Reply {
     /// Asserts a SCIM Error body with this status and scimType.
     pub fn assert_error(&self, status: u16, scim_type: Option<&str>) {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
-        assert_eq!(self.headers["content-type"], "application/scim+json", "{}", self.body);
-        assert_eq!(self.body["schemas"], json!(["urn:ietf:params:scim:api:messages:2.0:Error"]), "{}", self.body);
-        assert_eq!(self.body["status"], json!(status.to_string()), "status is a string: {}", self.body);
+        assert_eq!(
+            self.headers["content-type"], "application/scim+json",
+            "{}",
+            self.body
+        );
+        assert_eq!(
+            self.body["schemas"],
+            json!(["urn:ietf:params:scim:api:messages:2.0:Error"]),
+            "{}",
+            self.body
+        );
+        assert_eq!(
+            self.body["status"],
+            json!(status.to_string()),
+            "status is a string: {}",
+            self.body
+        );
         assert!(self.body["detail"].is_string(), "{}", self.body);
         match scim_type {
             Some(t) => assert_eq!(self.body["scimType"], json!(t), "{}", self.body),
@@ -45,7 +59,10 @@ impl TestServer {
 
     pub async fn with(tweak: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config { database_url: format!("sqlite://{}", dir.path().join("scimd.db").display()), ..Config::default() };
+        let mut config = Config {
+            database_url: format!("sqlite://{}", dir.path().join("scimd.db").display()),
+            ..Config::default()
+        };
         tweak(&mut config);
         Self::on(config, dir, None).await
     }
@@ -55,7 +72,18 @@ impl TestServer {
         let backend = open_store(&config).await.unwrap();
         let token = match token {
             Some(t) => t,
-            None => create_token(backend.tokens.as_ref(), &config.tenant, "test", None, "2026-01-01T00:00:00.000000Z").await.unwrap().secret,
+            None => {
+                create_token(
+                    backend.tokens.as_ref(),
+                    &config.tenant,
+                    "test",
+                    None,
+                    "2026-01-01T00:00:00.000000Z",
+                )
+                .await
+                .unwrap()
+                .secret
+            }
         };
         let app = build_app(&config, &backend).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -63,20 +91,44 @@ impl TestServer {
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        TestServer { base: format!("http://{addr}{}", config.path_prefix), token, client: reqwest::Client::new(), config, backend, dir, task }
+        TestServer {
+            base: format!("http://{addr}{}", config.path_prefix),
+            token,
+            client: reqwest::Client::new(),
+            config,
+            backend,
+            dir,
+            task,
+        }
     }
 
     /// Stops serving and reopens the same database, as a restart would.
     pub async fn restart(self) -> TestServer {
         self.task.abort();
         let _ = self.task.await;
-        let TestServer { config, dir, token, backend, .. } = self;
+        let TestServer {
+            config,
+            dir,
+            token,
+            backend,
+            ..
+        } = self;
         drop(backend);
         Self::on(config, dir, Some(token)).await
     }
 
-    pub async fn raw(&self, method: Method, path: &str, token: Option<&str>, content_type: Option<&str>, body: Option<Vec<u8>>, headers: &[(&str, &str)]) -> Reply {
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
@@ -93,18 +145,34 @@ impl TestServer {
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.unwrap();
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into())) };
-        Reply { status, headers, body }
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
         self.call_with(method, path, body, &[]).await
     }
 
-    pub async fn call_with(&self, method: Method, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
         let ct = bytes.as_ref().map(|_| "application/scim+json");
-        self.raw(method, path, Some(&self.token), ct, bytes, headers).await
+        self.raw(method, path, Some(&self.token), ct, bytes, headers)
+            .await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
