@@ -594,3 +594,145 @@ impl<'a> ResourceSchema<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::validate_resource;
+    use serde_json::json;
+
+    const CUSTOM: &str = r#"{
+        "id": "urn:example:params:scim:schemas:extension:acme:1.0:User",
+        "name": "AcmeUser",
+        "attributes": [
+            {"name": "badgeNumber", "type": "integer", "required": true},
+            {"name": "clearance", "type": "string", "caseExact": true, "canonicalValues": ["low", "high"]},
+            {"name": "desk", "type": "complex", "subAttributes": [{"name": "building", "type": "string"}]}
+        ]
+    }"#;
+
+    #[test]
+    fn custom_extensions_load_from_json_and_take_part_everywhere() {
+        let mut reg = Registry::standard();
+        reg.add_schema_json(CUSTOM).unwrap();
+        reg.add_extension(
+            "User",
+            "urn:example:params:scim:schemas:extension:acme:1.0:User",
+            false,
+        )
+        .unwrap();
+        let user = reg.resource("User").unwrap();
+        let r = user
+            .resolve_attribute(
+                &AttrPath::parse(
+                    "urn:example:params:scim:schemas:extension:acme:1.0:User:desk.building",
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(
+            r.canonical(),
+            "urn:example:params:scim:schemas:extension:acme:1.0:User:desk.building"
+        );
+        // Unqualified names find a unique extension attribute.
+        assert!(
+            user.resolve_attribute(&AttrPath::simple("BADGENUMBER"))
+                .is_ok()
+        );
+        let ok = validate_resource(&json!({"userName": "a", "urn:example:params:scim:schemas:extension:acme:1.0:User": {"badgeNumber": "42"}}), &user).unwrap();
+        assert_eq!(
+            ok["urn:example:params:scim:schemas:extension:acme:1.0:User"]["badgeNumber"],
+            json!(42)
+        );
+        let e = validate_resource(&json!({"userName": "a", "urn:example:params:scim:schemas:extension:acme:1.0:User": {"clearance": "low"}}), &user).unwrap_err();
+        assert!(
+            e.detail.contains("badgeNumber"),
+            "a present extension must carry its required attributes: {}",
+            e.detail
+        );
+        // Published as a schema and on the resource type.
+        let doc = reg
+            .schema("urn:example:params:scim:schemas:extension:acme:1.0:User")
+            .unwrap()
+            .to_resource("https://x/scim/v2");
+        assert_eq!(doc["attributes"][0]["required"], true);
+        assert_eq!(
+            doc["attributes"][0]["mutability"], "readWrite",
+            "defaults are filled in"
+        );
+        let rt = reg
+            .resource_type("User")
+            .unwrap()
+            .to_resource("https://x/scim/v2");
+        assert_eq!(rt["schemaExtensions"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn invalid_schema_definitions_are_refused() {
+        for bad in [
+            r#"{"id": "not-a-urn", "attributes": []}"#,
+            r#"{"id": "urn:x", "attributes": [{"name": "1bad", "type": "string"}]}"#,
+            r#"{"id": "urn:x", "attributes": [{"name": "c", "type": "complex"}]}"#,
+            r#"{"id": "urn:x", "attributes": [{"name": "c", "type": "complex", "subAttributes": [{"name": "d", "type": "complex", "subAttributes": [{"name": "e", "type": "string"}]}]}]}"#,
+            r#"{"id": "urn:x", "attributes": [{"name": "s", "type": "text"}]}"#,
+        ] {
+            assert!(Schema::from_json(bad).is_err(), "{bad}");
+        }
+        let mut reg = Registry::standard();
+        assert!(
+            reg.add_schema_json(include_str!("../schemas/user.json"))
+                .is_err(),
+            "duplicate ids are refused"
+        );
+        assert!(reg.add_extension("Nope", USER_SCHEMA, false).is_err());
+    }
+
+    #[test]
+    fn every_core_attribute_has_its_rfc_characteristics() {
+        let reg = Registry::standard();
+        let user = reg.schema(USER_SCHEMA).unwrap();
+        // RFC 7643 §8.7.1 spot checks.
+        let a = |n: &str| user.attribute(n).unwrap();
+        assert!(
+            a("userName").required
+                && a("userName").uniqueness == Uniqueness::Server
+                && !a("userName").case_exact
+        );
+        assert_eq!(
+            (a("password").mutability, a("password").returned),
+            (Mutability::WriteOnly, Returned::Never)
+        );
+        assert_eq!(a("groups").mutability, Mutability::ReadOnly);
+        assert_eq!(
+            a("x509Certificates").sub("value").unwrap().kind,
+            AttrType::Binary
+        );
+        assert_eq!(
+            a("photos").sub("value").unwrap().reference_types,
+            vec!["external"]
+        );
+        assert_eq!(
+            a("emails").sub("type").unwrap().canonical_values,
+            vec!["work", "home", "other"]
+        );
+        let group = reg.schema(GROUP_SCHEMA).unwrap();
+        assert_eq!(
+            group
+                .attribute("members")
+                .unwrap()
+                .sub("$ref")
+                .unwrap()
+                .reference_types,
+            vec!["User", "Group"]
+        );
+        let ent = reg.schema(ENTERPRISE_USER_SCHEMA).unwrap();
+        assert_eq!(
+            ent.attribute("manager")
+                .unwrap()
+                .sub("displayName")
+                .unwrap()
+                .mutability,
+            Mutability::ReadOnly
+        );
+    }
+}
