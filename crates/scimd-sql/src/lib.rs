@@ -1,13 +1,19 @@
 //! # scimd-sql
 //!
-//! The scimd store on SQL databases. SQLite is the embedded default; filters, sorting and
-//! paging compile to SQL with bound parameters (`compile`), membership is a table of rows.
+//! The scimd store on SQL databases: SQLite (the embedded default) and PostgreSQL, one code
+//! path (`store`) over a per-dialect transaction (`conn`). Filters, sorting and paging
+//! compile to SQL with bound parameters (`compile`); membership is a table of rows.
 
 pub mod compile;
+mod conn;
 mod fold;
 pub mod layout;
+pub mod postgres;
 mod rows;
 pub mod sql;
 pub mod sqlite;
+pub mod store;
 
+pub use postgres::{PostgresSettings, PostgresStore};
 pub use sqlite::{Durability, SqliteSettings, SqliteStore};
+pub use store::SqlStore;

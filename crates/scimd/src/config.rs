@@ -38,6 +38,15 @@ pub struct Config {
     pub sqlite_synchronous: String,
     /// SQLite reader connections.
     pub sqlite_readers: u32,
+    /// PostgreSQL: connections this process may hold (keep the sum over replicas under
+    /// the server's `max_connections`).
+    pub pg_max_connections: u32,
+    /// PostgreSQL: connections kept open when idle.
+    pub pg_min_connections: u32,
+    /// PostgreSQL: seconds a request waits for a free connection before failing (503).
+    pub pg_acquire_timeout_secs: u64,
+    /// PostgreSQL: seconds after which the server cancels a statement.
+    pub pg_statement_timeout_secs: u64,
     /// The tenant the server's tokens belong to.
     pub tenant: String,
     /// Published in ServiceProviderConfig.
@@ -62,6 +71,10 @@ impl Default for Config {
             log_level: "info".into(),
             sqlite_synchronous: "normal".into(),
             sqlite_readers: 4,
+            pg_max_connections: 16,
+            pg_min_connections: 1,
+            pg_acquire_timeout_secs: 5,
+            pg_statement_timeout_secs: 30,
             tenant: "default".into(),
             documentation_uri: None,
         }
@@ -84,6 +97,13 @@ const ENV: &[(&str, &str)] = &[
     ("SCIMD_LOG_LEVEL", "log_level"),
     ("SCIMD_SQLITE_SYNCHRONOUS", "sqlite_synchronous"),
     ("SCIMD_SQLITE_READERS", "sqlite_readers"),
+    ("SCIMD_PG_MAX_CONNECTIONS", "pg_max_connections"),
+    ("SCIMD_PG_MIN_CONNECTIONS", "pg_min_connections"),
+    ("SCIMD_PG_ACQUIRE_TIMEOUT_SECS", "pg_acquire_timeout_secs"),
+    (
+        "SCIMD_PG_STATEMENT_TIMEOUT_SECS",
+        "pg_statement_timeout_secs",
+    ),
     ("SCIMD_TENANT", "tenant"),
     ("SCIMD_DOCUMENTATION_URI", "documentation_uri"),
 ];

@@ -12,7 +12,7 @@ use scimd_core::tokens::{TokenStore, create_token};
 use scimd_core::{Engine, Settings, Store};
 use scimd_proto::value::format_datetime;
 use scimd_proto::{FilterLimits, Registry};
-use scimd_sql::{Durability, SqliteSettings, SqliteStore};
+use scimd_sql::{Durability, PostgresSettings, PostgresStore, SqliteSettings, SqliteStore};
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -74,7 +74,21 @@ pub async fn open_store(config: &Config) -> Result<Backend> {
         });
     }
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        bail!("PostgreSQL is not available in this build yet; use sqlite://PATH");
+        let settings = PostgresSettings {
+            max_connections: config.pg_max_connections,
+            min_connections: config.pg_min_connections,
+            acquire_timeout: Duration::from_secs(config.pg_acquire_timeout_secs),
+            statement_timeout: Duration::from_secs(config.pg_statement_timeout_secs),
+        };
+        let store = Arc::new(
+            PostgresStore::open(url, &settings)
+                .await
+                .with_context(|| format!("opening {}", redact_url(url)))?,
+        );
+        return Ok(Backend {
+            store: store.clone(),
+            tokens: store,
+        });
     }
     bail!(
         "unsupported database URL '{}': use sqlite://PATH or postgres://…",

@@ -1,0 +1,177 @@
+//! One transaction, whatever the database: the store's logic is written once against this
+//! and runs on SQLite and PostgreSQL alike.
+
+use crate::sql::{Bind, Dialect, Sql};
+use async_trait::async_trait;
+use scimd_core::store::StoreError;
+use sqlx::{AssertSqlSafe, Postgres, Sqlite, Transaction};
+
+/// A database failure, classified as the store needs it.
+#[derive(Debug)]
+pub enum DbError {
+    /// A unique index refused the write.
+    Unique,
+    /// A serialization failure or deadlock: the transaction can be run again.
+    Retry,
+    Other(String),
+}
+
+impl DbError {
+    /// The store-level error, naming the attribute a unique index protects.
+    pub fn unique_on(self, attribute: &str) -> StoreError {
+        match self {
+            DbError::Unique => StoreError::Uniqueness(attribute.to_string()),
+            other => other.into(),
+        }
+    }
+}
+
+impl From<DbError> for StoreError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unique => StoreError::Backend("unexpected unique violation".into()),
+            DbError::Retry => StoreError::Backend("transaction conflict".into()),
+            DbError::Other(why) => StoreError::Backend(why),
+        }
+    }
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                return DbError::Unique;
+            }
+            // PostgreSQL serialization_failure and deadlock_detected; SQLite busy.
+            if matches!(
+                db.code().as_deref(),
+                Some("40001") | Some("40P01") | Some("5") | Some("517")
+            ) {
+                return DbError::Retry;
+            }
+        }
+        DbError::Other(e.to_string())
+    }
+}
+
+pub type DbResult<T> = Result<T, DbError>;
+
+/// A column value, decoded without knowing its type in advance.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Row(pub Vec<Cell>);
+
+impl Row {
+    pub fn int(&self, i: usize) -> DbResult<i64> {
+        match self.0.get(i) {
+            Some(Cell::Int(v)) => Ok(*v),
+            other => Err(DbError::Other(format!(
+                "column {i}: expected an integer, got {other:?}"
+            ))),
+        }
+    }
+    pub fn text(&self, i: usize) -> DbResult<String> {
+        match self.0.get(i) {
+            Some(Cell::Text(v)) => Ok(v.clone()),
+            other => Err(DbError::Other(format!(
+                "column {i}: expected text, got {other:?}"
+            ))),
+        }
+    }
+    pub fn opt_text(&self, i: usize) -> Option<String> {
+        match self.0.get(i) {
+            Some(Cell::Text(v)) => Some(v.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// An open transaction.
+#[async_trait]
+pub trait Tx: Send {
+    fn dialect(&self) -> Dialect;
+    async fn rows(&mut self, sql: Sql) -> DbResult<Vec<Row>>;
+    async fn exec(&mut self, sql: Sql) -> DbResult<u64>;
+    async fn commit(self: Box<Self>) -> DbResult<()>;
+
+    async fn row(&mut self, sql: Sql) -> DbResult<Option<Row>> {
+        Ok(self.rows(sql).await?.into_iter().next())
+    }
+}
+
+macro_rules! bind_all {
+    ($q:expr, $binds:expr) => {{
+        let mut q = $q;
+        for b in $binds {
+            q = match b {
+                Bind::Text(s) => q.bind(s),
+                Bind::Int(i) => q.bind(i),
+                Bind::Float(f) => q.bind(f),
+                Bind::Bool(v) => q.bind(v),
+            };
+        }
+        q
+    }};
+}
+
+fn decode<R: sqlx::Row>(row: &R) -> Row
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let cells = (0..row.len())
+        .map(|i| {
+            if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
+                return v.map_or(Cell::Null, Cell::Int);
+            }
+            match row.try_get::<Option<String>, _>(i) {
+                Ok(v) => v.map_or(Cell::Null, Cell::Text),
+                Err(_) => Cell::Null,
+            }
+        })
+        .collect();
+    Row(cells)
+}
+
+#[async_trait]
+impl Tx for Transaction<'static, Sqlite> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+    async fn rows(&mut self, sql: Sql) -> DbResult<Vec<Row>> {
+        let q = bind_all!(sqlx::query(AssertSqlSafe(sql.text)), sql.binds);
+        Ok(q.fetch_all(&mut **self).await?.iter().map(decode).collect())
+    }
+    async fn exec(&mut self, sql: Sql) -> DbResult<u64> {
+        let q = bind_all!(sqlx::query(AssertSqlSafe(sql.text)), sql.binds);
+        Ok(q.execute(&mut **self).await?.rows_affected())
+    }
+    async fn commit(self: Box<Self>) -> DbResult<()> {
+        Ok(Transaction::commit(*self).await?)
+    }
+}
+
+#[async_trait]
+impl Tx for Transaction<'static, Postgres> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+    async fn rows(&mut self, sql: Sql) -> DbResult<Vec<Row>> {
+        let q = bind_all!(sqlx::query(AssertSqlSafe(sql.text)), sql.binds);
+        Ok(q.fetch_all(&mut **self).await?.iter().map(decode).collect())
+    }
+    async fn exec(&mut self, sql: Sql) -> DbResult<u64> {
+        let q = bind_all!(sqlx::query(AssertSqlSafe(sql.text)), sql.binds);
+        Ok(q.execute(&mut **self).await?.rows_affected())
+    }
+    async fn commit(self: Box<Self>) -> DbResult<()> {
+        Ok(Transaction::commit(*self).await?)
+    }
+}

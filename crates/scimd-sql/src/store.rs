@@ -1,0 +1,746 @@
+//! The store's logic, written once for both dialects: every operation is one transaction
+//! on a `Tx`, with SQL built by `Sql` (bound parameters only).
+
+use crate::compile::Compiler;
+use crate::conn::{DbError, Row, Tx};
+use crate::layout::{Layout, layout};
+use crate::rows::{Derived, RelationRow, assemble, derive};
+use crate::sql::{Bind, Dialect, Sql};
+use async_trait::async_trait;
+use scimd_core::store::{
+    DeletePolicy, Kind, ListPage, ListQuery, MemberChange, MemberRef, NewResource, Store,
+    StoreError, StoredResource, Update,
+};
+use scimd_core::tokens::{TokenInfo, TokenStore};
+use std::collections::HashSet;
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Where transactions come from.
+#[async_trait]
+pub trait Pools: Send + Sync + 'static {
+    fn dialect(&self) -> Dialect;
+    async fn read(&self) -> Result<Box<dyn Tx>>;
+    async fn write(&self) -> Result<Box<dyn Tx>>;
+}
+
+/// The SQL store over any `Pools` (SQLite or PostgreSQL).
+pub struct SqlStore<P: Pools> {
+    pub(crate) pools: P,
+}
+
+fn sql(d: Dialect) -> Sql {
+    Sql::new(d)
+}
+
+/// `?, ?, ?` for a list of text values.
+fn bind_list<'a>(s: &mut Sql, values: impl IntoIterator<Item = &'a str>) {
+    for (i, v) in values.into_iter().enumerate() {
+        if i > 0 {
+            s.push(", ");
+        }
+        s.bind_text(v);
+    }
+}
+
+fn bind_bool(s: &mut Sql, b: bool) {
+    match s.dialect {
+        Dialect::Sqlite => s.bind(Bind::Int(b as i64)),
+        Dialect::Postgres => s.bind(Bind::Bool(b)),
+    };
+}
+
+fn bind_json(s: &mut Sql, json: String) {
+    s.bind_text(json);
+    if s.dialect == Dialect::Postgres {
+        s.push("::jsonb");
+    }
+}
+
+fn columns(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "t.seq, t.id, t.attributes, t.created, t.last_modified, t.version",
+        Dialect::Postgres => {
+            "t.seq, t.id, t.attributes::text, t.created, t.last_modified, t.version"
+        }
+    }
+}
+
+fn decode(row: &Row) -> Result<(i64, StoredResource)> {
+    let text = row.text(2)?;
+    let attributes = serde_json::from_str(&text)
+        .map_err(|e| StoreError::Backend(format!("corrupt attributes: {e}")))?;
+    Ok((
+        row.int(0)?,
+        StoredResource {
+            id: row.text(1)?,
+            attributes,
+            created: row.text(3)?,
+            last_modified: row.text(4)?,
+            version: row.int(5)?,
+        },
+    ))
+}
+
+/// The row of a live resource, locked for the rest of a write transaction.
+async fn find_row(
+    tx: &mut dyn Tx,
+    layout: &Layout,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<(i64, i64)>> {
+    let mut s = sql(tx.dialect());
+    s.push("SELECT seq, version FROM ")
+        .push(layout.table)
+        .push(" WHERE tenant = ")
+        .bind_text(tenant)
+        .push(" AND id = ")
+        .bind_text(id)
+        .push(" AND retired IS NULL");
+    if tx.dialect() == Dialect::Postgres {
+        s.push(" FOR UPDATE");
+    }
+    Ok(match tx.row(s).await? {
+        Some(r) => Some((r.int(0)?, r.int(1)?)),
+        None => None,
+    })
+}
+
+/// The indexed side rows of a resource (users' email keys).
+async fn write_side_rows(
+    tx: &mut dyn Tx,
+    layout: &Layout,
+    tenant: &str,
+    seq: i64,
+    d: &Derived,
+    replace: bool,
+) -> Result<()> {
+    if layout.kind != Kind::User {
+        return Ok(());
+    }
+    let dialect = tx.dialect();
+    if replace {
+        let mut s = sql(dialect);
+        s.push("DELETE FROM scim_user_emails WHERE user_seq = ")
+            .bind(Bind::Int(seq));
+        tx.exec(s).await?;
+    }
+    if !d.emails.is_empty() {
+        let mut s = sql(dialect);
+        s.push("INSERT INTO scim_user_emails (tenant, user_seq, value_key) VALUES ");
+        for (i, e) in d.emails.iter().enumerate() {
+            if i > 0 {
+                s.push(", ");
+            }
+            s.push("(")
+                .bind_text(tenant)
+                .push(", ")
+                .bind(Bind::Int(seq))
+                .push(", ")
+                .bind_text(e.as_str())
+                .push(")");
+        }
+        tx.exec(s).await?;
+    }
+    Ok(())
+}
+
+/// Checks member references and finds their types; refuses unknown ids and the group itself.
+async fn resolve_members(
+    tx: &mut dyn Tx,
+    tenant: &str,
+    group_id: &str,
+    refs: &[MemberRef],
+) -> Result<Vec<(String, &'static str)>> {
+    let mut wanted: Vec<&str> = Vec::with_capacity(refs.len());
+    let mut seen = HashSet::new();
+    for r in refs {
+        if r.value == group_id {
+            return Err(StoreError::InvalidMember(
+                "a group cannot be a member of itself".into(),
+            ));
+        }
+        if seen.insert(r.value.as_str()) {
+            wanted.push(&r.value);
+        }
+    }
+    let mut found: Vec<(String, &'static str)> = Vec::with_capacity(wanted.len());
+    for chunk in wanted.chunks(500) {
+        for (table, kind) in [("scim_users", "User"), ("scim_groups", "Group")] {
+            let mut s = sql(tx.dialect());
+            s.push("SELECT id FROM ")
+                .push(table)
+                .push(" WHERE tenant = ")
+                .bind_text(tenant)
+                .push(" AND retired IS NULL AND id IN (");
+            bind_list(&mut s, chunk.iter().copied());
+            s.push(")");
+            for row in tx.rows(s).await? {
+                found.push((row.text(0)?, kind));
+            }
+        }
+    }
+    if found.len() < wanted.len() {
+        let known: HashSet<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
+        let missing = wanted
+            .iter()
+            .find(|id| !known.contains(**id))
+            .copied()
+            .unwrap_or_default();
+        return Err(StoreError::InvalidMember(format!(
+            "member '{missing}' is not a User or Group of this service"
+        )));
+    }
+    Ok(found)
+}
+
+async fn add_members(
+    tx: &mut dyn Tx,
+    tenant: &str,
+    group_id: &str,
+    group_seq: i64,
+    refs: &[MemberRef],
+) -> Result<bool> {
+    let resolved = resolve_members(tx, tenant, group_id, refs).await?;
+    let mut changed = false;
+    for chunk in resolved.chunks(200) {
+        let mut s = sql(tx.dialect());
+        s.push("INSERT INTO scim_members (tenant, group_seq, member_id, member_type) VALUES ");
+        for (i, (id, kind)) in chunk.iter().enumerate() {
+            if i > 0 {
+                s.push(", ");
+            }
+            s.push("(")
+                .bind_text(tenant)
+                .push(", ")
+                .bind(Bind::Int(group_seq))
+                .push(", ")
+                .bind_text(id.as_str())
+                .push(", ")
+                .bind_text(*kind)
+                .push(")");
+        }
+        s.push(" ON CONFLICT (group_seq, member_id) DO NOTHING");
+        changed |= tx.exec(s).await? > 0;
+    }
+    Ok(changed)
+}
+
+async fn remove_all_members(tx: &mut dyn Tx, group_seq: i64) -> Result<bool> {
+    let mut s = sql(tx.dialect());
+    s.push("DELETE FROM scim_members WHERE group_seq = ")
+        .bind(Bind::Int(group_seq));
+    Ok(tx.exec(s).await? > 0)
+}
+
+/// Applies membership changes as set operations; returns whether any row changed.
+async fn change_members(
+    tx: &mut dyn Tx,
+    tenant: &str,
+    group_id: &str,
+    group_seq: i64,
+    changes: &[MemberChange],
+) -> Result<bool> {
+    let mut changed = false;
+    for change in changes {
+        match change {
+            MemberChange::Add(refs) => {
+                changed |= add_members(tx, tenant, group_id, group_seq, refs).await?
+            }
+            MemberChange::Replace(refs) => {
+                let removed = remove_all_members(tx, group_seq).await?;
+                let added = add_members(tx, tenant, group_id, group_seq, refs).await?;
+                changed |= removed || added;
+            }
+            MemberChange::RemoveAll => changed |= remove_all_members(tx, group_seq).await?,
+            MemberChange::Remove(ids) => {
+                for chunk in ids.chunks(500) {
+                    let mut s = sql(tx.dialect());
+                    s.push("DELETE FROM scim_members WHERE group_seq = ")
+                        .bind(Bind::Int(group_seq))
+                        .push(" AND member_id IN (");
+                    bind_list(&mut s, chunk.iter().map(String::as_str));
+                    s.push(")");
+                    changed |= tx.exec(s).await? > 0;
+                }
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// Removes a resource from every group it belongs to, bumping those groups' versions.
+async fn drop_memberships(tx: &mut dyn Tx, tenant: &str, id: &str, now: &str) -> Result<()> {
+    let d = tx.dialect();
+    let mut s = sql(d);
+    s.push("UPDATE scim_groups SET version = version + 1, last_modified = ")
+        .bind_text(now)
+        .push(" WHERE seq IN (SELECT group_seq FROM scim_members WHERE tenant = ")
+        .bind_text(tenant)
+        .push(" AND member_id = ")
+        .bind_text(id)
+        .push(")");
+    tx.exec(s).await?;
+    let mut s = sql(d);
+    s.push("DELETE FROM scim_members WHERE tenant = ")
+        .bind_text(tenant)
+        .push(" AND member_id = ")
+        .bind_text(id);
+    tx.exec(s).await?;
+    Ok(())
+}
+
+/// Relation rows (members of groups, groups of users) for resources of a page.
+async fn relations(
+    tx: &mut dyn Tx,
+    kind: Kind,
+    tenant: &str,
+    owners: &[(i64, String)],
+) -> Result<Vec<RelationRow>> {
+    let d = tx.dialect();
+    let user_display = match d {
+        Dialect::Sqlite => "json_extract(u.attributes, '$.displayName')",
+        Dialect::Postgres => "u.attributes ->> 'displayName'",
+    };
+    let mut out = Vec::new();
+    for chunk in owners.chunks(500) {
+        let mut s = sql(d);
+        match kind {
+            Kind::Group => {
+                s.push("SELECT m.group_seq, m.member_id, m.member_type, COALESCE(")
+                    .push(user_display)
+                    .push(
+                        ", u.user_name, g.display_name) FROM scim_members m \
+                         LEFT JOIN scim_users u ON m.member_type = 'User' AND u.tenant = m.tenant AND u.id = m.member_id \
+                         LEFT JOIN scim_groups g ON m.member_type = 'Group' AND g.tenant = m.tenant AND g.id = m.member_id \
+                         WHERE m.group_seq IN (",
+                    );
+                for (i, (seq, _)) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        s.push(", ");
+                    }
+                    s.bind(Bind::Int(*seq));
+                }
+                s.push(") ORDER BY m.seq");
+                for row in tx.rows(s).await? {
+                    out.push(RelationRow {
+                        owner: row.int(0)?,
+                        value: row.text(1)?,
+                        kind: Some(row.text(2)?),
+                        display: row.opt_text(3),
+                    });
+                }
+            }
+            Kind::User => {
+                s.push("SELECT u.seq, g.id, g.display_name FROM scim_members m JOIN scim_groups g ON g.seq = m.group_seq JOIN scim_users u ON u.tenant = m.tenant AND u.id = m.member_id WHERE m.tenant = ")
+                    .bind_text(tenant)
+                    .push(" AND m.member_id IN (");
+                bind_list(&mut s, chunk.iter().map(|(_, id)| id.as_str()));
+                s.push(") ORDER BY m.seq");
+                for row in tx.rows(s).await? {
+                    out.push(RelationRow {
+                        owner: row.int(0)?,
+                        value: row.text(1)?,
+                        kind: None,
+                        display: row.opt_text(2),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn with_relations(
+    tx: &mut dyn Tx,
+    kind: Kind,
+    tenant: &str,
+    items: &mut [(i64, StoredResource)],
+) -> Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let owners: Vec<(i64, String)> = items.iter().map(|(s, r)| (*s, r.id.clone())).collect();
+    let rows = relations(tx, kind, tenant, &owners).await?;
+    assemble(kind, items, rows);
+    Ok(())
+}
+
+/// Sets the derived columns and the document of a resource row.
+fn push_derived_columns(s: &mut Sql, layout: &Layout, d: &Derived) {
+    s.push(layout.name_column)
+        .push(" = ")
+        .bind_text(d.name.as_str());
+    s.push(", ")
+        .push(layout.name_key_column)
+        .push(" = ")
+        .bind_text(d.name_key.as_str())
+        .push(", external_id = ");
+    match &d.external_id {
+        Some(e) => s.bind_text(e.as_str()),
+        None => s.push("NULL"),
+    };
+    if layout.kind == Kind::User {
+        s.push(", active = ");
+        match d.active {
+            Some(a) => bind_bool(s, a),
+            None => {
+                s.push("NULL");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<P: Pools> Store for SqlStore<P> {
+    async fn create(&self, tenant: &str, kind: Kind, new: NewResource) -> Result<StoredResource> {
+        let layout = layout(kind);
+        let d = derive(kind, &new.attributes)?;
+        let json = serde_json::Value::Object(new.attributes.clone()).to_string();
+        let mut tx = self.pools.write().await?;
+        let mut s = sql(tx.dialect());
+        s.push("INSERT INTO ")
+            .push(layout.table)
+            .push(" (tenant, id, ")
+            .push(layout.name_column)
+            .push(", ")
+            .push(layout.name_key_column)
+            .push(", external_id");
+        if kind == Kind::User {
+            s.push(", active");
+        }
+        s.push(", attributes, created, last_modified, version) VALUES (")
+            .bind_text(tenant)
+            .push(", ")
+            .bind_text(new.id.as_str());
+        s.push(", ")
+            .bind_text(d.name.as_str())
+            .push(", ")
+            .bind_text(d.name_key.as_str())
+            .push(", ");
+        match &d.external_id {
+            Some(e) => s.bind_text(e.as_str()),
+            None => s.push("NULL"),
+        };
+        if kind == Kind::User {
+            s.push(", ");
+            match d.active {
+                Some(a) => bind_bool(&mut s, a),
+                None => {
+                    s.push("NULL");
+                }
+            }
+        }
+        s.push(", ");
+        bind_json(&mut s, json);
+        s.push(", ")
+            .bind_text(new.now.as_str())
+            .push(", ")
+            .bind_text(new.now.as_str())
+            .push(", 1) RETURNING seq");
+        let row = tx
+            .row(s)
+            .await
+            .map_err(|e| e.unique_on(layout.name_attr))?
+            .ok_or_else(|| StoreError::Backend("INSERT returned no row".into()))?;
+        let seq = row.int(0)?;
+        write_side_rows(&mut *tx, layout, tenant, seq, &d, false).await?;
+        if kind == Kind::Group && !new.members.is_empty() {
+            add_members(&mut *tx, tenant, &new.id, seq, &new.members).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| e.unique_on(layout.name_attr))?;
+        Ok(StoredResource {
+            id: new.id,
+            attributes: new.attributes,
+            created: new.now.clone(),
+            last_modified: new.now,
+            version: 1,
+        })
+    }
+
+    async fn get(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        id: &str,
+        with_rel: bool,
+    ) -> Result<Option<StoredResource>> {
+        let layout = layout(kind);
+        let mut tx = self.pools.read().await?;
+        let mut s = sql(tx.dialect());
+        s.push("SELECT ")
+            .push(columns(tx.dialect()))
+            .push(" FROM ")
+            .push(layout.table)
+            .push(" t WHERE t.tenant = ")
+            .bind_text(tenant)
+            .push(" AND t.id = ")
+            .bind_text(id)
+            .push(" AND t.retired IS NULL");
+        let Some(row) = tx.row(s).await? else {
+            return Ok(None);
+        };
+        let mut items = vec![decode(&row)?];
+        if with_rel {
+            with_relations(&mut *tx, kind, tenant, &mut items).await?;
+        }
+        tx.commit().await?;
+        Ok(items.pop().map(|(_, r)| r))
+    }
+
+    async fn update(&self, tenant: &str, kind: Kind, id: &str, update: Update) -> Result<i64> {
+        let layout = layout(kind);
+        let derived = update
+            .attributes
+            .as_ref()
+            .map(|a| derive(kind, a))
+            .transpose()?;
+        let mut tx = self.pools.write().await?;
+        let (seq, version) = find_row(&mut *tx, layout, tenant, id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if update.expected_version.is_some_and(|v| v != version) {
+            return Err(StoreError::VersionMismatch);
+        }
+        let mut changed = false;
+        if let (Some(attrs), Some(d)) = (&update.attributes, &derived) {
+            let mut s = sql(tx.dialect());
+            s.push("UPDATE ").push(layout.table).push(" SET ");
+            push_derived_columns(&mut s, layout, d);
+            s.push(", attributes = ");
+            bind_json(&mut s, serde_json::Value::Object(attrs.clone()).to_string());
+            s.push(" WHERE seq = ").bind(Bind::Int(seq));
+            tx.exec(s)
+                .await
+                .map_err(|e| e.unique_on(layout.name_attr))?;
+            write_side_rows(&mut *tx, layout, tenant, seq, d, true).await?;
+            changed = true;
+        }
+        if kind == Kind::Group && !update.members.is_empty() {
+            changed |= change_members(&mut *tx, tenant, id, seq, &update.members).await?;
+        }
+        if !changed {
+            return Ok(version);
+        }
+        let mut s = sql(tx.dialect());
+        s.push("UPDATE ")
+            .push(layout.table)
+            .push(" SET version = version + 1, last_modified = ")
+            .bind_text(update.now.as_str())
+            .push(" WHERE seq = ")
+            .bind(Bind::Int(seq));
+        tx.exec(s).await?;
+        tx.commit()
+            .await
+            .map_err(|e| e.unique_on(layout.name_attr))?;
+        Ok(version + 1)
+    }
+
+    async fn delete(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        id: &str,
+        policy: DeletePolicy,
+        expected_version: Option<i64>,
+        now: &str,
+    ) -> Result<bool> {
+        let layout = layout(kind);
+        let mut tx = self.pools.write().await?;
+        let d = tx.dialect();
+        let Some((seq, version)) = find_row(&mut *tx, layout, tenant, id).await? else {
+            return Ok(false);
+        };
+        if expected_version.is_some_and(|v| v != version) {
+            return Err(StoreError::VersionMismatch);
+        }
+        drop_memberships(&mut *tx, tenant, id, now).await?;
+        let mut s = sql(d);
+        match policy {
+            DeletePolicy::Erase => {
+                s.push("DELETE FROM ")
+                    .push(layout.table)
+                    .push(" WHERE seq = ")
+                    .bind(Bind::Int(seq));
+            }
+            DeletePolicy::Retire | DeletePolicy::Deactivate => {
+                remove_all_members(&mut *tx, seq).await?;
+                s.push("UPDATE ")
+                    .push(layout.table)
+                    .push(" SET retired = ")
+                    .bind_text(now)
+                    .push(", version = version + 1, last_modified = ")
+                    .bind_text(now);
+                if kind == Kind::User {
+                    s.push(", active = ");
+                    bind_bool(&mut s, false);
+                    s.push(match d {
+                        Dialect::Sqlite => {
+                            ", attributes = json_set(attributes, '$.active', json('false'))"
+                        }
+                        Dialect::Postgres => {
+                            ", attributes = jsonb_set(attributes, '{active}', 'false'::jsonb)"
+                        }
+                    });
+                }
+                s.push(" WHERE seq = ").bind(Bind::Int(seq));
+            }
+        }
+        tx.exec(s).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn list(&self, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage> {
+        let layout = layout(kind);
+        let d = self.pools.dialect();
+        let compiler = Compiler {
+            dialect: d,
+            layout,
+            schema: q.schema,
+            tenant,
+        };
+        let mut from = sql(d);
+        from.push(" FROM ")
+            .push(layout.table)
+            .push(" t WHERE t.tenant = ")
+            .bind_text(tenant)
+            .push(" AND t.retired IS NULL");
+        if let Some(f) = q.filter {
+            from.push(" AND (");
+            compiler.filter(&mut from, f)?;
+            from.push(")");
+        }
+        let mut order = sql(d);
+        order.push(" ORDER BY ");
+        match &q.sort {
+            Some(key) => compiler.sort(&mut order, key)?,
+            None => {
+                order.push("t.seq");
+            }
+        }
+        let mut tx = self.pools.read().await?;
+        let mut count = sql(d);
+        count.push("SELECT COUNT(*)").append(from.clone());
+        let total = tx
+            .row(count)
+            .await?
+            .map(|r| r.int(0))
+            .transpose()?
+            .unwrap_or(0);
+        let mut items = Vec::new();
+        if q.count > 0 && (q.offset as i64) < total {
+            let mut page = sql(d);
+            page.push("SELECT ")
+                .push(columns(d))
+                .append(from)
+                .append(order);
+            page.push(" LIMIT ")
+                .bind(Bind::Int(q.count.min(i64::MAX as u64) as i64))
+                .push(" OFFSET ")
+                .bind(Bind::Int(q.offset.min(i64::MAX as u64) as i64));
+            for row in tx.rows(page).await? {
+                items.push(decode(&row)?);
+            }
+            if q.with_relations {
+                with_relations(&mut *tx, kind, tenant, &mut items).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(ListPage {
+            total: total as u64,
+            resources: items.into_iter().map(|(_, r)| r).collect(),
+        })
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let mut tx = self.pools.read().await?;
+        tx.rows(sql(tx.dialect()).push("SELECT 1").clone()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<P: Pools> TokenStore for SqlStore<P> {
+    async fn insert_token(&self, info: &TokenInfo, hash: &str) -> Result<()> {
+        let mut tx = self.pools.write().await?;
+        let mut s = sql(tx.dialect());
+        s.push("INSERT INTO scim_tokens (id, tenant, name, hash, created) VALUES (")
+            .bind_text(info.id.as_str())
+            .push(", ")
+            .bind_text(info.tenant.as_str());
+        s.push(", ")
+            .bind_text(info.name.as_str())
+            .push(", ")
+            .bind_text(hash)
+            .push(", ")
+            .bind_text(info.created.as_str())
+            .push(")");
+        tx.exec(s).await.map_err(|e| e.unique_on("token"))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn find_active_token(&self, hash: &str) -> Result<Option<(TokenInfo, String)>> {
+        let mut tx = self.pools.read().await?;
+        let mut s = sql(tx.dialect());
+        s.push("SELECT id, tenant, name, created, hash FROM scim_tokens WHERE hash = ")
+            .bind_text(hash)
+            .push(" AND revoked IS NULL");
+        let row = tx.row(s).await?;
+        tx.commit().await?;
+        Ok(match row {
+            Some(r) => Some((
+                TokenInfo {
+                    id: r.text(0)?,
+                    tenant: r.text(1)?,
+                    name: r.text(2)?,
+                    created: r.text(3)?,
+                    revoked: None,
+                },
+                r.text(4)?,
+            )),
+            None => None,
+        })
+    }
+
+    async fn list_tokens(&self, tenant: &str) -> Result<Vec<TokenInfo>> {
+        let mut tx = self.pools.read().await?;
+        let mut s = sql(tx.dialect());
+        s.push("SELECT id, tenant, name, created, revoked FROM scim_tokens WHERE tenant = ")
+            .bind_text(tenant)
+            .push(" ORDER BY created, id");
+        let rows = tx.rows(s).await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TokenInfo {
+                    id: r.text(0)?,
+                    tenant: r.text(1)?,
+                    name: r.text(2)?,
+                    created: r.text(3)?,
+                    revoked: r.opt_text(4),
+                })
+            })
+            .collect::<std::result::Result<_, DbError>>()
+            .map_err(Into::into)
+    }
+
+    async fn revoke_token(&self, tenant: &str, id: &str, now: &str) -> Result<bool> {
+        let mut tx = self.pools.write().await?;
+        let mut s = sql(tx.dialect());
+        s.push("UPDATE scim_tokens SET revoked = ")
+            .bind_text(now)
+            .push(" WHERE tenant = ")
+            .bind_text(tenant)
+            .push(" AND id = ")
+            .bind_text(id)
+            .push(" AND revoked IS NULL");
+        let n = tx.exec(s).await?;
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+}
