@@ -33,21 +33,14 @@ pub trait Authenticator: Send + Sync + 'static {
 
 /// The bearer token of an `Authorization` header, if any.
 pub fn bearer(parts: &Parts) -> Result<&str, AuthError> {
-    let value = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .ok_or(AuthError::Missing)?;
+    let value = parts.headers.get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
     let text = value.to_str().map_err(|_| AuthError::Invalid)?.trim();
     let (scheme, token) = text.split_once(' ').ok_or(AuthError::Invalid)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(AuthError::Invalid);
     }
     let token = token.trim();
-    if token.is_empty() {
-        Err(AuthError::Invalid)
-    } else {
-        Ok(token)
-    }
+    if token.is_empty() { Err(AuthError::Invalid) } else { Ok(token) }
 }
 
 /// Bearer tokens checked against their stored SHA-256 hashes (`scimd token …`).
@@ -66,10 +59,7 @@ impl Authenticator for BearerTokens {
     async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
         let token = bearer(parts)?;
         match verify_token(self.store.as_ref(), token).await {
-            Ok(Some(info)) => Ok(Principal {
-                tenant: info.tenant,
-                subject: format!("token:{}", info.id),
-            }),
+            Ok(Some(info)) => Ok(Principal { tenant: info.tenant, subject: format!("token:{}", info.id) }),
             Ok(None) => Err(AuthError::Invalid),
             Err(e) => Err(AuthError::Unavailable(e.to_string())),
         }
@@ -95,8 +85,6 @@ pub struct DenyAll;
 #[async_trait]
 impl Authenticator for DenyAll {
     async fn authenticate(&self, _parts: &Parts) -> Result<Principal, AuthError> {
-        Err(AuthError::Forbidden(
-            "no authenticator is configured".into(),
-        ))
+        Err(AuthError::Forbidden("no authenticator is configured".into()))
     }
 }

@@ -17,14 +17,7 @@ impl<S: Send + Sync> FromRequest<S> for ScimBody {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-            let essence = ct
-                .to_str()
-                .unwrap_or("")
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
+            let essence = ct.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
             if essence != "application/scim+json" && essence != "application/json" {
                 return Err(ScimError::new(
                     415,
@@ -36,24 +29,16 @@ impl<S: Send + Sync> FromRequest<S> for ScimBody {
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ScimError::new(
-                    413,
-                    None,
-                    "the request body is larger than this server accepts",
-                )
+                ScimError::new(413, None, "the request body is larger than this server accepts")
             } else {
                 ScimError::invalid_syntax(format!("could not read the request body: {rejection}"))
             }
         })?;
         let text = std::str::from_utf8(&bytes).map_err(|e| {
-            ScimError::invalid_syntax(format!(
-                "the request body is not valid UTF-8 (byte {})",
-                e.valid_up_to()
-            ))
+            ScimError::invalid_syntax(format!("the request body is not valid UTF-8 (byte {})", e.valid_up_to()))
         })?;
-        let value: Value = serde_json::from_str(text).map_err(|e| {
-            ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}"))
-        })?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))?;
         Ok(ScimBody(value))
     }
 }
@@ -78,12 +63,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         let query = parts.uri.query().unwrap_or("");
         let pairs: Vec<(String, String)> = serde_urlencoded_pairs(query)
             .map_err(|e| ScimError::invalid_value(format!("malformed query string: {e}")))?;
-        Ok(Params(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                .collect(),
-        ))
+        Ok(Params(pairs.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect()))
     }
 }
 
@@ -141,10 +121,10 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         // An ETag this server never issued can match nothing: the precondition fails.
         match scimd_proto::resource::parse_etag(text) {
             Some(v) => Ok(IfMatch(Some(v))),
-            None => Err(ScimError::precondition_failed(format!(
-                "If-Match '{text}' matches no version of this resource"
-            ))
-            .into()),
+            None => {
+                Err(ScimError::precondition_failed(format!("If-Match '{text}' matches no version of this resource"))
+                    .into())
+            }
         }
     }
 }
@@ -163,21 +143,10 @@ impl<S: Send + Sync> FromRequestParts<S> for BaseUrl {
         if let Some(ConfiguredBase(Some(base))) = parts.extensions.get::<ConfiguredBase>() {
             return Ok(BaseUrl(base.clone()));
         }
-        let original = OriginalUri::from_request_parts(parts, state)
-            .await
-            .map(|o| o.0)
-            .unwrap_or_else(|_| parts.uri.clone());
-        let prefix = original
-            .path()
-            .strip_suffix(parts.uri.path())
-            .unwrap_or("")
-            .trim_end_matches('/')
-            .to_string();
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
+        let original =
+            OriginalUri::from_request_parts(parts, state).await.map(|o| o.0).unwrap_or_else(|_| parts.uri.clone());
+        let prefix = original.path().strip_suffix(parts.uri.path()).unwrap_or("").trim_end_matches('/').to_string();
+        let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
         let scheme = parts
             .headers
             .get("x-forwarded-proto")
@@ -196,10 +165,7 @@ pub struct Caller {
 
 impl Caller {
     pub fn ctx(&self) -> scimd_core::Ctx<'_> {
-        scimd_core::Ctx {
-            tenant: &self.principal.tenant,
-            base_url: &self.base_url,
-        }
+        scimd_core::Ctx { tenant: &self.principal.tenant, base_url: &self.base_url }
     }
 }
 
@@ -213,10 +179,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .cloned()
             .ok_or_else(|| ApiError::Internal("the authentication layer is missing".into()))?;
         let BaseUrl(base_url) = BaseUrl::from_request_parts(parts, state).await?;
-        Ok(Caller {
-            principal,
-            base_url,
-        })
+        Ok(Caller { principal, base_url })
     }
 }
 
@@ -226,8 +189,7 @@ mod tests {
 
     #[test]
     fn decodes_queries_like_browsers_and_identity_providers() {
-        let pairs = serde_urlencoded_pairs("filter=userName%20eq%20%22a%2Bb%40x.com%22&count=10&x")
-            .unwrap();
+        let pairs = serde_urlencoded_pairs("filter=userName%20eq%20%22a%2Bb%40x.com%22&count=10&x").unwrap();
         assert_eq!(pairs[0].1, "userName eq \"a+b@x.com\"");
         assert_eq!(pairs[1], ("count".into(), "10".into()));
         assert_eq!(pairs[2], ("x".into(), "".into()));

@@ -33,10 +33,7 @@ fn list(l: ListResponse) -> Response {
 }
 
 fn returning(p: &Params) -> Returning<'_> {
-    Returning {
-        attributes: p.get("attributes"),
-        excluded_attributes: p.get("excludedAttributes"),
-    }
+    Returning { attributes: p.get("attributes"), excluded_attributes: p.get("excludedAttributes") }
 }
 
 fn query_from_params(p: &Params) -> Query {
@@ -51,26 +48,11 @@ fn query_from_params(p: &Params) -> Query {
     }
 }
 
-pub async fn list_resources(
-    kind: Kind,
-    state: State,
-    caller: Caller,
-    params: Params,
-) -> Result<Response> {
-    Ok(list(
-        state
-            .engine
-            .list(&caller.ctx(), Some(kind), &query_from_params(&params))
-            .await?,
-    ))
+pub async fn list_resources(kind: Kind, state: State, caller: Caller, params: Params) -> Result<Response> {
+    Ok(list(state.engine.list(&caller.ctx(), Some(kind), &query_from_params(&params)).await?))
 }
 
-pub async fn search(
-    kind: Option<Kind>,
-    state: State,
-    caller: Caller,
-    ScimBody(body): ScimBody,
-) -> Result<Response> {
+pub async fn search(kind: Option<Kind>, state: State, caller: Caller, ScimBody(body): ScimBody) -> Result<Response> {
     let req = SearchRequest::from_json(&body)?;
     let q = Query {
         filter: req.filter,
@@ -91,10 +73,7 @@ pub async fn create(
     params: Params,
     ScimBody(body): ScimBody,
 ) -> Result<Response> {
-    let r = state
-        .engine
-        .create(&caller.ctx(), kind, &body, returning(&params))
-        .await?;
+    let r = state.engine.create(&caller.ctx(), kind, &body, returning(&params)).await?;
     Ok(resource(StatusCode::CREATED, r))
 }
 
@@ -105,10 +84,7 @@ pub async fn get_one(
     Path(id): Path<String>,
     params: Params,
 ) -> Result<Response> {
-    let r = state
-        .engine
-        .get(&caller.ctx(), kind, &id, returning(&params))
-        .await?;
+    let r = state.engine.get(&caller.ctx(), kind, &id, returning(&params)).await?;
     Ok(resource(StatusCode::OK, r))
 }
 
@@ -121,10 +97,7 @@ pub async fn replace(
     params: Params,
     ScimBody(body): ScimBody,
 ) -> Result<Response> {
-    let r = state
-        .engine
-        .replace(&caller.ctx(), kind, &id, &body, v, returning(&params))
-        .await?;
+    let r = state.engine.replace(&caller.ctx(), kind, &id, &body, v, returning(&params)).await?;
     Ok(resource(StatusCode::OK, r))
 }
 
@@ -137,10 +110,7 @@ pub async fn patch(
     params: Params,
     ScimBody(body): ScimBody,
 ) -> Result<Response> {
-    let r = state
-        .engine
-        .patch(&caller.ctx(), kind, &id, &body, v, returning(&params))
-        .await?;
+    let r = state.engine.patch(&caller.ctx(), kind, &id, &body, v, returning(&params)).await?;
     Ok(resource(StatusCode::OK, r))
 }
 
@@ -160,21 +130,11 @@ pub async fn service_provider_config(state: State, base: BaseUrl) -> Response {
 }
 
 pub async fn resource_types(state: State, base: BaseUrl) -> Response {
-    let all: Vec<Value> = state
-        .engine
-        .registry()
-        .resource_types()
-        .iter()
-        .map(|rt| rt.to_resource(&base.0))
-        .collect();
+    let all: Vec<Value> = state.engine.registry().resource_types().iter().map(|rt| rt.to_resource(&base.0)).collect();
     list(ListResponse::new(all.len() as u64, 1, all))
 }
 
-pub async fn resource_type(
-    state: State,
-    base: BaseUrl,
-    Path(id): Path<String>,
-) -> Result<Response> {
+pub async fn resource_type(state: State, base: BaseUrl, Path(id): Path<String>) -> Result<Response> {
     let rt = state
         .engine
         .registry()
@@ -184,21 +144,11 @@ pub async fn resource_type(
 }
 
 pub async fn schemas(state: State, base: BaseUrl) -> Response {
-    let all: Vec<Value> = state
-        .engine
-        .registry()
-        .schemas()
-        .iter()
-        .map(|s| s.to_resource(&base.0))
-        .collect();
+    let all: Vec<Value> = state.engine.registry().schemas().iter().map(|s| s.to_resource(&base.0)).collect();
     list(ListResponse::new(all.len() as u64, 1, all))
 }
 
 pub async fn schema(state: State, base: BaseUrl, Path(id): Path<String>) -> Result<Response> {
-    let s = state
-        .engine
-        .registry()
-        .schema(&id)
-        .ok_or_else(|| ScimError::not_found(format!("no schema '{id}'")))?;
+    let s = state.engine.registry().schema(&id).ok_or_else(|| ScimError::not_found(format!("no schema '{id}'")))?;
     Ok(json_response(StatusCode::OK, &s.to_resource(&base.0)))
 }

@@ -75,11 +75,7 @@ pub struct ScimService {
 }
 
 impl ScimService {
-    pub fn new(
-        engine: Arc<Engine>,
-        auth: Arc<dyn Authenticator>,
-        config: ScimConfig,
-    ) -> ScimService {
+    pub fn new(engine: Arc<Engine>, auth: Arc<dyn Authenticator>, config: ScimConfig) -> ScimService {
         let settings = engine.settings();
         let features = ProviderFeatures {
             documentation_uri: config.documentation_uri.clone(),
@@ -94,43 +90,25 @@ impl ScimService {
                 "Authentication with a bearer token in the Authorization header".into(),
             )],
         };
-        ScimService {
-            inner: Arc::new(Inner {
-                engine,
-                auth,
-                features,
-            }),
-            config,
-        }
+        ScimService { inner: Arc::new(Inner { engine, auth, features }), config }
     }
 
     /// The SCIM router, to be nested under a prefix such as `/scim/v2`.
     pub fn router(self) -> Router {
         let state = self.inner.clone();
         Router::new()
-            .route(
-                "/ServiceProviderConfig",
-                get(handlers::service_provider_config),
-            )
+            .route("/ServiceProviderConfig", get(handlers::service_provider_config))
             .route("/ResourceTypes", get(handlers::resource_types))
             .route("/ResourceTypes/{id}", get(handlers::resource_type))
             .route("/Schemas", get(handlers::schemas))
             .route("/Schemas/{id}", get(handlers::schema))
-            .route(
-                "/.search",
-                post(|s, c, body| handlers::search(None, s, c, body)),
-            )
+            .route("/.search", post(|s, c, body| handlers::search(None, s, c, body)))
             .merge(resource_routes(Kind::User))
             .merge(resource_routes(Kind::Group))
             .fallback(|| async { error_response(&ScimError::not_found("no such endpoint")) })
             .layer(middleware::from_fn_with_state(state.clone(), authenticate))
             .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
-            .layer(Extension(ConfiguredBase(
-                self.config
-                    .base_url
-                    .clone()
-                    .map(|b| b.trim_end_matches('/').to_string()),
-            )))
+            .layer(Extension(ConfiguredBase(self.config.base_url.clone().map(|b| b.trim_end_matches('/').to_string()))))
             .layer(tower_http::timeout::TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
                 self.config.request_timeout,
@@ -148,10 +126,7 @@ fn resource_routes(kind: Kind) -> Router<Arc<Inner>> {
             get(move |s, c, q| handlers::list_resources(kind, s, c, q))
                 .post(move |s, c, q, body| handlers::create(kind, s, c, q, body)),
         )
-        .route(
-            &format!("{base}/.search"),
-            post(move |s, c, body| handlers::search(Some(kind), s, c, body)),
-        )
+        .route(&format!("{base}/.search"), post(move |s, c, body| handlers::search(Some(kind), s, c, body)))
         .route(
             &format!("{base}/{{id}}"),
             get(move |s, c, id, q| handlers::get_one(kind, s, c, id, q))
@@ -169,19 +144,13 @@ async fn authenticate(axum::extract::State(state): State, req: Request, next: Ne
             parts.extensions.insert(principal);
             next.run(Request::from_parts(parts, body)).await
         }
-        Err(AuthError::Missing | AuthError::Invalid) => error_response(&ScimError::new(
-            401,
-            None,
-            "missing or invalid bearer token",
-        )),
+        Err(AuthError::Missing | AuthError::Invalid) => {
+            error_response(&ScimError::new(401, None, "missing or invalid bearer token"))
+        }
         Err(AuthError::Forbidden(why)) => error_response(&ScimError::new(403, None, why)),
         Err(AuthError::Unavailable(why)) => {
             tracing::error!(error = %why, "authentication backend unavailable");
-            error_response(&ScimError::new(
-                503,
-                None,
-                "authentication is temporarily unavailable",
-            ))
+            error_response(&ScimError::new(503, None, "authentication is temporarily unavailable"))
         }
     }
 }
@@ -190,10 +159,8 @@ async fn authenticate(axum::extract::State(state): State, req: Request, next: Ne
 /// 408 from the timeout layer, …) with one.
 async fn scim_errors_only(resp: Response) -> Response {
     let status = resp.status();
-    let is_scim = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(SCIM_JSON.as_bytes()));
+    let is_scim =
+        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(SCIM_JSON.as_bytes()));
     if !(status.is_client_error() || status.is_server_error()) || is_scim {
         return resp;
     }

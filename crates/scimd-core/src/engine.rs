@@ -3,8 +3,8 @@
 //! This is the single write path: every change to a resource goes through `write`.
 
 use crate::store::{
-    DeletePolicy, Kind, ListQuery, MemberChange, MemberRef, NewResource, SortKey, Store,
-    StoreError, StoredResource, Update,
+    DeletePolicy, Kind, ListQuery, MemberChange, MemberRef, NewResource, SortKey, Store, StoreError, StoredResource,
+    Update,
 };
 use scimd_proto::filter::{self, Filter, FilterLimits};
 use scimd_proto::messages::{ListResponse, Page, SortOrder};
@@ -94,10 +94,10 @@ impl From<StoreError> for EngineError {
             StoreError::Uniqueness(attr) => {
                 ScimError::uniqueness(format!("a resource with this {attr} already exists")).into()
             }
-            StoreError::VersionMismatch => ScimError::precondition_failed(
-                "the resource has changed; its version no longer matches If-Match",
-            )
-            .into(),
+            StoreError::VersionMismatch => {
+                ScimError::precondition_failed("the resource has changed; its version no longer matches If-Match")
+                    .into()
+            }
             StoreError::NotFound => ScimError::not_found("resource not found").into(),
             StoreError::InvalidMember(why) => ScimError::invalid_value(why).into(),
             StoreError::Unsupported(why) => ScimError::invalid_filter(why).into(),
@@ -131,11 +131,7 @@ fn relation_name(kind: Kind) -> &'static str {
 
 impl Engine {
     pub fn new(registry: Arc<Registry>, store: Arc<dyn Store>, settings: Settings) -> Engine {
-        Engine {
-            registry,
-            store,
-            settings,
-        }
+        Engine { registry, store, settings }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -173,23 +169,14 @@ impl Engine {
         let relation = relation_name(kind);
         if let Some(Value::Array(items)) = attributes.get_mut(relation) {
             for item in items.iter_mut().filter_map(Value::as_object_mut) {
-                let value = item
-                    .get("value")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string();
+                let value = item.get("value").and_then(Value::as_str).unwrap_or_default().to_string();
                 let target = match kind {
                     Kind::User => Kind::Group,
-                    Kind::Group => item
-                        .get("type")
-                        .and_then(Value::as_str)
-                        .and_then(Kind::from_name)
-                        .unwrap_or(Kind::User),
+                    Kind::Group => {
+                        item.get("type").and_then(Value::as_str).and_then(Kind::from_name).unwrap_or(Kind::User)
+                    }
                 };
-                item.insert(
-                    "$ref".into(),
-                    Value::String(Self::location(ctx, target, &value)),
-                );
+                item.insert("$ref".into(), Value::String(Self::location(ctx, target, &value)));
                 if kind == Kind::User {
                     item.insert("type".into(), Value::String("direct".into()));
                 }
@@ -204,27 +191,14 @@ impl Engine {
         };
         let mut body = render(schema, &stored.id, attributes, &meta);
         projection.apply(&mut body, schema);
-        Rendered {
-            body: Value::Object(body),
-            location,
-            version: stored.version,
-        }
+        Rendered { body: Value::Object(body), location, version: stored.version }
     }
 
     fn wants_relation(kind: Kind, schema: &ResourceSchema<'_>, projection: &Projection) -> bool {
-        schema
-            .core
-            .attribute(relation_name(kind))
-            .is_some_and(|d| projection.may_return(d))
+        schema.core.attribute(relation_name(kind)).is_some_and(|d| projection.may_return(d))
     }
 
-    async fn load(
-        &self,
-        ctx: &Ctx<'_>,
-        kind: Kind,
-        id: &str,
-        with_relations: bool,
-    ) -> EngineResult<StoredResource> {
+    async fn load(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, with_relations: bool) -> EngineResult<StoredResource> {
         self.store
             .get(ctx.tenant, kind, id, with_relations)
             .await?
@@ -239,25 +213,12 @@ impl Engine {
         projection: &Projection,
     ) -> EngineResult<Rendered> {
         let schema = self.schema(kind)?;
-        let stored = self
-            .load(
-                ctx,
-                kind,
-                id,
-                Self::wants_relation(kind, &schema, projection),
-            )
-            .await?;
+        let stored = self.load(ctx, kind, id, Self::wants_relation(kind, &schema, projection)).await?;
         Ok(self.render(ctx, kind, &schema, stored, projection))
     }
 
     /// `GET /{Users|Groups}/{id}`.
-    pub async fn get(
-        &self,
-        ctx: &Ctx<'_>,
-        kind: Kind,
-        id: &str,
-        returning: Returning<'_>,
-    ) -> EngineResult<Rendered> {
+    pub async fn get(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, returning: Returning<'_>) -> EngineResult<Rendered> {
         let projection = returning.projection(&self.schema(kind)?)?;
         self.load_rendered(ctx, kind, id, &projection).await
     }
@@ -268,9 +229,7 @@ impl Engine {
             return None;
         }
         let members = attributes.remove("members")?;
-        Some(member_refs(
-            members.as_array().map(Vec::as_slice).unwrap_or_default(),
-        ))
+        Some(member_refs(members.as_array().map(Vec::as_slice).unwrap_or_default()))
     }
 
     /// `POST /{Users|Groups}`.
@@ -287,12 +246,7 @@ impl Engine {
         strip_write_only(&mut attrs, &schema);
         let members = Self::take_members(kind, &mut attrs).unwrap_or_default();
         let has_members = !members.is_empty();
-        let new = NewResource {
-            id: uuid::Uuid::now_v7().to_string(),
-            attributes: attrs,
-            members,
-            now: now(),
-        };
+        let new = NewResource { id: uuid::Uuid::now_v7().to_string(), attributes: attrs, members, now: now() };
         let stored = self.store.create(ctx.tenant, kind, new).await?;
         if has_members {
             return self.load_rendered(ctx, kind, &stored.id, &projection).await;
@@ -349,45 +303,32 @@ impl Engine {
         };
         let members_def = schema.core.attribute("members");
         // Only a remove by a filter other than `value eq …` needs the members loaded.
-        let needs_members = relation.iter().any(
-            |c| matches!(c, RelationChange::RemoveWhere(f) if f.eq_strings("value").is_none()),
-        );
+        let needs_members =
+            relation.iter().any(|c| matches!(c, RelationChange::RemoveWhere(f) if f.eq_strings("value").is_none()));
         for attempt in 1..=PATCH_ATTEMPTS {
             let current = self.load(ctx, kind, id, needs_members).await?;
             check_precondition(if_match, current.version)?;
             let mut base = current.attributes.clone();
             let loaded_members = base.remove("members");
             base.remove("groups");
-            let mut next = if ops.is_empty() {
-                base.clone()
-            } else {
-                patch::apply(&base, &schema, &ops)?
-            };
+            let mut next = if ops.is_empty() { base.clone() } else { patch::apply(&base, &schema, &ops)? };
             strip_write_only(&mut next, &schema);
             let changed = next != base;
-            let members: Vec<MemberChange> = relation
-                .iter()
-                .map(|c| member_change(c, members_def, loaded_members.as_ref()))
-                .collect();
+            let members: Vec<MemberChange> =
+                relation.iter().map(|c| member_change(c, members_def, loaded_members.as_ref())).collect();
             if !changed && members.is_empty() {
                 // Nothing to write (e.g. re-adding a value that is there): no new version.
                 return self.load_rendered(ctx, kind, id, &projection).await;
             }
             let update = Update {
-                expected_version: if changed {
-                    Some(current.version)
-                } else {
-                    if_match
-                },
+                expected_version: if changed { Some(current.version) } else { if_match },
                 attributes: changed.then_some(next),
                 members,
                 now: now(),
             };
             match self.store.update(ctx.tenant, kind, id, update).await {
                 Ok(_) => return self.load_rendered(ctx, kind, id, &projection).await,
-                Err(StoreError::VersionMismatch)
-                    if if_match.is_none() && attempt < PATCH_ATTEMPTS =>
-                {
+                Err(StoreError::VersionMismatch) if if_match.is_none() && attempt < PATCH_ATTEMPTS => {
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -397,13 +338,7 @@ impl Engine {
     }
 
     /// `DELETE /{Users|Groups}/{id}` under the configured policy.
-    pub async fn delete(
-        &self,
-        ctx: &Ctx<'_>,
-        kind: Kind,
-        id: &str,
-        if_match: Option<i64>,
-    ) -> EngineResult<()> {
+    pub async fn delete(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, if_match: Option<i64>) -> EngineResult<()> {
         match (self.settings.delete_policy, kind) {
             (DeletePolicy::Deactivate, Kind::User) => {
                 let current = self.load(ctx, kind, id, false).await?;
@@ -422,16 +357,8 @@ impl Engine {
             }
             // A group has no `active`: deactivating one means retiring it.
             (policy, _) => {
-                let policy = if policy == DeletePolicy::Deactivate {
-                    DeletePolicy::Retire
-                } else {
-                    policy
-                };
-                if self
-                    .store
-                    .delete(ctx.tenant, kind, id, policy, if_match, &now())
-                    .await?
-                {
+                let policy = if policy == DeletePolicy::Deactivate { DeletePolicy::Retire } else { policy };
+                if self.store.delete(ctx.tenant, kind, id, policy, if_match, &now()).await? {
                     Ok(())
                 } else {
                     Err(ScimError::not_found(format!("{} {id} not found", kind.name())).into())
@@ -442,12 +369,7 @@ impl Engine {
 
     /// `GET /{Users|Groups}` and `POST …/.search`; with `kind` None, `POST /.search` across
     /// every resource type (Users first, then Groups, paged as one list).
-    pub async fn list(
-        &self,
-        ctx: &Ctx<'_>,
-        kind: Option<Kind>,
-        query: &Query,
-    ) -> EngineResult<ListResponse> {
+    pub async fn list(&self, ctx: &Ctx<'_>, kind: Option<Kind>, query: &Query) -> EngineResult<ListResponse> {
         let page = Page::parse(
             query.start_index.as_deref(),
             query.count.as_deref(),
@@ -481,11 +403,8 @@ impl Engine {
                 Some(text) => sort_key(text, order, &schema, kinds.len() > 1)?,
             };
             answered = true;
-            let projection = Projection::parse(
-                query.attributes.as_deref(),
-                query.excluded_attributes.as_deref(),
-                &schema,
-            )?;
+            let projection =
+                Projection::parse(query.attributes.as_deref(), query.excluded_attributes.as_deref(), &schema)?;
             let offset = page.offset().saturating_sub(total);
             let want = page.count.saturating_sub(resources.len() as u64);
             let q = ListQuery {
@@ -498,12 +417,8 @@ impl Engine {
             };
             let result = self.store.list(ctx.tenant, kind, &q).await?;
             total += result.total;
-            resources.extend(
-                result
-                    .resources
-                    .into_iter()
-                    .map(|r| self.render(ctx, kind, &schema, r, &projection).body),
-            );
+            resources
+                .extend(result.resources.into_iter().map(|r| self.render(ctx, kind, &schema, r, &projection).body));
         }
         if !answered {
             return Err(first_error
@@ -516,12 +431,7 @@ impl Engine {
 
 /// A group member reference from a coerced `members` value.
 fn member_refs(values: &[Value]) -> Vec<MemberRef> {
-    RelationChange::values_of(values)
-        .into_iter()
-        .map(|v| MemberRef {
-            value: v.to_string(),
-        })
-        .collect()
+    RelationChange::values_of(values).into_iter().map(|v| MemberRef { value: v.to_string() }).collect()
 }
 
 /// Turns a proto-level relation change into a store-level one; a removal by an arbitrary
@@ -570,12 +480,7 @@ fn check_precondition(if_match: Option<i64>, current: i64) -> Result<(), ScimErr
 
 /// writeOnly attributes (`password`) are accepted but never stored by the engine.
 fn strip_write_only(attrs: &mut Map<String, Value>, schema: &ResourceSchema<'_>) {
-    for def in schema
-        .core
-        .attributes
-        .iter()
-        .filter(|d| d.mutability == Mutability::WriteOnly)
-    {
+    for def in schema.core.attributes.iter().filter(|d| d.mutability == Mutability::WriteOnly) {
         attrs.remove(&def.name);
     }
 }
@@ -586,19 +491,11 @@ fn check_immutable(
     next: &Map<String, Value>,
     schema: &ResourceSchema<'_>,
 ) -> Result<(), ScimError> {
-    for def in schema
-        .core
-        .attributes
-        .iter()
-        .filter(|d| d.mutability == Mutability::Immutable)
-    {
+    for def in schema.core.attributes.iter().filter(|d| d.mutability == Mutability::Immutable) {
         if let (Some(old), Some(new)) = (current.get(&def.name), next.get(&def.name))
             && old != new
         {
-            return Err(ScimError::mutability(format!(
-                "'{}' is immutable",
-                def.name
-            )));
+            return Err(ScimError::mutability(format!("'{}' is immutable", def.name)));
         }
     }
     Ok(())
@@ -613,14 +510,8 @@ fn sort_key(
 ) -> Result<Option<SortKey>, ScimError> {
     let path = AttrPath::parse(text).map_err(ScimError::invalid_value)?;
     match schema.resolve_attribute(&path) {
-        Ok(r) => Ok(Some(SortKey {
-            path: r.canonical(),
-            order,
-        })),
+        Ok(r) => Ok(Some(SortKey { path: r.canonical(), order })),
         Err(_) if lenient => Ok(None),
-        Err(e) => Err(ScimError::invalid_value(format!(
-            "cannot sort by '{text}': {}",
-            e.detail
-        ))),
+        Err(e) => Err(ScimError::invalid_value(format!("cannot sort by '{text}': {}", e.detail))),
     }
 }

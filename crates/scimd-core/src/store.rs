@@ -169,12 +169,7 @@ pub enum StoreError {
 /// application tables).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    async fn create(
-        &self,
-        tenant: &str,
-        kind: Kind,
-        new: NewResource,
-    ) -> Result<StoredResource, StoreError>;
+    async fn create(&self, tenant: &str, kind: Kind, new: NewResource) -> Result<StoredResource, StoreError>;
     async fn get(
         &self,
         tenant: &str,
@@ -183,13 +178,7 @@ pub trait Store: Send + Sync + 'static {
         with_relations: bool,
     ) -> Result<Option<StoredResource>, StoreError>;
     /// Applies an update; returns the resource's new version.
-    async fn update(
-        &self,
-        tenant: &str,
-        kind: Kind,
-        id: &str,
-        update: Update,
-    ) -> Result<i64, StoreError>;
+    async fn update(&self, tenant: &str, kind: Kind, id: &str, update: Update) -> Result<i64, StoreError>;
     /// Deletes under a policy other than `Deactivate` (which the engine does as an update).
     /// `expected_version` as in `Update`. Returns false when there was nothing to delete.
     async fn delete(
@@ -201,12 +190,7 @@ pub trait Store: Send + Sync + 'static {
         expected_version: Option<i64>,
         now: &str,
     ) -> Result<bool, StoreError>;
-    async fn list(
-        &self,
-        tenant: &str,
-        kind: Kind,
-        query: &ListQuery<'_>,
-    ) -> Result<ListPage, StoreError>;
+    async fn list(&self, tenant: &str, kind: Kind, query: &ListQuery<'_>) -> Result<ListPage, StoreError>;
     /// Whether the store is reachable (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -49,10 +49,7 @@ pub fn hashes_match(a: &str, b: &str) -> bool {
 pub trait TokenStore: Send + Sync + 'static {
     async fn insert_token(&self, info: &TokenInfo, hash: &str) -> Result<(), StoreError>;
     /// The active (not revoked) token whose hash is `hash`, with that stored hash.
-    async fn find_active_token(
-        &self,
-        hash: &str,
-    ) -> Result<Option<(TokenInfo, String)>, StoreError>;
+    async fn find_active_token(&self, hash: &str) -> Result<Option<(TokenInfo, String)>, StoreError>;
     async fn list_tokens(&self, tenant: &str) -> Result<Vec<TokenInfo>, StoreError>;
     /// Revokes by id; false when no such active token exists.
     async fn revoke_token(&self, tenant: &str, id: &str, now: &str) -> Result<bool, StoreError>;
@@ -80,10 +77,7 @@ pub async fn create_token(
 }
 
 /// Checks a presented secret; returns the token it belongs to.
-pub async fn verify_token(
-    store: &dyn TokenStore,
-    presented: &str,
-) -> Result<Option<TokenInfo>, StoreError> {
+pub async fn verify_token(store: &dyn TokenStore, presented: &str) -> Result<Option<TokenInfo>, StoreError> {
     let hash = hash_secret(presented);
     Ok(match store.find_active_token(&hash).await? {
         // The lookup is by hash; the stored hash is compared again in constant time so
@@ -104,10 +98,7 @@ mod tests {
         assert_ne!(a, b);
         assert!(a.starts_with(TOKEN_PREFIX) && a.len() == TOKEN_PREFIX.len() + 64);
         // SHA-256("abc"), FIPS 180-2 appendix B.1.
-        assert_eq!(
-            hash_secret("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(hash_secret("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert!(hashes_match(&hash_secret(&a), &hash_secret(&a)));
         assert!(!hashes_match(&hash_secret(&a), &hash_secret(&b)));
         assert!(!hashes_match("ab", "abc"));

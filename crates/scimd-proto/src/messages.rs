@@ -71,16 +71,8 @@ impl SearchRequest {
     pub fn from_json(body: &Value) -> Result<SearchRequest> {
         let req: SearchRequest = serde_json::from_value(body.clone())
             .map_err(|e| ScimError::invalid_syntax(format!("not a SearchRequest: {e}")))?;
-        if !req.schemas.is_empty()
-            && !req
-                .schemas
-                .iter()
-                .any(|s| s.eq_ignore_ascii_case(crate::SEARCH_REQUEST_URN))
-        {
-            return Err(ScimError::invalid_syntax(format!(
-                "'schemas' must be [\"{}\"]",
-                crate::SEARCH_REQUEST_URN
-            )));
+        if !req.schemas.is_empty() && !req.schemas.iter().any(|s| s.eq_ignore_ascii_case(crate::SEARCH_REQUEST_URN)) {
+            return Err(ScimError::invalid_syntax(format!("'schemas' must be [\"{}\"]", crate::SEARCH_REQUEST_URN)));
         }
         Ok(req)
     }
@@ -100,9 +92,9 @@ impl SortOrder {
             None | Some("") => Ok(SortOrder::Ascending),
             Some(t) if t.eq_ignore_ascii_case("ascending") => Ok(SortOrder::Ascending),
             Some(t) if t.eq_ignore_ascii_case("descending") => Ok(SortOrder::Descending),
-            Some(t) => Err(ScimError::invalid_value(format!(
-                "sortOrder must be 'ascending' or 'descending', not '{t}'"
-            ))),
+            Some(t) => {
+                Err(ScimError::invalid_value(format!("sortOrder must be 'ascending' or 'descending', not '{t}'")))
+            }
         }
     }
 }
@@ -117,39 +109,20 @@ pub struct Page {
 }
 
 impl Page {
-    pub fn parse(
-        start_index: Option<&str>,
-        count: Option<&str>,
-        default_count: u64,
-        max_count: u64,
-    ) -> Result<Page> {
+    pub fn parse(start_index: Option<&str>, count: Option<&str>, default_count: u64, max_count: u64) -> Result<Page> {
         let int = |name: &str, v: Option<&str>| -> Result<Option<i64>> {
             match v.map(str::trim) {
                 None | Some("") => Ok(None),
                 Some(t) => t
                     .parse::<i64>()
                     .map(Some)
-                    .or_else(|_| {
-                        t.parse::<f64>()
-                            .ok()
-                            .filter(|f| f.is_finite())
-                            .map(|f| Some(f as i64))
-                            .ok_or(())
-                    })
-                    .map_err(|_| {
-                        ScimError::invalid_value(format!("{name} must be an integer, not '{t}'"))
-                    }),
+                    .or_else(|_| t.parse::<f64>().ok().filter(|f| f.is_finite()).map(|f| Some(f as i64)).ok_or(()))
+                    .map_err(|_| ScimError::invalid_value(format!("{name} must be an integer, not '{t}'"))),
             }
         };
         let start = int("startIndex", start_index)?.unwrap_or(1).max(1) as u64;
-        let count = int("count", count)?
-            .map(|c| c.max(0) as u64)
-            .unwrap_or(default_count)
-            .min(max_count);
-        Ok(Page {
-            start_index: start,
-            count,
-        })
+        let count = int("count", count)?.map(|c| c.max(0) as u64).unwrap_or(default_count).min(max_count);
+        Ok(Page { start_index: start, count })
     }
 
     /// Zero-based offset of the first result.
@@ -260,40 +233,12 @@ mod tests {
 
     #[test]
     fn paging_follows_rfc_7644_section_3_4_2_4() {
-        assert_eq!(
-            Page::parse(Some("0"), Some("-5"), 100, 1000).unwrap(),
-            Page {
-                start_index: 1,
-                count: 0
-            }
-        );
-        assert_eq!(
-            Page::parse(None, None, 100, 1000).unwrap(),
-            Page {
-                start_index: 1,
-                count: 100
-            }
-        );
-        assert_eq!(
-            Page::parse(Some("-3"), Some("5000"), 100, 1000).unwrap(),
-            Page {
-                start_index: 1,
-                count: 1000
-            }
-        );
-        assert_eq!(
-            Page::parse(Some("11"), Some("10"), 100, 1000)
-                .unwrap()
-                .offset(),
-            10
-        );
+        assert_eq!(Page::parse(Some("0"), Some("-5"), 100, 1000).unwrap(), Page { start_index: 1, count: 0 });
+        assert_eq!(Page::parse(None, None, 100, 1000).unwrap(), Page { start_index: 1, count: 100 });
+        assert_eq!(Page::parse(Some("-3"), Some("5000"), 100, 1000).unwrap(), Page { start_index: 1, count: 1000 });
+        assert_eq!(Page::parse(Some("11"), Some("10"), 100, 1000).unwrap().offset(), 10);
         assert!(Page::parse(Some("abc"), None, 100, 1000).is_err());
-        assert_eq!(
-            Page::parse(Some("99999999999999999999"), None, 100, 1000)
-                .unwrap()
-                .start_index,
-            i64::MAX as u64
-        );
+        assert_eq!(Page::parse(Some("99999999999999999999"), None, 100, 1000).unwrap().start_index, i64::MAX as u64);
     }
 
     #[test]

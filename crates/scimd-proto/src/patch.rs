@@ -50,16 +50,8 @@ pub struct Operation {
 pub fn parse_request(body: &Value, limits: FilterLimits) -> Result<Vec<Operation>> {
     let req: PatchRequest = serde_json::from_value(body.clone())
         .map_err(|e| ScimError::invalid_syntax(format!("not a PatchOp message: {e}")))?;
-    if !req.schemas.is_empty()
-        && !req
-            .schemas
-            .iter()
-            .any(|s| s.eq_ignore_ascii_case(crate::PATCH_OP_URN))
-    {
-        return Err(ScimError::invalid_syntax(format!(
-            "'schemas' must be [\"{}\"]",
-            crate::PATCH_OP_URN
-        )));
+    if !req.schemas.is_empty() && !req.schemas.iter().any(|s| s.eq_ignore_ascii_case(crate::PATCH_OP_URN)) {
+        return Err(ScimError::invalid_syntax(format!("'schemas' must be [\"{}\"]", crate::PATCH_OP_URN)));
     }
     if req.operations.is_empty() {
         return Err(ScimError::invalid_syntax("'Operations' is empty"));
@@ -82,9 +74,7 @@ fn parse_operation(raw: RawOperation, limits: FilterLimits) -> Result<Operation>
         "replace" => OpKind::Replace,
         "remove" => OpKind::Remove,
         other => {
-            return Err(ScimError::invalid_syntax(format!(
-                "unknown op '{other}'; expected add, replace or remove"
-            )));
+            return Err(ScimError::invalid_syntax(format!("unknown op '{other}'; expected add, replace or remove")));
         }
     };
     let path = match raw.path.as_deref().map(str::trim) {
@@ -93,17 +83,11 @@ fn parse_operation(raw: RawOperation, limits: FilterLimits) -> Result<Operation>
     };
     match (kind, &path, &raw.value) {
         (OpKind::Remove, None, _) => Err(ScimError::no_target("'remove' needs a path")),
-        (OpKind::Add | OpKind::Replace, _, None) => Err(ScimError::invalid_syntax(
-            "'add' and 'replace' need a value",
-        )),
-        (OpKind::Add | OpKind::Replace, None, Some(v)) if !v.is_object() => Err(
-            ScimError::invalid_syntax("without a path, the value must be an object of attributes"),
-        ),
-        _ => Ok(Operation {
-            kind,
-            path,
-            value: raw.value,
-        }),
+        (OpKind::Add | OpKind::Replace, _, None) => Err(ScimError::invalid_syntax("'add' and 'replace' need a value")),
+        (OpKind::Add | OpKind::Replace, None, Some(v)) if !v.is_object() => {
+            Err(ScimError::invalid_syntax("without a path, the value must be an object of attributes"))
+        }
+        _ => Ok(Operation { kind, path, value: raw.value }),
     }
 }
 
@@ -125,10 +109,7 @@ pub enum RelationChange {
 impl RelationChange {
     /// The `value` strings of a batch of coerced values.
     pub fn values_of(values: &[Value]) -> Vec<&str> {
-        values
-            .iter()
-            .filter_map(|v| v.get("value").and_then(Value::as_str))
-            .collect()
+        values.iter().filter_map(|v| v.get("value").and_then(Value::as_str)).collect()
     }
 }
 
@@ -139,34 +120,26 @@ pub fn split_relation(
     schema: &ResourceSchema<'_>,
     name: &str,
 ) -> Result<(Vec<Operation>, Vec<RelationChange>)> {
-    let def = schema
-        .core
-        .attribute(name)
-        .ok_or_else(|| ScimError::invalid_path(format!("unknown attribute '{name}'")))?;
+    let def =
+        schema.core.attribute(name).ok_or_else(|| ScimError::invalid_path(format!("unknown attribute '{name}'")))?;
     let mut rest = Vec::new();
     let mut changes = Vec::new();
     for op in ops {
         match &op.path {
             Some(path) => {
-                let targets_it = matches!(schema.resolve(&path.attr), Ok(Target::Attribute(r)) if std::ptr::eq(r.attr, def));
+                let targets_it =
+                    matches!(schema.resolve(&path.attr), Ok(Target::Attribute(r)) if std::ptr::eq(r.attr, def));
                 if !targets_it {
                     rest.push(op);
                     continue;
                 }
-                if path.attr.sub.is_some()
-                    || path.sub.is_some()
-                    || (path.filter.is_some() && op.kind != OpKind::Remove)
+                if path.attr.sub.is_some() || path.sub.is_some() || (path.filter.is_some() && op.kind != OpKind::Remove)
                 {
                     return Err(ScimError::mutability(format!(
                         "the values of '{name}' cannot be changed in place; add or remove them"
                     )));
                 }
-                changes.push(relation_change(
-                    def,
-                    op.kind,
-                    path.filter.clone(),
-                    op.value.as_ref(),
-                )?);
+                changes.push(relation_change(def, op.kind, path.filter.clone(), op.value.as_ref())?);
             }
             None => {
                 let mut value = op.value.clone().unwrap_or(Value::Null);
@@ -177,11 +150,7 @@ pub fn split_relation(
                     changes.push(relation_change(def, op.kind, None, Some(&v))?);
                 }
                 if !obj.is_empty() {
-                    rest.push(Operation {
-                        kind: op.kind,
-                        path: None,
-                        value: Some(value),
-                    });
+                    rest.push(Operation { kind: op.kind, path: None, value: Some(value) });
                 }
             }
         }
@@ -206,24 +175,15 @@ fn relation_change(
             filter::check_element(&f, def)?;
             RelationChange::RemoveWhere(f)
         }
-        (OpKind::Remove, None, None) | (OpKind::Remove, None, Some(Value::Null)) => {
-            RelationChange::RemoveAll
-        }
+        (OpKind::Remove, None, None) | (OpKind::Remove, None, Some(Value::Null)) => RelationChange::RemoveAll,
         (OpKind::Remove, None, Some(v)) => {
             let values = coerced(v)?;
-            RelationChange::Remove(
-                RelationChange::values_of(&values)
-                    .into_iter()
-                    .map(str::to_string)
-                    .collect(),
-            )
+            RelationChange::Remove(RelationChange::values_of(&values).into_iter().map(str::to_string).collect())
         }
         (OpKind::Add, _, Some(v)) => RelationChange::Add(coerced(v)?),
         (OpKind::Replace, _, Some(v)) => RelationChange::Replace(coerced(v)?),
         (_, _, None) => {
-            return Err(ScimError::invalid_syntax(
-                "'add' and 'replace' need a value",
-            ));
+            return Err(ScimError::invalid_syntax("'add' and 'replace' need a value"));
         }
     })
 }
@@ -240,11 +200,7 @@ pub fn apply(
         apply_operation(&mut doc, schema, op).map_err(|e| at_operation(e, i))?;
     }
     for (ext, _) in &schema.extensions {
-        if doc
-            .get(&ext.id)
-            .and_then(Value::as_object)
-            .is_some_and(Map::is_empty)
-        {
+        if doc.get(&ext.id).and_then(Value::as_object).is_some_and(Map::is_empty) {
             doc.remove(&ext.id);
         }
     }
@@ -262,17 +218,9 @@ struct Slot<'a> {
     implicit: bool,
 }
 
-fn apply_operation(
-    doc: &mut Map<String, Value>,
-    schema: &ResourceSchema<'_>,
-    op: &Operation,
-) -> Result<()> {
+fn apply_operation(doc: &mut Map<String, Value>, schema: &ResourceSchema<'_>, op: &Operation) -> Result<()> {
     let Some(path) = &op.path else {
-        let value = op
-            .value
-            .as_ref()
-            .and_then(Value::as_object)
-            .expect("checked at parse");
+        let value = op.value.as_ref().and_then(Value::as_object).expect("checked at parse");
         return apply_pathless(doc, schema, op.kind, value);
     };
     match schema.resolve(&path.attr)? {
@@ -282,51 +230,31 @@ fn apply_operation(
                 Ok(())
             }
             kind => {
-                let value = op
-                    .value
-                    .as_ref()
-                    .and_then(Value::as_object)
-                    .ok_or_else(|| {
-                        ScimError::invalid_value(format!(
-                            "the value for '{}' must be an object of its attributes",
-                            ext.id
-                        ))
-                    })?;
-                for (k, v) in value
-                    .iter()
-                    .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
-                {
+                let value = op.value.as_ref().and_then(Value::as_object).ok_or_else(|| {
+                    ScimError::invalid_value(format!("the value for '{}' must be an object of its attributes", ext.id))
+                })?;
+                for (k, v) in value.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("schemas")) {
                     let attr = ext.attribute(k).ok_or_else(|| {
-                        ScimError::invalid_value(format!(
-                            "unknown attribute '{k}' in schema {}",
-                            ext.id
-                        ))
+                        ScimError::invalid_value(format!("unknown attribute '{k}' in schema {}", ext.id))
                     })?;
-                    let slot = Slot {
-                        container: Container::Extension(ext),
-                        attr,
-                        sub: None,
-                        filter: None,
-                        implicit: true,
-                    };
+                    let slot =
+                        Slot { container: Container::Extension(ext), attr, sub: None, filter: None, implicit: true };
                     apply_slot(doc, &slot, kind, Some(v))?;
                 }
                 Ok(())
             }
         },
         Target::Attribute(r) => {
-            let sub = match (&path.sub, r.sub) {
-                (Some(_), Some(_)) => {
-                    return Err(ScimError::invalid_path(format!(
-                        "'{}' has too many sub-attributes",
-                        path.attr
-                    )));
-                }
-                (Some(s), None) => Some(r.attr.sub(s).ok_or_else(|| {
-                    ScimError::invalid_path(format!("'{}' has no sub-attribute '{s}'", r.attr.name))
-                })?),
-                (None, s) => s,
-            };
+            let sub =
+                match (&path.sub, r.sub) {
+                    (Some(_), Some(_)) => {
+                        return Err(ScimError::invalid_path(format!("'{}' has too many sub-attributes", path.attr)));
+                    }
+                    (Some(s), None) => Some(r.attr.sub(s).ok_or_else(|| {
+                        ScimError::invalid_path(format!("'{}' has no sub-attribute '{s}'", r.attr.name))
+                    })?),
+                    (None, s) => s,
+                };
             if let Some(f) = &path.filter {
                 if r.sub.is_some() || r.attr.kind != AttrType::Complex || !r.attr.multi_valued {
                     return Err(ScimError::invalid_path(format!(
@@ -336,13 +264,8 @@ fn apply_operation(
                 }
                 filter::check_element(f, r.attr).map_err(|e| ScimError::invalid_path(e.detail))?;
             }
-            let slot = Slot {
-                container: r.container,
-                attr: r.attr,
-                sub,
-                filter: path.filter.as_ref(),
-                implicit: false,
-            };
+            let slot =
+                Slot { container: r.container, attr: r.attr, sub, filter: path.filter.as_ref(), implicit: false };
             apply_slot(doc, &slot, op.kind, op.value.as_ref())
         }
     }
@@ -358,35 +281,20 @@ fn apply_pathless(
         if key.eq_ignore_ascii_case("schemas") {
             continue;
         }
-        let path = AttrPath::parse(key)
-            .map_err(|_| ScimError::invalid_value(format!("unknown attribute '{key}'")))?;
-        let target = schema
-            .resolve(&path)
-            .map_err(|_| ScimError::invalid_value(format!("unknown attribute '{key}'")))?;
+        let path = AttrPath::parse(key).map_err(|_| ScimError::invalid_value(format!("unknown attribute '{key}'")))?;
+        let target =
+            schema.resolve(&path).map_err(|_| ScimError::invalid_value(format!("unknown attribute '{key}'")))?;
         match target {
             Target::Extension(ext) => {
-                let inner = v.as_object().ok_or_else(|| {
-                    ScimError::invalid_value(format!("'{key}' must be an object"))
-                })?;
-                for (k, v) in inner
-                    .iter()
-                    .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
-                {
+                let inner =
+                    v.as_object().ok_or_else(|| ScimError::invalid_value(format!("'{key}' must be an object")))?;
+                for (k, v) in inner.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("schemas")) {
                     let attr = ext.attribute(k).ok_or_else(|| {
-                        ScimError::invalid_value(format!(
-                            "unknown attribute '{k}' in schema {}",
-                            ext.id
-                        ))
+                        ScimError::invalid_value(format!("unknown attribute '{k}' in schema {}", ext.id))
                     })?;
                     apply_slot(
                         doc,
-                        &Slot {
-                            container: Container::Extension(ext),
-                            attr,
-                            sub: None,
-                            filter: None,
-                            implicit: true,
-                        },
+                        &Slot { container: Container::Extension(ext), attr, sub: None, filter: None, implicit: true },
                         kind,
                         Some(v),
                     )?;
@@ -395,13 +303,7 @@ fn apply_pathless(
             Target::Attribute(r) => {
                 apply_slot(
                     doc,
-                    &Slot {
-                        container: r.container,
-                        attr: r.attr,
-                        sub: r.sub,
-                        filter: None,
-                        implicit: true,
-                    },
+                    &Slot { container: r.container, attr: r.attr, sub: r.sub, filter: None, implicit: true },
                     kind,
                     Some(v),
                 )?;
@@ -427,23 +329,14 @@ fn container_mut<'d>(
     }
 }
 
-fn apply_slot(
-    doc: &mut Map<String, Value>,
-    slot: &Slot<'_>,
-    kind: OpKind,
-    value: Option<&Value>,
-) -> Result<()> {
-    let read_only = slot.attr.mutability == Mutability::ReadOnly
-        || slot
-            .sub
-            .is_some_and(|s| s.mutability == Mutability::ReadOnly);
+fn apply_slot(doc: &mut Map<String, Value>, slot: &Slot<'_>, kind: OpKind, value: Option<&Value>) -> Result<()> {
+    let read_only =
+        slot.attr.mutability == Mutability::ReadOnly || slot.sub.is_some_and(|s| s.mutability == Mutability::ReadOnly);
     if read_only {
         if slot.implicit {
             return Ok(());
         }
-        let name = slot.sub.map_or(slot.attr.name.clone(), |s| {
-            format!("{}.{}", slot.attr.name, s.name)
-        });
+        let name = slot.sub.map_or(slot.attr.name.clone(), |s| format!("{}.{}", slot.attr.name, s.name));
         return Err(ScimError::mutability(format!("'{name}' is read-only")));
     }
     let Some(obj) = container_mut(doc, slot.container, kind != OpKind::Remove) else {
@@ -456,18 +349,11 @@ fn apply_slot(
         (None, None) => apply_whole(obj, slot.attr, kind, value)?,
     }
     let after = obj.get(&slot.attr.name);
-    if slot.attr.mutability == Mutability::Immutable && before.is_some() && after != before.as_ref()
-    {
-        return Err(ScimError::mutability(format!(
-            "'{}' is immutable",
-            slot.attr.name
-        )));
+    if slot.attr.mutability == Mutability::Immutable && before.is_some() && after != before.as_ref() {
+        return Err(ScimError::mutability(format!("'{}' is immutable", slot.attr.name)));
     }
     if slot.attr.required && after.is_none() {
-        return Err(ScimError::invalid_value(format!(
-            "'{}' is required and cannot be removed",
-            slot.attr.name
-        )));
+        return Err(ScimError::invalid_value(format!("'{}' is required and cannot be removed", slot.attr.name)));
     }
     if let Some(Value::Array(a)) = obj.get(&slot.attr.name) {
         check_single_primary(slot.attr, a, &slot.attr.name)?;
@@ -475,10 +361,7 @@ fn apply_slot(
     Ok(())
 }
 
-fn elements_mut<'o>(
-    obj: &'o mut Map<String, Value>,
-    attr: &AttributeDef,
-) -> Vec<&'o mut Map<String, Value>> {
+fn elements_mut<'o>(obj: &'o mut Map<String, Value>, attr: &AttributeDef) -> Vec<&'o mut Map<String, Value>> {
     match obj.get_mut(&attr.name) {
         Some(Value::Array(a)) => a.iter_mut().filter_map(Value::as_object_mut).collect(),
         Some(Value::Object(o)) => vec![o],
@@ -514,19 +397,13 @@ fn apply_filtered(
     if kind == OpKind::Remove {
         match sub {
             Some(s) => {
-                for e in elements_mut(obj, attr)
-                    .into_iter()
-                    .filter(|e| filter::matches_element(f, attr, e))
-                {
+                for e in elements_mut(obj, attr).into_iter().filter(|e| filter::matches_element(f, attr, e)) {
                     e.remove(&s.name);
                 }
             }
             None => {
                 if let Some(Value::Array(a)) = obj.get_mut(&attr.name) {
-                    a.retain(|e| {
-                        !e.as_object()
-                            .is_some_and(|e| filter::matches_element(f, attr, e))
-                    });
+                    a.retain(|e| !e.as_object().is_some_and(|e| filter::matches_element(f, attr, e)));
                 }
             }
         }
@@ -538,10 +415,7 @@ fn apply_filtered(
     let patch: Map<String, Value> = match sub {
         Some(s) => {
             if s.mutability == Mutability::Immutable {
-                return Err(ScimError::mutability(format!(
-                    "'{}.{}' is immutable",
-                    attr.name, s.name
-                )));
+                return Err(ScimError::mutability(format!("'{}.{}' is immutable", attr.name, s.name)));
             }
             let mut m = Map::new();
             m.insert(
@@ -553,37 +427,24 @@ fn apply_filtered(
         None => match coerce_one(attr, value, &attr.name)? {
             Some(Value::Object(m)) => m,
             _ => {
-                return Err(ScimError::invalid_value(format!(
-                    "the value for '{}[…]' must be an object",
-                    attr.name
-                )));
+                return Err(ScimError::invalid_value(format!("the value for '{}[…]' must be an object", attr.name)));
             }
         },
     };
     let mut matched = 0;
-    for e in elements_mut(obj, attr)
-        .into_iter()
-        .filter(|e| filter::matches_element(f, attr, e))
-    {
+    for e in elements_mut(obj, attr).into_iter().filter(|e| filter::matches_element(f, attr, e)) {
         matched += 1;
         merge(e, &patch);
     }
     if matched == 0 {
         // RFC 7644 §3.5.2.3: replace with no match is noTarget. An add creates the value the
         // filter describes, which is what Entra ID expects of `emails[type eq "work"].value`.
-        let built = (kind == OpKind::Add)
-            .then(|| element_from_filter(attr, f))
-            .flatten();
+        let built = (kind == OpKind::Add).then(|| element_from_filter(attr, f)).flatten();
         let Some(mut element) = built else {
-            return Err(ScimError::no_target(format!(
-                "no value of '{}' matches the filter",
-                attr.name
-            )));
+            return Err(ScimError::no_target(format!("no value of '{}' matches the filter", attr.name)));
         };
         merge(&mut element, &patch);
-        let list = obj
-            .entry(attr.name.clone())
-            .or_insert_with(|| Value::Array(vec![]));
+        let list = obj.entry(attr.name.clone()).or_insert_with(|| Value::Array(vec![]));
         if let Value::Array(a) = list {
             a.push(Value::Object(element));
         }
@@ -638,10 +499,7 @@ fn apply_sub(
         let mut elements = elements_mut(obj, attr);
         if elements.is_empty() {
             if kind == OpKind::Replace {
-                return Err(ScimError::no_target(format!(
-                    "'{}' has no values",
-                    attr.name
-                )));
+                return Err(ScimError::no_target(format!("'{}' has no values", attr.name)));
             }
             if let Some(v) = new {
                 let mut e = Map::new();
@@ -657,14 +515,10 @@ fn apply_sub(
             };
         }
     } else {
-        if sub.mutability == Mutability::Immutable
-            && obj.get(&attr.name).and_then(|p| p.get(&sub.name)).is_some()
-        {
+        if sub.mutability == Mutability::Immutable && obj.get(&attr.name).and_then(|p| p.get(&sub.name)).is_some() {
             return Err(ScimError::mutability(format!("'{at}' is immutable")));
         }
-        let parent = obj
-            .entry(attr.name.clone())
-            .or_insert_with(|| Value::Object(Map::new()));
+        let parent = obj.entry(attr.name.clone()).or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(p) = parent {
             match new {
                 Some(v) => p.insert(sub.name.clone(), v),
@@ -676,20 +530,13 @@ fn apply_sub(
     Ok(())
 }
 
-fn apply_whole(
-    obj: &mut Map<String, Value>,
-    attr: &AttributeDef,
-    kind: OpKind,
-    value: Option<&Value>,
-) -> Result<()> {
+fn apply_whole(obj: &mut Map<String, Value>, attr: &AttributeDef, kind: OpKind, value: Option<&Value>) -> Result<()> {
     match kind {
         OpKind::Remove => {
             match value {
                 // Entra ID removes members with `path: "members"` and the values to remove.
                 Some(v) if attr.multi_valued && !v.is_null() => {
-                    let doomed = coerce(attr, v, &attr.name)?
-                        .and_then(|v| v.as_array().cloned())
-                        .unwrap_or_default();
+                    let doomed = coerce(attr, v, &attr.name)?.and_then(|v| v.as_array().cloned()).unwrap_or_default();
                     if let Some(Value::Array(a)) = obj.get_mut(&attr.name) {
                         a.retain(|e| !doomed.iter().any(|d| same_element(attr, e, d)));
                     }
@@ -706,12 +553,8 @@ fn apply_whole(
             };
             match (attr.multi_valued, new) {
                 (true, Value::Array(items)) => {
-                    let new_primary = items
-                        .iter()
-                        .any(|e| e.get("primary") == Some(&Value::Bool(true)));
-                    let list = obj
-                        .entry(attr.name.clone())
-                        .or_insert_with(|| Value::Array(vec![]));
+                    let new_primary = items.iter().any(|e| e.get("primary") == Some(&Value::Bool(true)));
+                    let list = obj.entry(attr.name.clone()).or_insert_with(|| Value::Array(vec![]));
                     let Value::Array(existing) = list else {
                         unreachable!("multi-valued attributes are stored as arrays")
                     };
@@ -727,9 +570,7 @@ fn apply_whole(
                     }
                 }
                 (false, Value::Object(new)) if attr.kind == AttrType::Complex => {
-                    let slot = obj
-                        .entry(attr.name.clone())
-                        .or_insert_with(|| Value::Object(Map::new()));
+                    let slot = obj.entry(attr.name.clone()).or_insert_with(|| Value::Object(Map::new()));
                     if let Value::Object(o) = slot {
                         merge(o, &new);
                     } else {
@@ -747,9 +588,7 @@ fn apply_whole(
             }
             // RFC 7644 §3.5.2.3: sub-attributes not given are left unchanged.
             Some(Value::Object(new)) if !attr.multi_valued => {
-                let slot = obj
-                    .entry(attr.name.clone())
-                    .or_insert_with(|| Value::Object(Map::new()));
+                let slot = obj.entry(attr.name.clone()).or_insert_with(|| Value::Object(Map::new()));
                 match slot {
                     Value::Object(o) => merge(o, &new),
                     other => *other = Value::Object(new),

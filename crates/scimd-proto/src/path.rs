@@ -24,11 +24,7 @@ pub fn is_attr_name(s: &str) -> bool {
 
 impl AttrPath {
     pub fn simple(name: impl Into<String>) -> AttrPath {
-        AttrPath {
-            uri: None,
-            name: name.into(),
-            sub: None,
-        }
+        AttrPath { uri: None, name: name.into(), sub: None }
     }
 
     /// Parses `name`, `name.sub`, `urn:…:name` or `urn:…:name.sub`.
@@ -52,21 +48,13 @@ impl AttrPath {
         {
             return Err(format!("'{text}' is not a valid attribute path"));
         }
-        Ok(AttrPath {
-            uri,
-            name: name.to_string(),
-            sub: sub.map(str::to_string),
-        })
+        Ok(AttrPath { uri, name: name.to_string(), sub: sub.map(str::to_string) })
     }
 
     /// Parses a comma-separated list, as in the `attributes` and `excludedAttributes`
     /// query parameters (RFC 7644 §3.4.2.5). Empty items are skipped.
     pub fn parse_list(text: &str) -> Result<Vec<AttrPath>, String> {
-        text.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(AttrPath::parse)
-            .collect()
+        text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(AttrPath::parse).collect()
     }
 }
 
@@ -89,53 +77,26 @@ mod tests {
 
     #[test]
     fn parses_simple_dotted_and_urn_paths() {
-        assert_eq!(
-            AttrPath::parse("userName").unwrap(),
-            AttrPath::simple("userName")
-        );
+        assert_eq!(AttrPath::parse("userName").unwrap(), AttrPath::simple("userName"));
         let p = AttrPath::parse("name.givenName").unwrap();
-        assert_eq!(
-            (p.name.as_str(), p.sub.as_deref()),
-            ("name", Some("givenName"))
-        );
-        let p = AttrPath::parse(
-            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
-        )
-        .unwrap();
-        assert_eq!(
-            p.uri.as_deref(),
-            Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")
-        );
-        assert_eq!(
-            (p.name.as_str(), p.sub.as_deref()),
-            ("manager", Some("value"))
-        );
+        assert_eq!((p.name.as_str(), p.sub.as_deref()), ("name", Some("givenName")));
+        let p = AttrPath::parse("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value").unwrap();
+        assert_eq!(p.uri.as_deref(), Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"));
+        assert_eq!((p.name.as_str(), p.sub.as_deref()), ("manager", Some("value")));
         let p = AttrPath::parse("members.$ref").unwrap();
         assert_eq!(p.sub.as_deref(), Some("$ref"));
     }
 
     #[test]
     fn rejects_malformed_paths() {
-        for bad in [
-            "",
-            "1abc",
-            "name.",
-            "a.b.c",
-            "na me",
-            "urn:x:",
-            "emails[type eq \"w\"]",
-        ] {
+        for bad in ["", "1abc", "name.", "a.b.c", "na me", "urn:x:", "emails[type eq \"w\"]"] {
             assert!(AttrPath::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }
 
     #[test]
     fn round_trips_through_display() {
-        for text in [
-            "userName",
-            "name.familyName",
-            "urn:ietf:params:scim:schemas:core:2.0:User:userName",
-        ] {
+        for text in ["userName", "name.familyName", "urn:ietf:params:scim:schemas:core:2.0:User:userName"] {
             assert_eq!(AttrPath::parse(text).unwrap().to_string(), text);
         }
     }

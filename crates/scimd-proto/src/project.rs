@@ -24,37 +24,19 @@ struct Selector {
 impl Projection {
     /// Parses the two query parameters. Unknown attribute names are ignored, as a client
     /// asking for an attribute the server lacks simply does not get it.
-    pub fn parse(
-        attributes: Option<&str>,
-        excluded: Option<&str>,
-        schema: &ResourceSchema<'_>,
-    ) -> Result<Projection> {
+    pub fn parse(attributes: Option<&str>, excluded: Option<&str>, schema: &ResourceSchema<'_>) -> Result<Projection> {
         let list = |text: Option<&str>| -> Result<Vec<Selector>> {
-            let paths =
-                AttrPath::parse_list(text.unwrap_or("")).map_err(ScimError::invalid_value)?;
+            let paths = AttrPath::parse_list(text.unwrap_or("")).map_err(ScimError::invalid_value)?;
             Ok(paths.iter().filter_map(|p| selector(p, schema)).collect())
         };
-        Ok(Projection {
-            attributes: list(attributes)?,
-            excluded: list(excluded)?,
-        })
+        Ok(Projection { attributes: list(attributes)?, excluded: list(excluded)? })
     }
 
     /// Like `parse`, across several resource types (for `/.search` at the root).
-    pub fn from_paths(
-        attributes: &[AttrPath],
-        excluded: &[AttrPath],
-        schema: &ResourceSchema<'_>,
-    ) -> Projection {
+    pub fn from_paths(attributes: &[AttrPath], excluded: &[AttrPath], schema: &ResourceSchema<'_>) -> Projection {
         Projection {
-            attributes: attributes
-                .iter()
-                .filter_map(|p| selector(p, schema))
-                .collect(),
-            excluded: excluded
-                .iter()
-                .filter_map(|p| selector(p, schema))
-                .collect(),
+            attributes: attributes.iter().filter_map(|p| selector(p, schema)).collect(),
+            excluded: excluded.iter().filter_map(|p| selector(p, schema)).collect(),
         }
     }
 
@@ -71,25 +53,14 @@ impl Projection {
             _ => {}
         }
         let matches = |s: &&Selector| {
-            s.container.as_deref().map(str::to_ascii_lowercase)
-                == container.map(str::to_ascii_lowercase)
-                && s.attr
-                    .as_deref()
-                    .is_some_and(|a| a.eq_ignore_ascii_case(&def.name))
+            s.container.as_deref().map(str::to_ascii_lowercase) == container.map(str::to_ascii_lowercase)
+                && s.attr.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&def.name))
         };
         let whole_extension = |s: &&Selector| {
-            s.attr.is_none()
-                && s.container
-                    .as_deref()
-                    .zip(container)
-                    .is_some_and(|(a, b)| a.eq_ignore_ascii_case(b))
+            s.attr.is_none() && s.container.as_deref().zip(container).is_some_and(|(a, b)| a.eq_ignore_ascii_case(b))
         };
         if !self.attributes.is_empty() {
-            if self
-                .attributes
-                .iter()
-                .any(|s| whole_extension(&s) || (matches(&s) && s.sub.is_none()))
-            {
+            if self.attributes.iter().any(|s| whole_extension(&s) || (matches(&s) && s.sub.is_none())) {
                 return Decision::Keep;
             }
             if self.attributes.iter().any(|s| matches(&s)) {
@@ -100,11 +71,7 @@ impl Projection {
         if def.returned == Returned::Request {
             return Decision::Drop;
         }
-        if self
-            .excluded
-            .iter()
-            .any(|s| whole_extension(&s) || (matches(&s) && s.sub.is_none()))
-        {
+        if self.excluded.iter().any(|s| whole_extension(&s) || (matches(&s) && s.sub.is_none())) {
             return Decision::Drop;
         }
         if self.excluded.iter().any(|s| matches(&s)) {
@@ -116,14 +83,9 @@ impl Projection {
     /// Whether `attributes` names this sub-attribute itself.
     fn names_sub(&self, container: Option<&str>, def: &AttributeDef, sub: &AttributeDef) -> bool {
         self.attributes.iter().any(|s| {
-            s.container.as_deref().map(str::to_ascii_lowercase)
-                == container.map(str::to_ascii_lowercase)
-                && s.attr
-                    .as_deref()
-                    .is_some_and(|a| a.eq_ignore_ascii_case(&def.name))
-                && s.sub
-                    .as_deref()
-                    .is_some_and(|a| a.eq_ignore_ascii_case(&sub.name))
+            s.container.as_deref().map(str::to_ascii_lowercase) == container.map(str::to_ascii_lowercase)
+                && s.attr.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&def.name))
+                && s.sub.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&sub.name))
         })
     }
 
@@ -134,14 +96,9 @@ impl Projection {
             _ => {}
         }
         let names = |s: &Selector| {
-            s.container.as_deref().map(str::to_ascii_lowercase)
-                == container.map(str::to_ascii_lowercase)
-                && s.attr
-                    .as_deref()
-                    .is_some_and(|a| a.eq_ignore_ascii_case(&def.name))
-                && s.sub
-                    .as_deref()
-                    .is_some_and(|a| a.eq_ignore_ascii_case(&sub.name))
+            s.container.as_deref().map(str::to_ascii_lowercase) == container.map(str::to_ascii_lowercase)
+                && s.attr.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&def.name))
+                && s.sub.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&sub.name))
         };
         if !self.attributes.is_empty() {
             return self.attributes.iter().any(names);
@@ -214,10 +171,7 @@ impl Projection {
                     return;
                 };
                 for_each_element(v, |e| {
-                    e.retain(|k, _| {
-                        def.sub(k)
-                            .is_some_and(|s| self.sub_wanted(container, def, s))
-                    })
+                    e.retain(|k, _| def.sub(k).is_some_and(|s| self.sub_wanted(container, def, s)))
                 });
                 let empty = match v {
                     Value::Object(o) => o.is_empty(),
@@ -252,11 +206,7 @@ fn for_each_element(v: &mut Value, mut f: impl FnMut(&mut Map<String, Value>)) {
 
 fn selector(path: &AttrPath, schema: &ResourceSchema<'_>) -> Option<Selector> {
     match schema.resolve(path).ok()? {
-        Target::Extension(ext) => Some(Selector {
-            container: Some(ext.id.clone()),
-            attr: None,
-            sub: None,
-        }),
+        Target::Extension(ext) => Some(Selector { container: Some(ext.id.clone()), attr: None, sub: None }),
         Target::Attribute(r) => Some(Selector {
             container: match r.container {
                 Container::Core => None,
@@ -308,17 +258,11 @@ mod tests {
                 "name": {"givenName": "Barbara"}, "emails": [{"value": "a@example.com"}, {"value": "b@example.com"}]
             })
         );
-        let u = project(
-            Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber"),
-            None,
-        );
+        let u = project(Some("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber"), None);
         assert_eq!(u[ENTERPRISE_USER_SCHEMA], json!({"employeeNumber": "7"}));
         assert!(u.get("userName").is_none());
         let u = project(Some(ENTERPRISE_USER_SCHEMA), None);
-        assert_eq!(
-            u[ENTERPRISE_USER_SCHEMA],
-            json!({"employeeNumber": "7", "department": "R&D"})
-        );
+        assert_eq!(u[ENTERPRISE_USER_SCHEMA], json!({"employeeNumber": "7", "department": "R&D"}));
         let u = project(Some("password,ID"), None);
         assert!(u.get("password").is_none(), "never means never");
         assert_eq!(u["id"], "1");
@@ -328,9 +272,7 @@ mod tests {
     fn excluded_attributes_remove_but_not_always() {
         let u = project(
             None,
-            Some(
-                "emails,name.familyName,id,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
-            ),
+            Some("emails,name.familyName,id,urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department"),
         );
         assert!(u.get("emails").is_none());
         assert_eq!(u["name"], json!({"givenName": "Barbara"}));

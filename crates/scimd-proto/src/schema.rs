@@ -8,8 +8,7 @@ use serde_json::{Map, Value, json};
 
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-pub const ENTERPRISE_USER_SCHEMA: &str =
-    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const ENTERPRISE_USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 pub const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
 pub const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
 
@@ -30,10 +29,7 @@ pub enum AttrType {
 impl AttrType {
     /// String-like types compare as text (RFC 7644 §3.4.2.2).
     pub fn is_textual(self) -> bool {
-        matches!(
-            self,
-            AttrType::String | AttrType::Reference | AttrType::Binary
-        )
+        matches!(self, AttrType::String | AttrType::Reference | AttrType::Binary)
     }
 }
 
@@ -98,19 +94,13 @@ pub struct AttributeDef {
 impl AttributeDef {
     /// A sub-attribute by name, case-insensitively.
     pub fn sub(&self, name: &str) -> Option<&AttributeDef> {
-        self.sub_attributes
-            .iter()
-            .find(|a| a.name.eq_ignore_ascii_case(name))
+        self.sub_attributes.iter().find(|a| a.name.eq_ignore_ascii_case(name))
     }
 
     /// The attribute a filter compares when it names this attribute: a complex attribute
     /// with a `value` sub-attribute compares that (RFC 7644 §3.4.2.2, "emails co ...").
     pub fn comparison_target(&self) -> Option<&AttributeDef> {
-        if self.kind == AttrType::Complex {
-            self.sub("value")
-        } else {
-            Some(self)
-        }
+        if self.kind == AttrType::Complex { self.sub("value") } else { Some(self) }
     }
 
     fn simple(name: &str, kind: AttrType) -> AttributeDef {
@@ -135,23 +125,14 @@ impl AttributeDef {
             return Err(format!("'{}' is not a valid attribute name", self.name));
         }
         if self.kind == AttrType::Complex && self.sub_attributes.is_empty() {
-            return Err(format!(
-                "complex attribute '{}' has no subAttributes",
-                self.name
-            ));
+            return Err(format!("complex attribute '{}' has no subAttributes", self.name));
         }
         if self.kind != AttrType::Complex && !self.sub_attributes.is_empty() {
-            return Err(format!(
-                "attribute '{}' has subAttributes but is not complex",
-                self.name
-            ));
+            return Err(format!("attribute '{}' has subAttributes but is not complex", self.name));
         }
         for sub in &self.sub_attributes {
             if sub.kind == AttrType::Complex {
-                return Err(format!(
-                    "'{}.{}': complex attributes cannot nest",
-                    self.name, sub.name
-                ));
+                return Err(format!("'{}.{}': complex attributes cannot nest", self.name, sub.name));
             }
             sub.validate_definition()?;
         }
@@ -173,9 +154,7 @@ pub struct Schema {
 
 impl Schema {
     pub fn attribute(&self, name: &str) -> Option<&AttributeDef> {
-        self.attributes
-            .iter()
-            .find(|a| a.name.eq_ignore_ascii_case(name))
+        self.attributes.iter().find(|a| a.name.eq_ignore_ascii_case(name))
     }
 
     /// Parses a schema from its JSON representation (as published at `/Schemas`).
@@ -268,10 +247,7 @@ impl Registry {
                 endpoint: "/Users".into(),
                 description: Some("User Account".into()),
                 schema: USER_SCHEMA.into(),
-                schema_extensions: vec![SchemaExtension {
-                    schema: ENTERPRISE_USER_SCHEMA.into(),
-                    required: false,
-                }],
+                schema_extensions: vec![SchemaExtension { schema: ENTERPRISE_USER_SCHEMA.into(), required: false }],
             },
             ResourceType {
                 id: "Group".into(),
@@ -282,11 +258,7 @@ impl Registry {
                 schema_extensions: vec![],
             },
         ];
-        Registry {
-            schemas,
-            resource_types,
-            common: common_attributes(),
-        }
+        Registry { schemas, resource_types, common: common_attributes() }
     }
 
     /// Adds a schema (typically a custom extension) from its JSON representation.
@@ -306,21 +278,14 @@ impl Registry {
         schema: &str,
         required: bool,
     ) -> std::result::Result<(), String> {
-        let id = self
-            .schema(schema)
-            .ok_or_else(|| format!("unknown schema '{schema}'"))?
-            .id
-            .clone();
+        let id = self.schema(schema).ok_or_else(|| format!("unknown schema '{schema}'"))?.id.clone();
         let rt = self
             .resource_types
             .iter_mut()
             .find(|rt| rt.name.eq_ignore_ascii_case(resource_type))
             .ok_or_else(|| format!("unknown resource type '{resource_type}'"))?;
         if !rt.schema_extensions.iter().any(|e| e.schema == id) {
-            rt.schema_extensions.push(SchemaExtension {
-                schema: id,
-                required,
-            });
+            rt.schema_extensions.push(SchemaExtension { schema: id, required });
         }
         Ok(())
     }
@@ -338,26 +303,16 @@ impl Registry {
     }
 
     pub fn resource_type(&self, name: &str) -> Option<&ResourceType> {
-        self.resource_types
-            .iter()
-            .find(|rt| rt.name.eq_ignore_ascii_case(name) || rt.id.eq_ignore_ascii_case(name))
+        self.resource_types.iter().find(|rt| rt.name.eq_ignore_ascii_case(name) || rt.id.eq_ignore_ascii_case(name))
     }
 
     /// The combined view of one resource type: common attributes, core schema, extensions.
     pub fn resource(&self, name: &str) -> Option<ResourceSchema<'_>> {
         let rt = self.resource_type(name)?;
         let core = self.schema(&rt.schema)?;
-        let extensions = rt
-            .schema_extensions
-            .iter()
-            .filter_map(|e| self.schema(&e.schema).map(|s| (s, e.required)))
-            .collect();
-        Some(ResourceSchema {
-            rt,
-            core,
-            extensions,
-            common: &self.common,
-        })
+        let extensions =
+            rt.schema_extensions.iter().filter_map(|e| self.schema(&e.schema).map(|s| (s, e.required))).collect();
+        Some(ResourceSchema { rt, core, extensions, common: &self.common })
     }
 }
 
@@ -439,8 +394,7 @@ impl<'a> Resolved<'a> {
     }
     /// Whether the leaf is one of the common attributes or inside `meta`.
     pub fn is_common(&self, schema: &ResourceSchema<'_>) -> bool {
-        self.container == Container::Core
-            && schema.common.iter().any(|c| std::ptr::eq(c, self.attr))
+        self.container == Container::Core && schema.common.iter().any(|c| std::ptr::eq(c, self.attr))
     }
     /// The canonical path text, e.g. `name.givenName` or `urn:…:User:manager.value`.
     pub fn canonical(&self) -> String {
@@ -481,16 +435,12 @@ impl<'a> ResourceSchema<'a> {
 
     /// An extension schema of this resource type, by URN (case-insensitive).
     pub fn extension(&self, urn: &str) -> Option<&'a Schema> {
-        self.extensions
-            .iter()
-            .find(|(s, _)| s.id.eq_ignore_ascii_case(urn))
-            .map(|(s, _)| *s)
+        self.extensions.iter().find(|(s, _)| s.id.eq_ignore_ascii_case(urn)).map(|(s, _)| *s)
     }
 
     /// All schema URNs of this resource type, core first.
     pub fn schema_urns(&self) -> impl Iterator<Item = &'a str> + '_ {
-        std::iter::once(self.core.id.as_str())
-            .chain(self.extensions.iter().map(|(s, _)| s.id.as_str()))
+        std::iter::once(self.core.id.as_str()).chain(self.extensions.iter().map(|(s, _)| s.id.as_str()))
     }
 
     pub fn common_attributes(&self) -> &'a [AttributeDef] {
@@ -505,36 +455,22 @@ impl<'a> ResourceSchema<'a> {
     /// Finds a top-level attribute by unqualified name: common, then core, then a unique
     /// match among the extensions (so that `manager` finds the enterprise extension's).
     pub fn find_unqualified(&self, name: &str) -> Option<(Container<'a>, &'a AttributeDef)> {
-        if let Some(a) = self
-            .common
-            .iter()
-            .find(|a| a.name.eq_ignore_ascii_case(name))
-        {
+        if let Some(a) = self.common.iter().find(|a| a.name.eq_ignore_ascii_case(name)) {
             return Some((Container::Core, a));
         }
         if let Some(a) = self.core.attribute(name) {
             return Some((Container::Core, a));
         }
-        let mut found = self
-            .extensions
-            .iter()
-            .filter_map(|(s, _)| s.attribute(name).map(|a| (Container::Extension(s), a)));
+        let mut found =
+            self.extensions.iter().filter_map(|(s, _)| s.attribute(name).map(|a| (Container::Extension(s), a)));
         let first = found.next()?;
-        if found.next().is_some() {
-            None
-        } else {
-            Some(first)
-        }
+        if found.next().is_some() { None } else { Some(first) }
     }
 
     /// Resolves a path, case-insensitively, to an attribute or an extension object.
     pub fn resolve(&self, path: &AttrPath) -> Result<Target<'a>> {
-        let unknown = || {
-            ScimError::invalid_path(format!(
-                "unknown attribute '{path}' for resource type {}",
-                self.name()
-            ))
-        };
+        let unknown =
+            || ScimError::invalid_path(format!("unknown attribute '{path}' for resource type {}", self.name()));
         let (container, attr) = match &path.uri {
             None => self.find_unqualified(&path.name).ok_or_else(unknown)?,
             Some(uri) => {
@@ -546,16 +482,10 @@ impl<'a> ResourceSchema<'a> {
                     }
                 }
                 if uri.eq_ignore_ascii_case(&self.core.id) {
-                    (
-                        Container::Core,
-                        self.core.attribute(&path.name).ok_or_else(unknown)?,
-                    )
+                    (Container::Core, self.core.attribute(&path.name).ok_or_else(unknown)?)
                 } else {
                     let ext = self.extension(uri).ok_or_else(unknown)?;
-                    (
-                        Container::Extension(ext),
-                        ext.attribute(&path.name).ok_or_else(unknown)?,
-                    )
+                    (Container::Extension(ext), ext.attribute(&path.name).ok_or_else(unknown)?)
                 }
             }
         };
@@ -563,21 +493,16 @@ impl<'a> ResourceSchema<'a> {
             None => None,
             Some(s) => Some(attr.sub(s).ok_or_else(unknown)?),
         };
-        Ok(Target::Attribute(Resolved {
-            container,
-            attr,
-            sub,
-        }))
+        Ok(Target::Attribute(Resolved { container, attr, sub }))
     }
 
     /// Resolves a path that must name an attribute (not a whole extension).
     pub fn resolve_attribute(&self, path: &AttrPath) -> Result<Resolved<'a>> {
         match self.resolve(path)? {
             Target::Attribute(r) => Ok(r),
-            Target::Extension(s) => Err(ScimError::invalid_path(format!(
-                "'{}' names a schema, not an attribute",
-                s.id
-            ))),
+            Target::Extension(s) => {
+                Err(ScimError::invalid_path(format!("'{}' names a schema, not an attribute", s.id)))
+            }
         }
     }
 
@@ -615,36 +540,27 @@ mod tests {
     fn custom_extensions_load_from_json_and_take_part_everywhere() {
         let mut reg = Registry::standard();
         reg.add_schema_json(CUSTOM).unwrap();
-        reg.add_extension(
-            "User",
-            "urn:example:params:scim:schemas:extension:acme:1.0:User",
-            false,
-        )
-        .unwrap();
+        reg.add_extension("User", "urn:example:params:scim:schemas:extension:acme:1.0:User", false).unwrap();
         let user = reg.resource("User").unwrap();
         let r = user
             .resolve_attribute(
-                &AttrPath::parse(
-                    "urn:example:params:scim:schemas:extension:acme:1.0:User:desk.building",
-                )
-                .unwrap(),
+                &AttrPath::parse("urn:example:params:scim:schemas:extension:acme:1.0:User:desk.building").unwrap(),
             )
             .unwrap();
-        assert_eq!(
-            r.canonical(),
-            "urn:example:params:scim:schemas:extension:acme:1.0:User:desk.building"
-        );
+        assert_eq!(r.canonical(), "urn:example:params:scim:schemas:extension:acme:1.0:User:desk.building");
         // Unqualified names find a unique extension attribute.
-        assert!(
-            user.resolve_attribute(&AttrPath::simple("BADGENUMBER"))
-                .is_ok()
-        );
-        let ok = validate_resource(&json!({"userName": "a", "urn:example:params:scim:schemas:extension:acme:1.0:User": {"badgeNumber": "42"}}), &user).unwrap();
-        assert_eq!(
-            ok["urn:example:params:scim:schemas:extension:acme:1.0:User"]["badgeNumber"],
-            json!(42)
-        );
-        let e = validate_resource(&json!({"userName": "a", "urn:example:params:scim:schemas:extension:acme:1.0:User": {"clearance": "low"}}), &user).unwrap_err();
+        assert!(user.resolve_attribute(&AttrPath::simple("BADGENUMBER")).is_ok());
+        let ok = validate_resource(
+            &json!({"userName": "a", "urn:example:params:scim:schemas:extension:acme:1.0:User": {"badgeNumber": "42"}}),
+            &user,
+        )
+        .unwrap();
+        assert_eq!(ok["urn:example:params:scim:schemas:extension:acme:1.0:User"]["badgeNumber"], json!(42));
+        let e = validate_resource(
+            &json!({"userName": "a", "urn:example:params:scim:schemas:extension:acme:1.0:User": {"clearance": "low"}}),
+            &user,
+        )
+        .unwrap_err();
         assert!(
             e.detail.contains("badgeNumber"),
             "a present extension must carry its required attributes: {}",
@@ -656,14 +572,8 @@ mod tests {
             .unwrap()
             .to_resource("https://x/scim/v2");
         assert_eq!(doc["attributes"][0]["required"], true);
-        assert_eq!(
-            doc["attributes"][0]["mutability"], "readWrite",
-            "defaults are filled in"
-        );
-        let rt = reg
-            .resource_type("User")
-            .unwrap()
-            .to_resource("https://x/scim/v2");
+        assert_eq!(doc["attributes"][0]["mutability"], "readWrite", "defaults are filled in");
+        let rt = reg.resource_type("User").unwrap().to_resource("https://x/scim/v2");
         assert_eq!(rt["schemaExtensions"].as_array().unwrap().len(), 2);
     }
 
@@ -679,11 +589,7 @@ mod tests {
             assert!(Schema::from_json(bad).is_err(), "{bad}");
         }
         let mut reg = Registry::standard();
-        assert!(
-            reg.add_schema_json(include_str!("../schemas/user.json"))
-                .is_err(),
-            "duplicate ids are refused"
-        );
+        assert!(reg.add_schema_json(include_str!("../schemas/user.json")).is_err(), "duplicate ids are refused");
         assert!(reg.add_extension("Nope", USER_SCHEMA, false).is_err());
     }
 
@@ -693,46 +599,15 @@ mod tests {
         let user = reg.schema(USER_SCHEMA).unwrap();
         // RFC 7643 §8.7.1 spot checks.
         let a = |n: &str| user.attribute(n).unwrap();
-        assert!(
-            a("userName").required
-                && a("userName").uniqueness == Uniqueness::Server
-                && !a("userName").case_exact
-        );
-        assert_eq!(
-            (a("password").mutability, a("password").returned),
-            (Mutability::WriteOnly, Returned::Never)
-        );
+        assert!(a("userName").required && a("userName").uniqueness == Uniqueness::Server && !a("userName").case_exact);
+        assert_eq!((a("password").mutability, a("password").returned), (Mutability::WriteOnly, Returned::Never));
         assert_eq!(a("groups").mutability, Mutability::ReadOnly);
-        assert_eq!(
-            a("x509Certificates").sub("value").unwrap().kind,
-            AttrType::Binary
-        );
-        assert_eq!(
-            a("photos").sub("value").unwrap().reference_types,
-            vec!["external"]
-        );
-        assert_eq!(
-            a("emails").sub("type").unwrap().canonical_values,
-            vec!["work", "home", "other"]
-        );
+        assert_eq!(a("x509Certificates").sub("value").unwrap().kind, AttrType::Binary);
+        assert_eq!(a("photos").sub("value").unwrap().reference_types, vec!["external"]);
+        assert_eq!(a("emails").sub("type").unwrap().canonical_values, vec!["work", "home", "other"]);
         let group = reg.schema(GROUP_SCHEMA).unwrap();
-        assert_eq!(
-            group
-                .attribute("members")
-                .unwrap()
-                .sub("$ref")
-                .unwrap()
-                .reference_types,
-            vec!["User", "Group"]
-        );
+        assert_eq!(group.attribute("members").unwrap().sub("$ref").unwrap().reference_types, vec!["User", "Group"]);
         let ent = reg.schema(ENTERPRISE_USER_SCHEMA).unwrap();
-        assert_eq!(
-            ent.attribute("manager")
-                .unwrap()
-                .sub("displayName")
-                .unwrap()
-                .mutability,
-            Mutability::ReadOnly
-        );
+        assert_eq!(ent.attribute("manager").unwrap().sub("displayName").unwrap().mutability, Mutability::ReadOnly);
     }
 }

@@ -28,19 +28,15 @@ pub fn coerce(def: &AttributeDef, value: &Value, at: &str) -> Result<Option<Valu
             }
         }
         check_single_primary(def, &out, at)?;
-        return Ok(if out.is_empty() {
-            None
-        } else {
-            Some(Value::Array(out))
-        });
+        return Ok(if out.is_empty() { None } else { Some(Value::Array(out)) });
     }
     match value {
         // Entra ID's legacy form: a single-valued complex attribute as a one-element array.
         Value::Array(a) if a.len() == 1 => coerce_one(def, &a[0], at),
         Value::Array(a) if a.is_empty() => Ok(None),
-        Value::Array(_) => Err(ScimError::invalid_value(format!(
-            "'{at}' is single-valued; got an array of several values"
-        ))),
+        Value::Array(_) => {
+            Err(ScimError::invalid_value(format!("'{at}' is single-valued; got an array of several values")))
+        }
         v => coerce_one(def, v, at),
     }
 }
@@ -60,16 +56,13 @@ pub fn coerce_one(def: &AttributeDef, value: &Value, at: &str) -> Result<Option<
             return coerce_one(def, &serde_json::json!({ "value": value }), at);
         }
         _ => {
-            return Err(ScimError::invalid_value(format!(
-                "'{at}' must be an object"
-            )));
+            return Err(ScimError::invalid_value(format!("'{at}' must be an object")));
         }
     };
     let mut out = Map::new();
     for (key, v) in obj {
-        let sub = def.sub(key).ok_or_else(|| {
-            ScimError::invalid_value(format!("'{at}' has no sub-attribute '{key}'"))
-        })?;
+        let sub =
+            def.sub(key).ok_or_else(|| ScimError::invalid_value(format!("'{at}' has no sub-attribute '{key}'")))?;
         if sub.mutability == Mutability::ReadOnly {
             continue;
         }
@@ -80,15 +73,8 @@ pub fn coerce_one(def: &AttributeDef, value: &Value, at: &str) -> Result<Option<
     if out.is_empty() {
         return Ok(None);
     }
-    if let Some(missing) = def
-        .sub_attributes
-        .iter()
-        .find(|s| s.required && !out.contains_key(&s.name))
-    {
-        return Err(ScimError::invalid_value(format!(
-            "'{at}.{}' is required",
-            missing.name
-        )));
+    if let Some(missing) = def.sub_attributes.iter().find(|s| s.required && !out.contains_key(&s.name)) {
+        return Err(ScimError::invalid_value(format!("'{at}.{}' is required", missing.name)));
     }
     Ok(Some(Value::Object(out)))
 }
@@ -97,27 +83,19 @@ fn coerce_scalar(def: &AttributeDef, value: &Value, at: &str) -> Result<Value> {
     let wrong = |what: &str| Err(ScimError::invalid_value(format!("'{at}' must be {what}")));
     match (def.kind, value) {
         (AttrType::Boolean, Value::Bool(_)) => Ok(value.clone()),
-        (AttrType::Boolean, Value::String(s)) if s.eq_ignore_ascii_case("true") => {
-            Ok(Value::Bool(true))
-        }
-        (AttrType::Boolean, Value::String(s)) if s.eq_ignore_ascii_case("false") => {
-            Ok(Value::Bool(false))
-        }
+        (AttrType::Boolean, Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Value::Bool(true)),
+        (AttrType::Boolean, Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Value::Bool(false)),
         (AttrType::Boolean, _) => wrong("a boolean"),
         (AttrType::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(value.clone()),
-        (AttrType::Integer, Value::String(s)) => s
-            .trim()
-            .parse::<i64>()
-            .map(Value::from)
-            .or_else(|_| wrong("an integer")),
+        (AttrType::Integer, Value::String(s)) => {
+            s.trim().parse::<i64>().map(Value::from).or_else(|_| wrong("an integer"))
+        }
         (AttrType::Integer, _) => wrong("an integer"),
         (AttrType::Decimal, Value::Number(_)) => Ok(value.clone()),
-        (AttrType::Decimal, Value::String(s)) => {
-            match serde_json::from_str::<serde_json::Number>(s.trim()) {
-                Ok(n) => Ok(Value::Number(n)),
-                Err(_) => wrong("a decimal number"),
-            }
-        }
+        (AttrType::Decimal, Value::String(s)) => match serde_json::from_str::<serde_json::Number>(s.trim()) {
+            Ok(n) => Ok(Value::Number(n)),
+            Err(_) => wrong("a decimal number"),
+        },
         (AttrType::Decimal, _) => wrong("a decimal number"),
         (AttrType::DateTime, Value::String(s)) if parse_datetime(s).is_some() => Ok(value.clone()),
         (AttrType::DateTime, _) => wrong("an RFC 3339 date-time"),
@@ -135,9 +113,7 @@ fn coerce_scalar(def: &AttributeDef, value: &Value, at: &str) -> Result<Value> {
 fn is_base64(s: &str) -> bool {
     let body = s.trim_end_matches('=');
     s.len() - body.len() <= 2
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'))
+        && body.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_'))
 }
 
 /// RFC 7643 §2.4: the primary value `true` appears no more than once.
@@ -145,10 +121,7 @@ pub fn check_single_primary(def: &AttributeDef, values: &[Value], at: &str) -> R
     if def.sub("primary").is_none() {
         return Ok(());
     }
-    let primaries = values
-        .iter()
-        .filter(|v| v.get("primary") == Some(&Value::Bool(true)))
-        .count();
+    let primaries = values.iter().filter(|v| v.get("primary") == Some(&Value::Bool(true))).count();
     if primaries > 1 {
         return Err(ScimError::invalid_value(format!(
             "'{at}' has {primaries} values marked primary; at most one may be"
@@ -161,9 +134,7 @@ pub fn check_single_primary(def: &AttributeDef, values: &[Value], at: &str) -> R
 /// extension attributes under their schema URN, read-only attributes (`id`, `meta`,
 /// `groups`, …) dropped, `schemas` left to the server to compute.
 pub fn validate_resource(input: &Value, schema: &ResourceSchema<'_>) -> Result<Map<String, Value>> {
-    let obj = input
-        .as_object()
-        .ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
+    let obj = input.as_object().ok_or_else(|| ScimError::invalid_syntax("the request body must be a JSON object"))?;
     check_schemas(obj.get("schemas"), schema)?;
     let mut out = Map::new();
     for (key, value) in obj {
@@ -175,33 +146,18 @@ pub fn validate_resource(input: &Value, schema: &ResourceSchema<'_>) -> Result<M
                 continue;
             }
             let inner = value.as_object().ok_or_else(|| {
-                ScimError::invalid_value(format!(
-                    "'{key}' must be an object of extension attributes"
-                ))
+                ScimError::invalid_value(format!("'{key}' must be an object of extension attributes"))
             })?;
             // Some clients repeat `schemas` inside the extension object: it carries nothing.
-            for (k, v) in inner
-                .iter()
-                .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
-            {
-                let def = ext.attribute(k).ok_or_else(|| {
-                    ScimError::invalid_value(format!(
-                        "unknown attribute '{k}' in schema {}",
-                        ext.id
-                    ))
-                })?;
-                set_attribute(
-                    &mut out,
-                    Container::Extension(ext),
-                    def,
-                    v,
-                    &format!("{}:{}", ext.id, def.name),
-                )?;
+            for (k, v) in inner.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("schemas")) {
+                let def = ext
+                    .attribute(k)
+                    .ok_or_else(|| ScimError::invalid_value(format!("unknown attribute '{k}' in schema {}", ext.id)))?;
+                set_attribute(&mut out, Container::Extension(ext), def, v, &format!("{}:{}", ext.id, def.name))?;
             }
             continue;
         }
-        let path = AttrPath::parse(key)
-            .map_err(|_| ScimError::invalid_value(format!("unknown attribute '{key}'")))?;
+        let path = AttrPath::parse(key).map_err(|_| ScimError::invalid_value(format!("unknown attribute '{key}'")))?;
         let resolved = match schema.resolve(&path) {
             Ok(Target::Attribute(r)) => r,
             _ => {
@@ -212,13 +168,7 @@ pub fn validate_resource(input: &Value, schema: &ResourceSchema<'_>) -> Result<M
             }
         };
         match resolved.sub {
-            None => set_attribute(
-                &mut out,
-                resolved.container,
-                resolved.attr,
-                value,
-                &resolved.canonical(),
-            )?,
+            None => set_attribute(&mut out, resolved.container, resolved.attr, value, &resolved.canonical())?,
             Some(sub) => {
                 // A dotted key such as `name.givenName` in a body: place it inside its parent.
                 if resolved.attr.multi_valued
@@ -251,29 +201,17 @@ fn check_schemas(schemas: Option<&Value>, schema: &ResourceSchema<'_>) -> Result
         .filter(|a| a.iter().all(Value::is_string))
         .ok_or_else(|| ScimError::invalid_syntax("'schemas' must be an array of schema URIs"))?;
     // Unknown extra URIs are tolerated (Entra ID adds one to Groups); the core one must be there.
-    if !list
-        .iter()
-        .filter_map(Value::as_str)
-        .any(|s| s.eq_ignore_ascii_case(&schema.core.id))
-    {
-        return Err(ScimError::invalid_value(format!(
-            "'schemas' must include {}",
-            schema.core.id
-        )));
+    if !list.iter().filter_map(Value::as_str).any(|s| s.eq_ignore_ascii_case(&schema.core.id)) {
+        return Err(ScimError::invalid_value(format!("'schemas' must include {}", schema.core.id)));
     }
     Ok(())
 }
 
-fn container_mut<'m>(
-    out: &'m mut Map<String, Value>,
-    container: Container<'_>,
-) -> &'m mut Map<String, Value> {
+fn container_mut<'m>(out: &'m mut Map<String, Value>, container: Container<'_>) -> &'m mut Map<String, Value> {
     match container {
         Container::Core => out,
         Container::Extension(ext) => {
-            let slot = out
-                .entry(ext.id.clone())
-                .or_insert_with(|| Value::Object(Map::new()));
+            let slot = out.entry(ext.id.clone()).or_insert_with(|| Value::Object(Map::new()));
             if !slot.is_object() {
                 *slot = Value::Object(Map::new());
             }
@@ -302,10 +240,7 @@ fn set_attribute(
 pub fn check_required(resource: &Map<String, Value>, schema: &ResourceSchema<'_>) -> Result<()> {
     let missing = |at: &str| Err(ScimError::invalid_value(format!("'{at}' is required")));
     for def in schema.core.attributes.iter().filter(|d| d.required) {
-        if !resource
-            .get(&def.name)
-            .is_some_and(crate::value::is_present)
-        {
+        if !resource.get(&def.name).is_some_and(crate::value::is_present) {
             return missing(&def.name);
         }
     }
@@ -315,10 +250,7 @@ pub fn check_required(resource: &Map<String, Value>, schema: &ResourceSchema<'_>
             continue;
         }
         for def in ext.attributes.iter().filter(|d| d.required) {
-            if !data
-                .and_then(|d| d.get(&def.name))
-                .is_some_and(crate::value::is_present)
-            {
+            if !data.and_then(|d| d.get(&def.name)).is_some_and(crate::value::is_present) {
                 return missing(&format!("{}:{}", ext.id, def.name));
             }
         }
@@ -365,55 +297,26 @@ mod tests {
         .unwrap();
         assert_eq!(out["active"], json!(true));
         assert!(!out.contains_key("addresses") && !out.contains_key("roles"));
-        assert_eq!(
-            out["emails"],
-            json!([{"value": "a@example.com", "type": "work"}])
-        );
-        assert_eq!(
-            out[ENTERPRISE_USER_SCHEMA],
-            json!({"manager": {"value": "mgr-id"}, "employeeNumber": "42"})
-        );
-        assert_eq!(
-            out["password"],
-            json!("secret"),
-            "kept for the engine, which never stores it in clear"
-        );
+        assert_eq!(out["emails"], json!([{"value": "a@example.com", "type": "work"}]));
+        assert_eq!(out[ENTERPRISE_USER_SCHEMA], json!({"manager": {"value": "mgr-id"}, "employeeNumber": "42"}));
+        assert_eq!(out["password"], json!("secret"), "kept for the engine, which never stores it in clear");
         let out = validate_user(json!({"userName": "a", ENTERPRISE_USER_SCHEMA: {"manager": [{"$ref": "https://x/Users/m", "value": "m"}]}})).unwrap();
-        assert_eq!(
-            out[ENTERPRISE_USER_SCHEMA]["manager"],
-            json!({"$ref": "https://x/Users/m", "value": "m"})
-        );
+        assert_eq!(out[ENTERPRISE_USER_SCHEMA]["manager"], json!({"$ref": "https://x/Users/m", "value": "m"}));
     }
 
     #[test]
     fn rejects_bad_input_naming_the_attribute() {
         let cases = [
             (json!([1]), ScimType::InvalidSyntax, "JSON object"),
-            (
-                json!({"userName": "a", "foo": 1}),
-                ScimType::InvalidValue,
-                "'foo'",
-            ),
+            (json!({"userName": "a", "foo": 1}), ScimType::InvalidValue, "'foo'"),
             (
                 json!({"userName": 5.5, "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"]}),
                 ScimType::InvalidValue,
                 "schemas",
             ),
-            (
-                json!({"displayName": "x"}),
-                ScimType::InvalidValue,
-                "'userName' is required",
-            ),
-            (
-                json!({"userName": "a", "active": "yes"}),
-                ScimType::InvalidValue,
-                "'active' must be a boolean",
-            ),
-            (
-                json!({"userName": "a", "name": {"nick": "x"}}),
-                ScimType::InvalidValue,
-                "'nick'",
-            ),
+            (json!({"displayName": "x"}), ScimType::InvalidValue, "'userName' is required"),
+            (json!({"userName": "a", "active": "yes"}), ScimType::InvalidValue, "'active' must be a boolean"),
+            (json!({"userName": "a", "name": {"nick": "x"}}), ScimType::InvalidValue, "'nick'"),
             (
                 json!({"userName": "a", "emails": [{"value": "a", "primary": true}, {"value": "b", "primary": true}]}),
                 ScimType::InvalidValue,
@@ -429,16 +332,8 @@ mod tests {
                 ScimType::InvalidValue,
                 "unknown attribute",
             ),
-            (
-                json!({"userName": ["a", "b"]}),
-                ScimType::InvalidValue,
-                "single-valued",
-            ),
-            (
-                json!({"userName": "a", "schemas": "urn:x"}),
-                ScimType::InvalidSyntax,
-                "schemas",
-            ),
+            (json!({"userName": ["a", "b"]}), ScimType::InvalidValue, "single-valued"),
+            (json!({"userName": "a", "schemas": "urn:x"}), ScimType::InvalidSyntax, "schemas"),
         ];
         for (body, kind, needle) in cases {
             let e = validate_user(body.clone()).expect_err(&body.to_string());

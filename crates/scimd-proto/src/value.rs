@@ -60,18 +60,12 @@ pub fn compare(def: &AttributeDef, actual: &Value, op: CompareOp, literal: &Lite
                 _ => false,
             }
         }
-        (AttrType::DateTime, Value::String(a), Literal::String(b)) => {
-            match (parse_datetime(a), parse_datetime(b)) {
-                (Some(a), Some(b)) => ordering_matches(op, Some(a.cmp(&b))),
-                _ => false,
-            }
-        }
+        (AttrType::DateTime, Value::String(a), Literal::String(b)) => match (parse_datetime(a), parse_datetime(b)) {
+            (Some(a), Some(b)) => ordering_matches(op, Some(a.cmp(&b))),
+            _ => false,
+        },
         (kind, Value::String(a), Literal::String(b)) if kind.is_textual() => {
-            let (a, b) = if def.case_exact {
-                (a.clone(), b.clone())
-            } else {
-                (fold_case(a), fold_case(b))
-            };
+            let (a, b) = if def.case_exact { (a.clone(), b.clone()) } else { (fold_case(a), fold_case(b)) };
             match op {
                 CompareOp::Co => a.contains(&b),
                 CompareOp::Sw => a.starts_with(&b),

@@ -2,9 +2,7 @@
 //! with a naive reference written independently below, and no input makes the parser panic.
 
 use proptest::prelude::*;
-use scimd_proto::filter::{
-    CompareOp, Filter, FilterLimits, Literal, check, matches, parse_filter, parse_patch_path,
-};
+use scimd_proto::filter::{CompareOp, Filter, FilterLimits, Literal, check, matches, parse_filter, parse_patch_path};
 use scimd_proto::{AttrPath, Registry};
 use serde_json::{Map, Number, Value, json};
 
@@ -12,16 +10,13 @@ use serde_json::{Map, Number, Value, json};
 
 fn attr_name() -> impl Strategy<Value = String> {
     "[a-zA-Z][a-zA-Z0-9_-]{0,8}".prop_filter("keywords are not attribute names here", |s| {
-        !["and", "or", "not", "pr", "eq", "true", "false", "null"]
-            .contains(&s.to_ascii_lowercase().as_str())
+        !["and", "or", "not", "pr", "eq", "true", "false", "null"].contains(&s.to_ascii_lowercase().as_str())
     })
 }
 
 fn any_path() -> impl Strategy<Value = AttrPath> {
     (
-        prop::option::of(Just(
-            "urn:ietf:params:scim:schemas:core:2.0:User".to_string(),
-        )),
+        prop::option::of(Just("urn:ietf:params:scim:schemas:core:2.0:User".to_string())),
         attr_name(),
         prop::option::of(attr_name()),
     )
@@ -113,12 +108,8 @@ struct RefUser {
 }
 
 const WORDS: &[&str] = &["a", "A", "ab", "Ab", "b", "ba", ""];
-const TIMES: &[&str] = &[
-    "2020-01-01T00:00:00Z",
-    "2020-01-01T01:00:00+02:00",
-    "2019-12-31T23:30:00Z",
-    "2020-01-01T00:00:00.5Z",
-];
+const TIMES: &[&str] =
+    &["2020-01-01T00:00:00Z", "2020-01-01T01:00:00+02:00", "2019-12-31T23:30:00Z", "2020-01-01T00:00:00.5Z"];
 
 fn word() -> impl Strategy<Value = String> {
     prop::sample::select(WORDS).prop_map(str::to_string)
@@ -132,24 +123,19 @@ fn ref_user() -> impl Strategy<Value = RefUser> {
         prop::collection::vec(
             (
                 prop::option::of(word()),
-                prop::option::of(prop::sample::select(vec![
-                    "work".to_string(),
-                    "home".to_string(),
-                ])),
+                prop::option::of(prop::sample::select(vec!["work".to_string(), "home".to_string()])),
             ),
             0..3,
         ),
         prop::option::of(prop::sample::select(TIMES).prop_map(str::to_string)),
     )
-        .prop_map(
-            |(user_name, title, active, emails, last_modified)| RefUser {
-                user_name,
-                title,
-                active,
-                emails,
-                last_modified,
-            },
-        )
+        .prop_map(|(user_name, title, active, emails, last_modified)| RefUser {
+            user_name,
+            title,
+            active,
+            emails,
+            last_modified,
+        })
 }
 
 fn to_json(u: &RefUser) -> Map<String, Value> {
@@ -218,27 +204,18 @@ fn typed_leaf() -> BoxedStrategy<Filter> {
         CompareOp::Lt,
         CompareOp::Le,
     ]);
-    let text_field = prop::sample::select(vec![
-        Field::UserName,
-        Field::Title,
-        Field::EmailValue,
-        Field::EmailType,
-    ]);
+    let text_field = prop::sample::select(vec![Field::UserName, Field::Title, Field::EmailValue, Field::EmailType]);
     prop_oneof![
         (text_field.clone(), text_ops, word()).prop_map(|(f, op, w)| Filter::Compare(
             field_path(&f),
             op,
             Literal::String(w)
         )),
-        (
-            prop::sample::select(vec![CompareOp::Eq, CompareOp::Ne]),
-            any::<bool>()
-        )
-            .prop_map(|(op, b)| Filter::Compare(
-                field_path(&Field::Active),
-                op,
-                Literal::Bool(b)
-            )),
+        (prop::sample::select(vec![CompareOp::Eq, CompareOp::Ne]), any::<bool>()).prop_map(|(op, b)| Filter::Compare(
+            field_path(&Field::Active),
+            op,
+            Literal::Bool(b)
+        )),
         (order_ops, prop::sample::select(TIMES)).prop_map(|(op, t)| Filter::Compare(
             field_path(&Field::LastModified),
             op,
@@ -262,11 +239,7 @@ fn typed_leaf() -> BoxedStrategy<Filter> {
                 Filter::ValuePath(
                     AttrPath::simple("emails"),
                     Box::new(Filter::and(
-                        Filter::Compare(
-                            AttrPath::simple("type"),
-                            CompareOp::Eq,
-                            Literal::String(t.into()),
-                        ),
+                        Filter::Compare(AttrPath::simple("type"), CompareOp::Eq, Literal::String(t.into())),
                         Filter::Compare(AttrPath::simple("value"), op, Literal::String(w)),
                     )),
                 )
@@ -302,13 +275,9 @@ fn reference(f: &Filter, u: &RefUser) -> bool {
         Filter::Or(a, b) => reference(a, u) || reference(b, u),
         Filter::Not(a) => !reference(a, u),
         Filter::ValuePath(_, inner) => u.emails.iter().any(|(v, t)| {
-            let Filter::And(tf, vf) = inner.as_ref() else {
-                unreachable!()
-            };
-            let (
-                Filter::Compare(_, _, Literal::String(want_t)),
-                Filter::Compare(_, op, Literal::String(want_v)),
-            ) = (tf.as_ref(), vf.as_ref())
+            let Filter::And(tf, vf) = inner.as_ref() else { unreachable!() };
+            let (Filter::Compare(_, _, Literal::String(want_t)), Filter::Compare(_, op, Literal::String(want_v))) =
+                (tf.as_ref(), vf.as_ref())
             else {
                 unreachable!()
             };
@@ -337,11 +306,7 @@ fn reference(f: &Filter, u: &RefUser) -> bool {
                             }
                         })
                     };
-                    if *op == CompareOp::Ne {
-                        !hit(CompareOp::Eq)
-                    } else {
-                        hit(*op)
-                    }
+                    if *op == CompareOp::Ne { !hit(CompareOp::Eq) } else { hit(*op) }
                 }
                 (_, Literal::String(w)) => {
                     if *op == CompareOp::Ne {

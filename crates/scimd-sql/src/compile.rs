@@ -57,18 +57,10 @@ impl<'a> Compiler<'a> {
     fn json_scalar(&self, sql: &mut Sql, doc: &str, path: &str) {
         match self.dialect {
             Dialect::Sqlite => {
-                sql.push("json_extract(")
-                    .push(doc)
-                    .push(", ")
-                    .bind_text(path)
-                    .push(")");
+                sql.push("json_extract(").push(doc).push(", ").bind_text(path).push(")");
             }
             Dialect::Postgres => {
-                sql.push("jsonb_path_query_first(")
-                    .push(doc)
-                    .push(", ")
-                    .bind_text(path)
-                    .push("::jsonpath) #>> '{}'");
+                sql.push("jsonb_path_query_first(").push(doc).push(", ").bind_text(path).push("::jsonpath) #>> '{}'");
             }
         }
     }
@@ -79,11 +71,7 @@ impl<'a> Compiler<'a> {
             Filter::And(a, b) | Filter::Or(a, b) => {
                 sql.push("((");
                 self.filter(sql, a)?;
-                sql.push(if matches!(f, Filter::And(..)) {
-                    ") AND ("
-                } else {
-                    ") OR ("
-                });
+                sql.push(if matches!(f, Filter::And(..)) { ") AND (" } else { ") OR (" });
                 self.filter(sql, b)?;
                 sql.push("))");
                 Ok(())
@@ -114,18 +102,11 @@ impl<'a> Compiler<'a> {
     }
 
     fn resolve(&self, p: &AttrPath) -> Result<Resolved<'a>> {
-        self.schema
-            .resolve_attribute(p)
-            .map_err(|e| StoreError::Unsupported(e.detail))
+        self.schema.resolve_attribute(p).map_err(|e| StoreError::Unsupported(e.detail))
     }
 
     /// A comparison (`cmp` given) or presence test (`cmp` None) on a resource-level path.
-    fn attribute(
-        &self,
-        sql: &mut Sql,
-        p: &AttrPath,
-        cmp: Option<(CompareOp, &Literal)>,
-    ) -> Result<()> {
+    fn attribute(&self, sql: &mut Sql, p: &AttrPath, cmp: Option<(CompareOp, &Literal)>) -> Result<()> {
         let r = self.resolve(p)?;
         let canonical = r.canonical();
         if r.attr.name == "schemas" && r.container == Container::Core {
@@ -172,14 +153,10 @@ impl<'a> Compiler<'a> {
                 } else if let Some(ext) = self.schema.extension(urn) {
                     let path = json_path(&[&ext.id])?;
                     match self.dialect {
-                        Dialect::Sqlite => sql
-                            .push("json_type(t.attributes, ")
-                            .bind_text(path)
-                            .push(") IS NOT NULL"),
-                        Dialect::Postgres => sql
-                            .push("jsonb_path_exists(t.attributes, ")
-                            .bind_text(path)
-                            .push("::jsonpath)"),
+                        Dialect::Sqlite => sql.push("json_type(t.attributes, ").bind_text(path).push(") IS NOT NULL"),
+                        Dialect::Postgres => {
+                            sql.push("jsonb_path_exists(t.attributes, ").bind_text(path).push("::jsonpath)")
+                        }
                     };
                 } else {
                     sql.push("FALSE");
@@ -195,60 +172,35 @@ impl<'a> Compiler<'a> {
     #[allow(clippy::type_complexity)]
     fn relation(&self, attr: &AttributeDef) -> Option<(&'static str, fn(&str) -> Option<Column>)> {
         match (self.layout.kind, attr.name.as_str()) {
-            (Kind::Group, "members") => Some((
-                "t.seq IN (SELECT m.group_seq FROM scim_members m WHERE m.tenant = ",
-                |sub| match sub {
-                    "value" => Some(Column {
-                        path: "members.value",
-                        sql: "m.member_id",
-                        kind: ColumnType::ExactText,
-                    }),
-                    "type" => Some(Column {
-                        path: "members.type",
-                        sql: "m.member_type",
-                        kind: ColumnType::ExactText,
-                    }),
+            (Kind::Group, "members") => {
+                Some(("t.seq IN (SELECT m.group_seq FROM scim_members m WHERE m.tenant = ", |sub| match sub {
+                    "value" => Some(Column { path: "members.value", sql: "m.member_id", kind: ColumnType::ExactText }),
+                    "type" => Some(Column { path: "members.type", sql: "m.member_type", kind: ColumnType::ExactText }),
                     _ => None,
-                },
-            )),
+                }))
+            }
             (Kind::User, "groups") => Some((
                 "t.id IN (SELECT m.member_id FROM scim_members m JOIN scim_groups g ON g.seq = m.group_seq WHERE m.tenant = ",
                 |sub| match sub {
-                    "value" => Some(Column {
-                        path: "groups.value",
-                        sql: "g.id",
-                        kind: ColumnType::ExactText,
-                    }),
-                    "display" => Some(Column {
-                        path: "groups.display",
-                        sql: "g.display_name_key",
-                        kind: ColumnType::FoldedText,
-                    }),
+                    "value" => Some(Column { path: "groups.value", sql: "g.id", kind: ColumnType::ExactText }),
+                    "display" => {
+                        Some(Column { path: "groups.display", sql: "g.display_name_key", kind: ColumnType::FoldedText })
+                    }
                     _ => None,
                 },
             )),
-            (Kind::User, "emails") => Some((
-                "t.seq IN (SELECT e.user_seq FROM scim_user_emails e WHERE e.tenant = ",
-                |sub| match sub {
-                    "value" => Some(Column {
-                        path: "emails.value",
-                        sql: "e.value_key",
-                        kind: ColumnType::FoldedText,
-                    }),
+            (Kind::User, "emails") => {
+                Some(("t.seq IN (SELECT e.user_seq FROM scim_user_emails e WHERE e.tenant = ", |sub| match sub {
+                    "value" => Some(Column { path: "emails.value", sql: "e.value_key", kind: ColumnType::FoldedText }),
                     _ => None,
-                },
-            )),
+                }))
+            }
             _ => None,
         }
     }
 
     /// A comparison or presence test on an attribute kept in the JSON document.
-    fn json_attribute(
-        &self,
-        sql: &mut Sql,
-        r: &Resolved<'_>,
-        cmp: Option<(CompareOp, &Literal)>,
-    ) -> Result<()> {
+    fn json_attribute(&self, sql: &mut Sql, r: &Resolved<'_>, cmp: Option<(CompareOp, &Literal)>) -> Result<()> {
         let mut top: Vec<&str> = Vec::new();
         if let Some(urn) = r.container.urn() {
             top.push(urn);
@@ -257,15 +209,10 @@ impl<'a> Compiler<'a> {
         if r.attr.multi_valued {
             let leaf = match (r.sub, cmp) {
                 (Some(s), _) => Some(s),
-                (None, Some(_)) => r
-                    .attr
-                    .comparison_target()
-                    .filter(|d| d.kind != AttrType::Complex),
+                (None, Some(_)) => r.attr.comparison_target().filter(|d| d.kind != AttrType::Complex),
                 (None, None) => None,
             };
-            let sub_name = leaf
-                .filter(|_| r.attr.kind == AttrType::Complex)
-                .map(|s| s.name.as_str());
+            let sub_name = leaf.filter(|_| r.attr.kind == AttrType::Complex).map(|s| s.name.as_str());
             return self.each_element(sql, &json_path(&top)?, |c, sql| match (cmp, sub_name) {
                 (None, Some(sub)) => c.present_json(sql, "e.value", &json_path(&[sub])?),
                 (None, None) => c.present_json(sql, "e.value", "$"),
@@ -302,15 +249,15 @@ impl<'a> Compiler<'a> {
     }
 
     /// `EXISTS (… each element e of the array at path … WHERE body)`.
-    fn each_element(
-        &self,
-        sql: &mut Sql,
-        path: &str,
-        body: impl FnOnce(&Self, &mut Sql) -> Result<()>,
-    ) -> Result<()> {
+    fn each_element(&self, sql: &mut Sql, path: &str, body: impl FnOnce(&Self, &mut Sql) -> Result<()>) -> Result<()> {
         match self.dialect {
-            Dialect::Sqlite => sql.push("EXISTS (SELECT 1 FROM json_each(t.attributes, ").bind_text(path).push(") e WHERE "),
-            Dialect::Postgres => sql.push("EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE(jsonb_path_query_first(t.attributes, ").bind_text(path).push("::jsonpath), '[]'::jsonb)) e(value) WHERE "),
+            Dialect::Sqlite => {
+                sql.push("EXISTS (SELECT 1 FROM json_each(t.attributes, ").bind_text(path).push(") e WHERE ")
+            }
+            Dialect::Postgres => sql
+                .push("EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE(jsonb_path_query_first(t.attributes, ")
+                .bind_text(path)
+                .push("::jsonpath), '[]'::jsonb)) e(value) WHERE "),
         };
         body(self, sql)?;
         sql.push(")");
@@ -322,11 +269,9 @@ impl<'a> Compiler<'a> {
     fn present_json(&self, sql: &mut Sql, doc: &str, path: &str) -> Result<()> {
         match self.dialect {
             Dialect::Sqlite => {
-                sql.push("EXISTS (SELECT 1 FROM json_tree(")
-                    .push(doc)
-                    .push(", ")
-                    .bind_text(path)
-                    .push(") j WHERE j.type NOT IN ('object', 'array', 'null') AND NOT (j.type = 'text' AND j.atom = ''))");
+                sql.push("EXISTS (SELECT 1 FROM json_tree(").push(doc).push(", ").bind_text(path).push(
+                    ") j WHERE j.type NOT IN ('object', 'array', 'null') AND NOT (j.type = 'text' AND j.atom = ''))",
+                );
             }
             Dialect::Postgres => {
                 sql.push("jsonb_path_exists(").push(doc).push(", ").bind_text(format!("{path}.** ? (@.type() != \"object\" && @.type() != \"array\" && @.type() != \"null\" && @ != \"\")")).push("::jsonpath)");
@@ -394,32 +339,19 @@ impl<'a> Compiler<'a> {
     }
 
     /// A comparison or presence test on a column.
-    fn predicate(
-        &self,
-        sql: &mut Sql,
-        col: &str,
-        kind: ColumnType,
-        cmp: Option<(CompareOp, &Literal)>,
-    ) -> Result<()> {
+    fn predicate(&self, sql: &mut Sql, col: &str, kind: ColumnType, cmp: Option<(CompareOp, &Literal)>) -> Result<()> {
         let Some((op, lit)) = cmp else {
             match kind {
-                ColumnType::ExactText | ColumnType::FoldedText => sql
-                    .push("(")
-                    .push(col)
-                    .push(" IS NOT NULL AND ")
-                    .push(col)
-                    .push(" <> '')"),
+                ColumnType::ExactText | ColumnType::FoldedText => {
+                    sql.push("(").push(col).push(" IS NOT NULL AND ").push(col).push(" <> '')")
+                }
                 _ => sql.push(col).push(" IS NOT NULL"),
             };
             return Ok(());
         };
         match (kind, lit) {
-            (ColumnType::ExactText, Literal::String(s)) => {
-                self.text_compare(sql, raw(sql, col), op, s.clone())
-            }
-            (ColumnType::FoldedText, Literal::String(s)) => {
-                self.text_compare(sql, raw(sql, col), op, fold_case(s))
-            }
+            (ColumnType::ExactText, Literal::String(s)) => self.text_compare(sql, raw(sql, col), op, s.clone()),
+            (ColumnType::FoldedText, Literal::String(s)) => self.text_compare(sql, raw(sql, col), op, fold_case(s)),
             (ColumnType::Bool, Literal::Bool(b)) => {
                 match self.dialect {
                     Dialect::Sqlite => sql.push(col).push(" = ").bind(Bind::Int(*b as i64)),
@@ -442,51 +374,25 @@ impl<'a> Compiler<'a> {
         }
         let n = lit.chars().count() as i64;
         match (op, self.dialect) {
-            (CompareOp::Co, Dialect::Sqlite) => sql
-                .push("instr(")
-                .append(expr)
-                .push(", ")
-                .bind_text(lit)
-                .push(") > 0"),
-            (CompareOp::Co, Dialect::Postgres) => sql
-                .push("strpos(")
-                .append(expr)
-                .push(", ")
-                .bind_text(lit)
-                .push(") > 0"),
-            (CompareOp::Sw, Dialect::Sqlite) => sql
-                .push("substr(")
-                .append(expr)
-                .push(", 1, ")
-                .bind(Bind::Int(n))
-                .push(") = ")
-                .bind_text(lit),
-            (CompareOp::Sw, Dialect::Postgres) => sql
-                .push("left(")
-                .append(expr)
-                .push(", ")
-                .bind(Bind::Int(n))
-                .push(") = ")
-                .bind_text(lit),
-            (CompareOp::Ew, Dialect::Sqlite) => sql
-                .push("substr(")
-                .append(expr)
-                .push(", ")
-                .bind(Bind::Int(-n))
-                .push(") = ")
-                .bind_text(lit),
-            (CompareOp::Ew, Dialect::Postgres) => sql
-                .push("right(")
-                .append(expr)
-                .push(", ")
-                .bind(Bind::Int(n))
-                .push(") = ")
-                .bind_text(lit),
-            (op, Dialect::Postgres) if op.is_ordering() => sql
-                .append(expr)
-                .push(" COLLATE \"C\"")
-                .push(sql_op(op))
-                .bind_text(lit),
+            (CompareOp::Co, Dialect::Sqlite) => sql.push("instr(").append(expr).push(", ").bind_text(lit).push(") > 0"),
+            (CompareOp::Co, Dialect::Postgres) => {
+                sql.push("strpos(").append(expr).push(", ").bind_text(lit).push(") > 0")
+            }
+            (CompareOp::Sw, Dialect::Sqlite) => {
+                sql.push("substr(").append(expr).push(", 1, ").bind(Bind::Int(n)).push(") = ").bind_text(lit)
+            }
+            (CompareOp::Sw, Dialect::Postgres) => {
+                sql.push("left(").append(expr).push(", ").bind(Bind::Int(n)).push("::int) = ").bind_text(lit)
+            }
+            (CompareOp::Ew, Dialect::Sqlite) => {
+                sql.push("substr(").append(expr).push(", ").bind(Bind::Int(-n)).push(") = ").bind_text(lit)
+            }
+            (CompareOp::Ew, Dialect::Postgres) => {
+                sql.push("right(").append(expr).push(", ").bind(Bind::Int(n)).push("::int) = ").bind_text(lit)
+            }
+            (op, Dialect::Postgres) if op.is_ordering() => {
+                sql.append(expr).push(" COLLATE \"C\"").push(sql_op(op)).bind_text(lit)
+            }
             (op, _) => sql.append(expr).push(sql_op(op)).bind_text(lit),
         };
     }
@@ -506,15 +412,7 @@ impl<'a> Compiler<'a> {
         top.push(&r.attr.name);
         if !r.attr.multi_valued {
             let prefix: Vec<String> = top.iter().map(|s| s.to_string()).collect();
-            return self.element_filter(
-                sql,
-                inner,
-                r.attr,
-                &ElementDoc::Json {
-                    doc: "t.attributes",
-                    prefix,
-                },
-            );
+            return self.element_filter(sql, inner, r.attr, &ElementDoc::Json { doc: "t.attributes", prefix });
         }
         // An indexed pre-filter when the value filter pins `value` (Entra ID's
         // `emails[type eq "work"].value eq "…"`); the JSON test below stays exact.
@@ -529,35 +427,17 @@ impl<'a> Compiler<'a> {
                 .push(") AND ");
         }
         self.each_element(sql, &json_path(&top)?, |c, sql| {
-            c.element_filter(
-                sql,
-                inner,
-                r.attr,
-                &ElementDoc::Json {
-                    doc: "e.value",
-                    prefix: vec![],
-                },
-            )
+            c.element_filter(sql, inner, r.attr, &ElementDoc::Json { doc: "e.value", prefix: vec![] })
         })
     }
 
     /// A value filter, its paths naming sub-attributes of `attr`.
-    fn element_filter(
-        &self,
-        sql: &mut Sql,
-        f: &Filter,
-        attr: &AttributeDef,
-        doc: &ElementDoc,
-    ) -> Result<()> {
+    fn element_filter(&self, sql: &mut Sql, f: &Filter, attr: &AttributeDef, doc: &ElementDoc) -> Result<()> {
         match f {
             Filter::And(a, b) | Filter::Or(a, b) => {
                 sql.push("((");
                 self.element_filter(sql, a, attr, doc)?;
-                sql.push(if matches!(f, Filter::And(..)) {
-                    ") AND ("
-                } else {
-                    ") OR ("
-                });
+                sql.push(if matches!(f, Filter::And(..)) { ") AND (" } else { ") OR (" });
                 self.element_filter(sql, b, attr, doc)?;
                 sql.push("))");
                 Ok(())
@@ -582,9 +462,7 @@ impl<'a> Compiler<'a> {
                 sql.push("), FALSE)");
                 Ok(())
             }
-            Filter::Compare(p, CompareOp::Ne, Literal::Null) => {
-                self.element_leaf(sql, p, attr, doc, None)
-            }
+            Filter::Compare(p, CompareOp::Ne, Literal::Null) => self.element_leaf(sql, p, attr, doc, None),
             Filter::Compare(p, op, lit) => self.element_leaf(sql, p, attr, doc, Some((*op, lit))),
         }
     }
@@ -597,13 +475,10 @@ impl<'a> Compiler<'a> {
         doc: &ElementDoc,
         cmp: Option<(CompareOp, &Literal)>,
     ) -> Result<()> {
-        let sub = attr
-            .sub(&p.name)
-            .ok_or_else(|| unsupported(format!("'{}.{}'", attr.name, p.name)))?;
+        let sub = attr.sub(&p.name).ok_or_else(|| unsupported(format!("'{}.{}'", attr.name, p.name)))?;
         match doc {
             ElementDoc::Columns(cols) => {
-                let col = cols(&sub.name)
-                    .ok_or_else(|| unsupported(format!("'{}.{}'", attr.name, sub.name)))?;
+                let col = cols(&sub.name).ok_or_else(|| unsupported(format!("'{}.{}'", attr.name, sub.name)))?;
                 self.predicate(sql, col.sql, col.kind, cmp)
             }
             ElementDoc::Json { doc, prefix } => {
@@ -627,11 +502,7 @@ impl<'a> Compiler<'a> {
     pub fn sort(&self, sql: &mut Sql, key: &SortKey) -> Result<()> {
         let path = AttrPath::parse(&key.path).map_err(StoreError::Unsupported)?;
         let r = self.resolve(&path)?;
-        let dir = if key.order == SortOrder::Descending {
-            " DESC"
-        } else {
-            " ASC"
-        };
+        let dir = if key.order == SortOrder::Descending { " DESC" } else { " ASC" };
         let mut expr = sql.fork();
         if let Some(col) = self.layout.column(&r.canonical()) {
             expr.push(col.sql);
@@ -639,30 +510,24 @@ impl<'a> Compiler<'a> {
             || r.is_common(self.schema)
             || r.attr.kind == AttrType::Complex && r.sub.is_none() && r.attr.sub("value").is_none()
         {
-            return Err(StoreError::Unsupported(format!(
-                "sorting by '{}' is not supported",
-                key.path
-            )));
+            return Err(StoreError::Unsupported(format!("sorting by '{}' is not supported", key.path)));
         } else {
             let mut top: Vec<&str> = Vec::new();
             if let Some(urn) = r.container.urn() {
                 top.push(urn);
             }
             top.push(&r.attr.name);
-            let leaf = r
-                .sub
-                .or_else(|| r.attr.comparison_target())
-                .unwrap_or(r.attr);
+            let leaf = r.sub.or_else(|| r.attr.comparison_target()).unwrap_or(r.attr);
             let scalar = if r.attr.multi_valued {
-                let sub = if r.attr.kind == AttrType::Complex {
-                    json_path(&[&leaf.name])?
-                } else {
-                    "$".to_string()
-                };
+                let sub = if r.attr.kind == AttrType::Complex { json_path(&[&leaf.name])? } else { "$".to_string() };
                 let mut e = expr.fork();
                 match self.dialect {
                     Dialect::Sqlite => {
-                        e.push("(SELECT json_extract(e.value, ").bind_text(sub).push(") FROM json_each(t.attributes, ").bind_text(json_path(&top)?).push(") e ORDER BY COALESCE(json_extract(e.value, '$.primary'), 0) DESC, e.key LIMIT 1)");
+                        e.push("(SELECT json_extract(e.value, ")
+                            .bind_text(sub)
+                            .push(") FROM json_each(t.attributes, ")
+                            .bind_text(json_path(&top)?)
+                            .push(") e ORDER BY COALESCE(json_extract(e.value, '$.primary'), 0) DESC, e.key LIMIT 1)");
                     }
                     Dialect::Postgres => {
                         e.push("(SELECT jsonb_path_query_first(e.value, ").bind_text(sub).push("::jsonpath) #>> '{}' FROM jsonb_array_elements(COALESCE(jsonb_path_query_first(t.attributes, ").bind_text(json_path(&top)?).push("::jsonpath), '[]'::jsonb)) WITH ORDINALITY e(value, n) ORDER BY COALESCE((e.value->>'primary')::boolean, false) DESC, e.n LIMIT 1)");
@@ -677,19 +542,10 @@ impl<'a> Compiler<'a> {
                 self.json_scalar(&mut e, "t.attributes", &json_path(&top)?);
                 e
             };
-            expr = if leaf.kind.is_textual() && !leaf.case_exact {
-                self.fold(scalar)
-            } else {
-                scalar
-            };
+            expr = if leaf.kind.is_textual() && !leaf.case_exact { self.fold(scalar) } else { scalar };
         }
         // Missing values sort last in either direction; ties keep creation order.
-        sql.push("(")
-            .append(expr.clone())
-            .push(") IS NULL, ")
-            .append(expr)
-            .push(dir)
-            .push(", t.seq");
+        sql.push("(").append(expr.clone()).push(") IS NULL, ").append(expr).push(dir).push(", t.seq");
         Ok(())
     }
 }
@@ -703,10 +559,7 @@ fn raw(like: &Sql, col: &str) -> Sql {
 
 enum ElementDoc {
     Columns(fn(&str) -> Option<Column>),
-    Json {
-        doc: &'static str,
-        prefix: Vec<String>,
-    },
+    Json { doc: &'static str, prefix: Vec<String> },
 }
 
 /// The literal of a top-level conjunct `value eq "…"` in a value filter.

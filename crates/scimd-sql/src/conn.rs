@@ -43,10 +43,7 @@ impl From<sqlx::Error> for DbError {
                 return DbError::Unique;
             }
             // PostgreSQL serialization_failure and deadlock_detected; SQLite busy.
-            if matches!(
-                db.code().as_deref(),
-                Some("40001") | Some("40P01") | Some("5") | Some("517")
-            ) {
+            if matches!(db.code().as_deref(), Some("40001") | Some("40P01") | Some("5") | Some("517")) {
                 return DbError::Retry;
             }
         }
@@ -71,17 +68,13 @@ impl Row {
     pub fn int(&self, i: usize) -> DbResult<i64> {
         match self.0.get(i) {
             Some(Cell::Int(v)) => Ok(*v),
-            other => Err(DbError::Other(format!(
-                "column {i}: expected an integer, got {other:?}"
-            ))),
+            other => Err(DbError::Other(format!("column {i}: expected an integer, got {other:?}"))),
         }
     }
     pub fn text(&self, i: usize) -> DbResult<String> {
         match self.0.get(i) {
             Some(Cell::Text(v)) => Ok(v.clone()),
-            other => Err(DbError::Other(format!(
-                "column {i}: expected text, got {other:?}"
-            ))),
+            other => Err(DbError::Other(format!("column {i}: expected text, got {other:?}"))),
         }
     }
     pub fn opt_text(&self, i: usize) -> Option<String> {

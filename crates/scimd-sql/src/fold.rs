@@ -6,11 +6,7 @@ use libsqlite3_sys as ffi;
 use std::ffi::{c_char, c_int};
 use std::ptr::NonNull;
 
-unsafe extern "C" fn scim_fold(
-    ctx: *mut ffi::sqlite3_context,
-    argc: c_int,
-    argv: *mut *mut ffi::sqlite3_value,
-) {
+unsafe extern "C" fn scim_fold(ctx: *mut ffi::sqlite3_context, argc: c_int, argv: *mut *mut ffi::sqlite3_value) {
     // SAFETY: SQLite calls this with `argc` valid argument pointers (registered with
     // nArg = 1), and the text pointer it returns is valid for `sqlite3_value_bytes` bytes
     // until the value is next converted, which we do not do.
@@ -32,12 +28,7 @@ unsafe extern "C" fn scim_fold(
         }
         let bytes = std::slice::from_raw_parts(text, len as usize);
         let folded = scimd_proto::value::fold_case(&String::from_utf8_lossy(bytes));
-        ffi::sqlite3_result_text(
-            ctx,
-            folded.as_ptr() as *const c_char,
-            folded.len() as c_int,
-            ffi::SQLITE_TRANSIENT(),
-        );
+        ffi::sqlite3_result_text(ctx, folded.as_ptr() as *const c_char, folded.len() as c_int, ffi::SQLITE_TRANSIENT());
     }
 }
 
@@ -59,9 +50,5 @@ pub fn register(handle: NonNull<ffi::sqlite3>) -> Result<(), String> {
             None,
         )
     };
-    if rc == ffi::SQLITE_OK {
-        Ok(())
-    } else {
-        Err(format!("sqlite3_create_function_v2 failed with code {rc}"))
-    }
+    if rc == ffi::SQLITE_OK { Ok(()) } else { Err(format!("sqlite3_create_function_v2 failed with code {rc}")) }
 }

@@ -37,64 +37,20 @@ pub struct Layout {
 }
 
 const USER_COLUMNS: &[Column] = &[
-    Column {
-        path: "id",
-        sql: "t.id",
-        kind: ColumnType::ExactText,
-    },
-    Column {
-        path: "externalId",
-        sql: "t.external_id",
-        kind: ColumnType::ExactText,
-    },
-    Column {
-        path: "userName",
-        sql: "t.user_name_key",
-        kind: ColumnType::FoldedText,
-    },
-    Column {
-        path: "active",
-        sql: "t.active",
-        kind: ColumnType::Bool,
-    },
-    Column {
-        path: "meta.created",
-        sql: "t.created",
-        kind: ColumnType::Instant,
-    },
-    Column {
-        path: "meta.lastModified",
-        sql: "t.last_modified",
-        kind: ColumnType::Instant,
-    },
+    Column { path: "id", sql: "t.id", kind: ColumnType::ExactText },
+    Column { path: "externalId", sql: "t.external_id", kind: ColumnType::ExactText },
+    Column { path: "userName", sql: "t.user_name_key", kind: ColumnType::FoldedText },
+    Column { path: "active", sql: "t.active", kind: ColumnType::Bool },
+    Column { path: "meta.created", sql: "t.created", kind: ColumnType::Instant },
+    Column { path: "meta.lastModified", sql: "t.last_modified", kind: ColumnType::Instant },
 ];
 
 const GROUP_COLUMNS: &[Column] = &[
-    Column {
-        path: "id",
-        sql: "t.id",
-        kind: ColumnType::ExactText,
-    },
-    Column {
-        path: "externalId",
-        sql: "t.external_id",
-        kind: ColumnType::ExactText,
-    },
-    Column {
-        path: "displayName",
-        sql: "t.display_name_key",
-        kind: ColumnType::FoldedText,
-    },
-    Column {
-        path: "meta.created",
-        sql: "t.created",
-        kind: ColumnType::Instant,
-    },
-    Column {
-        path: "meta.lastModified",
-        sql: "t.last_modified",
-        kind: ColumnType::Instant,
-    },
+    Column { path: "id", sql: "t.id", kind: ColumnType::ExactText },
+    Column { path: "externalId", sql: "t.external_id", kind: ColumnType::ExactText },
+    Column { path: "displayName", sql: "t.display_name_key", kind: ColumnType::FoldedText },
+    Column { path: "meta.created", sql: "t.created", kind: ColumnType::Instant },
+    Column { path: "meta.lastModified", sql: "t.last_modified", kind: ColumnType::Instant },
 ];
 
 pub const USERS: Layout = Layout {

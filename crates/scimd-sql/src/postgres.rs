@@ -24,6 +24,8 @@ pub struct PostgresSettings {
     pub acquire_timeout: Duration,
     /// A statement running longer than this is cancelled by the server.
     pub statement_timeout: Duration,
+    /// The schema scimd's tables live in (`search_path`); the user's default when None.
+    pub schema: Option<String>,
 }
 
 impl Default for PostgresSettings {
@@ -33,6 +35,7 @@ impl Default for PostgresSettings {
             min_connections: 1,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(30),
+            schema: None,
         }
     }
 }
@@ -64,17 +67,35 @@ impl Pools for PgPools {
 impl SqlStore<PgPools> {
     /// Connects to `url` (`postgres://…`) and applies migrations under an advisory lock.
     pub async fn open(url: &str, settings: &PostgresSettings) -> Result<PostgresStore, StoreError> {
+        if let Some(schema) = &settings.schema
+            && (schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            return Err(StoreError::Backend(format!("invalid schema name '{schema}'")));
+        }
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?
             .application_name("scimd")
-            .options([(
-                "statement_timeout",
-                format!("{}", settings.statement_timeout.as_millis()),
-            )]);
+            .options([("statement_timeout", settings.statement_timeout.as_millis().to_string())]);
+        let schema = settings.schema.clone();
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .min_connections(settings.min_connections)
             .acquire_timeout(settings.acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                let schema = schema.clone();
+                Box::pin(async move {
+                    if let Some(schema) = schema {
+                        // A plain identifier, checked above.
+                        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query(sqlx::AssertSqlSafe(format!("SET search_path TO {schema}")))
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(backend)?;
@@ -83,9 +104,7 @@ impl SqlStore<PgPools> {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
-        Ok(SqlStore {
-            pools: PgPools { pool },
-        })
+        Ok(SqlStore { pools: PgPools { pool } })
     }
 
     pub async fn close(&self) {

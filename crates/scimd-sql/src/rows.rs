@@ -30,22 +30,14 @@ pub fn derive(kind: Kind, attrs: &Map<String, Value>) -> Result<Derived, StoreEr
     let mut emails: Vec<String> = attrs
         .get("emails")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|e| e.get("value").and_then(Value::as_str))
-                .map(fold_case)
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|e| e.get("value").and_then(Value::as_str)).map(fold_case).collect())
         .unwrap_or_default();
     emails.sort();
     emails.dedup();
     Ok(Derived {
         name_key: fold_case(&name),
         name,
-        external_id: attrs
-            .get("externalId")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        external_id: attrs.get("externalId").and_then(Value::as_str).map(str::to_string),
         active: attrs.get("active").and_then(Value::as_bool),
         emails,
     })

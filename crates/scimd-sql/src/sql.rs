@@ -27,11 +27,7 @@ pub struct Sql {
 
 impl Sql {
     pub fn new(dialect: Dialect) -> Sql {
-        Sql {
-            dialect,
-            text: String::with_capacity(256),
-            binds: Vec::new(),
-        }
+        Sql { dialect, text: String::with_capacity(256), binds: Vec::new() }
     }
 
     /// Appends trusted SQL text (never a client value).
@@ -112,10 +108,7 @@ mod tests {
         let mut a = Sql::new(Dialect::Postgres);
         a.push("a = ").bind_text("x");
         let mut b = a.fork();
-        b.push(" AND b = ")
-            .bind(Bind::Int(1))
-            .push(" AND c = ")
-            .bind(Bind::Int(2));
+        b.push(" AND b = ").bind(Bind::Int(1)).push(" AND c = ").bind(Bind::Int(2));
         a.append(b);
         assert_eq!(a.text, "a = $1 AND b = $2 AND c = $3");
         assert_eq!(a.binds.len(), 3);

@@ -33,11 +33,7 @@ pub struct SqliteSettings {
 
 impl Default for SqliteSettings {
     fn default() -> Self {
-        SqliteSettings {
-            durability: Durability::Normal,
-            readers: 4,
-            busy_timeout: Duration::from_secs(5),
-        }
+        SqliteSettings { durability: Durability::Normal, readers: 4, busy_timeout: Duration::from_secs(5) }
     }
 }
 
@@ -74,11 +70,7 @@ impl SqlStore<SqlitePools> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Backend(format!("invalid SQLite URL: {e}")))?
             .create_if_missing(true)
-            .journal_mode(if memory {
-                SqliteJournalMode::Memory
-            } else {
-                SqliteJournalMode::Wal
-            })
+            .journal_mode(if memory { SqliteJournalMode::Memory } else { SqliteJournalMode::Wal })
             .synchronous(match settings.durability {
                 Durability::Normal => SqliteSynchronous::Normal,
                 Durability::Full => SqliteSynchronous::Full,
@@ -108,22 +100,13 @@ impl SqlStore<SqlitePools> {
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         // An in-memory database exists per connection: readers must share the writer's.
-        let read = if memory {
-            write.clone()
-        } else {
-            pool(settings.readers.max(1)).await.map_err(backend)?
-        };
-        Ok(SqlStore {
-            pools: SqlitePools { read, write },
-        })
+        let read = if memory { write.clone() } else { pool(settings.readers.max(1)).await.map_err(backend)? };
+        Ok(SqlStore { pools: SqlitePools { read, write } })
     }
 
     /// SQLite's own consistency check (`PRAGMA integrity_check`): "ok" when sound.
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
-        let row = sqlx::query("PRAGMA integrity_check")
-            .fetch_one(&self.pools.read)
-            .await
-            .map_err(backend)?;
+        let row = sqlx::query("PRAGMA integrity_check").fetch_one(&self.pools.read).await.map_err(backend)?;
         row.try_get::<String, _>(0).map_err(backend)
     }
 

@@ -8,8 +8,8 @@ use crate::rows::{Derived, RelationRow, assemble, derive};
 use crate::sql::{Bind, Dialect, Sql};
 use async_trait::async_trait;
 use scimd_core::store::{
-    DeletePolicy, Kind, ListPage, ListQuery, MemberChange, MemberRef, NewResource, Store,
-    StoreError, StoredResource, Update,
+    DeletePolicy, Kind, ListPage, ListQuery, MemberChange, MemberRef, NewResource, Store, StoreError, StoredResource,
+    Update,
 };
 use scimd_core::tokens::{TokenInfo, TokenStore};
 use std::collections::HashSet;
@@ -60,16 +60,14 @@ fn bind_json(s: &mut Sql, json: String) {
 fn columns(d: Dialect) -> &'static str {
     match d {
         Dialect::Sqlite => "t.seq, t.id, t.attributes, t.created, t.last_modified, t.version",
-        Dialect::Postgres => {
-            "t.seq, t.id, t.attributes::text, t.created, t.last_modified, t.version"
-        }
+        Dialect::Postgres => "t.seq, t.id, t.attributes::text, t.created, t.last_modified, t.version",
     }
 }
 
 fn decode(row: &Row) -> Result<(i64, StoredResource)> {
     let text = row.text(2)?;
-    let attributes = serde_json::from_str(&text)
-        .map_err(|e| StoreError::Backend(format!("corrupt attributes: {e}")))?;
+    let attributes =
+        serde_json::from_str(&text).map_err(|e| StoreError::Backend(format!("corrupt attributes: {e}")))?;
     Ok((
         row.int(0)?,
         StoredResource {
@@ -83,12 +81,7 @@ fn decode(row: &Row) -> Result<(i64, StoredResource)> {
 }
 
 /// The row of a live resource, locked for the rest of a write transaction.
-async fn find_row(
-    tx: &mut dyn Tx,
-    layout: &Layout,
-    tenant: &str,
-    id: &str,
-) -> Result<Option<(i64, i64)>> {
+async fn find_row(tx: &mut dyn Tx, layout: &Layout, tenant: &str, id: &str) -> Result<Option<(i64, i64)>> {
     let mut s = sql(tx.dialect());
     s.push("SELECT seq, version FROM ")
         .push(layout.table)
@@ -121,8 +114,7 @@ async fn write_side_rows(
     let dialect = tx.dialect();
     if replace {
         let mut s = sql(dialect);
-        s.push("DELETE FROM scim_user_emails WHERE user_seq = ")
-            .bind(Bind::Int(seq));
+        s.push("DELETE FROM scim_user_emails WHERE user_seq = ").bind(Bind::Int(seq));
         tx.exec(s).await?;
     }
     if !d.emails.is_empty() {
@@ -132,13 +124,7 @@ async fn write_side_rows(
             if i > 0 {
                 s.push(", ");
             }
-            s.push("(")
-                .bind_text(tenant)
-                .push(", ")
-                .bind(Bind::Int(seq))
-                .push(", ")
-                .bind_text(e.as_str())
-                .push(")");
+            s.push("(").bind_text(tenant).push(", ").bind(Bind::Int(seq)).push(", ").bind_text(e.as_str()).push(")");
         }
         tx.exec(s).await?;
     }
@@ -156,9 +142,7 @@ async fn resolve_members(
     let mut seen = HashSet::new();
     for r in refs {
         if r.value == group_id {
-            return Err(StoreError::InvalidMember(
-                "a group cannot be a member of itself".into(),
-            ));
+            return Err(StoreError::InvalidMember("a group cannot be a member of itself".into()));
         }
         if seen.insert(r.value.as_str()) {
             wanted.push(&r.value);
@@ -180,18 +164,15 @@ async fn resolve_members(
             }
         }
     }
-    if found.len() < wanted.len() {
-        let known: HashSet<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
-        let missing = wanted
-            .iter()
-            .find(|id| !known.contains(**id))
-            .copied()
-            .unwrap_or_default();
-        return Err(StoreError::InvalidMember(format!(
-            "member '{missing}' is not a User or Group of this service"
-        )));
-    }
-    Ok(found)
+    // In the order the client gave them: that is the order members are listed in.
+    let kinds: std::collections::HashMap<String, &'static str> = found.into_iter().collect();
+    wanted
+        .iter()
+        .map(|id| match kinds.get(*id) {
+            Some(kind) => Ok((id.to_string(), *kind)),
+            None => Err(StoreError::InvalidMember(format!("member '{id}' is not a User or Group of this service"))),
+        })
+        .collect()
 }
 
 async fn add_members(
@@ -228,8 +209,7 @@ async fn add_members(
 
 async fn remove_all_members(tx: &mut dyn Tx, group_seq: i64) -> Result<bool> {
     let mut s = sql(tx.dialect());
-    s.push("DELETE FROM scim_members WHERE group_seq = ")
-        .bind(Bind::Int(group_seq));
+    s.push("DELETE FROM scim_members WHERE group_seq = ").bind(Bind::Int(group_seq));
     Ok(tx.exec(s).await? > 0)
 }
 
@@ -244,9 +224,7 @@ async fn change_members(
     let mut changed = false;
     for change in changes {
         match change {
-            MemberChange::Add(refs) => {
-                changed |= add_members(tx, tenant, group_id, group_seq, refs).await?
-            }
+            MemberChange::Add(refs) => changed |= add_members(tx, tenant, group_id, group_seq, refs).await?,
             MemberChange::Replace(refs) => {
                 let removed = remove_all_members(tx, group_seq).await?;
                 let added = add_members(tx, tenant, group_id, group_seq, refs).await?;
@@ -282,21 +260,13 @@ async fn drop_memberships(tx: &mut dyn Tx, tenant: &str, id: &str, now: &str) ->
         .push(")");
     tx.exec(s).await?;
     let mut s = sql(d);
-    s.push("DELETE FROM scim_members WHERE tenant = ")
-        .bind_text(tenant)
-        .push(" AND member_id = ")
-        .bind_text(id);
+    s.push("DELETE FROM scim_members WHERE tenant = ").bind_text(tenant).push(" AND member_id = ").bind_text(id);
     tx.exec(s).await?;
     Ok(())
 }
 
 /// Relation rows (members of groups, groups of users) for resources of a page.
-async fn relations(
-    tx: &mut dyn Tx,
-    kind: Kind,
-    tenant: &str,
-    owners: &[(i64, String)],
-) -> Result<Vec<RelationRow>> {
+async fn relations(tx: &mut dyn Tx, kind: Kind, tenant: &str, owners: &[(i64, String)]) -> Result<Vec<RelationRow>> {
     let d = tx.dialect();
     let user_display = match d {
         Dialect::Sqlite => "json_extract(u.attributes, '$.displayName')",
@@ -351,12 +321,7 @@ async fn relations(
     Ok(out)
 }
 
-async fn with_relations(
-    tx: &mut dyn Tx,
-    kind: Kind,
-    tenant: &str,
-    items: &mut [(i64, StoredResource)],
-) -> Result<()> {
+async fn with_relations(tx: &mut dyn Tx, kind: Kind, tenant: &str, items: &mut [(i64, StoredResource)]) -> Result<()> {
     if items.is_empty() {
         return Ok(());
     }
@@ -368,14 +333,8 @@ async fn with_relations(
 
 /// Sets the derived columns and the document of a resource row.
 fn push_derived_columns(s: &mut Sql, layout: &Layout, d: &Derived) {
-    s.push(layout.name_column)
-        .push(" = ")
-        .bind_text(d.name.as_str());
-    s.push(", ")
-        .push(layout.name_key_column)
-        .push(" = ")
-        .bind_text(d.name_key.as_str())
-        .push(", external_id = ");
+    s.push(layout.name_column).push(" = ").bind_text(d.name.as_str());
+    s.push(", ").push(layout.name_key_column).push(" = ").bind_text(d.name_key.as_str()).push(", external_id = ");
     match &d.external_id {
         Some(e) => s.bind_text(e.as_str()),
         None => s.push("NULL"),
@@ -413,11 +372,7 @@ impl<P: Pools> Store for SqlStore<P> {
             .bind_text(tenant)
             .push(", ")
             .bind_text(new.id.as_str());
-        s.push(", ")
-            .bind_text(d.name.as_str())
-            .push(", ")
-            .bind_text(d.name_key.as_str())
-            .push(", ");
+        s.push(", ").bind_text(d.name.as_str()).push(", ").bind_text(d.name_key.as_str()).push(", ");
         match &d.external_id {
             Some(e) => s.bind_text(e.as_str()),
             None => s.push("NULL"),
@@ -433,11 +388,7 @@ impl<P: Pools> Store for SqlStore<P> {
         }
         s.push(", ");
         bind_json(&mut s, json);
-        s.push(", ")
-            .bind_text(new.now.as_str())
-            .push(", ")
-            .bind_text(new.now.as_str())
-            .push(", 1) RETURNING seq");
+        s.push(", ").bind_text(new.now.as_str()).push(", ").bind_text(new.now.as_str()).push(", 1) RETURNING seq");
         let row = tx
             .row(s)
             .await
@@ -448,9 +399,7 @@ impl<P: Pools> Store for SqlStore<P> {
         if kind == Kind::Group && !new.members.is_empty() {
             add_members(&mut *tx, tenant, &new.id, seq, &new.members).await?;
         }
-        tx.commit()
-            .await
-            .map_err(|e| e.unique_on(layout.name_attr))?;
+        tx.commit().await.map_err(|e| e.unique_on(layout.name_attr))?;
         Ok(StoredResource {
             id: new.id,
             attributes: new.attributes,
@@ -460,13 +409,7 @@ impl<P: Pools> Store for SqlStore<P> {
         })
     }
 
-    async fn get(
-        &self,
-        tenant: &str,
-        kind: Kind,
-        id: &str,
-        with_rel: bool,
-    ) -> Result<Option<StoredResource>> {
+    async fn get(&self, tenant: &str, kind: Kind, id: &str, with_rel: bool) -> Result<Option<StoredResource>> {
         let layout = layout(kind);
         let mut tx = self.pools.read().await?;
         let mut s = sql(tx.dialect());
@@ -492,15 +435,9 @@ impl<P: Pools> Store for SqlStore<P> {
 
     async fn update(&self, tenant: &str, kind: Kind, id: &str, update: Update) -> Result<i64> {
         let layout = layout(kind);
-        let derived = update
-            .attributes
-            .as_ref()
-            .map(|a| derive(kind, a))
-            .transpose()?;
+        let derived = update.attributes.as_ref().map(|a| derive(kind, a)).transpose()?;
         let mut tx = self.pools.write().await?;
-        let (seq, version) = find_row(&mut *tx, layout, tenant, id)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let (seq, version) = find_row(&mut *tx, layout, tenant, id).await?.ok_or(StoreError::NotFound)?;
         if update.expected_version.is_some_and(|v| v != version) {
             return Err(StoreError::VersionMismatch);
         }
@@ -512,9 +449,7 @@ impl<P: Pools> Store for SqlStore<P> {
             s.push(", attributes = ");
             bind_json(&mut s, serde_json::Value::Object(attrs.clone()).to_string());
             s.push(" WHERE seq = ").bind(Bind::Int(seq));
-            tx.exec(s)
-                .await
-                .map_err(|e| e.unique_on(layout.name_attr))?;
+            tx.exec(s).await.map_err(|e| e.unique_on(layout.name_attr))?;
             write_side_rows(&mut *tx, layout, tenant, seq, d, true).await?;
             changed = true;
         }
@@ -532,9 +467,7 @@ impl<P: Pools> Store for SqlStore<P> {
             .push(" WHERE seq = ")
             .bind(Bind::Int(seq));
         tx.exec(s).await?;
-        tx.commit()
-            .await
-            .map_err(|e| e.unique_on(layout.name_attr))?;
+        tx.commit().await.map_err(|e| e.unique_on(layout.name_attr))?;
         Ok(version + 1)
     }
 
@@ -560,10 +493,7 @@ impl<P: Pools> Store for SqlStore<P> {
         let mut s = sql(d);
         match policy {
             DeletePolicy::Erase => {
-                s.push("DELETE FROM ")
-                    .push(layout.table)
-                    .push(" WHERE seq = ")
-                    .bind(Bind::Int(seq));
+                s.push("DELETE FROM ").push(layout.table).push(" WHERE seq = ").bind(Bind::Int(seq));
             }
             DeletePolicy::Retire | DeletePolicy::Deactivate => {
                 remove_all_members(&mut *tx, seq).await?;
@@ -577,12 +507,8 @@ impl<P: Pools> Store for SqlStore<P> {
                     s.push(", active = ");
                     bind_bool(&mut s, false);
                     s.push(match d {
-                        Dialect::Sqlite => {
-                            ", attributes = json_set(attributes, '$.active', json('false'))"
-                        }
-                        Dialect::Postgres => {
-                            ", attributes = jsonb_set(attributes, '{active}', 'false'::jsonb)"
-                        }
+                        Dialect::Sqlite => ", attributes = json_set(attributes, '$.active', json('false'))",
+                        Dialect::Postgres => ", attributes = jsonb_set(attributes, '{active}', 'false'::jsonb)",
                     });
                 }
                 s.push(" WHERE seq = ").bind(Bind::Int(seq));
@@ -596,12 +522,7 @@ impl<P: Pools> Store for SqlStore<P> {
     async fn list(&self, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage> {
         let layout = layout(kind);
         let d = self.pools.dialect();
-        let compiler = Compiler {
-            dialect: d,
-            layout,
-            schema: q.schema,
-            tenant,
-        };
+        let compiler = Compiler { dialect: d, layout, schema: q.schema, tenant };
         let mut from = sql(d);
         from.push(" FROM ")
             .push(layout.table)
@@ -624,19 +545,11 @@ impl<P: Pools> Store for SqlStore<P> {
         let mut tx = self.pools.read().await?;
         let mut count = sql(d);
         count.push("SELECT COUNT(*)").append(from.clone());
-        let total = tx
-            .row(count)
-            .await?
-            .map(|r| r.int(0))
-            .transpose()?
-            .unwrap_or(0);
+        let total = tx.row(count).await?.map(|r| r.int(0)).transpose()?.unwrap_or(0);
         let mut items = Vec::new();
         if q.count > 0 && (q.offset as i64) < total {
             let mut page = sql(d);
-            page.push("SELECT ")
-                .push(columns(d))
-                .append(from)
-                .append(order);
+            page.push("SELECT ").push(columns(d)).append(from).append(order);
             page.push(" LIMIT ")
                 .bind(Bind::Int(q.count.min(i64::MAX as u64) as i64))
                 .push(" OFFSET ")
@@ -649,10 +562,7 @@ impl<P: Pools> Store for SqlStore<P> {
             }
         }
         tx.commit().await?;
-        Ok(ListPage {
-            total: total as u64,
-            resources: items.into_iter().map(|(_, r)| r).collect(),
-        })
+        Ok(ListPage { total: total as u64, resources: items.into_iter().map(|(_, r)| r).collect() })
     }
 
     async fn ping(&self) -> Result<()> {
@@ -694,13 +604,7 @@ impl<P: Pools> TokenStore for SqlStore<P> {
         tx.commit().await?;
         Ok(match row {
             Some(r) => Some((
-                TokenInfo {
-                    id: r.text(0)?,
-                    tenant: r.text(1)?,
-                    name: r.text(2)?,
-                    created: r.text(3)?,
-                    revoked: None,
-                },
+                TokenInfo { id: r.text(0)?, tenant: r.text(1)?, name: r.text(2)?, created: r.text(3)?, revoked: None },
                 r.text(4)?,
             )),
             None => None,

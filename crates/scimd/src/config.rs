@@ -47,6 +47,9 @@ pub struct Config {
     pub pg_acquire_timeout_secs: u64,
     /// PostgreSQL: seconds after which the server cancels a statement.
     pub pg_statement_timeout_secs: u64,
+    /// PostgreSQL: the schema scimd's tables live in (created if missing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pg_schema: Option<String>,
     /// The tenant the server's tokens belong to.
     pub tenant: String,
     /// Published in ServiceProviderConfig.
@@ -75,6 +78,7 @@ impl Default for Config {
             pg_min_connections: 1,
             pg_acquire_timeout_secs: 5,
             pg_statement_timeout_secs: 30,
+            pg_schema: None,
             tenant: "default".into(),
             documentation_uri: None,
         }
@@ -100,10 +104,8 @@ const ENV: &[(&str, &str)] = &[
     ("SCIMD_PG_MAX_CONNECTIONS", "pg_max_connections"),
     ("SCIMD_PG_MIN_CONNECTIONS", "pg_min_connections"),
     ("SCIMD_PG_ACQUIRE_TIMEOUT_SECS", "pg_acquire_timeout_secs"),
-    (
-        "SCIMD_PG_STATEMENT_TIMEOUT_SECS",
-        "pg_statement_timeout_secs",
-    ),
+    ("SCIMD_PG_STATEMENT_TIMEOUT_SECS", "pg_statement_timeout_secs"),
+    ("SCIMD_PG_SCHEMA", "pg_schema"),
     ("SCIMD_TENANT", "tenant"),
     ("SCIMD_DOCUMENTATION_URI", "documentation_uri"),
 ];
@@ -113,10 +115,8 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Config> {
         let mut table = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                text.parse::<toml::Table>()
-                    .with_context(|| format!("parsing {}", path.display()))?
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                text.parse::<toml::Table>().with_context(|| format!("parsing {}", path.display()))?
             }
             None => toml::Table::new(),
         };
@@ -126,19 +126,14 @@ impl Config {
                 // Keep the type of the setting: numbers stay numbers.
                 let typed = match defaults.get(*key) {
                     Some(toml::Value::Integer(_)) => toml::Value::Integer(
-                        value
-                            .trim()
-                            .parse()
-                            .with_context(|| format!("{var} must be a whole number"))?,
+                        value.trim().parse().with_context(|| format!("{var} must be a whole number"))?,
                     ),
                     _ => toml::Value::String(value),
                 };
                 table.insert((*key).to_string(), typed);
             }
         }
-        let config: Config = toml::Value::Table(table)
-            .try_into()
-            .context("invalid configuration")?;
+        let config: Config = toml::Value::Table(table).try_into().context("invalid configuration")?;
         config.check()?;
         Ok(config)
     }
@@ -161,11 +156,7 @@ impl Config {
     }
 
     pub fn delete_policy(&self) -> Result<DeletePolicy> {
-        DeletePolicy::parse(&self.delete_policy).with_context(|| {
-            format!(
-                "delete_policy must be retire, erase or deactivate, not '{}'",
-                self.delete_policy
-            )
-        })
+        DeletePolicy::parse(&self.delete_policy)
+            .with_context(|| format!("delete_policy must be retire, erase or deactivate, not '{}'", self.delete_policy))
     }
 }

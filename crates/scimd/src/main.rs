@@ -47,9 +47,7 @@ fn main() -> Result<()> {
     if let Some(url) = cli.database_url {
         config.database_url = url;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
             Command::Serve { listen } => {
@@ -60,10 +58,7 @@ fn main() -> Result<()> {
             }
             Command::Migrate => {
                 server::open_store(&config).await?;
-                println!(
-                    "migrations applied to {}",
-                    server::redact_url(&config.database_url)
-                );
+                println!("migrations applied to {}", server::redact_url(&config.database_url));
                 Ok(())
             }
             Command::Token { action } => server::token_command(&config, action).await,

@@ -42,9 +42,8 @@ pub struct Backend {
 /// A database URL with any password hidden, for messages.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            let user = creds.split(':').next().unwrap_or("");
+        (Some(scheme), Some(at)) if at > scheme && url[scheme + 3..at].contains(':') => {
+            let user = url[scheme + 3..at].split(':').next().unwrap_or("");
             format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
         }
         _ => url.to_string(),
@@ -55,23 +54,13 @@ pub async fn open_store(config: &Config) -> Result<Backend> {
     let url = config.database_url.as_str();
     if url.starts_with("sqlite:") {
         let settings = SqliteSettings {
-            durability: if config.sqlite_synchronous == "full" {
-                Durability::Full
-            } else {
-                Durability::Normal
-            },
+            durability: if config.sqlite_synchronous == "full" { Durability::Full } else { Durability::Normal },
             readers: config.sqlite_readers,
             ..SqliteSettings::default()
         };
-        let store = Arc::new(
-            SqliteStore::open(url, &settings)
-                .await
-                .with_context(|| format!("opening {}", redact_url(url)))?,
-        );
-        return Ok(Backend {
-            store: store.clone(),
-            tokens: store,
-        });
+        let store =
+            Arc::new(SqliteStore::open(url, &settings).await.with_context(|| format!("opening {}", redact_url(url)))?);
+        return Ok(Backend { store: store.clone(), tokens: store });
     }
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let settings = PostgresSettings {
@@ -79,21 +68,14 @@ pub async fn open_store(config: &Config) -> Result<Backend> {
             min_connections: config.pg_min_connections,
             acquire_timeout: Duration::from_secs(config.pg_acquire_timeout_secs),
             statement_timeout: Duration::from_secs(config.pg_statement_timeout_secs),
+            schema: config.pg_schema.clone(),
         };
         let store = Arc::new(
-            PostgresStore::open(url, &settings)
-                .await
-                .with_context(|| format!("opening {}", redact_url(url)))?,
+            PostgresStore::open(url, &settings).await.with_context(|| format!("opening {}", redact_url(url)))?,
         );
-        return Ok(Backend {
-            store: store.clone(),
-            tokens: store,
-        });
+        return Ok(Backend { store: store.clone(), tokens: store });
     }
-    bail!(
-        "unsupported database URL '{}': use sqlite://PATH or postgres://…",
-        redact_url(url)
-    )
+    bail!("unsupported database URL '{}': use sqlite://PATH or postgres://…", redact_url(url))
 }
 
 fn now() -> String {
@@ -103,9 +85,7 @@ fn now() -> String {
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if config.log_format == "json" {
         builder.json().init();
     } else {
@@ -127,9 +107,7 @@ pub async fn serve(config: Config) -> Result<()> {
     first_start_token(&config, backend.tokens.as_ref(), &public).await?;
     let app = build_app(&config, &backend)?;
     tracing::info!(listen = %local, scim = %public, database = %redact_url(&config.database_url), "scimd serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("scimd stopped");
     Ok(())
 }
@@ -142,16 +120,9 @@ pub fn build_app(config: &Config, backend: &Backend) -> Result<Router> {
         delete_policy: config.delete_policy()?,
         default_page_size: config.default_page_size,
         max_page_size: config.max_page_size,
-        filter_limits: FilterLimits {
-            max_len: config.max_filter_length,
-            ..FilterLimits::default()
-        },
+        filter_limits: FilterLimits { max_len: config.max_filter_length, ..FilterLimits::default() },
     };
-    let engine = Arc::new(Engine::new(
-        Arc::new(Registry::standard()),
-        backend.store.clone(),
-        settings,
-    ));
+    let engine = Arc::new(Engine::new(Arc::new(Registry::standard()), backend.store.clone(), settings));
     let scim = ScimService::new(
         engine,
         Arc::new(BearerTokens::new(backend.tokens.clone())),
@@ -182,7 +153,9 @@ pub fn build_app(config: &Config, backend: &Backend) -> Result<Router> {
                 }
             }),
         )
-        .fallback(|| async { scimd_axum::error::error_response(&scimd_proto::ScimError::not_found("no such endpoint")) })
+        .fallback(|| async {
+            scimd_axum::error::error_response(&scimd_proto::ScimError::not_found("no such endpoint"))
+        })
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
@@ -198,23 +171,12 @@ async fn first_start_token(config: &Config, tokens: &dyn TokenStore, public: &st
     if !tokens.list_tokens(&config.tenant).await?.is_empty() {
         return Ok(());
     }
-    let bootstrap = std::env::var("SCIMD_BOOTSTRAP_TOKEN")
-        .ok()
-        .filter(|t| !t.trim().is_empty());
+    let bootstrap = std::env::var("SCIMD_BOOTSTRAP_TOKEN").ok().filter(|t| !t.trim().is_empty());
     let from_env = bootstrap.is_some();
-    let token = create_token(
-        tokens,
-        &config.tenant,
-        if from_env { "bootstrap" } else { "initial" },
-        bootstrap,
-        &now(),
-    )
-    .await?;
+    let token =
+        create_token(tokens, &config.tenant, if from_env { "bootstrap" } else { "initial" }, bootstrap, &now()).await?;
     if from_env {
-        eprintln!(
-            "scimd: registered SCIMD_BOOTSTRAP_TOKEN as token {} (only its hash is stored)",
-            token.info.id
-        );
+        eprintln!("scimd: registered SCIMD_BOOTSTRAP_TOKEN as token {} (only its hash is stored)", token.info.id);
     } else {
         println!();
         println!("  scimd created an API token. It is shown once; only its hash is stored.");
@@ -223,9 +185,7 @@ async fn first_start_token(config: &Config, tokens: &dyn TokenStore, public: &st
         println!("    Bearer token:   {}", token.secret);
         println!();
         println!("  Give both to your identity provider (Entra ID: Tenant URL and Secret Token;");
-        println!(
-            "  Okta: SCIM connector base URL and API token). Manage tokens with `scimd token`."
-        );
+        println!("  Okta: SCIM connector base URL and API token). Manage tokens with `scimd token`.");
         println!();
     }
     Ok(())
@@ -259,19 +219,13 @@ pub async fn token_command(config: &Config, action: TokenAction) -> Result<()> {
     match action {
         TokenAction::Create { name } => {
             let t = create_token(tokens, &config.tenant, &name, None, &now()).await?;
-            eprintln!(
-                "created token {} ({}); the secret is shown once:",
-                t.info.id, t.info.name
-            );
+            eprintln!("created token {} ({}); the secret is shown once:", t.info.id, t.info.name);
             println!("{}", t.secret);
         }
         TokenAction::List => {
             println!("{:<14} {:<20} {:<28} STATUS", "ID", "NAME", "CREATED");
             for t in tokens.list_tokens(&config.tenant).await? {
-                let status = t
-                    .revoked
-                    .map(|r| format!("revoked {r}"))
-                    .unwrap_or_else(|| "active".into());
+                let status = t.revoked.map(|r| format!("revoked {r}")).unwrap_or_else(|| "active".into());
                 println!("{:<14} {:<20} {:<28} {status}", t.id, t.name, t.created);
             }
         }
@@ -284,4 +238,16 @@ pub async fn token_command(config: &Config, action: TokenAction) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(redact_url("postgres://scimd:s3cret@db:5432/scimd"), "postgres://scimd:***@db:5432/scimd");
+        assert_eq!(redact_url("postgres://scimd@db/scimd"), "postgres://scimd@db/scimd");
+        assert_eq!(redact_url("sqlite://scimd.db"), "sqlite://scimd.db");
+    }
 }

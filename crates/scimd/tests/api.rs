@@ -20,10 +20,7 @@ async fn discovery_endpoints() {
     assert_eq!(spc.body["patch"]["supported"], true);
     assert_eq!(spc.body["filter"]["maxResults"], 1000);
     assert_eq!(spc.body["etag"]["supported"], true);
-    assert_eq!(
-        spc.body["authenticationSchemes"][0]["type"],
-        "oauthbearertoken"
-    );
+    assert_eq!(spc.body["authenticationSchemes"][0]["type"], "oauthbearertoken");
 
     let rts = s.get("/ResourceTypes").await;
     assert_eq!(rts.body["totalResults"], 2);
@@ -35,12 +32,8 @@ async fn discovery_endpoints() {
     let schemas = s.get("/Schemas").await;
     assert_eq!(schemas.body["totalResults"], 3);
     let user = s.get(&format!("/Schemas/{USER}")).await;
-    let names: Vec<&str> = user.body["attributes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> =
+        user.body["attributes"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
     // RFC 7643 §4.1 and §8.7.1: every core User attribute is published.
     for want in [
         "userName",
@@ -90,24 +83,12 @@ async fn user_lifecycle_with_headers() {
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let id = r.body["id"].as_str().unwrap().to_string();
-    assert_eq!(
-        r.headers["location"].to_str().unwrap(),
-        r.body["meta"]["location"].as_str().unwrap()
-    );
+    assert_eq!(r.headers["location"].to_str().unwrap(), r.body["meta"]["location"].as_str().unwrap());
     assert_eq!(r.body["meta"]["location"], format!("{}/Users/{id}", s.base));
-    assert_eq!(
-        r.headers["etag"].to_str().unwrap(),
-        r.body["meta"]["version"].as_str().unwrap()
-    );
+    assert_eq!(r.headers["etag"].to_str().unwrap(), r.body["meta"]["version"].as_str().unwrap());
     assert_eq!(r.body["userName"], "BJensen", "case is preserved");
-    assert!(
-        r.body.get("password").is_none(),
-        "password is never returned"
-    );
-    assert_eq!(
-        r.body[ENTERPRISE]["manager"],
-        json!({"value": "not-checked"})
-    );
+    assert!(r.body.get("password").is_none(), "password is never returned");
+    assert_eq!(r.body[ENTERPRISE]["manager"], json!({"value": "not-checked"}));
     assert_eq!(r.body["meta"]["resourceType"], "User");
     assert_eq!(r.body["meta"]["created"], r.body["meta"]["lastModified"]);
     assert_eq!(r.body["schemas"], json!([USER, ENTERPRISE]));
@@ -121,78 +102,49 @@ async fn user_lifecycle_with_headers() {
         .call(
             Method::PUT,
             &format!("/Users/{id}"),
-            Some(
-                json!({"schemas": [USER], "id": id, "userName": "bjensen", "meta": {"version": "x"},
-        "groups": [{"value": "ignored"}], "displayName": "Babs"}),
-            ),
+            Some(json!({"schemas": [USER], "id": id, "userName": "bjensen", "meta": {"version": "x"},
+        "groups": [{"value": "ignored"}], "displayName": "Babs"})),
         )
         .await;
     assert_eq!(put.status, 200, "{}", put.body);
     assert_eq!(put.body["displayName"], "Babs");
-    assert!(
-        put.body.get("name").is_none(),
-        "PUT replaced the whole resource"
-    );
+    assert!(put.body.get("name").is_none(), "PUT replaced the whole resource");
     assert_ne!(put.body["meta"]["version"], r.body["meta"]["version"]);
     let p = s
         .call(
             Method::PATCH,
             &format!("/Users/{id}?attributes=displayName"),
-            Some(
-                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "replace", "path": "displayName", "value": "B"}]}),
-            ),
+            Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "displayName", "value": "B"}]})),
         )
         .await;
     assert_eq!(p.status, 200);
-    assert_eq!(
-        p.body,
-        json!({"schemas": [USER], "id": id, "displayName": "B"})
-    );
+    assert_eq!(p.body, json!({"schemas": [USER], "id": id, "displayName": "B"}));
 
     assert_eq!(s.delete(&format!("/Users/{id}")).await.status, 204);
     s.get(&format!("/Users/{id}")).await.assert_error(404, None);
-    s.delete(&format!("/Users/{id}"))
-        .await
-        .assert_error(404, None);
+    s.delete(&format!("/Users/{id}")).await.assert_error(404, None);
 }
 
 #[tokio::test]
 async fn uniqueness_is_case_insensitive_and_per_resource_type() {
     let s = TestServer::start().await;
     s.user("alice").await;
-    let dup = s
-        .post("/Users", json!({"schemas": [USER], "userName": "ALICE"}))
-        .await;
+    let dup = s.post("/Users", json!({"schemas": [USER], "userName": "ALICE"})).await;
     dup.assert_error(409, Some("uniqueness"));
     let bob = s.user("bob").await;
-    let clash = s
-        .patch(
-            &format!("/Users/{bob}"),
-            json!([{"op": "replace", "path": "userName", "value": "Alice"}]),
-        )
-        .await;
+    let clash =
+        s.patch(&format!("/Users/{bob}"), json!([{"op": "replace", "path": "userName", "value": "Alice"}])).await;
     clash.assert_error(409, Some("uniqueness"));
     s.group("Staff", &[]).await;
-    s.post(
-        "/Groups",
-        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "STAFF"}),
-    )
-    .await
-    .assert_error(409, Some("uniqueness"));
+    s.post("/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "STAFF"}))
+        .await
+        .assert_error(409, Some("uniqueness"));
     // After a delete the name is free again.
     let list = s.get("/Users?filter=userName%20eq%20%22alice%22").await;
-    let alice = list.body["Resources"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let alice = list.body["Resources"][0]["id"].as_str().unwrap().to_string();
     assert_eq!(s.delete(&format!("/Users/{alice}")).await.status, 204);
-    assert_eq!(
-        s.post("/Users", json!({"schemas": [USER], "userName": "Alice"}))
-            .await
-            .status,
-        201
-    );
+    assert_eq!(s.post("/Users", json!({"schemas": [USER], "userName": "Alice"})).await.status, 201);
 }
 
 #[tokio::test]
@@ -202,19 +154,9 @@ async fn groups_members_and_derived_user_groups() {
     let b = s.user("b").await;
     let g = s.group("Eng", &[&a]).await;
     let got = s.get(&format!("/Groups/{g}")).await;
-    assert_eq!(
-        got.body["members"],
-        json!([{"value": a, "type": "User", "$ref": format!("{}/Users/{a}", s.base)}])
-    );
-    let with_display = s
-        .get(&format!(
-            "/Groups/{g}?attributes=members.display,members.value"
-        ))
-        .await;
-    assert_eq!(
-        with_display.body["members"][0]["display"], "a",
-        "display on request"
-    );
+    assert_eq!(got.body["members"], json!([{"value": a, "type": "User", "$ref": format!("{}/Users/{a}", s.base)}]));
+    let with_display = s.get(&format!("/Groups/{g}?attributes=members.display,members.value")).await;
+    assert_eq!(with_display.body["members"][0]["display"], "a", "display on request");
 
     let r = s
         .patch(
@@ -231,68 +173,39 @@ async fn groups_members_and_derived_user_groups() {
     );
 
     // `groups` is read-only on a User.
-    s.patch(
-        &format!("/Users/{a}"),
-        json!([{"op": "add", "path": "groups", "value": [{"value": g}]}]),
-    )
-    .await
-    .assert_error(400, Some("mutability"));
+    s.patch(&format!("/Users/{a}"), json!([{"op": "add", "path": "groups", "value": [{"value": g}]}]))
+        .await
+        .assert_error(400, Some("mutability"));
     // Unknown members are refused, and nothing else in the request is applied.
     s.patch(&format!("/Groups/{g}"), json!([{"op": "replace", "path": "displayName", "value": "X"}, {"op": "add", "path": "members", "value": [{"value": "nobody"}]}]))
         .await
         .assert_error(400, Some("invalidValue"));
-    assert_eq!(
-        s.get(&format!("/Groups/{g}")).await.body["displayName"],
-        "Eng",
-        "all or nothing"
-    );
+    assert_eq!(s.get(&format!("/Groups/{g}")).await.body["displayName"], "Eng", "all or nothing");
     // A group can be a member of another, not of itself.
     let parent = s.group("Parent", &[&g]).await;
-    assert_eq!(
-        s.get(&format!("/Groups/{parent}")).await.body["members"][0]["type"],
-        "Group"
-    );
-    s.patch(
-        &format!("/Groups/{g}"),
-        json!([{"op": "add", "path": "members", "value": [{"value": g}]}]),
-    )
-    .await
-    .assert_error(400, Some("invalidValue"));
+    assert_eq!(s.get(&format!("/Groups/{parent}")).await.body["members"][0]["type"], "Group");
+    s.patch(&format!("/Groups/{g}"), json!([{"op": "add", "path": "members", "value": [{"value": g}]}]))
+        .await
+        .assert_error(400, Some("invalidValue"));
 
-    let ex = s
-        .get(&format!("/Groups/{g}?excludedAttributes=members"))
-        .await;
+    let ex = s.get(&format!("/Groups/{g}?excludedAttributes=members")).await;
     assert!(ex.body.get("members").is_none());
-    let filtered = s
-        .get(&format!(
-            "/Groups?filter=members%20eq%20%22{b}%22&excludedAttributes=members"
-        ))
-        .await;
+    let filtered = s.get(&format!("/Groups?filter=members%20eq%20%22{b}%22&excludedAttributes=members")).await;
     assert_eq!(filtered.body["totalResults"], 1);
-    let by_group = s
-        .get(&format!("/Users?filter=groups.value%20eq%20%22{g}%22"))
-        .await;
+    let by_group = s.get(&format!("/Users?filter=groups.value%20eq%20%22{g}%22")).await;
     assert_eq!(by_group.body["totalResults"], 2);
 
     // Deleting a user removes it from its groups.
     assert_eq!(s.delete(&format!("/Users/{b}")).await.status, 204);
-    assert_eq!(
-        s.get(&format!("/Groups/{g}")).await.body["members"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(s.get(&format!("/Groups/{g}")).await.body["members"].as_array().unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn filters_sorting_and_search() {
     let s = TestServer::start().await;
-    for (name, title, active) in [
-        ("carol", "Engineer", true),
-        ("Dave", "engineering lead", false),
-        ("erin", "Designer", true),
-    ] {
+    for (name, title, active) in
+        [("carol", "Engineer", true), ("Dave", "engineering lead", false), ("erin", "Designer", true)]
+    {
         let r = s.post("/Users", json!({"schemas": [USER], "userName": name, "title": title, "active": active,
             "name": {"familyName": name.to_uppercase()}, "emails": [{"value": format!("{name}@Example.com"), "type": "work"}]})).await;
         assert_eq!(r.status, 201);
@@ -311,22 +224,13 @@ async fn filters_sorting_and_search() {
     assert_eq!(count(r#"title co "LEAD""#).await, 1);
     assert_eq!(count(r#"active eq false"#).await, 1);
     assert_eq!(count(r#"emails.value ew "example.COM""#).await, 3);
-    assert_eq!(
-        count(r#"emails[type eq "work" and value sw "erin"]"#).await,
-        1
-    );
+    assert_eq!(count(r#"emails[type eq "work" and value sw "erin"]"#).await, 1);
     assert_eq!(count(r#"not (title pr) or userName gt "d""#).await, 2);
     assert_eq!(count(r#"meta.created gt "2000-01-01T00:00:00Z""#).await, 3);
 
-    let sorted = s
-        .get("/Users?sortBy=name.familyName&sortOrder=descending&attributes=userName")
-        .await;
-    let names: Vec<&str> = sorted.body["Resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["userName"].as_str().unwrap())
-        .collect();
+    let sorted = s.get("/Users?sortBy=name.familyName&sortOrder=descending&attributes=userName").await;
+    let names: Vec<&str> =
+        sorted.body["Resources"].as_array().unwrap().iter().map(|r| r["userName"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["erin", "Dave", "carol"]);
 
     let search = s
@@ -340,30 +244,15 @@ async fn filters_sorting_and_search() {
     assert_eq!(search.body["totalResults"], 3);
     assert_eq!(search.body["itemsPerPage"], 2);
     s.group("G", &[]).await;
-    let root = s
-        .post(
-            "/.search",
-            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}),
-        )
-        .await;
+    let root = s.post("/.search", json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]})).await;
     assert_eq!(root.body["totalResults"], 4, "Users and Groups together");
 
-    s.get("/Users?filter=userName%20xx%20%22a%22")
-        .await
-        .assert_error(400, Some("invalidFilter"));
-    s.get("/Users?filter=nope%20eq%20%22a%22")
-        .await
-        .assert_error(400, Some("invalidFilter"));
-    s.get("/Users?filter=active%20gt%20true")
-        .await
-        .assert_error(400, Some("invalidFilter"));
-    s.get("/Users?sortBy=nope")
-        .await
-        .assert_error(400, Some("invalidValue"));
+    s.get("/Users?filter=userName%20xx%20%22a%22").await.assert_error(400, Some("invalidFilter"));
+    s.get("/Users?filter=nope%20eq%20%22a%22").await.assert_error(400, Some("invalidFilter"));
+    s.get("/Users?filter=active%20gt%20true").await.assert_error(400, Some("invalidFilter"));
+    s.get("/Users?sortBy=nope").await.assert_error(400, Some("invalidValue"));
     let long = format!("userName eq \"{}\"", "x".repeat(5000));
-    s.get(&format!("/Users?filter={}", urlencode(&long)))
-        .await
-        .assert_error(400, Some("invalidFilter"));
+    s.get(&format!("/Users?filter={}", urlencode(&long))).await.assert_error(400, Some("invalidFilter"));
 }
 
 #[tokio::test]
@@ -378,45 +267,29 @@ async fn paging_edge_cases() {
     };
     let p = page("startIndex=0&count=2").await;
     assert_eq!(
-        (
-            p["startIndex"].as_u64(),
-            p["itemsPerPage"].as_u64(),
-            p["totalResults"].as_u64()
-        ),
+        (p["startIndex"].as_u64(), p["itemsPerPage"].as_u64(), p["totalResults"].as_u64()),
         (Some(1), Some(2), Some(5))
     );
     let p = page("count=-3").await;
-    assert_eq!(
-        (p["itemsPerPage"].as_u64(), p["totalResults"].as_u64()),
-        (Some(0), Some(5))
-    );
+    assert_eq!((p["itemsPerPage"].as_u64(), p["totalResults"].as_u64()), (Some(0), Some(5)));
     let p = page("count=0").await;
     assert_eq!(p["Resources"], json!([]));
     assert_eq!(p["totalResults"], 5);
     let p = page("startIndex=99").await;
     assert_eq!(
-        (
-            p["startIndex"].as_u64(),
-            p["itemsPerPage"].as_u64(),
-            p["totalResults"].as_u64()
-        ),
+        (p["startIndex"].as_u64(), p["itemsPerPage"].as_u64(), p["totalResults"].as_u64()),
         (Some(99), Some(0), Some(5))
     );
     // Stable order across pages.
     let mut seen = Vec::new();
     for start in [1, 3, 5] {
-        let p = s
-            .get(&format!("/Users?startIndex={start}&count=2"))
-            .await
-            .body;
+        let p = s.get(&format!("/Users?startIndex={start}&count=2")).await.body;
         for r in p["Resources"].as_array().unwrap() {
             seen.push(r["userName"].as_str().unwrap().to_string());
         }
     }
     assert_eq!(seen, vec!["u0", "u1", "u2", "u3", "u4"]);
-    s.get("/Users?startIndex=abc")
-        .await
-        .assert_error(400, Some("invalidValue"));
+    s.get("/Users?startIndex=abc").await.assert_error(400, Some("invalidValue"));
     let capped = s.get("/Users?count=100000").await;
     assert_eq!(capped.status, 200, "count above the maximum is capped");
 }
@@ -428,47 +301,22 @@ async fn every_error_status_is_a_scim_error() {
     // 401 without or with a wrong token, with WWW-Authenticate.
     let r = s.raw(Method::GET, "/Users", None, None, None, &[]).await;
     r.assert_error(401, None);
-    assert!(
-        r.headers["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .starts_with("Bearer")
-    );
-    s.raw(Method::GET, "/Users", Some("scimd_wrong"), None, None, &[])
-        .await
-        .assert_error(401, None);
+    assert!(r.headers["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    s.raw(Method::GET, "/Users", Some("scimd_wrong"), None, None, &[]).await.assert_error(401, None);
     // 404: unknown route, malformed id.
     s.get("/Nope").await.assert_error(404, None);
     s.get("/Users/not-an-id").await.assert_error(404, None);
     // 405
-    s.call(Method::DELETE, "/Users", None)
-        .await
-        .assert_error(405, None);
-    s.call(Method::PUT, "/ServiceProviderConfig", None)
-        .await
-        .assert_error(405, None);
+    s.call(Method::DELETE, "/Users", None).await.assert_error(405, None);
+    s.call(Method::PUT, "/ServiceProviderConfig", None).await.assert_error(405, None);
     // 415
-    s.raw(
-        Method::POST,
-        "/Users",
-        Some(&s.token),
-        Some("text/plain"),
-        Some(b"{}".to_vec()),
-        &[],
-    )
-    .await
-    .assert_error(415, None);
+    s.raw(Method::POST, "/Users", Some(&s.token), Some("text/plain"), Some(b"{}".to_vec()), &[])
+        .await
+        .assert_error(415, None);
     // 400s
-    s.raw(
-        Method::POST,
-        "/Users",
-        Some(&s.token),
-        Some("application/json"),
-        Some(b"{not json".to_vec()),
-        &[],
-    )
-    .await
-    .assert_error(400, Some("invalidSyntax"));
+    s.raw(Method::POST, "/Users", Some(&s.token), Some("application/json"), Some(b"{not json".to_vec()), &[])
+        .await
+        .assert_error(400, Some("invalidSyntax"));
     s.raw(
         Method::POST,
         "/Users",
@@ -479,48 +327,28 @@ async fn every_error_status_is_a_scim_error() {
     )
     .await
     .assert_error(400, Some("invalidSyntax"));
-    s.post("/Users", json!({"schemas": [USER]}))
+    s.post("/Users", json!({"schemas": [USER]})).await.assert_error(400, Some("invalidValue"));
+    s.post("/Users", json!({"schemas": [USER], "userName": "y", "bogus": 1}))
         .await
         .assert_error(400, Some("invalidValue"));
-    s.post(
-        "/Users",
-        json!({"schemas": [USER], "userName": "y", "bogus": 1}),
-    )
-    .await
-    .assert_error(400, Some("invalidValue"));
-    s.patch(
-        &format!("/Users/{id}"),
-        json!([{"op": "replace", "path": "id", "value": "z"}]),
-    )
-    .await
-    .assert_error(400, Some("mutability"));
+    s.patch(&format!("/Users/{id}"), json!([{"op": "replace", "path": "id", "value": "z"}]))
+        .await
+        .assert_error(400, Some("mutability"));
     s.patch(
         &format!("/Users/{id}"),
         json!([{"op": "replace", "path": "emails[type eq \"home\"].value", "value": "z"}]),
     )
     .await
     .assert_error(400, Some("noTarget"));
-    s.patch(
-        &format!("/Users/{id}"),
-        json!([{"op": "replace", "path": "emails[type eq", "value": "z"}]),
-    )
-    .await
-    .assert_error(400, Some("invalidPath"));
-    let deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
-    s.raw(
-        Method::POST,
-        "/Users",
-        Some(&s.token),
-        Some("application/json"),
-        Some(deep.into_bytes()),
-        &[],
-    )
-    .await
-    .assert_error(400, Some("invalidSyntax"));
-    // 409, 412, 413
-    s.post("/Users", json!({"schemas": [USER], "userName": "X"}))
+    s.patch(&format!("/Users/{id}"), json!([{"op": "replace", "path": "emails[type eq", "value": "z"}]))
         .await
-        .assert_error(409, Some("uniqueness"));
+        .assert_error(400, Some("invalidPath"));
+    let deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
+    s.raw(Method::POST, "/Users", Some(&s.token), Some("application/json"), Some(deep.into_bytes()), &[])
+        .await
+        .assert_error(400, Some("invalidSyntax"));
+    // 409, 412, 413
+    s.post("/Users", json!({"schemas": [USER], "userName": "X"})).await.assert_error(409, Some("uniqueness"));
     s.call_with(
         Method::PATCH,
         &format!("/Users/{id}"),
@@ -540,10 +368,7 @@ async fn every_error_status_is_a_scim_error() {
 async fn etags_and_preconditions() {
     let s = TestServer::start().await;
     let id = s.user("e").await;
-    let v1 = s.get(&format!("/Users/{id}")).await.headers["etag"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let v1 = s.get(&format!("/Users/{id}")).await.headers["etag"].to_str().unwrap().to_string();
     let ok = s
         .call_with(
             Method::PATCH,
@@ -563,32 +388,16 @@ async fn etags_and_preconditions() {
     )
     .await
     .assert_error(412, None);
-    s.call_with(
-        Method::DELETE,
-        &format!("/Users/{id}"),
-        None,
-        &[("If-Match", &v1)],
-    )
-    .await
-    .assert_error(412, None);
-    assert_eq!(
-        s.call_with(
-            Method::DELETE,
-            &format!("/Users/{id}"),
-            None,
-            &[("If-Match", &v2)]
-        )
-        .await
-        .status,
-        204
-    );
+    s.call_with(Method::DELETE, &format!("/Users/{id}"), None, &[("If-Match", &v1)]).await.assert_error(412, None);
+    assert_eq!(s.call_with(Method::DELETE, &format!("/Users/{id}"), None, &[("If-Match", &v2)]).await.status, 204);
     // A no-op PATCH does not make a new version.
     let id = s.user("f").await;
-    s.patch(&format!("/Users/{id}"), json!([{"op": "add", "path": "emails", "value": [{"value": "f@example.com", "type": "work"}]}])).await;
-    assert_eq!(
-        s.get(&format!("/Users/{id}")).await.body["meta"]["version"],
-        "W/\"1\""
-    );
+    s.patch(
+        &format!("/Users/{id}"),
+        json!([{"op": "add", "path": "emails", "value": [{"value": "f@example.com", "type": "work"}]}]),
+    )
+    .await;
+    assert_eq!(s.get(&format!("/Users/{id}")).await.body["meta"]["version"], "W/\"1\"");
 }
 
 async fn delete_policy_case(policy: &str) -> (TestServer, String, Value) {
@@ -604,16 +413,9 @@ async fn delete_policy_case(policy: &str) -> (TestServer, String, Value) {
 async fn delete_policy_retire_keeps_the_row_hidden_and_inactive() {
     let (s, id, group) = delete_policy_case("retire").await;
     s.get(&format!("/Users/{id}")).await.assert_error(404, None);
-    assert!(
-        group.get("members").is_none(),
-        "a retired user leaves its groups"
-    );
+    assert!(group.get("members").is_none(), "a retired user leaves its groups");
     assert_eq!(s.get("/Users").await.body["totalResults"], 0);
-    let conn = db_row(
-        &s,
-        "SELECT COUNT(*), MAX(active) FROM scim_users WHERE retired IS NOT NULL",
-    )
-    .await;
+    let conn = db_row(&s, "SELECT COUNT(*), MAX(active) FROM scim_users WHERE retired IS NOT NULL").await;
     assert_eq!(conn, (1, Some(0)), "the row is kept, deactivated");
 }
 
@@ -621,10 +423,7 @@ async fn delete_policy_retire_keeps_the_row_hidden_and_inactive() {
 async fn delete_policy_erase_removes_the_row() {
     let (s, id, _) = delete_policy_case("erase").await;
     s.get(&format!("/Users/{id}")).await.assert_error(404, None);
-    assert_eq!(
-        db_row(&s, "SELECT COUNT(*), NULL FROM scim_users").await,
-        (0, None)
-    );
+    assert_eq!(db_row(&s, "SELECT COUNT(*), NULL FROM scim_users").await, (0, None));
 }
 
 #[tokio::test]
@@ -639,9 +438,7 @@ async fn delete_policy_deactivate_keeps_the_user_readable() {
 /// Reads the database directly, outside scimd.
 async fn db_row(s: &TestServer, sql: &'static str) -> (i64, Option<i64>) {
     use sqlx::Row;
-    let pool = sqlx::SqlitePool::connect(&s.config.database_url)
-        .await
-        .unwrap();
+    let pool = sqlx::SqlitePool::connect(&s.config.database_url).await.unwrap();
     let row = sqlx::query(sql).fetch_one(&pool).await.unwrap();
     (row.get(0), row.get(1))
 }
@@ -651,11 +448,7 @@ async fn restart_keeps_all_data() {
     let s = TestServer::start().await;
     let a = s.user("persist").await;
     let g = s.group("Kept", &[&a]).await;
-    s.patch(
-        &format!("/Users/{a}"),
-        json!([{"op": "add", "path": "title", "value": "Survivor"}]),
-    )
-    .await;
+    s.patch(&format!("/Users/{a}"), json!([{"op": "add", "path": "title", "value": "Survivor"}])).await;
     let before_user = s.get(&format!("/Users/{a}")).await.body;
     let before_group = s.get(&format!("/Groups/{g}")).await.body;
     let s = s.restart().await;
@@ -680,23 +473,23 @@ async fn restart_keeps_all_data() {
 #[tokio::test]
 async fn content_types_and_identity_provider_quirks() {
     let s = TestServer::start().await;
-    let body = serde_json::to_vec(&json!({"schemas": [USER, "urn:example:unknown:extra"], "userName": "plainjson", "active": "True",
-        "addresses": null, "meta": {"resourceType": "User"}})).unwrap();
-    let r = s
-        .raw(
-            Method::POST,
-            "/Users",
-            Some(&s.token),
-            Some("application/json; charset=utf-8"),
-            Some(body),
-            &[],
-        )
-        .await;
+    let body = serde_json::to_vec(
+        &json!({"schemas": [USER, "urn:example:unknown:extra"], "userName": "plainjson", "active": "True",
+        "addresses": null, "meta": {"resourceType": "User"}}),
+    )
+    .unwrap();
+    let r =
+        s.raw(Method::POST, "/Users", Some(&s.token), Some("application/json; charset=utf-8"), Some(body), &[]).await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.headers["content-type"], "application/scim+json");
     assert_eq!(r.body["active"], true, "booleans go out as booleans");
     let id = r.body["id"].as_str().unwrap();
-    let p = s.patch(&format!("/Users/{id}"), json!([{"op": "Replace", "value": {"name.givenName": "P", ENTERPRISE.to_string() + ":department": "R&D"}}])).await;
+    let p = s
+        .patch(
+            &format!("/Users/{id}"),
+            json!([{"op": "Replace", "value": {"name.givenName": "P", ENTERPRISE.to_string() + ":department": "R&D"}}]),
+        )
+        .await;
     assert_eq!(p.status, 200, "{}", p.body);
     assert_eq!(p.body["name"]["givenName"], "P");
     assert_eq!(p.body[ENTERPRISE]["department"], "R&D");
@@ -711,9 +504,7 @@ async fn content_types_and_identity_provider_quirks() {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -19,34 +19,23 @@ impl Drop for Server {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn scimd(db: &str) -> Command {
     let mut c = Command::new(BIN);
-    c.env("SCIMD_DATABASE_URL", db)
-        .env_remove("SCIMD_BOOTSTRAP_TOKEN")
-        .env_remove("SCIMD_CONFIG");
+    c.env("SCIMD_DATABASE_URL", db).env_remove("SCIMD_BOOTSTRAP_TOKEN").env_remove("SCIMD_CONFIG");
     c
 }
 
 fn start(db: &str, bootstrap: Option<&str>) -> (Server, String) {
     let port = free_port();
     let mut cmd = scimd(db);
-    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")]).stdout(Stdio::piped()).stderr(Stdio::null());
     if let Some(t) = bootstrap {
         cmd.env("SCIMD_BOOTSTRAP_TOKEN", t);
     }
-    let mut server = Server {
-        child: cmd.spawn().unwrap(),
-        base: format!("http://127.0.0.1:{port}/scim/v2"),
-    };
+    let mut server = Server { child: cmd.spawn().unwrap(), base: format!("http://127.0.0.1:{port}/scim/v2") };
     let stdout = server.child.stdout.take().unwrap();
     // The first start prints the token; read what it printed until the server answers.
     let (tx, rx) = std::sync::mpsc::channel();
@@ -76,19 +65,9 @@ fn start(db: &str, bootstrap: Option<&str>) -> (Server, String) {
 }
 
 fn status(base: &str, token: &str) -> u16 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        reqwest::Client::new()
-            .get(format!("{base}/Users"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
+        reqwest::Client::new().get(format!("{base}/Users")).bearer_auth(token).send().await.unwrap().status().as_u16()
     })
 }
 
@@ -103,18 +82,14 @@ fn first_start_prints_a_token_once_and_stores_only_its_hash() {
         .find_map(|l| l.trim().strip_prefix("Bearer token:"))
         .map(|t| t.trim().to_string())
         .expect(&printed);
-    assert!(
-        printed.contains(&server.base),
-        "prints the URL to give the identity provider: {printed}"
-    );
+    assert!(printed.contains(&server.base), "prints the URL to give the identity provider: {printed}");
     assert_eq!(status(&server.base, &token), 200);
     drop(server);
     let raw = std::fs::read(&path).unwrap();
     let wal = std::fs::read(dir.path().join("s.db-wal")).unwrap_or_default();
     let needle = token.as_bytes();
     assert!(
-        !raw.windows(needle.len()).any(|w| w == needle)
-            && !wal.windows(needle.len()).any(|w| w == needle),
+        !raw.windows(needle.len()).any(|w| w == needle) && !wal.windows(needle.len()).any(|w| w == needle),
         "the secret is not stored"
     );
     // The second start prints nothing new.
@@ -130,55 +105,21 @@ fn bootstrap_token_create_list_revoke() {
     assert!(!printed.contains("boot-secret-123"));
     assert_eq!(status(&server.base, "boot-secret-123"), 200);
 
-    let out = scimd(&db)
-        .args(["token", "create", "--name", "okta"])
-        .output()
-        .unwrap();
+    let out = scimd(&db).args(["token", "create", "--name", "okta"]).output().unwrap();
     assert!(out.status.success());
     let secret = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(secret.starts_with("scimd_"));
     assert_eq!(status(&server.base, &secret), 200);
 
-    let list =
-        String::from_utf8(scimd(&db).args(["token", "list"]).output().unwrap().stdout).unwrap();
-    assert!(
-        list.contains("okta") && list.contains("bootstrap"),
-        "{list}"
-    );
-    assert!(
-        !list.contains(&secret) && !list.contains("boot-secret-123"),
-        "secrets are never listed"
-    );
-    let id = list
-        .lines()
-        .find(|l| l.contains("okta"))
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let list = String::from_utf8(scimd(&db).args(["token", "list"]).output().unwrap().stdout).unwrap();
+    assert!(list.contains("okta") && list.contains("bootstrap"), "{list}");
+    assert!(!list.contains(&secret) && !list.contains("boot-secret-123"), "secrets are never listed");
+    let id = list.lines().find(|l| l.contains("okta")).unwrap().split_whitespace().next().unwrap().to_string();
 
-    assert!(
-        scimd(&db)
-            .args(["token", "revoke", &id])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert_eq!(
-        status(&server.base, &secret),
-        401,
-        "revoked on the next request"
-    );
+    assert!(scimd(&db).args(["token", "revoke", &id]).status().unwrap().success());
+    assert_eq!(status(&server.base, &secret), 401, "revoked on the next request");
     assert_eq!(status(&server.base, "boot-secret-123"), 200);
-    assert!(
-        !scimd(&db)
-            .args(["token", "revoke", &id])
-            .status()
-            .unwrap()
-            .success(),
-        "revoking twice fails"
-    );
+    assert!(!scimd(&db).args(["token", "revoke", &id]).status().unwrap().success(), "revoking twice fails");
 }
 
 #[test]
@@ -187,13 +128,7 @@ fn sigterm_shuts_down_gracefully() {
     let db = format!("sqlite://{}", dir.path().join("s.db").display());
     let (mut server, _) = start(&db, Some("t"));
     let pid = server.child.id();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(code) = server.child.try_wait().unwrap() {
@@ -207,11 +142,7 @@ fn sigterm_shuts_down_gracefully() {
 
 #[test]
 fn bad_configuration_is_refused_clearly() {
-    let out = scimd("sqlite::memory:")
-        .env("SCIMD_DELETE_POLICY", "shred")
-        .args(["migrate"])
-        .output()
-        .unwrap();
+    let out = scimd("sqlite::memory:").env("SCIMD_DELETE_POLICY", "shred").args(["migrate"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("delete_policy"));
 }

@@ -52,17 +52,12 @@ impl CompareOp {
     }
 
     pub fn parse(word: &str) -> Option<CompareOp> {
-        CompareOp::ALL
-            .into_iter()
-            .find(|op| op.as_str().eq_ignore_ascii_case(word))
+        CompareOp::ALL.into_iter().find(|op| op.as_str().eq_ignore_ascii_case(word))
     }
 
     /// Ordering operators, which RFC 7644 forbids on boolean and binary attributes.
     pub fn is_ordering(self) -> bool {
-        matches!(
-            self,
-            CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le
-        )
+        matches!(self, CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le)
     }
 
     /// Substring operators, meaningful on text only.
@@ -115,11 +110,7 @@ impl Filter {
     /// Visits every attribute path, outermost first; value-path bodies are visited with
     /// their enclosing attribute.
     pub fn walk<'f>(&'f self, f: &mut dyn FnMut(&'f Filter, Option<&'f AttrPath>)) {
-        fn go<'f>(
-            node: &'f Filter,
-            outer: Option<&'f AttrPath>,
-            f: &mut dyn FnMut(&'f Filter, Option<&'f AttrPath>),
-        ) {
+        fn go<'f>(node: &'f Filter, outer: Option<&'f AttrPath>, f: &mut dyn FnMut(&'f Filter, Option<&'f AttrPath>)) {
             f(node, outer);
             match node {
                 Filter::And(a, b) | Filter::Or(a, b) => {
@@ -156,9 +147,7 @@ impl Filter {
     /// path designates when PATCH `add` finds none (`emails[type eq "work"].value`).
     pub fn eq_terms(&self) -> Option<Vec<(&AttrPath, &Literal)>> {
         match self {
-            Filter::Compare(p, CompareOp::Eq, lit) if !matches!(lit, Literal::Null) => {
-                Some(vec![(p, lit)])
-            }
+            Filter::Compare(p, CompareOp::Eq, lit) if !matches!(lit, Literal::Null) => Some(vec![(p, lit)]),
             Filter::And(a, b) => {
                 let mut v = a.eq_terms()?;
                 v.extend(b.eq_terms()?);
@@ -182,11 +171,7 @@ impl fmt::Display for Filter {
     /// the left-associative grammar needs them to keep the tree's shape.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let child = |f: &mut fmt::Formatter<'_>, c: &Filter, min: u8| {
-            if c.precedence() < min {
-                write!(f, "({c})")
-            } else {
-                write!(f, "{c}")
-            }
+            if c.precedence() < min { write!(f, "({c})") } else { write!(f, "{c}") }
         };
         match self {
             Filter::Compare(p, op, v) => write!(f, "{p} {} {v}", op.as_str()),

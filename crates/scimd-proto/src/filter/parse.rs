@@ -17,10 +17,7 @@ pub struct FilterLimits {
 
 impl Default for FilterLimits {
     fn default() -> Self {
-        FilterLimits {
-            max_len: 4096,
-            max_depth: 32,
-        }
+        FilterLimits { max_len: 4096, max_depth: 32 }
     }
 }
 
@@ -103,10 +100,7 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>> {
                     ))
                 })?;
                 let s: String = serde_json::from_str(raw).map_err(|_| {
-                    ScimError::invalid_filter(format!(
-                        "invalid string literal at character {}",
-                        position(text, start)
-                    ))
+                    ScimError::invalid_filter(format!("invalid string literal at character {}", position(text, start)))
                 })?;
                 toks.push((Tok::Str(s), start));
                 i = j + 1;
@@ -150,14 +144,7 @@ impl<'t> Parser<'t> {
                 limits.max_len
             )));
         }
-        Ok(Parser {
-            text,
-            toks: lex(text)?,
-            at: 0,
-            depth: 0,
-            limits,
-            in_value_path: false,
-        })
+        Ok(Parser { text, toks: lex(text)?, at: 0, depth: 0, limits, in_value_path: false })
     }
 
     fn peek(&self) -> Option<&Tok> {
@@ -171,11 +158,7 @@ impl<'t> Parser<'t> {
     }
 
     fn here(&self) -> usize {
-        let byte = self
-            .toks
-            .get(self.at)
-            .map(|(_, p)| *p)
-            .unwrap_or(self.text.len());
+        let byte = self.toks.get(self.at).map(|(_, p)| *p).unwrap_or(self.text.len());
         position(self.text, byte)
     }
 
@@ -184,10 +167,7 @@ impl<'t> Parser<'t> {
             Some(t) => t.describe(),
             None => "the end of the filter".into(),
         };
-        ScimError::invalid_filter(format!(
-            "expected {expected} at character {}, found {found}",
-            self.here()
-        ))
+        ScimError::invalid_filter(format!("expected {expected} at character {}, found {found}", self.here()))
     }
 
     fn descend(&mut self) -> Result<()> {
@@ -246,8 +226,7 @@ impl<'t> Parser<'t> {
                 Ok(inner)
             }
             Some(Tok::Word(w))
-                if w.eq_ignore_ascii_case("not")
-                    && self.toks.get(self.at + 1).map(|t| &t.0) == Some(&Tok::LParen) =>
+                if w.eq_ignore_ascii_case("not") && self.toks.get(self.at + 1).map(|t| &t.0) == Some(&Tok::LParen) =>
             {
                 self.at += 1;
                 self.descend()?;
@@ -369,8 +348,7 @@ pub struct PatchPath {
 
 /// Parses a PATCH path; errors carry `scimType: invalidPath`.
 pub fn parse_patch_path(text: &str, limits: FilterLimits) -> Result<PatchPath> {
-    let to_path_error =
-        |e: ScimError| ScimError::invalid_path(format!("invalid path '{text}': {}", e.detail));
+    let to_path_error = |e: ScimError| ScimError::invalid_path(format!("invalid path '{text}': {}", e.detail));
     let mut p = Parser::new(text, limits).map_err(to_path_error)?;
     let attr = p.attr_path().map_err(to_path_error)?;
     let mut filter = None;
@@ -392,10 +370,7 @@ pub fn parse_patch_path(text: &str, limits: FilterLimits) -> Result<PatchPath> {
         }
     }
     p.finish().map_err(|_| {
-        ScimError::invalid_path(format!(
-            "invalid path '{text}': unexpected text at character {}",
-            p.here()
-        ))
+        ScimError::invalid_path(format!("invalid path '{text}': unexpected text at character {}", p.here()))
     })?;
     Ok(PatchPath { attr, filter, sub })
 }
@@ -444,46 +419,25 @@ mod tests {
 
     #[test]
     fn builds_the_expected_tree() {
-        let f = parse(
-            r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#,
-        );
-        let Filter::And(a, b) = f else {
-            panic!("expected and")
-        };
+        let f = parse(r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#);
+        let Filter::And(a, b) = f else { panic!("expected and") };
         assert_eq!(
             *a,
-            Filter::Compare(
-                AttrPath::simple("userType"),
-                CompareOp::Eq,
-                Literal::String("Employee".into())
-            )
+            Filter::Compare(AttrPath::simple("userType"), CompareOp::Eq, Literal::String("Employee".into()))
         );
         assert!(matches!(*b, Filter::Or(..)));
         // and binds tighter than or
-        assert!(
-            matches!(parse("a pr or b pr and c pr"), Filter::Or(_, r) if matches!(*r, Filter::And(..)))
-        );
+        assert!(matches!(parse("a pr or b pr and c pr"), Filter::Or(_, r) if matches!(*r, Filter::And(..))));
         // left-associative
-        assert!(
-            matches!(parse("a pr or b pr or c pr"), Filter::Or(l, _) if matches!(*l, Filter::Or(..)))
-        );
+        assert!(matches!(parse("a pr or b pr or c pr"), Filter::Or(l, _) if matches!(*l, Filter::Or(..))));
     }
 
     #[test]
     fn operators_keywords_and_literals_in_any_case() {
         assert_eq!(parse(r#"userName EQ "x""#), parse(r#"userName eq "x""#));
-        assert_eq!(
-            parse("title PR AND active Eq TRUE"),
-            parse("title pr and active eq true")
-        );
-        assert!(matches!(
-            parse("x eq null"),
-            Filter::Compare(_, _, Literal::Null)
-        ));
-        assert!(matches!(
-            parse("x gt -1.5e3"),
-            Filter::Compare(_, _, Literal::Number(_))
-        ));
+        assert_eq!(parse("title PR AND active Eq TRUE"), parse("title pr and active eq true"));
+        assert!(matches!(parse("x eq null"), Filter::Compare(_, _, Literal::Null)));
+        assert!(matches!(parse("x gt -1.5e3"), Filter::Compare(_, _, Literal::Number(_))));
         assert!(matches!(parse(r#"NOT (x eq "a")"#), Filter::Not(_)));
     }
 
@@ -510,17 +464,9 @@ mod tests {
     fn errors_say_what_was_expected_and_where() {
         let e = err(r#"userName xx "a""#);
         assert_eq!(e.scim_type, Some(ScimType::InvalidFilter));
-        assert!(
-            e.detail.contains("comparison operator") && e.detail.contains("character 10"),
-            "{}",
-            e.detail
-        );
+        assert!(e.detail.contains("comparison operator") && e.detail.contains("character 10"), "{}", e.detail);
         let e = err(r#"userName eq"#);
-        assert!(
-            e.detail.contains("a value") && e.detail.contains("end of the filter"),
-            "{}",
-            e.detail
-        );
+        assert!(e.detail.contains("a value") && e.detail.contains("end of the filter"), "{}", e.detail);
         let e = err(r#"(userName eq "a""#);
         assert!(e.detail.contains("')'"), "{}", e.detail);
         let e = err(r#"userName eq "a" junk"#);
@@ -529,47 +475,21 @@ mod tests {
         assert!(e.detail.contains("unterminated"), "{}", e.detail);
         assert!(err("").detail.contains("empty"));
         assert!(err("a[b[c pr]]").detail.contains("nested"));
-        assert!(
-            err("userName eq 'x'")
-                .detail
-                .contains("unexpected character")
-        );
+        assert!(err("userName eq 'x'").detail.contains("unexpected character"));
     }
 
     #[test]
     fn limits_length_and_depth() {
-        let limits = FilterLimits {
-            max_len: 64,
-            max_depth: 4,
-        };
+        let limits = FilterLimits { max_len: 64, max_depth: 4 };
         let long = format!(r#"userName eq "{}""#, "x".repeat(80));
-        assert!(
-            parse_filter(&long, limits)
-                .unwrap_err()
-                .detail
-                .contains("limit is 64")
-        );
+        assert!(parse_filter(&long, limits).unwrap_err().detail.contains("limit is 64"));
         let deep = format!("{}a pr{}", "(".repeat(5), ")".repeat(5));
-        assert!(
-            parse_filter(&deep, limits)
-                .unwrap_err()
-                .detail
-                .contains("deeper than 4")
-        );
+        assert!(parse_filter(&deep, limits).unwrap_err().detail.contains("deeper than 4"));
         let ok = format!("{}a pr{}", "(".repeat(4), ")".repeat(4));
         assert!(parse_filter(&ok, limits).is_ok());
         // Very deep input is rejected without exhausting the stack.
         let huge = "(".repeat(100_000);
-        assert!(
-            parse_filter(
-                &huge,
-                FilterLimits {
-                    max_len: 1 << 20,
-                    max_depth: 32
-                }
-            )
-            .is_err()
-        );
+        assert!(parse_filter(&huge, FilterLimits { max_len: 1 << 20, max_depth: 32 }).is_err());
     }
 
     #[test]
@@ -579,26 +499,11 @@ mod tests {
         assert_eq!(p.attr, AttrPath::simple("emails"));
         assert_eq!(p.sub.as_deref(), Some("value"));
         assert!(p.filter.is_some());
-        let p = parse_patch_path(
-            r#"members[value eq "2819c223-7f76-453a-919d-413861904646"]"#,
-            l,
-        )
-        .unwrap();
+        let p = parse_patch_path(r#"members[value eq "2819c223-7f76-453a-919d-413861904646"]"#, l).unwrap();
         assert!(p.sub.is_none() && p.filter.is_some());
-        let p = parse_patch_path(
-            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
-            l,
-        )
-        .unwrap();
+        let p = parse_patch_path("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", l).unwrap();
         assert_eq!(p.attr.name, "manager");
-        for bad in [
-            "",
-            "emails[",
-            "emails[type eq \"w\"",
-            "a b",
-            "emails[type eq \"w\"].",
-            "1x",
-        ] {
+        for bad in ["", "emails[", "emails[type eq \"w\"", "a b", "emails[type eq \"w\"].", "1x"] {
             let e = parse_patch_path(bad, l).expect_err(bad);
             assert_eq!(e.scim_type, Some(ScimType::InvalidPath), "{bad}");
         }

@@ -27,23 +27,9 @@ impl Reply {
     /// Asserts a SCIM Error body with this status and scimType.
     pub fn assert_error(&self, status: u16, scim_type: Option<&str>) {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
-        assert_eq!(
-            self.headers["content-type"], "application/scim+json",
-            "{}",
-            self.body
-        );
-        assert_eq!(
-            self.body["schemas"],
-            json!(["urn:ietf:params:scim:api:messages:2.0:Error"]),
-            "{}",
-            self.body
-        );
-        assert_eq!(
-            self.body["status"],
-            json!(status.to_string()),
-            "status is a string: {}",
-            self.body
-        );
+        assert_eq!(self.headers["content-type"], "application/scim+json", "{}", self.body);
+        assert_eq!(self.body["schemas"], json!(["urn:ietf:params:scim:api:messages:2.0:Error"]), "{}", self.body);
+        assert_eq!(self.body["status"], json!(status.to_string()), "status is a string: {}", self.body);
         assert!(self.body["detail"].is_string(), "{}", self.body);
         match scim_type {
             Some(t) => assert_eq!(self.body["scimType"], json!(t), "{}", self.body),
@@ -59,10 +45,8 @@ impl TestServer {
 
     pub async fn with(tweak: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config {
-            database_url: format!("sqlite://{}", dir.path().join("scimd.db").display()),
-            ..Config::default()
-        };
+        let mut config =
+            Config { database_url: format!("sqlite://{}", dir.path().join("scimd.db").display()), ..Config::default() };
         tweak(&mut config);
         Self::on(config, dir, None).await
     }
@@ -73,16 +57,10 @@ impl TestServer {
         let token = match token {
             Some(t) => t,
             None => {
-                create_token(
-                    backend.tokens.as_ref(),
-                    &config.tenant,
-                    "test",
-                    None,
-                    "2026-01-01T00:00:00.000000Z",
-                )
-                .await
-                .unwrap()
-                .secret
+                create_token(backend.tokens.as_ref(), &config.tenant, "test", None, "2026-01-01T00:00:00.000000Z")
+                    .await
+                    .unwrap()
+                    .secret
             }
         };
         let app = build_app(&config, &backend).unwrap();
@@ -106,13 +84,7 @@ impl TestServer {
     pub async fn restart(self) -> TestServer {
         self.task.abort();
         let _ = self.task.await;
-        let TestServer {
-            config,
-            dir,
-            token,
-            backend,
-            ..
-        } = self;
+        let TestServer { config, dir, token, backend, .. } = self;
         drop(backend);
         Self::on(config, dir, Some(token)).await
     }
@@ -126,9 +98,7 @@ impl TestServer {
         body: Option<Vec<u8>>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let mut req = self
-            .client
-            .request(method, format!("{}{}", self.base, path));
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
         if let Some(t) = token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
@@ -148,31 +118,19 @@ impl TestServer {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply { status, headers, body }
     }
 
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
         self.call_with(method, path, body, &[]).await
     }
 
-    pub async fn call_with(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> Reply {
+    pub async fn call_with(&self, method: Method, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
         let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
         let ct = bytes.as_ref().map(|_| "application/scim+json");
-        self.raw(method, path, Some(&self.token), ct, bytes, headers)
-            .await
+        self.raw(method, path, Some(&self.token), ct, bytes, headers).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -184,7 +142,12 @@ impl TestServer {
     }
 
     pub async fn patch(&self, path: &str, ops: Value) -> Reply {
-        self.call(Method::PATCH, path, Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops}))).await
+        self.call(
+            Method::PATCH,
+            path,
+            Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})),
+        )
+        .await
     }
 
     pub async fn delete(&self, path: &str) -> Reply {
@@ -193,8 +156,13 @@ impl TestServer {
 
     /// Creates a user and returns its id.
     pub async fn user(&self, user_name: &str) -> String {
-        let r = self.post("/Users", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name,
-            "emails": [{"value": format!("{user_name}@example.com"), "type": "work", "primary": true}]})).await;
+        let r = self
+            .post(
+                "/Users",
+                json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name,
+            "emails": [{"value": format!("{user_name}@example.com"), "type": "work", "primary": true}]}),
+            )
+            .await;
         assert_eq!(r.status, 201, "{}", r.body);
         r.body["id"].as_str().unwrap().to_string()
     }
