@@ -3,8 +3,8 @@
 //! This is the single write path: every change to a resource goes through `write`.
 
 use crate::store::{
-    DeletePolicy, Kind, ListQuery, MemberChange, MemberRef, NewResource, SortKey, Store, StoreError, StoredResource,
-    Update,
+    Change, Decide, DeletePolicy, Kind, ListQuery, MemberChange, MemberRef, Modify, NewResource, SortKey, Store,
+    StoreError, StoredResource,
 };
 use scimd_proto::filter::{self, Filter, FilterLimits};
 use scimd_proto::messages::{ListResponse, Page, SortOrder};
@@ -101,15 +101,13 @@ impl From<StoreError> for EngineError {
             StoreError::NotFound => ScimError::not_found("resource not found").into(),
             StoreError::InvalidMember(why) => ScimError::invalid_value(why).into(),
             StoreError::Unsupported(why) => ScimError::invalid_filter(why).into(),
+            StoreError::Rejected(e) => e.into(),
             StoreError::Backend(why) => EngineError::Internal(why),
         }
     }
 }
 
 pub type EngineResult<T> = Result<T, EngineError>;
-
-/// How many times a PATCH is re-applied when another writer got in between.
-const PATCH_ATTEMPTS: usize = 16;
 
 pub struct Engine {
     registry: Arc<Registry>,
@@ -254,6 +252,28 @@ impl Engine {
         Ok(self.render(ctx, kind, &schema, stored, &projection))
     }
 
+    /// The single write path for existing resources: `decide` runs on the locked current
+    /// state inside the store's transaction; the response is the state this write produced.
+    async fn modify(
+        &self,
+        ctx: &Ctx<'_>,
+        kind: Kind,
+        id: &str,
+        load_relations: bool,
+        projection: &Projection,
+        decide: &Decide<'_>,
+    ) -> EngineResult<Rendered> {
+        let schema = self.schema(kind)?;
+        let now = now();
+        let opts =
+            Modify { load_relations, return_relations: Self::wants_relation(kind, &schema, projection), now: &now };
+        let stored = self.store.modify(ctx.tenant, kind, id, opts, decide).await.map_err(|e| match e {
+            StoreError::NotFound => ScimError::not_found(format!("{} {id} not found", kind.name())).into(),
+            other => EngineError::from(other),
+        })?;
+        Ok(self.render(ctx, kind, &schema, stored, projection))
+    }
+
     /// `PUT /{Users|Groups}/{id}` (RFC 7644 §3.5.1). A group's members are replaced when the
     /// body has `members` and left alone when it does not.
     pub async fn replace(
@@ -270,21 +290,22 @@ impl Engine {
         let mut attrs = validate_resource(body, &schema)?;
         strip_write_only(&mut attrs, &schema);
         let members = Self::take_members(kind, &mut attrs);
-        let current = self.load(ctx, kind, id, false).await?;
-        check_precondition(if_match, current.version)?;
-        check_immutable(&current.attributes, &attrs, &schema)?;
-        let update = Update {
-            expected_version: if_match,
-            attributes: Some(attrs),
-            members: members.map(MemberChange::Replace).into_iter().collect(),
-            now: now(),
+        let decide = |current: &StoredResource| -> Result<Change, ScimError> {
+            check_precondition(if_match, current.version)?;
+            check_immutable(&current.attributes, &attrs, &schema)?;
+            let mut base = current.attributes.clone();
+            base.remove("groups");
+            base.remove("members");
+            Ok(Change {
+                attributes: (base != attrs).then(|| attrs.clone()),
+                members: members.clone().map(MemberChange::Replace).into_iter().collect(),
+            })
         };
-        self.store.update(ctx.tenant, kind, id, update).await?;
-        self.load_rendered(ctx, kind, id, &projection).await
+        self.modify(ctx, kind, id, false, &projection, &decide).await
     }
 
-    /// `PATCH /{Users|Groups}/{id}` (RFC 7644 §3.5.2): applied to the current version and
-    /// written only if nobody wrote in between; otherwise re-read and re-applied.
+    /// `PATCH /{Users|Groups}/{id}` (RFC 7644 §3.5.2), all or nothing, on the locked current
+    /// state: concurrent PATCHes and PUTs of one resource never lose each other's changes.
     pub async fn patch(
         &self,
         ctx: &Ctx<'_>,
@@ -305,55 +326,32 @@ impl Engine {
         // Only a remove by a filter other than `value eq …` needs the members loaded.
         let needs_members =
             relation.iter().any(|c| matches!(c, RelationChange::RemoveWhere(f) if f.eq_strings("value").is_none()));
-        for attempt in 1..=PATCH_ATTEMPTS {
-            let current = self.load(ctx, kind, id, needs_members).await?;
+        let decide = |current: &StoredResource| -> Result<Change, ScimError> {
             check_precondition(if_match, current.version)?;
             let mut base = current.attributes.clone();
             let loaded_members = base.remove("members");
             base.remove("groups");
             let mut next = if ops.is_empty() { base.clone() } else { patch::apply(&base, &schema, &ops)? };
             strip_write_only(&mut next, &schema);
-            let changed = next != base;
-            let members: Vec<MemberChange> =
-                relation.iter().map(|c| member_change(c, members_def, loaded_members.as_ref())).collect();
-            if !changed && members.is_empty() {
-                // Nothing to write (e.g. re-adding a value that is there): no new version.
-                return self.load_rendered(ctx, kind, id, &projection).await;
-            }
-            let update = Update {
-                expected_version: if changed { Some(current.version) } else { if_match },
-                attributes: changed.then_some(next),
-                members,
-                now: now(),
-            };
-            match self.store.update(ctx.tenant, kind, id, update).await {
-                Ok(_) => return self.load_rendered(ctx, kind, id, &projection).await,
-                Err(StoreError::VersionMismatch) if if_match.is_none() && attempt < PATCH_ATTEMPTS => {
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(EngineError::Internal("PATCH did not converge".into()))
+            let members = relation.iter().map(|c| member_change(c, members_def, loaded_members.as_ref())).collect();
+            // Re-adding a value that is there changes nothing and makes no new version.
+            Ok(Change { attributes: (next != base).then_some(next), members })
+        };
+        self.modify(ctx, kind, id, needs_members, &projection, &decide).await
     }
 
     /// `DELETE /{Users|Groups}/{id}` under the configured policy.
     pub async fn delete(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, if_match: Option<i64>) -> EngineResult<()> {
         match (self.settings.delete_policy, kind) {
             (DeletePolicy::Deactivate, Kind::User) => {
-                let current = self.load(ctx, kind, id, false).await?;
-                check_precondition(if_match, current.version)?;
-                let mut attrs = current.attributes;
-                attrs.remove("groups");
-                attrs.insert("active".into(), Value::Bool(false));
-                let update = Update {
-                    expected_version: Some(current.version),
-                    attributes: Some(attrs),
-                    members: vec![],
-                    now: now(),
+                let decide = |current: &StoredResource| -> Result<Change, ScimError> {
+                    check_precondition(if_match, current.version)?;
+                    let mut attrs = current.attributes.clone();
+                    attrs.remove("groups");
+                    let changed = attrs.insert("active".into(), Value::Bool(false)) != Some(Value::Bool(false));
+                    Ok(Change { attributes: changed.then_some(attrs), members: vec![] })
                 };
-                self.store.update(ctx.tenant, kind, id, update).await?;
-                Ok(())
+                self.modify(ctx, kind, id, false, &Projection::default(), &decide).await.map(|_| ())
             }
             // A group has no `active`: deactivating one means retiring it.
             (policy, _) => {

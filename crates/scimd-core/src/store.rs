@@ -3,6 +3,7 @@
 //! filtered, sorted, paged queries. Every call is one transaction.
 
 use async_trait::async_trait;
+use scimd_proto::ScimError;
 use scimd_proto::filter::Filter;
 use scimd_proto::messages::SortOrder;
 use scimd_proto::schema::ResourceSchema;
@@ -75,15 +76,26 @@ pub struct NewResource {
     pub now: String,
 }
 
-/// A change to an existing resource.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Update {
-    /// Apply only if the stored version is this one (read-modify-write and `If-Match`).
-    pub expected_version: Option<i64>,
-    /// The new attributes (without `members`), if they changed.
+/// What a write does to an existing resource, decided from its current state.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Change {
+    /// The new attributes (without `members`/`groups`), if they changed.
     pub attributes: Option<Map<String, Value>>,
     pub members: Vec<MemberChange>,
-    pub now: String,
+}
+
+/// Decides a change from the current state, inside the write's transaction, while the
+/// resource is locked. Pure: it may refuse with a protocol error, never do IO.
+pub type Decide<'a> = dyn Fn(&StoredResource) -> Result<Change, ScimError> + Send + Sync + 'a;
+
+/// Options of `Store::modify`.
+#[derive(Debug, Clone)]
+pub struct Modify<'a> {
+    /// Load `members`/`groups` into the state handed to `decide`.
+    pub load_relations: bool,
+    /// Load them into the state returned.
+    pub return_relations: bool,
+    pub now: &'a str,
 }
 
 /// What `DELETE` does to the data (RFC 7644 §3.6 says the resource is gone either way,
@@ -147,6 +159,9 @@ pub struct ListPage {
 /// Failures a store reports. Client-caused ones carry enough to build a SCIM error.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The change was refused by the protocol rules (`Decide` returned an error).
+    #[error("{0}")]
+    Rejected(ScimError),
     /// A uniqueness constraint: the attribute's name.
     #[error("{0} is already taken")]
     Uniqueness(String),
@@ -177,8 +192,18 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         with_relations: bool,
     ) -> Result<Option<StoredResource>, StoreError>;
-    /// Applies an update; returns the resource's new version.
-    async fn update(&self, tenant: &str, kind: Kind, id: &str, update: Update) -> Result<i64, StoreError>;
+    /// Read-modify-write in one transaction: locks the resource, hands its current state
+    /// to `decide`, applies the change (bumping the version only if something changed) and
+    /// returns the resulting state. Concurrent writers of one resource are serialised, so
+    /// no acknowledged write is lost.
+    async fn modify(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        id: &str,
+        opts: Modify<'_>,
+        decide: &Decide<'_>,
+    ) -> Result<StoredResource, StoreError>;
     /// Deletes under a policy other than `Deactivate` (which the engine does as an update).
     /// `expected_version` as in `Update`. Returns false when there was nothing to delete.
     async fn delete(

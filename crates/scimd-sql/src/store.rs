@@ -8,8 +8,8 @@ use crate::rows::{Derived, RelationRow, assemble, derive};
 use crate::sql::{Bind, Dialect, Sql};
 use async_trait::async_trait;
 use scimd_core::store::{
-    DeletePolicy, Kind, ListPage, ListQuery, MemberChange, MemberRef, NewResource, Store, StoreError, StoredResource,
-    Update,
+    Decide, DeletePolicy, Kind, ListPage, ListQuery, MemberChange, MemberRef, Modify, NewResource, Store, StoreError,
+    StoredResource,
 };
 use scimd_core::tokens::{TokenInfo, TokenStore};
 use std::collections::HashSet;
@@ -78,6 +78,31 @@ fn decode(row: &Row) -> Result<(i64, StoredResource)> {
             version: row.int(5)?,
         },
     ))
+}
+
+/// A live resource by id; `lock` holds it for the rest of a write transaction.
+async fn fetch_one(
+    tx: &mut dyn Tx,
+    layout: &Layout,
+    tenant: &str,
+    id: &str,
+    lock: bool,
+) -> Result<Option<(i64, StoredResource)>> {
+    let d = tx.dialect();
+    let mut s = sql(d);
+    s.push("SELECT ")
+        .push(columns(d))
+        .push(" FROM ")
+        .push(layout.table)
+        .push(" t WHERE t.tenant = ")
+        .bind_text(tenant)
+        .push(" AND t.id = ")
+        .bind_text(id)
+        .push(" AND t.retired IS NULL");
+    if lock && d == Dialect::Postgres {
+        s.push(" FOR UPDATE");
+    }
+    tx.row(s).await?.map(|r| decode(&r)).transpose()
 }
 
 /// The row of a live resource, locked for the rest of a write transaction.
@@ -410,65 +435,72 @@ impl<P: Pools> Store for SqlStore<P> {
     }
 
     async fn get(&self, tenant: &str, kind: Kind, id: &str, with_rel: bool) -> Result<Option<StoredResource>> {
-        let layout = layout(kind);
         let mut tx = self.pools.read().await?;
-        let mut s = sql(tx.dialect());
-        s.push("SELECT ")
-            .push(columns(tx.dialect()))
-            .push(" FROM ")
-            .push(layout.table)
-            .push(" t WHERE t.tenant = ")
-            .bind_text(tenant)
-            .push(" AND t.id = ")
-            .bind_text(id)
-            .push(" AND t.retired IS NULL");
-        let Some(row) = tx.row(s).await? else {
+        let Some(item) = fetch_one(&mut *tx, layout(kind), tenant, id, false).await? else {
             return Ok(None);
         };
-        let mut items = vec![decode(&row)?];
+        let mut one = [item];
         if with_rel {
-            with_relations(&mut *tx, kind, tenant, &mut items).await?;
+            with_relations(&mut *tx, kind, tenant, &mut one).await?;
         }
         tx.commit().await?;
-        Ok(items.pop().map(|(_, r)| r))
+        Ok(one.into_iter().next().map(|(_, r)| r))
     }
 
-    async fn update(&self, tenant: &str, kind: Kind, id: &str, update: Update) -> Result<i64> {
+    async fn modify(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        id: &str,
+        opts: Modify<'_>,
+        decide: &Decide<'_>,
+    ) -> Result<StoredResource> {
         let layout = layout(kind);
-        let derived = update.attributes.as_ref().map(|a| derive(kind, a)).transpose()?;
         let mut tx = self.pools.write().await?;
-        let (seq, version) = find_row(&mut *tx, layout, tenant, id).await?.ok_or(StoreError::NotFound)?;
-        if update.expected_version.is_some_and(|v| v != version) {
-            return Err(StoreError::VersionMismatch);
+        let d = tx.dialect();
+        // The current state, locked until commit (SQLite: the single writer; PostgreSQL: FOR UPDATE).
+        let Some((seq, mut current)) = fetch_one(&mut *tx, layout, tenant, id, true).await? else {
+            return Err(StoreError::NotFound);
+        };
+        if opts.load_relations {
+            let mut one = [(seq, current)];
+            with_relations(&mut *tx, kind, tenant, &mut one).await?;
+            current = one.into_iter().next().map(|(_, r)| r).expect("one item");
         }
+        let change = decide(&current).map_err(StoreError::Rejected)?;
         let mut changed = false;
-        if let (Some(attrs), Some(d)) = (&update.attributes, &derived) {
-            let mut s = sql(tx.dialect());
+        if let Some(attrs) = &change.attributes {
+            let derived = derive(kind, attrs)?;
+            let mut s = sql(d);
             s.push("UPDATE ").push(layout.table).push(" SET ");
-            push_derived_columns(&mut s, layout, d);
+            push_derived_columns(&mut s, layout, &derived);
             s.push(", attributes = ");
             bind_json(&mut s, serde_json::Value::Object(attrs.clone()).to_string());
             s.push(" WHERE seq = ").bind(Bind::Int(seq));
             tx.exec(s).await.map_err(|e| e.unique_on(layout.name_attr))?;
-            write_side_rows(&mut *tx, layout, tenant, seq, d, true).await?;
+            write_side_rows(&mut *tx, layout, tenant, seq, &derived, true).await?;
             changed = true;
         }
-        if kind == Kind::Group && !update.members.is_empty() {
-            changed |= change_members(&mut *tx, tenant, id, seq, &update.members).await?;
+        if kind == Kind::Group && !change.members.is_empty() {
+            changed |= change_members(&mut *tx, tenant, id, seq, &change.members).await?;
         }
-        if !changed {
-            return Ok(version);
+        if changed {
+            let mut s = sql(d);
+            s.push("UPDATE ")
+                .push(layout.table)
+                .push(" SET version = version + 1, last_modified = ")
+                .bind_text(opts.now)
+                .push(" WHERE seq = ")
+                .bind(Bind::Int(seq));
+            tx.exec(s).await?;
         }
-        let mut s = sql(tx.dialect());
-        s.push("UPDATE ")
-            .push(layout.table)
-            .push(" SET version = version + 1, last_modified = ")
-            .bind_text(update.now.as_str())
-            .push(" WHERE seq = ")
-            .bind(Bind::Int(seq));
-        tx.exec(s).await?;
+        let (_, after) = fetch_one(&mut *tx, layout, tenant, id, false).await?.ok_or(StoreError::NotFound)?;
+        let mut one = [(seq, after)];
+        if opts.return_relations {
+            with_relations(&mut *tx, kind, tenant, &mut one).await?;
+        }
         tx.commit().await.map_err(|e| e.unique_on(layout.name_attr))?;
-        Ok(version + 1)
+        Ok(one.into_iter().next().map(|(_, r)| r).expect("one item"))
     }
 
     async fn delete(

@@ -7,9 +7,11 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 use scimd_core::store::{
-    DeletePolicy, Kind, ListQuery, MemberChange, MemberRef, NewResource, SortKey, Store, StoreError, Update,
+    Change, DeletePolicy, Kind, ListQuery, MemberChange, MemberRef, Modify, NewResource, SortKey, Store, StoreError,
+    StoredResource,
 };
 use scimd_core::tokens::{TokenInfo, TokenStore, create_token, verify_token};
+use scimd_proto::ScimError;
 use scimd_proto::filter::{CompareOp, Filter, FilterLimits, Literal, check, matches, parse_filter};
 use scimd_proto::messages::SortOrder;
 use scimd_proto::resource::{Meta, render};
@@ -123,8 +125,24 @@ async fn new_group(s: &dyn Backend, id: &str, name: &str, members: &[&str]) -> R
     .map(|_| ())
 }
 
-fn update(attributes: Option<Value>, members: Vec<MemberChange>, expected: Option<i64>) -> Update {
-    Update { expected_version: expected, attributes: attributes.map(attrs), members, now: LATER.into() }
+/// A write through `modify`, refused (412) when `expected` names another version.
+async fn change(
+    s: &dyn Backend,
+    tenant: &str,
+    kind: Kind,
+    id: &str,
+    attributes: Option<Value>,
+    members: Vec<MemberChange>,
+    expected: Option<i64>,
+) -> Result<i64, StoreError> {
+    let decide = move |current: &StoredResource| -> Result<Change, ScimError> {
+        if expected.is_some_and(|v| v != current.version) {
+            return Err(ScimError::precondition_failed("stale"));
+        }
+        Ok(Change { attributes: attributes.clone().map(attrs), members: members.clone() })
+    };
+    let opts = Modify { load_relations: false, return_relations: false, now: LATER };
+    s.modify(tenant, kind, id, opts, &decide).await.map(|r| r.version)
 }
 
 fn refs(ids: &[&str]) -> Vec<MemberRef> {
@@ -145,8 +163,7 @@ async fn create_get_update_delete(s: &dyn Backend) {
     let got = s.get("t", Kind::User, "u1", false).await.unwrap().unwrap();
     assert_eq!(got.attributes["userName"], "Ann");
     assert_eq!((got.version, got.created.as_str(), got.last_modified.as_str()), (1, NOW, NOW));
-    let v = s
-        .update("t", Kind::User, "u1", update(Some(json!({"userName": "Ann", "title": "Dr"})), vec![], Some(1)))
+    let v = change(s, "t", Kind::User, "u1", Some(json!({"userName": "Ann", "title": "Dr"})), vec![], Some(1))
         .await
         .unwrap();
     assert_eq!(v, 2);
@@ -154,7 +171,7 @@ async fn create_get_update_delete(s: &dyn Backend) {
     assert_eq!(got.attributes, attrs(json!({"userName": "Ann", "title": "Dr"})));
     assert_eq!((got.version, got.created.as_str(), got.last_modified.as_str()), (2, NOW, LATER));
     assert!(s.get("t", Kind::User, "nope", false).await.unwrap().is_none());
-    assert!(matches!(s.update("t", Kind::User, "nope", update(None, vec![], None)).await, Err(StoreError::NotFound)));
+    assert!(matches!(change(s, "t", Kind::User, "nope", None, vec![], None).await, Err(StoreError::NotFound)));
     assert!(s.delete("t", Kind::User, "u1", DeletePolicy::Retire, None, LATER).await.unwrap());
     assert!(s.get("t", Kind::User, "u1", false).await.unwrap().is_none());
     assert!(!s.delete("t", Kind::User, "u1", DeletePolicy::Retire, None, LATER).await.unwrap());
@@ -176,8 +193,7 @@ async fn names_are_unique_regardless_of_case(s: &dyn Backend) {
         .await;
     assert!(matches!(dup, Err(StoreError::Uniqueness(ref a)) if a == "userName"), "{dup:?}");
     new_user(s, "t", "u3", json!({"userName": "other"})).await;
-    let clash =
-        s.update("t", Kind::User, "u3", update(Some(json!({"userName": "ÜNÏCODE@EXAMPLE.COM"})), vec![], None)).await;
+    let clash = change(s, "t", Kind::User, "u3", Some(json!({"userName": "ÜNÏCODE@EXAMPLE.COM"})), vec![], None).await;
     assert!(matches!(clash, Err(StoreError::Uniqueness(_))), "{clash:?}");
     new_group(s, "g1", "Admins", &[]).await.unwrap();
     assert!(
@@ -195,26 +211,21 @@ async fn membership_is_a_set_of_rows(s: &dyn Backend) {
     new_group(s, "g", "G", &["a"]).await.unwrap();
     new_group(s, "h", "H", &["g"]).await.unwrap();
     assert_eq!(member_ids(s, "h").await, vec!["g"]);
-    let v = s
-        .update("t", Kind::Group, "g", update(None, vec![MemberChange::Add(refs(&["b", "a", "b"]))], None))
-        .await
-        .unwrap();
+    let v =
+        change(s, "t", Kind::Group, "g", None, vec![MemberChange::Add(refs(&["b", "a", "b"]))], None).await.unwrap();
     assert_eq!(v, 2);
     assert_eq!(member_ids(s, "g").await, vec!["a", "b"]);
     // Re-adding present members changes nothing, not even the version.
-    assert_eq!(
-        s.update("t", Kind::Group, "g", update(None, vec![MemberChange::Add(refs(&["a"]))], None)).await.unwrap(),
-        2
-    );
-    s.update("t", Kind::Group, "g", update(None, vec![MemberChange::Remove(vec!["a".into(), "zzz".into()])], None))
+    assert_eq!(change(s, "t", Kind::Group, "g", None, vec![MemberChange::Add(refs(&["a"]))], None).await.unwrap(), 2);
+    change(s, "t", Kind::Group, "g", None, vec![MemberChange::Remove(vec!["a".into(), "zzz".into()])], None)
         .await
         .unwrap();
     assert_eq!(member_ids(s, "g").await, vec!["b"]);
-    s.update("t", Kind::Group, "g", update(None, vec![MemberChange::Replace(refs(&["c", "a"]))], None)).await.unwrap();
+    change(s, "t", Kind::Group, "g", None, vec![MemberChange::Replace(refs(&["c", "a"]))], None).await.unwrap();
     assert_eq!(member_ids(s, "g").await, vec!["c", "a"]);
-    let err = s.update("t", Kind::Group, "g", update(None, vec![MemberChange::Add(refs(&["ghost"]))], None)).await;
+    let err = change(s, "t", Kind::Group, "g", None, vec![MemberChange::Add(refs(&["ghost"]))], None).await;
     assert!(matches!(err, Err(StoreError::InvalidMember(_))), "{err:?}");
-    let err = s.update("t", Kind::Group, "g", update(None, vec![MemberChange::Add(refs(&["g"]))], None)).await;
+    let err = change(s, "t", Kind::Group, "g", None, vec![MemberChange::Add(refs(&["g"]))], None).await;
     assert!(matches!(err, Err(StoreError::InvalidMember(_))), "{err:?}");
     assert_eq!(member_ids(s, "g").await, vec!["c", "a"], "a refused change leaves the set as it was");
     // A user's groups derive from memberships.
@@ -225,15 +236,14 @@ async fn membership_is_a_set_of_rows(s: &dyn Backend) {
     s.delete("t", Kind::User, "a", DeletePolicy::Erase, None, LATER).await.unwrap();
     assert_eq!(member_ids(s, "g").await, vec!["c"]);
     assert_eq!(s.get("t", Kind::Group, "g", false).await.unwrap().unwrap().version, before + 1);
-    s.update("t", Kind::Group, "g", update(None, vec![MemberChange::RemoveAll], None)).await.unwrap();
+    change(s, "t", Kind::Group, "g", None, vec![MemberChange::RemoveAll], None).await.unwrap();
     assert!(member_ids(s, "g").await.is_empty());
 }
 
 async fn versions_guard_updates(s: &dyn Backend) {
     new_user(s, "t", "u", json!({"userName": "v"})).await;
-    let stale =
-        s.update("t", Kind::User, "u", update(Some(json!({"userName": "v", "title": "x"})), vec![], Some(7))).await;
-    assert!(matches!(stale, Err(StoreError::VersionMismatch)));
+    let stale = change(s, "t", Kind::User, "u", Some(json!({"userName": "v", "title": "x"})), vec![], Some(7)).await;
+    assert!(matches!(stale, Err(StoreError::Rejected(ref e)) if e.status == 412), "{stale:?}");
     assert!(matches!(
         s.delete("t", Kind::User, "u", DeletePolicy::Erase, Some(7), LATER).await,
         Err(StoreError::VersionMismatch)
@@ -319,7 +329,7 @@ async fn tenants_are_isolated(s: &dyn Backend) {
     let page = s.list("a", Kind::User, &q).await.unwrap();
     assert_eq!(page.resources.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["a-1"]);
     assert!(s.get("a", Kind::User, "b-1", true).await.unwrap().is_none());
-    assert!(matches!(s.update("a", Kind::User, "b-1", update(None, vec![], None)).await, Err(StoreError::NotFound)));
+    assert!(matches!(change(s, "a", Kind::User, "b-1", None, vec![], None).await, Err(StoreError::NotFound)));
 }
 
 // ---------------------------------------------------------------- SQL vs evaluator
