@@ -204,8 +204,9 @@ pub trait Store: Send + Sync + 'static {
         opts: Modify<'_>,
         decide: &Decide<'_>,
     ) -> Result<StoredResource, StoreError>;
-    /// Deletes under a policy other than `Deactivate` (which the engine does as an update).
-    /// `expected_version` as in `Update`. Returns false when there was nothing to delete.
+    /// Deletes under a policy other than `Deactivate` (which the engine does with `modify`).
+    /// With `expected_version`, only that version is deleted (`If-Match`). Returns false
+    /// when there was nothing to delete.
     async fn delete(
         &self,
         tenant: &str,

@@ -133,38 +133,28 @@ where
     Row(cells)
 }
 
-#[async_trait]
-impl Tx for Transaction<'static, Sqlite> {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
-    }
-    async fn rows(&mut self, sql: Sql) -> DbResult<Vec<Row>> {
-        let q = bind_all!(sqlx::query(AssertSqlSafe(sql.text)), sql.binds);
-        Ok(q.fetch_all(&mut **self).await?.iter().map(decode).collect())
-    }
-    async fn exec(&mut self, sql: Sql) -> DbResult<u64> {
-        let q = bind_all!(sqlx::query(AssertSqlSafe(sql.text)), sql.binds);
-        Ok(q.execute(&mut **self).await?.rows_affected())
-    }
-    async fn commit(self: Box<Self>) -> DbResult<()> {
-        Ok(Transaction::commit(*self).await?)
-    }
+/// `Tx` for a sqlx transaction of one database.
+macro_rules! impl_tx {
+    ($db:ty, $dialect:expr) => {
+        #[async_trait]
+        impl Tx for Transaction<'static, $db> {
+            fn dialect(&self) -> Dialect {
+                $dialect
+            }
+            async fn rows(&mut self, sql: Sql) -> DbResult<Vec<Row>> {
+                let q = bind_all!(sqlx::query(AssertSqlSafe(sql.text)), sql.binds);
+                Ok(q.fetch_all(&mut **self).await?.iter().map(decode).collect())
+            }
+            async fn exec(&mut self, sql: Sql) -> DbResult<u64> {
+                let q = bind_all!(sqlx::query(AssertSqlSafe(sql.text)), sql.binds);
+                Ok(q.execute(&mut **self).await?.rows_affected())
+            }
+            async fn commit(self: Box<Self>) -> DbResult<()> {
+                Ok(Transaction::commit(*self).await?)
+            }
+        }
+    };
 }
 
-#[async_trait]
-impl Tx for Transaction<'static, Postgres> {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
-    async fn rows(&mut self, sql: Sql) -> DbResult<Vec<Row>> {
-        let q = bind_all!(sqlx::query(AssertSqlSafe(sql.text)), sql.binds);
-        Ok(q.fetch_all(&mut **self).await?.iter().map(decode).collect())
-    }
-    async fn exec(&mut self, sql: Sql) -> DbResult<u64> {
-        let q = bind_all!(sqlx::query(AssertSqlSafe(sql.text)), sql.binds);
-        Ok(q.execute(&mut **self).await?.rows_affected())
-    }
-    async fn commit(self: Box<Self>) -> DbResult<()> {
-        Ok(Transaction::commit(*self).await?)
-    }
-}
+impl_tx!(Sqlite, Dialect::Sqlite);
+impl_tx!(Postgres, Dialect::Postgres);
