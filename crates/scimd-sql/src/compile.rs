@@ -4,9 +4,8 @@
 //! in-memory evaluator of `scimd-proto` exactly (a property test checks it): case per
 //! `caseExact`, any-value matching for multi-valued attributes, `ne` as "no value equals".
 
-use crate::layout::{Column, ColumnType, Layout};
+use crate::layout::{ColumnType, Relation, View};
 use crate::sql::{Bind, Dialect, Sql};
-use scimd_core::Kind;
 use scimd_core::store::{SortKey, StoreError};
 use scimd_proto::AttrPath;
 use scimd_proto::filter::{CompareOp, Filter, Literal};
@@ -36,7 +35,7 @@ fn json_path(pieces: &[&str]) -> Result<String> {
 
 pub struct Compiler<'a> {
     pub dialect: Dialect,
-    pub layout: &'static Layout,
+    pub view: &'a View,
     pub schema: &'a ResourceSchema<'a>,
     pub tenant: &'a str,
 }
@@ -112,26 +111,29 @@ impl<'a> Compiler<'a> {
         if r.attr.name == "schemas" && r.container == Container::Core {
             return self.schemas(sql, cmp);
         }
-        if let Some(col) = self.layout.column(&canonical) {
-            return self.predicate(sql, col.sql, col.kind, cmp);
+        if let Some(col) = self.view.column(&canonical) {
+            return self.predicate(sql, &col.sql, col.kind, cmp);
         }
-        if let Some((open, cols)) = self.relation(r.attr) {
-            // The compared sub-attribute: the one named, else `value`; a bare `emails pr`
-            // asks about every sub-attribute, which only the JSON document has.
+        if r.container == Container::Core
+            && let Some(rel) = self.view.relation(&r.attr.name)
+        {
+            // The compared sub-attribute: the one named, else `value`; a bare `pr` on a
+            // partial relation (emails) asks about every sub-attribute, which only the JSON
+            // document has.
             let sub = match (r.sub, cmp) {
                 (Some(s), _) => Some(s.name.as_str()),
                 (None, Some(_)) => Some("value"),
-                (None, None) if r.attr.name == "emails" => None,
+                (None, None) if rel.partial => None,
                 (None, None) => Some("value"),
             };
-            match sub.and_then(cols) {
+            match sub.and_then(|s| rel.sub(s)) {
                 Some(col) => {
-                    sql.push(open).bind_text(self.tenant).push(" AND (");
-                    self.predicate(sql, col.sql, col.kind, cmp)?;
+                    self.open_relation(sql, rel);
+                    self.predicate(sql, &col.sql, col.kind, cmp)?;
                     sql.push("))");
                     return Ok(());
                 }
-                None if r.attr.name == "emails" => {}
+                None if rel.partial => {}
                 None => return Err(unsupported(format!("'{canonical}'"))),
             }
         }
@@ -153,10 +155,15 @@ impl<'a> Compiler<'a> {
                 } else if let Some(ext) = self.schema.extension(urn) {
                     let path = json_path(&[&ext.id])?;
                     match self.dialect {
-                        Dialect::Sqlite => sql.push("json_type(t.attributes, ").bind_text(path).push(") IS NOT NULL"),
-                        Dialect::Postgres => {
-                            sql.push("jsonb_path_exists(t.attributes, ").bind_text(path).push("::jsonpath)")
+                        Dialect::Sqlite => {
+                            sql.push("json_type(").push(&self.view.doc).push(", ").bind_text(path).push(") IS NOT NULL")
                         }
+                        Dialect::Postgres => sql
+                            .push("jsonb_path_exists(")
+                            .push(&self.view.doc)
+                            .push(", ")
+                            .bind_text(path)
+                            .push("::jsonpath)"),
                     };
                 } else {
                     sql.push("FALSE");
@@ -167,36 +174,13 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
-    /// Multi-valued attributes kept in tables of their own: the subquery opening (ending
-    /// before the tenant parameter) and the columns of its sub-attributes.
-    #[allow(clippy::type_complexity)]
-    fn relation(&self, attr: &AttributeDef) -> Option<(&'static str, fn(&str) -> Option<Column>)> {
-        match (self.layout.kind, attr.name.as_str()) {
-            (Kind::Group, "members") => {
-                Some(("t.seq IN (SELECT m.group_seq FROM scim_members m WHERE m.tenant = ", |sub| match sub {
-                    "value" => Some(Column { path: "members.value", sql: "m.member_id", kind: ColumnType::ExactText }),
-                    "type" => Some(Column { path: "members.type", sql: "m.member_type", kind: ColumnType::ExactText }),
-                    _ => None,
-                }))
-            }
-            (Kind::User, "groups") => Some((
-                "t.id IN (SELECT m.member_id FROM scim_members m JOIN scim_groups g ON g.seq = m.group_seq WHERE m.tenant = ",
-                |sub| match sub {
-                    "value" => Some(Column { path: "groups.value", sql: "g.id", kind: ColumnType::ExactText }),
-                    "display" => {
-                        Some(Column { path: "groups.display", sql: "g.display_name_key", kind: ColumnType::FoldedText })
-                    }
-                    _ => None,
-                },
-            )),
-            (Kind::User, "emails") => {
-                Some(("t.seq IN (SELECT e.user_seq FROM scim_user_emails e WHERE e.tenant = ", |sub| match sub {
-                    "value" => Some(Column { path: "emails.value", sql: "e.value_key", kind: ColumnType::FoldedText }),
-                    _ => None,
-                }))
-            }
-            _ => None,
+    /// Opens a relation's subquery, scoped to the tenant, up to its predicate.
+    fn open_relation(&self, sql: &mut Sql, rel: &Relation) {
+        sql.push(&rel.open);
+        if let Some(tc) = &rel.tenant_column {
+            sql.push(tc).push(" = ").bind_text(self.tenant).push(" AND ");
         }
+        sql.push("(");
     }
 
     /// A comparison or presence test on an attribute kept in the JSON document.
@@ -239,10 +223,10 @@ impl<'a> Compiler<'a> {
         }
         let path = json_path(&pieces)?;
         match cmp {
-            None => self.present_json(sql, "t.attributes", &path),
+            None => self.present_json(sql, &self.view.doc, &path),
             Some(cmp) => {
                 let mut expr = sql.fork();
-                self.json_scalar(&mut expr, "t.attributes", &path);
+                self.json_scalar(&mut expr, &self.view.doc, &path);
                 self.json_compare(sql, expr, leaf.expect("compare has a leaf"), cmp)
             }
         }
@@ -251,11 +235,16 @@ impl<'a> Compiler<'a> {
     /// `EXISTS (… each element e of the array at path … WHERE body)`.
     fn each_element(&self, sql: &mut Sql, path: &str, body: impl FnOnce(&Self, &mut Sql) -> Result<()>) -> Result<()> {
         match self.dialect {
-            Dialect::Sqlite => {
-                sql.push("EXISTS (SELECT 1 FROM json_each(t.attributes, ").bind_text(path).push(") e WHERE ")
-            }
+            Dialect::Sqlite => sql
+                .push("EXISTS (SELECT 1 FROM json_each(")
+                .push(&self.view.doc)
+                .push(", ")
+                .bind_text(path)
+                .push(") e WHERE "),
             Dialect::Postgres => sql
-                .push("EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE(jsonb_path_query_first(t.attributes, ")
+                .push("EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE(jsonb_path_query_first(")
+                .push(&self.view.doc)
+                .push(", ")
                 .bind_text(path)
                 .push("::jsonpath), '[]'::jsonb)) e(value) WHERE "),
         };
@@ -342,7 +331,7 @@ impl<'a> Compiler<'a> {
     fn predicate(&self, sql: &mut Sql, col: &str, kind: ColumnType, cmp: Option<(CompareOp, &Literal)>) -> Result<()> {
         let Some((op, lit)) = cmp else {
             match kind {
-                ColumnType::ExactText | ColumnType::FoldedText => {
+                ColumnType::ExactText | ColumnType::FoldedText | ColumnType::CaselessText => {
                     sql.push("(").push(col).push(" IS NOT NULL AND ").push(col).push(" <> '')")
                 }
                 _ => sql.push(col).push(" IS NOT NULL"),
@@ -352,6 +341,9 @@ impl<'a> Compiler<'a> {
         match (kind, lit) {
             (ColumnType::ExactText, Literal::String(s)) => self.text_compare(sql, raw(sql, col), op, s.clone()),
             (ColumnType::FoldedText, Literal::String(s)) => self.text_compare(sql, raw(sql, col), op, fold_case(s)),
+            (ColumnType::CaselessText, Literal::String(s)) => {
+                self.text_compare(sql, self.fold(raw(sql, col)), op, fold_case(s))
+            }
             (ColumnType::Bool, Literal::Bool(b)) => {
                 match self.dialect {
                     Dialect::Sqlite => sql.push(col).push(" = ").bind(Bind::Int(*b as i64)),
@@ -399,9 +391,10 @@ impl<'a> Compiler<'a> {
 
     fn value_path(&self, sql: &mut Sql, p: &AttrPath, inner: &Filter) -> Result<()> {
         let r = self.resolve(p)?;
-        if let Some((open, cols)) = self.relation(r.attr).filter(|_| r.attr.name != "emails") {
-            sql.push(open).bind_text(self.tenant).push(" AND (");
-            self.element_filter(sql, inner, r.attr, &ElementDoc::Columns(cols))?;
+        let relation = if r.container == Container::Core { self.view.relation(&r.attr.name) } else { None };
+        if let Some(rel) = relation.filter(|rel| !rel.partial) {
+            self.open_relation(sql, rel);
+            self.element_filter(sql, inner, r.attr, &ElementDoc::Columns(rel))?;
             sql.push("))");
             return Ok(());
         }
@@ -412,19 +405,17 @@ impl<'a> Compiler<'a> {
         top.push(&r.attr.name);
         if !r.attr.multi_valued {
             let prefix: Vec<String> = top.iter().map(|s| s.to_string()).collect();
-            return self.element_filter(sql, inner, r.attr, &ElementDoc::Json { doc: "t.attributes", prefix });
+            return self.element_filter(sql, inner, r.attr, &ElementDoc::Json { doc: &self.view.doc, prefix });
         }
         // An indexed pre-filter when the value filter pins `value` (Entra ID's
         // `emails[type eq "work"].value eq "…"`); the JSON test below stays exact.
-        if self.layout.kind == Kind::User
-            && r.attr.name == "emails"
+        if let Some(rel) = relation
+            && let Some(col) = rel.sub("value")
             && let Some(v) = conjunct_value_eq(inner)
         {
-            sql.push("t.seq IN (SELECT e.user_seq FROM scim_user_emails e WHERE e.tenant = ")
-                .bind_text(self.tenant)
-                .push(" AND e.value_key = ")
-                .bind_text(fold_case(v))
-                .push(") AND ");
+            self.open_relation(sql, rel);
+            self.predicate(sql, &col.sql, col.kind, Some((CompareOp::Eq, &Literal::String(v.to_string()))))?;
+            sql.push(")) AND ");
         }
         self.each_element(sql, &json_path(&top)?, |c, sql| {
             c.element_filter(sql, inner, r.attr, &ElementDoc::Json { doc: "e.value", prefix: vec![] })
@@ -477,9 +468,9 @@ impl<'a> Compiler<'a> {
     ) -> Result<()> {
         let sub = attr.sub(&p.name).ok_or_else(|| unsupported(format!("'{}.{}'", attr.name, p.name)))?;
         match doc {
-            ElementDoc::Columns(cols) => {
-                let col = cols(&sub.name).ok_or_else(|| unsupported(format!("'{}.{}'", attr.name, sub.name)))?;
-                self.predicate(sql, col.sql, col.kind, cmp)
+            ElementDoc::Columns(rel) => {
+                let col = rel.sub(&sub.name).ok_or_else(|| unsupported(format!("'{}.{}'", attr.name, sub.name)))?;
+                self.predicate(sql, &col.sql, col.kind, cmp)
             }
             ElementDoc::Json { doc, prefix } => {
                 let mut pieces: Vec<&str> = prefix.iter().map(String::as_str).collect();
@@ -504,9 +495,10 @@ impl<'a> Compiler<'a> {
         let r = self.resolve(&path)?;
         let dir = if key.order == SortOrder::Descending { " DESC" } else { " ASC" };
         let mut expr = sql.fork();
-        if let Some(col) = self.layout.column(&r.canonical()) {
-            expr.push(col.sql);
-        } else if self.relation(r.attr).is_some() && r.attr.name != "emails"
+        let relation = if r.container == Container::Core { self.view.relation(&r.attr.name) } else { None };
+        if let Some(col) = self.view.column(&r.canonical()) {
+            expr.push(&col.sql);
+        } else if relation.is_some_and(|rel| !rel.partial)
             || r.is_common(self.schema)
             || r.attr.kind == AttrType::Complex && r.sub.is_none() && r.attr.sub("value").is_none()
         {
@@ -525,12 +517,14 @@ impl<'a> Compiler<'a> {
                     Dialect::Sqlite => {
                         e.push("(SELECT json_extract(e.value, ")
                             .bind_text(sub)
-                            .push(") FROM json_each(t.attributes, ")
+                            .push(") FROM json_each(")
+                            .push(&self.view.doc)
+                            .push(", ")
                             .bind_text(json_path(&top)?)
                             .push(") e ORDER BY COALESCE(json_extract(e.value, '$.primary'), 0) DESC, e.key LIMIT 1)");
                     }
                     Dialect::Postgres => {
-                        e.push("(SELECT jsonb_path_query_first(e.value, ").bind_text(sub).push("::jsonpath) #>> '{}' FROM jsonb_array_elements(COALESCE(jsonb_path_query_first(t.attributes, ").bind_text(json_path(&top)?).push("::jsonpath), '[]'::jsonb)) WITH ORDINALITY e(value, n) ORDER BY COALESCE((e.value->>'primary')::boolean, false) DESC, e.n LIMIT 1)");
+                        e.push("(SELECT jsonb_path_query_first(e.value, ").bind_text(sub).push("::jsonpath) #>> '{}' FROM jsonb_array_elements(COALESCE(jsonb_path_query_first(").push(&self.view.doc).push(", ").bind_text(json_path(&top)?).push("::jsonpath), '[]'::jsonb)) WITH ORDINALITY e(value, n) ORDER BY COALESCE((e.value->>'primary')::boolean, false) DESC, e.n LIMIT 1)");
                     }
                 }
                 e
@@ -539,13 +533,19 @@ impl<'a> Compiler<'a> {
                     top.push(&leaf.name);
                 }
                 let mut e = expr.fork();
-                self.json_scalar(&mut e, "t.attributes", &json_path(&top)?);
+                self.json_scalar(&mut e, &self.view.doc, &json_path(&top)?);
                 e
             };
             expr = if leaf.kind.is_textual() && !leaf.case_exact { self.fold(scalar) } else { scalar };
         }
         // Missing values sort last in either direction; ties keep creation order.
-        sql.push("(").append(expr.clone()).push(") IS NULL, ").append(expr).push(dir).push(", t.seq");
+        sql.push("(")
+            .append(expr.clone())
+            .push(") IS NULL, ")
+            .append(expr)
+            .push(dir)
+            .push(", ")
+            .push(&self.view.order_key);
         Ok(())
     }
 }
@@ -557,9 +557,9 @@ fn raw(like: &Sql, col: &str) -> Sql {
     e
 }
 
-enum ElementDoc {
-    Columns(fn(&str) -> Option<Column>),
-    Json { doc: &'static str, prefix: Vec<String> },
+enum ElementDoc<'v> {
+    Columns(&'v Relation),
+    Json { doc: &'v str, prefix: Vec<String> },
 }
 
 /// The literal of a top-level conjunct `value eq "…"` in a value filter.

@@ -1,85 +1,197 @@
-//! How each resource type sits in scimd's own tables: which SCIM attributes have
-//! columns (and so indexes), and which live only in the `attributes` JSON document.
+//! How a resource type sits in SQL tables, as the filter compiler sees it: which SCIM
+//! attributes have columns (and so indexes), which multi-valued attributes have tables of
+//! their own, and where the JSON document of the other attributes is. scimd's own tables
+//! are one such view; an application's mapped tables (`mapped`) are another.
 
 use scimd_core::Kind;
+use std::sync::LazyLock;
 
 /// How a column's values compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {
-    /// Text stored as given; compared exactly.
+    /// Text compared exactly.
     ExactText,
     /// Text stored case-folded; literals are folded before comparing.
     FoldedText,
+    /// Text stored as given and compared case-insensitively (folded at query time).
+    CaselessText,
     Bool,
     /// An instant stored in `value::format_datetime` form, whose text order is time order.
     Instant,
 }
 
 /// A SCIM attribute path with a column of its own.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Column {
-    /// Canonical SCIM path, e.g. `userName`, `meta.lastModified`.
-    pub path: &'static str,
-    pub sql: &'static str,
+    /// Canonical SCIM path, e.g. `userName`, `meta.lastModified`; a sub-attribute's name
+    /// inside a `Relation`.
+    pub path: String,
+    /// The SQL expression (over the aliases of `View::from`).
+    pub sql: String,
     pub kind: ColumnType,
 }
 
-/// One resource type's table.
+impl Column {
+    pub fn new(path: &str, sql: &str, kind: ColumnType) -> Column {
+        Column { path: path.into(), sql: sql.into(), kind }
+    }
+}
+
+/// A multi-valued attribute kept in a table of its own: a resource matches when some row
+/// of the subquery does.
+#[derive(Debug, Clone)]
+pub struct Relation {
+    pub attr: String,
+    /// `<key> IN (SELECT … WHERE `: the predicate follows.
+    pub open: String,
+    /// The subquery's tenant column, when it has one.
+    pub tenant_column: Option<String>,
+    pub subs: Vec<Column>,
+    /// True when only `subs` are in the table and the attribute's full values are in the
+    /// JSON document (users' emails): the table then serves as an indexed pre-filter.
+    pub partial: bool,
+}
+
+impl Relation {
+    pub fn sub(&self, name: &str) -> Option<&Column> {
+        self.subs.iter().find(|c| c.path == name)
+    }
+}
+
+/// One resource type's tables, as the compiler sees them.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub kind: Kind,
+    /// `FROM` clause text; the resource's row is aliased `t`.
+    pub from: String,
+    /// The tenant column of `t`, when rows carry one.
+    pub tenant_column: Option<String>,
+    /// The predicate of live (not deleted) rows.
+    pub live: String,
+    pub columns: Vec<Column>,
+    /// The JSON document of the attributes without columns (may be NULL).
+    pub doc: String,
+    /// The stable default order.
+    pub order_key: String,
+    pub relations: Vec<Relation>,
+}
+
+impl View {
+    pub fn column(&self, path: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.path == path)
+    }
+    pub fn relation(&self, attr: &str) -> Option<&Relation> {
+        self.relations.iter().find(|r| r.attr == attr)
+    }
+}
+
+/// scimd's own tables for a resource type.
 #[derive(Debug, Clone, Copy)]
-pub struct Layout {
+pub struct Table {
     pub kind: Kind,
     pub table: &'static str,
-    pub columns: &'static [Column],
-    /// The unique, case-insensitive name attribute and its folded column.
+    /// The unique, case-insensitive name attribute and its columns.
     pub name_attr: &'static str,
     pub name_column: &'static str,
     pub name_key_column: &'static str,
 }
 
-const USER_COLUMNS: &[Column] = &[
-    Column { path: "id", sql: "t.id", kind: ColumnType::ExactText },
-    Column { path: "externalId", sql: "t.external_id", kind: ColumnType::ExactText },
-    Column { path: "userName", sql: "t.user_name_key", kind: ColumnType::FoldedText },
-    Column { path: "active", sql: "t.active", kind: ColumnType::Bool },
-    Column { path: "meta.created", sql: "t.created", kind: ColumnType::Instant },
-    Column { path: "meta.lastModified", sql: "t.last_modified", kind: ColumnType::Instant },
-];
-
-const GROUP_COLUMNS: &[Column] = &[
-    Column { path: "id", sql: "t.id", kind: ColumnType::ExactText },
-    Column { path: "externalId", sql: "t.external_id", kind: ColumnType::ExactText },
-    Column { path: "displayName", sql: "t.display_name_key", kind: ColumnType::FoldedText },
-    Column { path: "meta.created", sql: "t.created", kind: ColumnType::Instant },
-    Column { path: "meta.lastModified", sql: "t.last_modified", kind: ColumnType::Instant },
-];
-
-pub const USERS: Layout = Layout {
+pub const USERS: Table = Table {
     kind: Kind::User,
     table: "scim_users",
-    columns: USER_COLUMNS,
     name_attr: "userName",
     name_column: "user_name",
     name_key_column: "user_name_key",
 };
 
-pub const GROUPS: Layout = Layout {
+pub const GROUPS: Table = Table {
     kind: Kind::Group,
     table: "scim_groups",
-    columns: GROUP_COLUMNS,
     name_attr: "displayName",
     name_column: "display_name",
     name_key_column: "display_name_key",
 };
 
-pub fn layout(kind: Kind) -> &'static Layout {
+pub fn table(kind: Kind) -> &'static Table {
     match kind {
         Kind::User => &USERS,
         Kind::Group => &GROUPS,
     }
 }
 
-impl Layout {
-    pub fn column(&self, path: &str) -> Option<&Column> {
-        self.columns.iter().find(|c| c.path == path)
+fn common_columns() -> Vec<Column> {
+    vec![
+        Column::new("id", "t.id", ColumnType::ExactText),
+        Column::new("externalId", "t.external_id", ColumnType::ExactText),
+        Column::new("meta.created", "t.created", ColumnType::Instant),
+        Column::new("meta.lastModified", "t.last_modified", ColumnType::Instant),
+    ]
+}
+
+static USER_VIEW: LazyLock<View> = LazyLock::new(|| {
+    let mut columns = common_columns();
+    columns.push(Column::new("userName", "t.user_name_key", ColumnType::FoldedText));
+    columns.push(Column::new("active", "t.active", ColumnType::Bool));
+    View {
+        kind: Kind::User,
+        from: "scim_users t".into(),
+        tenant_column: Some("t.tenant".into()),
+        live: "t.retired IS NULL".into(),
+        columns,
+        doc: "t.attributes".into(),
+        order_key: "t.seq".into(),
+        relations: vec![
+            Relation {
+                attr: "groups".into(),
+                open:
+                    "t.id IN (SELECT m.member_id FROM scim_members m JOIN scim_groups g ON g.seq = m.group_seq WHERE "
+                        .into(),
+                tenant_column: Some("m.tenant".into()),
+                subs: vec![
+                    Column::new("value", "g.id", ColumnType::ExactText),
+                    Column::new("display", "g.display_name_key", ColumnType::FoldedText),
+                ],
+                partial: false,
+            },
+            Relation {
+                attr: "emails".into(),
+                open: "t.seq IN (SELECT e.user_seq FROM scim_user_emails e WHERE ".into(),
+                tenant_column: Some("e.tenant".into()),
+                subs: vec![Column::new("value", "e.value_key", ColumnType::FoldedText)],
+                partial: true,
+            },
+        ],
+    }
+});
+
+static GROUP_VIEW: LazyLock<View> = LazyLock::new(|| {
+    let mut columns = common_columns();
+    columns.push(Column::new("displayName", "t.display_name_key", ColumnType::FoldedText));
+    View {
+        kind: Kind::Group,
+        from: "scim_groups t".into(),
+        tenant_column: Some("t.tenant".into()),
+        live: "t.retired IS NULL".into(),
+        columns,
+        doc: "t.attributes".into(),
+        order_key: "t.seq".into(),
+        relations: vec![Relation {
+            attr: "members".into(),
+            open: "t.seq IN (SELECT m.group_seq FROM scim_members m WHERE ".into(),
+            tenant_column: Some("m.tenant".into()),
+            subs: vec![
+                Column::new("value", "m.member_id", ColumnType::ExactText),
+                Column::new("type", "m.member_type", ColumnType::CaselessText),
+            ],
+            partial: false,
+        }],
+    }
+});
+
+/// The view of scimd's own tables.
+pub fn own_view(kind: Kind) -> &'static View {
+    match kind {
+        Kind::User => &USER_VIEW,
+        Kind::Group => &GROUP_VIEW,
     }
 }

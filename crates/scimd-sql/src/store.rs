@@ -3,7 +3,7 @@
 
 use crate::compile::Compiler;
 use crate::conn::{DbError, Row, Tx};
-use crate::layout::{Layout, layout};
+use crate::layout::{Table, View, own_view, table};
 use crate::rows::{Derived, RelationRow, assemble, derive};
 use crate::sql::{Bind, Dialect, Sql};
 use async_trait::async_trait;
@@ -80,10 +80,50 @@ fn decode(row: &Row) -> Result<(i64, StoredResource)> {
     ))
 }
 
+/// One page of a view: the total count and the rows (`select` columns), filtered, sorted
+/// and paged in SQL.
+pub(crate) async fn query_page(
+    tx: &mut dyn Tx,
+    view: &View,
+    select: &str,
+    tenant: &str,
+    q: &ListQuery<'_>,
+) -> Result<(u64, Vec<Row>)> {
+    let d = tx.dialect();
+    let compiler = Compiler { dialect: d, view, schema: q.schema, tenant };
+    let mut from = sql(d);
+    from.push(" FROM ").push(&view.from).push(" WHERE ").push(&view.live);
+    if let Some(tc) = &view.tenant_column {
+        from.push(" AND ").push(tc).push(" = ").bind_text(tenant);
+    }
+    if let Some(f) = q.filter {
+        from.push(" AND (");
+        compiler.filter(&mut from, f)?;
+        from.push(")");
+    }
+    let mut count = sql(d);
+    count.push("SELECT COUNT(*)").append(from.clone());
+    let total = tx.row(count).await?.map(|r| r.int(0)).transpose()?.unwrap_or(0);
+    if q.count == 0 || q.offset as i64 >= total {
+        return Ok((total as u64, vec![]));
+    }
+    let mut page = sql(d);
+    page.push("SELECT ").push(select).append(from).push(" ORDER BY ");
+    match &q.sort {
+        Some(key) => compiler.sort(&mut page, key)?,
+        None => {
+            page.push(&view.order_key);
+        }
+    }
+    page.push(" LIMIT ").bind(Bind::Int(q.count.min(i64::MAX as u64) as i64));
+    page.push(" OFFSET ").bind(Bind::Int(q.offset.min(i64::MAX as u64) as i64));
+    Ok((total as u64, tx.rows(page).await?))
+}
+
 /// A live resource by id; `lock` holds it for the rest of a write transaction.
 async fn fetch_one(
     tx: &mut dyn Tx,
-    layout: &Layout,
+    layout: &Table,
     tenant: &str,
     id: &str,
     lock: bool,
@@ -106,7 +146,7 @@ async fn fetch_one(
 }
 
 /// The row of a live resource, locked for the rest of a write transaction.
-async fn find_row(tx: &mut dyn Tx, layout: &Layout, tenant: &str, id: &str) -> Result<Option<(i64, i64)>> {
+async fn find_row(tx: &mut dyn Tx, layout: &Table, tenant: &str, id: &str) -> Result<Option<(i64, i64)>> {
     let mut s = sql(tx.dialect());
     s.push("SELECT seq, version FROM ")
         .push(layout.table)
@@ -127,7 +167,7 @@ async fn find_row(tx: &mut dyn Tx, layout: &Layout, tenant: &str, id: &str) -> R
 /// The indexed side rows of a resource (users' email keys).
 async fn write_side_rows(
     tx: &mut dyn Tx,
-    layout: &Layout,
+    layout: &Table,
     tenant: &str,
     seq: i64,
     d: &Derived,
@@ -357,7 +397,7 @@ async fn with_relations(tx: &mut dyn Tx, kind: Kind, tenant: &str, items: &mut [
 }
 
 /// Sets the derived columns and the document of a resource row.
-fn push_derived_columns(s: &mut Sql, layout: &Layout, d: &Derived) {
+fn push_derived_columns(s: &mut Sql, layout: &Table, d: &Derived) {
     s.push(layout.name_column).push(" = ").bind_text(d.name.as_str());
     s.push(", ").push(layout.name_key_column).push(" = ").bind_text(d.name_key.as_str()).push(", external_id = ");
     match &d.external_id {
@@ -378,7 +418,7 @@ fn push_derived_columns(s: &mut Sql, layout: &Layout, d: &Derived) {
 #[async_trait]
 impl<P: Pools> Store for SqlStore<P> {
     async fn create(&self, tenant: &str, kind: Kind, new: NewResource) -> Result<StoredResource> {
-        let layout = layout(kind);
+        let layout = table(kind);
         let d = derive(kind, &new.attributes)?;
         let json = serde_json::Value::Object(new.attributes.clone()).to_string();
         let mut tx = self.pools.write().await?;
@@ -436,7 +476,7 @@ impl<P: Pools> Store for SqlStore<P> {
 
     async fn get(&self, tenant: &str, kind: Kind, id: &str, with_rel: bool) -> Result<Option<StoredResource>> {
         let mut tx = self.pools.read().await?;
-        let Some(item) = fetch_one(&mut *tx, layout(kind), tenant, id, false).await? else {
+        let Some(item) = fetch_one(&mut *tx, table(kind), tenant, id, false).await? else {
             return Ok(None);
         };
         let mut one = [item];
@@ -455,7 +495,7 @@ impl<P: Pools> Store for SqlStore<P> {
         opts: Modify<'_>,
         decide: &Decide<'_>,
     ) -> Result<StoredResource> {
-        let layout = layout(kind);
+        let layout = table(kind);
         let mut tx = self.pools.write().await?;
         let d = tx.dialect();
         // The current state, locked until commit (SQLite: the single writer; PostgreSQL: FOR UPDATE).
@@ -512,7 +552,7 @@ impl<P: Pools> Store for SqlStore<P> {
         expected_version: Option<i64>,
         now: &str,
     ) -> Result<bool> {
-        let layout = layout(kind);
+        let layout = table(kind);
         let mut tx = self.pools.write().await?;
         let d = tx.dialect();
         let Some((seq, version)) = find_row(&mut *tx, layout, tenant, id).await? else {
@@ -552,49 +592,15 @@ impl<P: Pools> Store for SqlStore<P> {
     }
 
     async fn list(&self, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage> {
-        let layout = layout(kind);
-        let d = self.pools.dialect();
-        let compiler = Compiler { dialect: d, layout, schema: q.schema, tenant };
-        let mut from = sql(d);
-        from.push(" FROM ")
-            .push(layout.table)
-            .push(" t WHERE t.tenant = ")
-            .bind_text(tenant)
-            .push(" AND t.retired IS NULL");
-        if let Some(f) = q.filter {
-            from.push(" AND (");
-            compiler.filter(&mut from, f)?;
-            from.push(")");
-        }
-        let mut order = sql(d);
-        order.push(" ORDER BY ");
-        match &q.sort {
-            Some(key) => compiler.sort(&mut order, key)?,
-            None => {
-                order.push("t.seq");
-            }
-        }
         let mut tx = self.pools.read().await?;
-        let mut count = sql(d);
-        count.push("SELECT COUNT(*)").append(from.clone());
-        let total = tx.row(count).await?.map(|r| r.int(0)).transpose()?.unwrap_or(0);
-        let mut items = Vec::new();
-        if q.count > 0 && (q.offset as i64) < total {
-            let mut page = sql(d);
-            page.push("SELECT ").push(columns(d)).append(from).append(order);
-            page.push(" LIMIT ")
-                .bind(Bind::Int(q.count.min(i64::MAX as u64) as i64))
-                .push(" OFFSET ")
-                .bind(Bind::Int(q.offset.min(i64::MAX as u64) as i64));
-            for row in tx.rows(page).await? {
-                items.push(decode(&row)?);
-            }
-            if q.with_relations {
-                with_relations(&mut *tx, kind, tenant, &mut items).await?;
-            }
+        let select = columns(tx.dialect());
+        let (total, rows) = query_page(&mut *tx, own_view(kind), select, tenant, q).await?;
+        let mut items = rows.iter().map(decode).collect::<Result<Vec<_>>>()?;
+        if q.with_relations {
+            with_relations(&mut *tx, kind, tenant, &mut items).await?;
         }
         tx.commit().await?;
-        Ok(ListPage { total: total as u64, resources: items.into_iter().map(|(_, r)| r).collect() })
+        Ok(ListPage { total, resources: items.into_iter().map(|(_, r)| r).collect() })
     }
 
     async fn ping(&self) -> Result<()> {
