@@ -2,6 +2,7 @@
 //! optimistic concurrency, uniqueness and precondition errors, delete policy, queries.
 //! This is the single write path: every change to a resource goes through `write`.
 
+use crate::adapter::Adapter;
 use crate::store::{
     Change, Decide, DeletePolicy, Kind, ListQuery, MemberChange, MemberRef, Modify, NewResource, SortKey, Store,
     StoreError, StoredResource,
@@ -113,6 +114,7 @@ pub struct Engine {
     registry: Arc<Registry>,
     store: Arc<dyn Store>,
     settings: Settings,
+    adapter: Arc<dyn Adapter>,
 }
 
 fn now() -> String {
@@ -129,7 +131,13 @@ fn relation_name(kind: Kind) -> &'static str {
 
 impl Engine {
     pub fn new(registry: Arc<Registry>, store: Arc<dyn Store>, settings: Settings) -> Engine {
-        Engine { registry, store, settings }
+        Engine { registry, store, settings, adapter: Arc::new(crate::adapter::Identity) }
+    }
+
+    /// Reshapes resources on their way in and out (see `Adapter`).
+    pub fn with_adapter(mut self, adapter: Arc<dyn Adapter>) -> Engine {
+        self.adapter = adapter;
+        self
     }
 
     pub fn registry(&self) -> &Registry {
@@ -164,6 +172,7 @@ impl Engine {
         projection: &Projection,
     ) -> Rendered {
         let mut attributes = stored.attributes;
+        self.adapter.to_scim(kind, &stored.id, &mut attributes);
         let relation = relation_name(kind);
         if let Some(Value::Array(items)) = attributes.get_mut(relation) {
             for item in items.iter_mut().filter_map(Value::as_object_mut) {
@@ -241,6 +250,7 @@ impl Engine {
         let schema = self.schema(kind)?;
         let projection = returning.projection(&schema)?;
         let mut attrs = validate_resource(body, &schema)?;
+        self.adapter.from_scim(kind, &mut attrs)?;
         strip_write_only(&mut attrs, &schema);
         let members = Self::take_members(kind, &mut attrs).unwrap_or_default();
         let has_members = !members.is_empty();
@@ -288,6 +298,7 @@ impl Engine {
         let schema = self.schema(kind)?;
         let projection = returning.projection(&schema)?;
         let mut attrs = validate_resource(body, &schema)?;
+        self.adapter.from_scim(kind, &mut attrs)?;
         strip_write_only(&mut attrs, &schema);
         let members = Self::take_members(kind, &mut attrs);
         let decide = |current: &StoredResource| -> Result<Change, ScimError> {
@@ -332,6 +343,9 @@ impl Engine {
             let loaded_members = base.remove("members");
             base.remove("groups");
             let mut next = if ops.is_empty() { base.clone() } else { patch::apply(&base, &schema, &ops)? };
+            if next != base {
+                self.adapter.from_scim(kind, &mut next)?;
+            }
             strip_write_only(&mut next, &schema);
             let members = relation.iter().map(|c| member_change(c, members_def, loaded_members.as_ref())).collect();
             // Re-adding a value that is there changes nothing and makes no new version.

@@ -4,9 +4,11 @@
 //! machinery behind bearer authentication, and the SCIM operations (`Engine`), which apply
 //! the rules of `scimd-proto` and know nothing of HTTP or SQL.
 
+pub mod adapter;
 pub mod engine;
 pub mod store;
 pub mod tokens;
 
+pub use adapter::Adapter;
 pub use engine::{Ctx, Engine, EngineError, EngineResult, Query, Rendered, Returning, Settings};
 pub use store::{DeletePolicy, Kind, Store, StoreError};

@@ -43,16 +43,18 @@ pub fn render(
     out.insert("schemas".into(), Value::Array(schemas));
     out.insert("id".into(), Value::String(id.to_string()));
     out.extend(attributes);
-    out.insert(
-        "meta".into(),
-        serde_json::json!({
-            "resourceType": schema.rt.name,
-            "created": meta.created,
-            "lastModified": meta.last_modified,
-            "location": meta.location,
-            "version": etag(meta.version),
-        }),
-    );
+    let mut m = Map::with_capacity(5);
+    m.insert("resourceType".into(), Value::String(schema.rt.name.clone()));
+    // An application's row that SCIM never wrote has no known creation time: leave it out.
+    if !meta.created.is_empty() {
+        m.insert("created".into(), Value::String(meta.created.clone()));
+    }
+    if !meta.last_modified.is_empty() {
+        m.insert("lastModified".into(), Value::String(meta.last_modified.clone()));
+    }
+    m.insert("location".into(), Value::String(meta.location.clone()));
+    m.insert("version".into(), Value::String(etag(meta.version)));
+    out.insert("meta".into(), Value::Object(m));
     out
 }
 

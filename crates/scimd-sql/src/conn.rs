@@ -59,6 +59,7 @@ pub enum Cell {
     Null,
     Int(i64),
     Text(String),
+    Bool(bool),
 }
 
 #[derive(Debug, Clone)]
@@ -75,6 +76,15 @@ impl Row {
         match self.0.get(i) {
             Some(Cell::Text(v)) => Ok(v.clone()),
             other => Err(DbError::Other(format!("column {i}: expected text, got {other:?}"))),
+        }
+    }
+    pub fn cell(&self, i: usize) -> &Cell {
+        self.0.get(i).unwrap_or(&Cell::Null)
+    }
+    pub fn opt_int(&self, i: usize) -> Option<i64> {
+        match self.0.get(i) {
+            Some(Cell::Int(v)) => Some(*v),
+            _ => None,
         }
     }
     pub fn opt_text(&self, i: usize) -> Option<String> {
@@ -118,14 +128,18 @@ where
     usize: sqlx::ColumnIndex<R>,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     let cells = (0..row.len())
         .map(|i| {
             if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
                 return v.map_or(Cell::Null, Cell::Int);
             }
-            match row.try_get::<Option<String>, _>(i) {
-                Ok(v) => v.map_or(Cell::Null, Cell::Text),
+            if let Ok(v) = row.try_get::<Option<String>, _>(i) {
+                return v.map_or(Cell::Null, Cell::Text);
+            }
+            match row.try_get::<Option<bool>, _>(i) {
+                Ok(v) => v.map_or(Cell::Null, Cell::Bool),
                 Err(_) => Cell::Null,
             }
         })

@@ -8,12 +8,14 @@ pub mod compile;
 mod conn;
 mod fold;
 pub mod layout;
+pub mod mapped;
 pub mod postgres;
 mod rows;
 pub mod sql;
 pub mod sqlite;
 pub mod store;
 
-pub use postgres::{PostgresSettings, PostgresStore};
-pub use sqlite::{Durability, SqliteSettings, SqliteStore};
-pub use store::SqlStore;
+pub use mapped::{MappedStore, Mapping, MembershipMap, TableMap};
+pub use postgres::{PgPools, PostgresSettings, PostgresStore};
+pub use sqlite::{Durability, SqlitePools, SqliteSettings, SqliteStore};
+pub use store::{Pools, SqlStore};

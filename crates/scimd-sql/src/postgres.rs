@@ -64,9 +64,9 @@ impl Pools for PgPools {
     }
 }
 
-impl SqlStore<PgPools> {
-    /// Connects to `url` (`postgres://…`) and applies migrations under an advisory lock.
-    pub async fn open(url: &str, settings: &PostgresSettings) -> Result<PostgresStore, StoreError> {
+impl PgPools {
+    /// Connects to `url` (`postgres://…`).
+    pub async fn connect(url: &str, settings: &PostgresSettings) -> Result<PgPools, StoreError> {
         if let Some(schema) = &settings.schema
             && (schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
         {
@@ -99,12 +99,24 @@ impl SqlStore<PgPools> {
             .connect_with(options)
             .await
             .map_err(backend)?;
+        Ok(PgPools { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+impl SqlStore<PgPools> {
+    /// Connects to `url` and applies scimd's migrations under an advisory lock.
+    pub async fn open(url: &str, settings: &PostgresSettings) -> Result<PostgresStore, StoreError> {
+        let pools = PgPools::connect(url, settings).await?;
         // sqlx takes a PostgreSQL advisory lock around migrations.
         sqlx::migrate!("./migrations/postgres")
-            .run(&pool)
+            .run(&pools.pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
-        Ok(SqlStore { pools: PgPools { pool } })
+        Ok(SqlStore { pools })
     }
 
     pub async fn close(&self) {

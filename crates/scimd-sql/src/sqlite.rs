@@ -62,10 +62,10 @@ impl Pools for SqlitePools {
     }
 }
 
-impl SqlStore<SqlitePools> {
+impl SqlitePools {
     /// Opens (creating if needed) the database at `url` (`sqlite://PATH`, `sqlite:PATH` or
-    /// `sqlite::memory:`) and applies migrations.
-    pub async fn open(url: &str, settings: &SqliteSettings) -> Result<SqliteStore, StoreError> {
+    /// `sqlite::memory:`): one writer connection and the readers.
+    pub async fn connect(url: &str, settings: &SqliteSettings) -> Result<SqlitePools, StoreError> {
         let memory = url.contains(":memory:");
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Backend(format!("invalid SQLite URL: {e}")))?
@@ -95,13 +95,26 @@ impl SqlStore<SqlitePools> {
                 .connect_with(options.clone())
         };
         let write = pool(1).await.map_err(backend)?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&write)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
         // An in-memory database exists per connection: readers must share the writer's.
         let read = if memory { write.clone() } else { pool(settings.readers.max(1)).await.map_err(backend)? };
-        Ok(SqlStore { pools: SqlitePools { read, write } })
+        Ok(SqlitePools { read, write })
+    }
+
+    /// The writer pool (one connection), e.g. for an application's own migrations.
+    pub fn writer(&self) -> &SqlitePool {
+        &self.write
+    }
+}
+
+impl SqlStore<SqlitePools> {
+    /// Opens the database at `url` and applies scimd's migrations.
+    pub async fn open(url: &str, settings: &SqliteSettings) -> Result<SqliteStore, StoreError> {
+        let pools = SqlitePools::connect(url, settings).await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pools.write)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        Ok(SqlStore { pools })
     }
 
     /// SQLite's own consistency check (`PRAGMA integrity_check`): "ok" when sound.

@@ -1,0 +1,28 @@
+//! Hooks an application uses to reshape SCIM resources on their way out of and into its
+//! storage (the `to_scim` / `from_scim` of the Django apps). Both see canonical attributes:
+//! names as the schema spells them, extension attributes under their schema URN.
+
+use crate::store::Kind;
+use scimd_proto::ScimError;
+use serde_json::{Map, Value};
+
+pub trait Adapter: Send + Sync + 'static {
+    /// Called on every resource leaving the store, before `attributes` /
+    /// `excludedAttributes` are applied: add computed attributes, rename, hide.
+    fn to_scim(&self, kind: Kind, id: &str, attributes: &mut Map<String, Value>) {
+        let _ = (kind, id, attributes);
+    }
+
+    /// Called on the attributes a create, replace or patch is about to store, after
+    /// validation: normalise, derive, or refuse with a SCIM error. Attributes the adapter
+    /// adds must belong to the resource type's schemas.
+    fn from_scim(&self, kind: Kind, attributes: &mut Map<String, Value>) -> Result<(), ScimError> {
+        let _ = (kind, attributes);
+        Ok(())
+    }
+}
+
+/// The adapter that changes nothing.
+pub struct Identity;
+
+impl Adapter for Identity {}
