@@ -39,6 +39,8 @@ pub struct TableMap {
     pub defaults: Vec<(String, Value)>,
     /// scimd's side table for this resource type.
     pub side_table: String,
+    /// A column that rows SCIM has not written yet present as their primary work email.
+    pub initial_email: Option<String>,
 }
 
 impl TableMap {
@@ -49,6 +51,7 @@ impl TableMap {
             columns: vec![],
             defaults: vec![],
             side_table: format!("scim_{table}"),
+            initial_email: None,
         }
     }
 
@@ -62,6 +65,14 @@ impl TableMap {
     /// The value a mapped attribute takes when a write does not give it.
     pub fn default_value(mut self, scim_path: &str, value: Value) -> TableMap {
         self.defaults.push((scim_path.into(), value));
+        self
+    }
+
+    /// Rows the application wrote and SCIM has not written yet show this column as their
+    /// primary work email (as the Django apps do with `User.email`). Once SCIM writes a
+    /// row, its `emails` are SCIM's.
+    pub fn initial_email(mut self, column: &str) -> TableMap {
+        self.initial_email = Some(column.into());
         self
     }
 
@@ -131,6 +142,9 @@ fn resolve_columns(map: &TableMap, schema: &ResourceSchema<'_>) -> Result<Vec<Ma
     identifier(&map.table)?;
     identifier(&map.key)?;
     identifier(&map.side_table)?;
+    if let Some(c) = &map.initial_email {
+        identifier(c)?;
+    }
     let mut out = Vec::new();
     for (path, column) in &map.columns {
         identifier(column)?;
@@ -404,6 +418,10 @@ fn select_list(d: Dialect, r: &Resolved) -> String {
         s.push_str(", t.");
         s.push_str(&c.column);
     }
+    if let Some(col) = &r.map.initial_email {
+        s.push_str(", t.");
+        s.push_str(col);
+    }
     s
 }
 
@@ -428,6 +446,18 @@ fn decode(r: &Resolved, row: &Row) -> Result<(i64, StoredResource)> {
             (Cell::Text(t), _) => Value::String(t.clone()),
         };
         c.put(&mut attributes, v);
+    }
+    if let Some(Value::Array(paths)) = attributes.remove(DEFAULTED) {
+        for c in r.columns.iter().filter(|c| paths.iter().any(|p| p.as_str() == Some(c.path.as_str()))) {
+            c.take(&mut attributes);
+        }
+    }
+    let written_by_scim = row.opt_int(4).is_some();
+    if r.map.initial_email.is_some()
+        && !written_by_scim
+        && let Some(email) = row.opt_text(6 + r.columns.len())
+    {
+        attributes.insert("emails".into(), serde_json::json!([{"value": email, "type": "work", "primary": true}]));
     }
     Ok((
         key,
@@ -474,21 +504,32 @@ fn parse_key(id: &str) -> Option<i64> {
     id.parse::<i64>().ok().filter(|k| k.to_string() == id)
 }
 
+/// In the side document: the mapped attributes whose column holds only its default
+/// because SCIM did not give them. Reads leave them out, so SCIM reads what it wrote.
+const DEFAULTED: &str = "scimd:defaulted";
+
 /// Splits a document into the mapped columns' values and the rest (the side document).
 fn split(r: &Resolved, attrs: &Map<String, Value>) -> (Vec<Option<Value>>, Map<String, Value>) {
     let mut rest = attrs.clone();
+    let mut defaulted = Vec::new();
     let values = r
         .columns
         .iter()
         .map(|c| {
-            let v = c.get(attrs).cloned().or_else(|| c.default.clone());
+            let given = c.get(attrs).cloned();
             c.take(&mut rest);
-            v
+            if given.is_none() && c.default.is_some() {
+                defaulted.push(Value::String(c.path.clone()));
+            }
+            given.or_else(|| c.default.clone())
         })
         .collect();
     rest.remove("externalId");
     rest.remove("members");
     rest.remove("groups");
+    if !defaulted.is_empty() {
+        rest.insert(DEFAULTED.into(), Value::Array(defaulted));
+    }
     (values, rest)
 }
 
@@ -706,7 +747,7 @@ impl<P: Pools> MappedStore<P> {
             match kind {
                 Kind::Group => {
                     s.push(&format!(
-                        "SELECT CAST(m.{gc} AS BIGINT), CAST(m.{uc} AS BIGINT), t.{name} FROM {mt} m JOIN {view} ON t.{uk} = m.{uc} \
+                        "SELECT CAST(m.{gc} AS BIGINT), CAST(m.{uc} AS BIGINT), t.{name} FROM {mt} m JOIN ({view}) ON t.{uk} = m.{uc} \
                          WHERE s.retired IS NULL AND m.{gc} IN (",
                         gc = m.group_column,
                         uc = m.user_column,
@@ -718,7 +759,7 @@ impl<P: Pools> MappedStore<P> {
                 }
                 Kind::User => {
                     s.push(&format!(
-                        "SELECT CAST(m.{uc} AS BIGINT), CAST(t.{gk} AS BIGINT), t.{name} FROM {mt} m JOIN {view} ON t.{gk} = m.{gc} \
+                        "SELECT CAST(m.{uc} AS BIGINT), CAST(t.{gk} AS BIGINT), t.{name} FROM {mt} m JOIN ({view}) ON t.{gk} = m.{gc} \
                          WHERE s.retired IS NULL AND m.{uc} IN (",
                         gc = m.group_column,
                         uc = m.user_column,
