@@ -16,6 +16,8 @@ pub trait Adapter: Send + Sync + 'static {
     /// Called on the attributes a create, replace or patch is about to store, after
     /// validation: normalise, derive, or refuse with a SCIM error. Attributes the adapter
     /// adds must belong to the resource type's schemas.
+    // Named after the Django apps' hook, which users of both will look for.
+    #[allow(clippy::wrong_self_convention)]
     fn from_scim(&self, kind: Kind, attributes: &mut Map<String, Value>) -> Result<(), ScimError> {
         let _ = (kind, attributes);
         Ok(())
