@@ -93,6 +93,19 @@ impl ScimService {
         ScimService { inner: Arc::new(Inner { engine, auth, features }), config }
     }
 
+    /// The service with the library's defaults: `DenyAll` (nobody gets in until the
+    /// application chooses an authenticator) and `ScimConfig::default()`.
+    pub fn from_engine(engine: Arc<Engine>) -> ScimService {
+        ScimService::new(engine, Arc::new(auth::DenyAll), ScimConfig::default())
+    }
+
+    /// Replaces the authenticator.
+    pub fn with_authenticator(mut self, auth: Arc<dyn Authenticator>) -> ScimService {
+        let inner = Arc::get_mut(&mut self.inner).expect("not shared before the router is built");
+        inner.auth = auth;
+        self
+    }
+
     /// The SCIM router, to be nested under a prefix such as `/scim/v2`.
     pub fn router(self) -> Router {
         let state = self.inner.clone();

@@ -282,12 +282,20 @@ async fn authenticators_reject() {
     assert_eq!(body["status"], "403");
     let allowed = client.get(format!("{base}/scim/v2/Users")).header("x-role", "admin").send().await.unwrap();
     assert_eq!(allowed.status(), 200);
-    // The library's default denies everything.
-    let engine = Engine::new(Arc::new(registry()), scim_store(&url, &registry()).await.unwrap(), Settings::default());
-    let base = serve(axum::Router::new().nest(
-        "/scim/v2",
-        ScimService::new(Arc::new(engine), Arc::new(scimd_axum::auth::DenyAll), ScimConfig::default()).router(),
-    ))
-    .await;
-    assert_eq!(client.get(format!("{base}/scim/v2/Users")).send().await.unwrap().status(), 403);
+}
+
+/// Until the application chooses an authenticator, the library lets nobody in.
+#[tokio::test]
+async fn the_library_default_denies() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("app.db").display());
+    Db::open(&url).await.unwrap();
+    let engine =
+        Arc::new(Engine::new(Arc::new(registry()), scim_store(&url, &registry()).await.unwrap(), Settings::default()));
+    let base = serve(axum::Router::new().nest("/scim/v2", ScimService::from_engine(engine.clone()).router())).await;
+    assert_eq!(reqwest::get(format!("{base}/scim/v2/Users")).await.unwrap().status(), 403);
+    let open = FnAuthenticator(|_: &Parts| Ok(Principal { tenant: "default".into(), subject: "t".into() }));
+    let scim = ScimService::from_engine(engine).with_authenticator(Arc::new(open));
+    let base = serve(axum::Router::new().nest("/scim/v2", scim.router())).await;
+    assert_eq!(reqwest::get(format!("{base}/scim/v2/Users")).await.unwrap().status(), 200);
 }
