@@ -1,0 +1,108 @@
+//! `scimd-bench`: a load tool for any SCIM 2.0 server.
+//!
+//! It seeds users and groups, then runs each scenario for a fixed time with a fixed number
+//! of clients, and reports requests per second, latency percentiles, errors, non-2xx
+//! answers and (given the server's pid) its peak resident memory. Every loop is bounded in
+//! count and in time, and only loopback targets are accepted unless `--allow-remote`.
+
+mod report;
+mod scenarios;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use std::net::IpAddr;
+use std::time::Duration;
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "scimd-bench", about = "Load-test a SCIM 2.0 server")]
+pub struct Args {
+    /// The SCIM base URL, e.g. http://127.0.0.1:8080/scim/v2
+    #[arg(long)]
+    pub url: String,
+    /// Bearer token
+    #[arg(long, env = "SCIM_BENCH_TOKEN")]
+    pub token: String,
+    /// Users to seed
+    #[arg(long, default_value_t = 10_000)]
+    pub users: usize,
+    /// Groups to seed
+    #[arg(long, default_value_t = 100)]
+    pub groups: usize,
+    /// Members given to each seeded group
+    #[arg(long, default_value_t = 10)]
+    pub members_per_group: usize,
+    /// Seconds each scenario runs
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Concurrent clients for the scenarios
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Scenarios to run, comma-separated (get_user, filter, list, get_group, create_seq,
+    /// create_concurrent, patch_user, members)
+    #[arg(long, default_value = "get_user,filter,list,get_group,create_seq,create_concurrent,patch_user,members")]
+    pub scenarios: String,
+    /// Group sizes at which the `members` scenario times single-member adds
+    #[arg(long, default_value = "100,1000,10000,100000")]
+    pub member_sizes: String,
+    /// Single-member adds timed at each size
+    #[arg(long, default_value_t = 50)]
+    pub member_samples: usize,
+    /// Repeat every scenario this many times; the report gives the median run
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
+    /// The server's pid, to sample its resident memory
+    #[arg(long)]
+    pub pid: Option<u32>,
+    /// Write the results as JSON here
+    #[arg(long)]
+    pub json: Option<String>,
+    /// A label for the server in the report
+    #[arg(long, default_value = "server")]
+    pub label: String,
+    /// Reuse users already seeded by an earlier run with the same --prefix
+    #[arg(long, default_value = "bench")]
+    pub prefix: String,
+    /// Upper bound on requests in one scenario run
+    #[arg(long, default_value_t = 5_000_000)]
+    pub max_requests: u64,
+    /// Per-request timeout in seconds
+    #[arg(long, default_value_t = 30.0)]
+    pub timeout: f64,
+    /// Allow a non-loopback target
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+impl Args {
+    pub fn run_time(&self) -> Duration {
+        Duration::from_secs_f64(self.duration.clamp(0.1, 3600.0))
+    }
+}
+
+/// Only 127.0.0.0/8, ::1 and localhost, unless told otherwise.
+fn check_target(args: &Args) -> Result<()> {
+    let url = reqwest::Url::parse(&args.url).context("--url is not a URL")?;
+    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || host.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false);
+    if !loopback && !args.allow_remote {
+        bail!("refusing to load {host}: not a loopback address (pass --allow-remote to override)");
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    check_target(&args)?;
+    let results = scenarios::run_all(&args).await?;
+    report::print_table(&args, &results);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report::to_json(&args, &results))?)
+            .with_context(|| format!("writing {path}"))?;
+    }
+    let failed = results.iter().any(|r| r.errors > 0);
+    if failed {
+        eprintln!("some requests failed (see the errors column)");
+    }
+    Ok(())
+}

@@ -1,0 +1,390 @@
+//! Seeding and the scenarios. Each scenario run is bounded by `--duration` and by
+//! `--max-requests`; the `members` scenario by its sizes and `--member-samples`.
+
+use crate::Args;
+use anyhow::{Context, Result, bail};
+use rand::Rng;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// What one scenario (or one size of `members`) measured.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub name: String,
+    pub clients: usize,
+    pub requests: u64,
+    /// Transport failures and timeouts.
+    pub errors: u64,
+    /// Answers outside 2xx.
+    pub non_2xx: u64,
+    pub seconds: f64,
+    /// Latencies in microseconds, sorted.
+    pub latencies: Vec<u64>,
+    /// Peak resident memory of the server during the run, in bytes.
+    pub peak_rss: Option<u64>,
+}
+
+impl Outcome {
+    pub fn rps(&self) -> f64 {
+        if self.seconds > 0.0 { self.requests as f64 / self.seconds } else { 0.0 }
+    }
+    pub fn percentile(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies[i.min(self.latencies.len() - 1)] as f64 / 1000.0
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    fn new(args: &Args) -> Result<Client> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs_f64(args.timeout))
+            .pool_max_idle_per_host(args.concurrency.max(8) * 2)
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Client { http, base: args.url.trim_end_matches('/').to_string(), token: args.token.clone() })
+    }
+
+    /// One request; returns (status, body) or an error for transport failures.
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<(u16, Value)> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.header("Content-Type", "application/scim+json").body(serde_json::to_vec(b)?);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await?;
+        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+    }
+}
+
+/// Resident memory of a process now, from /proc (Linux).
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Samples a process's resident memory until `stop` is set; returns the peak.
+fn sample_rss(pid: Option<u32>, stop: Arc<std::sync::atomic::AtomicBool>) -> tokio::task::JoinHandle<Option<u64>> {
+    tokio::spawn(async move {
+        let pid = pid?;
+        let mut peak = 0;
+        while !stop.load(Ordering::Relaxed) {
+            peak = peak.max(rss_bytes(pid).unwrap_or(0));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Some(peak.max(rss_bytes(pid).unwrap_or(0)))
+    })
+}
+
+/// Runs `clients` loops of `one` until the duration or the request bound is reached.
+async fn drive<F, Fut>(args: &Args, name: &str, clients: usize, one: F) -> Outcome
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<u16>> + Send,
+{
+    let one = Arc::new(one);
+    let issued = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rss = sample_rss(args.pid, stop.clone());
+    let deadline = Instant::now() + args.run_time();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients.max(1) {
+        let (one, issued) = (one.clone(), issued.clone());
+        let max = args.max_requests;
+        tasks.push(tokio::spawn(async move {
+            let (mut lat, mut errors, mut non_2xx) = (Vec::new(), 0u64, 0u64);
+            while Instant::now() < deadline {
+                let n = issued.fetch_add(1, Ordering::Relaxed);
+                if n >= max {
+                    break;
+                }
+                let t = Instant::now();
+                match one(n).await {
+                    Ok(status) => {
+                        lat.push(t.elapsed().as_micros() as u64);
+                        if !(200..300).contains(&status) {
+                            non_2xx += 1;
+                        }
+                    }
+                    Err(_) => errors += 1,
+                }
+            }
+            (lat, errors, non_2xx)
+        }));
+    }
+    let mut out = Outcome { name: name.into(), clients: clients.max(1), ..Outcome::default() };
+    for t in tasks {
+        if let Ok((lat, e, n)) = t.await {
+            out.latencies.extend(lat);
+            out.errors += e;
+            out.non_2xx += n;
+        }
+    }
+    out.seconds = started.elapsed().as_secs_f64();
+    out.requests = out.latencies.len() as u64 + out.errors;
+    out.latencies.sort_unstable();
+    stop.store(true, Ordering::Relaxed);
+    out.peak_rss = rss.await.ok().flatten();
+    out
+}
+
+/// The seeded population.
+pub struct Seed {
+    pub users: Vec<(String, String)>, // (id, userName)
+    pub groups: Vec<String>,
+}
+
+fn user_body(prefix: &str, i: usize) -> Value {
+    let name = format!("{prefix}.user{i}@example.com");
+    json!({
+        "schemas": [USER], "userName": name, "externalId": format!("{prefix}-ext-{i}"),
+        "name": {"givenName": format!("Given{i}"), "familyName": format!("Family{i}")},
+        "emails": [{"value": name, "type": "work", "primary": true}], "active": true
+    })
+}
+
+/// Creates users `range` with `clients` concurrent clients; returns (id, userName).
+async fn create_users(c: &Client, prefix: &str, range: std::ops::Range<usize>, clients: usize) -> Result<Vec<(String, String)>> {
+    let next = Arc::new(AtomicU64::new(range.start as u64));
+    let end = range.end as u64;
+    let mut tasks = Vec::new();
+    for _ in 0..clients.max(1) {
+        let (c, next, prefix) = (c.clone(), next.clone(), prefix.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut made = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= end {
+                    break;
+                }
+                let body = user_body(&prefix, i as usize);
+                let name = body["userName"].as_str().unwrap_or_default().to_string();
+                let (status, resp) = c.send(reqwest::Method::POST, "/Users", Some(&body)).await?;
+                let id = match status {
+                    201 => resp["id"].as_str().unwrap_or_default().to_string(),
+                    // Seeded by an earlier run: look it up.
+                    409 => find_user(&c, &name).await?,
+                    other => bail!("seeding user {i}: status {other}: {resp}"),
+                };
+                made.push((id, name));
+            }
+            Ok::<_, anyhow::Error>(made)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok(all)
+}
+
+async fn find_user(c: &Client, name: &str) -> Result<String> {
+    let (status, resp) = c.send(reqwest::Method::GET, &format!("/Users?filter={}", enc(&format!("userName eq \"{name}\""))), None).await?;
+    if status != 200 {
+        bail!("looking up {name}: status {status}");
+    }
+    resp["Resources"][0]["id"].as_str().map(str::to_string).context("seeded user not found")
+}
+
+async fn create_group(c: &Client, name: &str, members: &[&str]) -> Result<String> {
+    let body = json!({"schemas": [GROUP], "displayName": name, "members": members.iter().map(|m| json!({"value": m})).collect::<Vec<_>>()});
+    let (status, resp) = c.send(reqwest::Method::POST, "/Groups?excludedAttributes=members", Some(&body)).await?;
+    match status {
+        201 => resp["id"].as_str().map(str::to_string).context("no id"),
+        409 => {
+            let (_, found) = c
+                .send(reqwest::Method::GET, &format!("/Groups?excludedAttributes=members&filter={}", enc(&format!("displayName eq \"{name}\""))), None)
+                .await?;
+            found["Resources"][0]["id"].as_str().map(str::to_string).context("seeded group not found")
+        }
+        other => bail!("creating group {name}: status {other}: {resp}"),
+    }
+}
+
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+async fn seed(c: &Client, args: &Args) -> Result<Seed> {
+    let t = Instant::now();
+    let users = create_users(c, &args.prefix, 0..args.users, 8).await?;
+    let mut groups = Vec::new();
+    let mut rng = rand::rng();
+    for g in 0..args.groups {
+        let members: Vec<&str> = (0..args.members_per_group.min(users.len()))
+            .map(|_| users[rng.random_range(0..users.len())].0.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        groups.push(create_group(c, &format!("{} group {g}", args.prefix), &members).await?);
+    }
+    eprintln!("seeded {} users and {} groups in {:.1}s", users.len(), groups.len(), t.elapsed().as_secs_f64());
+    Ok(Seed { users, groups })
+}
+
+fn pick<T>(v: &[T]) -> &T {
+    &v[rand::rng().random_range(0..v.len())]
+}
+
+/// Runs the requested scenarios (`--runs` times each; the median run by req/s is kept).
+pub async fn run_all(args: &Args) -> Result<Vec<Outcome>> {
+    let c = Client::new(args)?;
+    let wanted: Vec<&str> = args.scenarios.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let needs_seed = wanted.iter().any(|s| matches!(*s, "get_user" | "filter" | "list" | "get_group" | "patch_user"));
+    let seed = Arc::new(if needs_seed { seed(&c, args).await? } else { Seed { users: vec![], groups: vec![] } });
+    let mut results = Vec::new();
+    let created = Arc::new(AtomicU64::new(0));
+    for name in wanted {
+        if name == "members" {
+            results.extend(members(&c, args).await?);
+            continue;
+        }
+        let mut runs = Vec::new();
+        for _ in 0..args.runs.max(1) {
+            let run = match name {
+                "get_user" => {
+                    let (c, s) = (c.clone(), seed.clone());
+                    drive(args, name, args.concurrency, move |_| {
+                        let (c, s) = (c.clone(), s.clone());
+                        async move { Ok(c.send(reqwest::Method::GET, &format!("/Users/{}", pick(&s.users).0), None).await?.0) }
+                    })
+                    .await
+                }
+                "filter" => {
+                    let (c, s) = (c.clone(), seed.clone());
+                    drive(args, name, args.concurrency, move |_| {
+                        let (c, s) = (c.clone(), s.clone());
+                        async move {
+                            let f = enc(&format!("userName eq \"{}\"", pick(&s.users).1));
+                            Ok(c.send(reqwest::Method::GET, &format!("/Users?filter={f}"), None).await?.0)
+                        }
+                    })
+                    .await
+                }
+                "list" => {
+                    let (c, s) = (c.clone(), seed.clone());
+                    drive(args, name, args.concurrency, move |_| {
+                        let (c, s) = (c.clone(), s.clone());
+                        async move {
+                            let start = rand::rng().random_range(1..=s.users.len().saturating_sub(100).max(1));
+                            Ok(c.send(reqwest::Method::GET, &format!("/Users?startIndex={start}&count=100"), None).await?.0)
+                        }
+                    })
+                    .await
+                }
+                "get_group" => {
+                    let (c, s) = (c.clone(), seed.clone());
+                    drive(args, name, args.concurrency, move |_| {
+                        let (c, s) = (c.clone(), s.clone());
+                        async move {
+                            Ok(c.send(reqwest::Method::GET, &format!("/Groups/{}?excludedAttributes=members", pick(&s.groups)), None).await?.0)
+                        }
+                    })
+                    .await
+                }
+                "create_seq" | "create_concurrent" => {
+                    let clients = if name == "create_seq" { 1 } else { args.concurrency };
+                    let (c, created, prefix) = (c.clone(), created.clone(), format!("{}-new-{}", args.prefix, std::process::id()));
+                    drive(args, name, clients, move |_| {
+                        let (c, created, prefix) = (c.clone(), created.clone(), prefix.clone());
+                        async move {
+                            let i = created.fetch_add(1, Ordering::Relaxed) as usize;
+                            Ok(c.send(reqwest::Method::POST, "/Users", Some(&user_body(&prefix, i))).await?.0)
+                        }
+                    })
+                    .await
+                }
+                "patch_user" => {
+                    let (c, s) = (c.clone(), seed.clone());
+                    drive(args, name, args.concurrency, move |n| {
+                        let (c, s) = (c.clone(), s.clone());
+                        async move {
+                            let body = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "name.givenName", "value": format!("Patched{n}")}]});
+                            Ok(c.send(reqwest::Method::PATCH, &format!("/Users/{}", pick(&s.users).0), Some(&body)).await?.0)
+                        }
+                    })
+                    .await
+                }
+                other => bail!("unknown scenario '{other}'"),
+            };
+            eprintln!("{name}: {:.0} req/s, p50 {:.2} ms, errors {}, non-2xx {}", run.rps(), run.percentile(0.5), run.errors, run.non_2xx);
+            runs.push(run);
+        }
+        runs.sort_by(|a, b| a.rps().total_cmp(&b.rps()));
+        results.push(runs.swap_remove(runs.len() / 2));
+    }
+    Ok(results)
+}
+
+/// One group grows through the sizes; at each size, `member_samples` single-member adds
+/// are timed one after another.
+async fn members(c: &Client, args: &Args) -> Result<Vec<Outcome>> {
+    let mut sizes: Vec<usize> = args.member_sizes.split(',').filter_map(|s| s.trim().parse().ok()).collect();
+    sizes.sort_unstable();
+    let biggest = sizes.last().copied().unwrap_or(0) + args.member_samples * sizes.len();
+    let prefix = format!("{}-members", args.prefix);
+    eprintln!("members: creating {biggest} users");
+    let t = Instant::now();
+    let pool = create_users(c, &prefix, 0..biggest, 8).await?;
+    eprintln!("members: {} users in {:.1}s", pool.len(), t.elapsed().as_secs_f64());
+    let group = create_group(c, &format!("{prefix} big group {}", std::process::id()), &[]).await?;
+    let mut next = 0usize;
+    let mut out = Vec::new();
+    for size in sizes {
+        // Grow in batches to `size` (not timed).
+        while next < size {
+            let batch: Vec<Value> = pool[next..size.min(next + 1000)].iter().map(|(id, _)| json!({"value": id})).collect();
+            next += batch.len();
+            let body = json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": batch}]});
+            let (status, resp) = c.send(reqwest::Method::PATCH, &format!("/Groups/{group}?excludedAttributes=members"), Some(&body)).await?;
+            if !(200..300).contains(&status) {
+                bail!("growing the group to {size}: status {status}: {resp}");
+            }
+        }
+        let mut o = Outcome { name: format!("members@{size}"), clients: 1, ..Outcome::default() };
+        let started = Instant::now();
+        for _ in 0..args.member_samples {
+            let (id, _) = &pool[next];
+            next += 1;
+            let body = json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": id}]}]});
+            let t = Instant::now();
+            match c.send(reqwest::Method::PATCH, &format!("/Groups/{group}?excludedAttributes=members"), Some(&body)).await {
+                Ok((status, _)) => {
+                    o.latencies.push(t.elapsed().as_micros() as u64);
+                    if !(200..300).contains(&status) {
+                        o.non_2xx += 1;
+                    }
+                }
+                Err(_) => o.errors += 1,
+            }
+        }
+        o.seconds = started.elapsed().as_secs_f64();
+        o.requests = o.latencies.len() as u64 + o.errors;
+        o.latencies.sort_unstable();
+        o.peak_rss = args.pid.and_then(rss_bytes);
+        eprintln!("{}: p50 {:.2} ms", o.name, o.percentile(0.5));
+        out.push(o);
+    }
+    Ok(out)
+}
