@@ -163,7 +163,12 @@ fn user_body(prefix: &str, i: usize) -> Value {
 }
 
 /// Creates users `range` with `clients` concurrent clients; returns (id, userName).
-async fn create_users(c: &Client, prefix: &str, range: std::ops::Range<usize>, clients: usize) -> Result<Vec<(String, String)>> {
+async fn create_users(
+    c: &Client,
+    prefix: &str,
+    range: std::ops::Range<usize>,
+    clients: usize,
+) -> Result<Vec<(String, String)>> {
     let next = Arc::new(AtomicU64::new(range.start as u64));
     let end = range.end as u64;
     let mut tasks = Vec::new();
@@ -198,7 +203,9 @@ async fn create_users(c: &Client, prefix: &str, range: std::ops::Range<usize>, c
 }
 
 async fn find_user(c: &Client, name: &str) -> Result<String> {
-    let (status, resp) = c.send(reqwest::Method::GET, &format!("/Users?filter={}", enc(&format!("userName eq \"{name}\""))), None).await?;
+    let (status, resp) = c
+        .send(reqwest::Method::GET, &format!("/Users?filter={}", enc(&format!("userName eq \"{name}\""))), None)
+        .await?;
     if status != 200 {
         bail!("looking up {name}: status {status}");
     }
@@ -212,7 +219,14 @@ async fn create_group(c: &Client, name: &str, members: &[&str]) -> Result<String
         201 => resp["id"].as_str().map(str::to_string).context("no id"),
         409 => {
             let (_, found) = c
-                .send(reqwest::Method::GET, &format!("/Groups?excludedAttributes=members&filter={}", enc(&format!("displayName eq \"{name}\""))), None)
+                .send(
+                    reqwest::Method::GET,
+                    &format!(
+                        "/Groups?excludedAttributes=members&filter={}",
+                        enc(&format!("displayName eq \"{name}\""))
+                    ),
+                    None,
+                )
                 .await?;
             found["Resources"][0]["id"].as_str().map(str::to_string).context("seeded group not found")
         }
@@ -222,7 +236,13 @@ async fn create_group(c: &Client, name: &str, members: &[&str]) -> Result<String
 
 pub fn enc(s: &str) -> String {
     s.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -267,7 +287,9 @@ pub async fn run_all(args: &Args) -> Result<Vec<Outcome>> {
                     let (c, s) = (c.clone(), seed.clone());
                     drive(args, name, args.concurrency, move |_| {
                         let (c, s) = (c.clone(), s.clone());
-                        async move { Ok(c.send(reqwest::Method::GET, &format!("/Users/{}", pick(&s.users).0), None).await?.0) }
+                        async move {
+                            Ok(c.send(reqwest::Method::GET, &format!("/Users/{}", pick(&s.users).0), None).await?.0)
+                        }
                     })
                     .await
                 }
@@ -288,7 +310,9 @@ pub async fn run_all(args: &Args) -> Result<Vec<Outcome>> {
                         let (c, s) = (c.clone(), s.clone());
                         async move {
                             let start = rand::rng().random_range(1..=s.users.len().saturating_sub(100).max(1));
-                            Ok(c.send(reqwest::Method::GET, &format!("/Users?startIndex={start}&count=100"), None).await?.0)
+                            Ok(c.send(reqwest::Method::GET, &format!("/Users?startIndex={start}&count=100"), None)
+                                .await?
+                                .0)
                         }
                     })
                     .await
@@ -298,14 +322,21 @@ pub async fn run_all(args: &Args) -> Result<Vec<Outcome>> {
                     drive(args, name, args.concurrency, move |_| {
                         let (c, s) = (c.clone(), s.clone());
                         async move {
-                            Ok(c.send(reqwest::Method::GET, &format!("/Groups/{}?excludedAttributes=members", pick(&s.groups)), None).await?.0)
+                            Ok(c.send(
+                                reqwest::Method::GET,
+                                &format!("/Groups/{}?excludedAttributes=members", pick(&s.groups)),
+                                None,
+                            )
+                            .await?
+                            .0)
                         }
                     })
                     .await
                 }
                 "create_seq" | "create_concurrent" => {
                     let clients = if name == "create_seq" { 1 } else { args.concurrency };
-                    let (c, created, prefix) = (c.clone(), created.clone(), format!("{}-new-{}", args.prefix, std::process::id()));
+                    let (c, created, prefix) =
+                        (c.clone(), created.clone(), format!("{}-new-{}", args.prefix, std::process::id()));
                     drive(args, name, clients, move |_| {
                         let (c, created, prefix) = (c.clone(), created.clone(), prefix.clone());
                         async move {
@@ -328,7 +359,13 @@ pub async fn run_all(args: &Args) -> Result<Vec<Outcome>> {
                 }
                 other => bail!("unknown scenario '{other}'"),
             };
-            eprintln!("{name}: {:.0} req/s, p50 {:.2} ms, errors {}, non-2xx {}", run.rps(), run.percentile(0.5), run.errors, run.non_2xx);
+            eprintln!(
+                "{name}: {:.0} req/s, p50 {:.2} ms, errors {}, non-2xx {}",
+                run.rps(),
+                run.percentile(0.5),
+                run.errors,
+                run.non_2xx
+            );
             runs.push(run);
         }
         runs.sort_by(|a, b| a.rps().total_cmp(&b.rps()));
@@ -354,10 +391,13 @@ async fn members(c: &Client, args: &Args) -> Result<Vec<Outcome>> {
     for size in sizes {
         // Grow in batches to `size` (not timed).
         while next < size {
-            let batch: Vec<Value> = pool[next..size.min(next + 1000)].iter().map(|(id, _)| json!({"value": id})).collect();
+            let batch: Vec<Value> =
+                pool[next..size.min(next + 1000)].iter().map(|(id, _)| json!({"value": id})).collect();
             next += batch.len();
             let body = json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": batch}]});
-            let (status, resp) = c.send(reqwest::Method::PATCH, &format!("/Groups/{group}?excludedAttributes=members"), Some(&body)).await?;
+            let (status, resp) = c
+                .send(reqwest::Method::PATCH, &format!("/Groups/{group}?excludedAttributes=members"), Some(&body))
+                .await?;
             if !(200..300).contains(&status) {
                 bail!("growing the group to {size}: status {status}: {resp}");
             }
@@ -367,9 +407,13 @@ async fn members(c: &Client, args: &Args) -> Result<Vec<Outcome>> {
         for _ in 0..args.member_samples {
             let (id, _) = &pool[next];
             next += 1;
-            let body = json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": id}]}]});
+            let body =
+                json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": id}]}]});
             let t = Instant::now();
-            match c.send(reqwest::Method::PATCH, &format!("/Groups/{group}?excludedAttributes=members"), Some(&body)).await {
+            match c
+                .send(reqwest::Method::PATCH, &format!("/Groups/{group}?excludedAttributes=members"), Some(&body))
+                .await
+            {
                 Ok((status, _)) => {
                     o.latencies.push(t.elapsed().as_micros() as u64);
                     if !(200..300).contains(&status) {

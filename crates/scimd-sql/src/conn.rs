@@ -4,7 +4,7 @@
 use crate::sql::{Bind, Dialect, Sql};
 use async_trait::async_trait;
 use scimd_core::store::StoreError;
-use sqlx::{AssertSqlSafe, Postgres, Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
 /// A database failure, classified as the store needs it.
 #[derive(Debug)]
@@ -170,5 +170,24 @@ macro_rules! impl_tx {
     };
 }
 
-impl_tx!(Sqlite, Dialect::Sqlite);
 impl_tx!(Postgres, Dialect::Postgres);
+
+/// One statement on a pool, outside any explicit transaction.
+pub async fn fetch_all<'p, DB>(pool: &'p sqlx::Pool<DB>, sql: Sql) -> DbResult<Vec<Row>>
+where
+    DB: sqlx::Database,
+    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+    for<'c> &'c mut <DB as sqlx::Database>::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    for<'r> i64: sqlx::Decode<'r, DB>,
+    for<'r> String: sqlx::Decode<'r, DB>,
+    for<'r> bool: sqlx::Decode<'r, DB>,
+{
+    let q = bind_all!(sqlx::query::<DB>(AssertSqlSafe(sql.text)), sql.binds);
+    let mut conn = pool.acquire().await?;
+    Ok(q.fetch_all(&mut *conn).await?.iter().map(decode).collect())
+}

@@ -6,7 +6,6 @@
 
 pub mod compile;
 mod conn;
-mod fold;
 pub mod layout;
 pub mod mapped;
 pub mod postgres;

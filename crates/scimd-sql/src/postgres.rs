@@ -2,8 +2,9 @@
 //! advisory lock, so replicas starting together do not race; row locks (`FOR UPDATE`)
 //! serialise writers of the same resource across replicas.
 
-use crate::conn::Tx;
+use crate::conn::{Row, Tx};
 use crate::sql::Dialect;
+use crate::sql::Sql;
 use crate::store::{Pools, SqlStore};
 use async_trait::async_trait;
 use scimd_core::store::StoreError;
@@ -61,6 +62,9 @@ impl Pools for PgPools {
     }
     async fn write(&self) -> Result<Box<dyn Tx>, StoreError> {
         Ok(Box::new(self.pool.begin().await.map_err(backend)?))
+    }
+    async fn read_one(&self, sql: Sql) -> Result<Vec<Row>, StoreError> {
+        Ok(crate::conn::fetch_all(&self.pool, sql).await?)
     }
 }
 

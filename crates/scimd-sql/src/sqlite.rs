@@ -1,16 +1,20 @@
 //! SQLite: WAL mode, one writer connection (SQLite has one writer at a time; queuing
-//! in-process is cheaper than lock retries), a pool of readers, `scim_fold` registered on
-//! every connection.
+//! in-process is cheaper than lock retries) and a few readers. Statements run inline on
+//! the calling task: SQLite is an in-process library, and a point lookup takes
+//! microseconds, far less than handing it to another thread and back.
 
-use crate::conn::Tx;
-use crate::sql::Dialect;
+use crate::conn::{Cell, DbError, DbResult, Row, Tx};
+use crate::sql::{Bind, Dialect, Sql};
 use crate::store::{Pools, SqlStore};
 use async_trait::async_trait;
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, ToSql};
 use scimd_core::store::StoreError;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
-use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// Durability of acknowledged writes (SQLite `synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,28 +41,194 @@ impl Default for SqliteSettings {
     }
 }
 
+/// scimd's own migrations, applied in order, each once.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (20261122000001, include_str!("../migrations/sqlite/20261122000001_init.sql")),
+    (20261122000002, include_str!("../migrations/sqlite/20261122000002_live_order.sql")),
+];
+
 pub struct SqlitePools {
-    read: SqlitePool,
-    write: SqlitePool,
+    write: Arc<Mutex<Connection>>,
+    read: Vec<Arc<Mutex<Connection>>>,
+    next: AtomicUsize,
 }
 
 /// The store on SQLite.
 pub type SqliteStore = SqlStore<SqlitePools>;
 
-fn backend(e: sqlx::Error) -> StoreError {
+fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        if let rusqlite::Error::SqliteFailure(f, _) = &e {
+            match f.code {
+                rusqlite::ErrorCode::ConstraintViolation
+                    if matches!(
+                        f.extended_code,
+                        rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                    ) =>
+                {
+                    return DbError::Unique;
+                }
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => return DbError::Retry,
+                _ => {}
+            }
+        }
+        DbError::Other(e.to_string())
+    }
+}
+
+/// The database file of a `sqlite://PATH`, `sqlite:PATH` or `sqlite::memory:` URL.
+fn path_of(url: &str) -> Result<String, StoreError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| backend(format!("not a SQLite URL: {url}")))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() {
+        return Err(backend("the SQLite URL names no file"));
+    }
+    Ok(path.to_string())
+}
+
+fn open(path: &str, settings: &SqliteSettings, memory: bool) -> Result<Connection, StoreError> {
+    let conn = if memory {
+        Connection::open_in_memory()
+    } else {
+        Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+    }
+    .map_err(backend)?;
+    conn.busy_timeout(settings.busy_timeout).map_err(backend)?;
+    let sync = match settings.durability {
+        Durability::Normal => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = {}; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;",
+        if memory { "MEMORY" } else { "WAL" }
+    ))
+    .map_err(backend)?;
+    conn.set_prepared_statement_cache_capacity(256);
+    // SQLite's lower() folds ASCII only; this folds exactly as the in-memory evaluator does.
+    conn.create_scalar_function(
+        "scim_fold",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(match ctx.get_raw(0) {
+                ValueRef::Null => None,
+                ValueRef::Text(t) => Some(scimd_proto::value::fold_case(&String::from_utf8_lossy(t))),
+                ValueRef::Integer(i) => Some(i.to_string()),
+                ValueRef::Real(r) => Some(r.to_string()),
+                ValueRef::Blob(b) => Some(scimd_proto::value::fold_case(&String::from_utf8_lossy(b))),
+            })
+        },
+    )
+    .map_err(backend)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS scimd_migrations (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)",
+    )
+    .map_err(backend)?;
+    for (version, sql) in MIGRATIONS {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
+        let done: bool = tx
+            .query_row("SELECT EXISTS (SELECT 1 FROM scimd_migrations WHERE version = ?1)", [version], |r| r.get(0))
+            .map_err(backend)?;
+        if !done {
+            tx.execute_batch(sql).map_err(|e| backend(format!("migration {version} failed: {e}")))?;
+            tx.execute("INSERT INTO scimd_migrations (version, applied) VALUES (?1, datetime('now'))", [version])
+                .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Runs one statement on a connection; returns its rows.
+fn run(conn: &Connection, sql: &Sql) -> DbResult<Vec<Row>> {
+    let mut stmt = conn.prepare_cached(&sql.text)?;
+    let params: Vec<&dyn ToSql> = sql.binds.iter().map(bind_ref).collect();
+    let columns = stmt.column_count();
+    let mut rows = stmt.query(params.as_slice())?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let mut cells = Vec::with_capacity(columns);
+        for i in 0..columns {
+            cells.push(match r.get_ref(i)? {
+                ValueRef::Null => Cell::Null,
+                ValueRef::Integer(v) => Cell::Int(v),
+                ValueRef::Real(v) => Cell::Text(v.to_string()),
+                ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(b) => Cell::Text(String::from_utf8_lossy(b).into_owned()),
+            });
+        }
+        out.push(Row(cells));
+    }
+    Ok(out)
+}
+
+fn execute(conn: &Connection, sql: &Sql) -> DbResult<u64> {
+    let mut stmt = conn.prepare_cached(&sql.text)?;
+    let params: Vec<&dyn ToSql> = sql.binds.iter().map(bind_ref).collect();
+    // Statements with RETURNING are run through `run`; this is for the others.
+    Ok(stmt.execute(params.as_slice())? as u64)
+}
+
+fn bind_ref(b: &Bind) -> &dyn ToSql {
+    match b {
+        Bind::Text(s) => s,
+        Bind::Int(i) => i,
+        Bind::Float(f) => f,
+        Bind::Bool(v) => v,
+    }
+}
+
+/// A transaction on one connection, held for its whole life.
+struct SqliteTx {
+    conn: OwnedMutexGuard<Connection>,
+    open: bool,
+}
+
+impl SqliteTx {
+    fn begin(conn: OwnedMutexGuard<Connection>, write: bool) -> DbResult<SqliteTx> {
+        conn.execute_batch(if write { "BEGIN IMMEDIATE" } else { "BEGIN" })?;
+        Ok(SqliteTx { conn, open: true })
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if self.open {
+            // Not committed (an error, or nothing to write): undo.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
 #[async_trait]
-impl Pools for SqlitePools {
+impl Tx for SqliteTx {
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
     }
-    async fn read(&self) -> Result<Box<dyn Tx>, StoreError> {
-        Ok(Box::new(self.read.begin().await.map_err(backend)?))
+    async fn rows(&mut self, sql: Sql) -> DbResult<Vec<Row>> {
+        run(&self.conn, &sql)
     }
-    async fn write(&self) -> Result<Box<dyn Tx>, StoreError> {
-        Ok(Box::new(self.write.begin().await.map_err(backend)?))
+    async fn exec(&mut self, sql: Sql) -> DbResult<u64> {
+        execute(&self.conn, &sql)
+    }
+    async fn commit(mut self: Box<Self>) -> DbResult<()> {
+        self.conn.execute_batch("COMMIT")?;
+        self.open = false;
+        Ok(())
     }
 }
 
@@ -67,42 +237,52 @@ impl SqlitePools {
     /// `sqlite::memory:`): one writer connection and the readers.
     pub async fn connect(url: &str, settings: &SqliteSettings) -> Result<SqlitePools, StoreError> {
         let memory = url.contains(":memory:");
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Backend(format!("invalid SQLite URL: {e}")))?
-            .create_if_missing(true)
-            .journal_mode(if memory { SqliteJournalMode::Memory } else { SqliteJournalMode::Wal })
-            .synchronous(match settings.durability {
-                Durability::Normal => SqliteSynchronous::Normal,
-                Durability::Full => SqliteSynchronous::Full,
-            })
-            .foreign_keys(true)
-            .busy_timeout(settings.busy_timeout)
-            .statement_cache_capacity(256);
-        let pool = |max: u32| {
-            SqlitePoolOptions::new()
-                .max_connections(max)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .after_connect(|conn, _meta| {
-                    Box::pin(async move {
-                        let mut handle = conn.lock_handle().await?;
-                        crate::fold::register(handle.as_raw_handle())
-                            .map_err(|e| sqlx::Error::Configuration(e.into()))?;
-                        Ok(())
-                    })
-                })
-                .connect_with(options.clone())
-        };
-        let write = pool(1).await.map_err(backend)?;
+        let path = if memory { String::new() } else { path_of(url)? };
+        let write = Arc::new(Mutex::new(open(&path, settings, memory)?));
         // An in-memory database exists per connection: readers must share the writer's.
-        let read = if memory { write.clone() } else { pool(settings.readers.max(1)).await.map_err(backend)? };
-        Ok(SqlitePools { read, write })
+        let read = if memory {
+            vec![write.clone()]
+        } else {
+            (0..settings.readers.max(1))
+                .map(|_| open(&path, settings, false).map(|c| Arc::new(Mutex::new(c))))
+                .collect::<Result<_, _>>()?
+        };
+        Ok(SqlitePools { write, read, next: AtomicUsize::new(0) })
     }
 
-    /// The writer pool (one connection), e.g. for an application's own migrations.
-    pub fn writer(&self) -> &SqlitePool {
-        &self.write
+    async fn reader(&self) -> OwnedMutexGuard<Connection> {
+        // Take a free reader if there is one; otherwise wait for the next in turn.
+        for c in &self.read {
+            if let Ok(g) = c.clone().try_lock_owned() {
+                return g;
+            }
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.read.len();
+        self.read[i].clone().lock_owned().await
+    }
+
+    /// Runs `f` on the writer connection, outside scimd's transactions (e.g. for an
+    /// application's own migrations).
+    pub async fn with_writer<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        let mut conn = self.write.lock().await;
+        f(&mut conn)
+    }
+}
+
+#[async_trait]
+impl Pools for SqlitePools {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+    async fn read(&self) -> Result<Box<dyn Tx>, StoreError> {
+        Ok(Box::new(SqliteTx::begin(self.reader().await, false)?))
+    }
+    async fn write(&self) -> Result<Box<dyn Tx>, StoreError> {
+        Ok(Box::new(SqliteTx::begin(self.write.clone().lock_owned().await, true)?))
+    }
+    async fn read_one(&self, sql: Sql) -> Result<Vec<Row>, StoreError> {
+        let conn = self.reader().await;
+        Ok(run(&conn, &sql)?)
     }
 }
 
@@ -110,21 +290,15 @@ impl SqlStore<SqlitePools> {
     /// Opens the database at `url` and applies scimd's migrations.
     pub async fn open(url: &str, settings: &SqliteSettings) -> Result<SqliteStore, StoreError> {
         let pools = SqlitePools::connect(url, settings).await?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pools.write)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        pools.with_writer(migrate).await?;
         Ok(SqlStore { pools })
     }
 
     /// SQLite's own consistency check (`PRAGMA integrity_check`): "ok" when sound.
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
-        let row = sqlx::query("PRAGMA integrity_check").fetch_one(&self.pools.read).await.map_err(backend)?;
-        row.try_get::<String, _>(0).map_err(backend)
+        let conn = self.pools.reader().await;
+        conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(backend)
     }
 
-    pub async fn close(&self) {
-        self.pools.write.close().await;
-        self.pools.read.close().await;
-    }
+    pub async fn close(&self) {}
 }
