@@ -25,6 +25,9 @@ pub struct Args {
     /// Users to seed
     #[arg(long, default_value_t = 10_000)]
     pub users: usize,
+    /// Concurrent clients while seeding (not measured)
+    #[arg(long, default_value_t = 8)]
+    pub seed_concurrency: usize,
     /// Groups to seed
     #[arg(long, default_value_t = 100)]
     pub groups: usize,

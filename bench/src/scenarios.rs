@@ -183,7 +183,17 @@ async fn create_users(
                 }
                 let body = user_body(&prefix, i as usize);
                 let name = body["userName"].as_str().unwrap_or_default().to_string();
-                let (status, resp) = c.send(reqwest::Method::POST, "/Users", Some(&body)).await?;
+                // Seeding is not measured: a server that sheds load (5xx) is given a few
+                // more tries, with a pause, before seeding fails.
+                let mut attempt = 0;
+                let (status, resp) = loop {
+                    attempt += 1;
+                    let (status, resp) = c.send(reqwest::Method::POST, "/Users", Some(&body)).await?;
+                    if status < 500 || attempt >= 8 {
+                        break (status, resp);
+                    }
+                    tokio::time::sleep(Duration::from_millis(25 * attempt)).await;
+                };
                 let id = match status {
                     201 => resp["id"].as_str().unwrap_or_default().to_string(),
                     // Seeded by an earlier run: look it up.
@@ -248,7 +258,7 @@ pub fn enc(s: &str) -> String {
 
 async fn seed(c: &Client, args: &Args) -> Result<Seed> {
     let t = Instant::now();
-    let users = create_users(c, &args.prefix, 0..args.users, 8).await?;
+    let users = create_users(c, &args.prefix, 0..args.users, args.seed_concurrency).await?;
     let mut groups = Vec::new();
     let mut rng = rand::rng();
     for g in 0..args.groups {
@@ -383,7 +393,7 @@ async fn members(c: &Client, args: &Args) -> Result<Vec<Outcome>> {
     let prefix = format!("{}-members", args.prefix);
     eprintln!("members: creating {biggest} users");
     let t = Instant::now();
-    let pool = create_users(c, &prefix, 0..biggest, 8).await?;
+    let pool = create_users(c, &prefix, 0..biggest, args.seed_concurrency).await?;
     eprintln!("members: {} users in {:.1}s", pool.len(), t.elapsed().as_secs_f64());
     let group = create_group(c, &format!("{prefix} big group {}", std::process::id()), &[]).await?;
     let mut next = 0usize;

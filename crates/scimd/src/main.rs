@@ -1,6 +1,11 @@
 //! `scimd`: the standalone SCIM 2.0 server.
 
 use anyhow::Result;
+
+// Many short-lived allocations per request (JSON documents): mimalloc serves them faster
+// than the system allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use scimd::{config, server};
 use std::path::PathBuf;
