@@ -74,6 +74,9 @@ pub struct Args {
     /// Allow a non-loopback target
     #[arg(long)]
     pub allow_remote: bool,
+    /// Exit with status 1 if any request failed or answered outside 2xx (for smoke tests)
+    #[arg(long)]
+    pub fail_on_errors: bool,
 }
 
 impl Args {
@@ -103,9 +106,12 @@ async fn main() -> Result<()> {
         std::fs::write(path, serde_json::to_string_pretty(&report::to_json(&args, &results))?)
             .with_context(|| format!("writing {path}"))?;
     }
-    let failed = results.iter().any(|r| r.errors > 0);
+    let failed = results.iter().any(|r| r.errors > 0 || r.non_2xx > 0);
     if failed {
-        eprintln!("some requests failed (see the errors column)");
+        eprintln!("some requests failed or were refused (see the errors and non-2xx columns)");
+        if args.fail_on_errors {
+            std::process::exit(1);
+        }
     }
     Ok(())
 }

@@ -120,6 +120,12 @@ impl SqlStore<PgPools> {
             .run(&pools.pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        // Fresh statistics for the planner: without them (a new or bulk-loaded database,
+        // autovacuum off) PostgreSQL may scan a tenant's rows for a lookup by id.
+        sqlx::query("ANALYZE scim_users, scim_groups, scim_members, scim_user_emails, scim_tokens")
+            .execute(&pools.pool)
+            .await
+            .map_err(backend)?;
         Ok(SqlStore { pools })
     }
 

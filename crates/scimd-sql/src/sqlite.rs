@@ -45,6 +45,7 @@ impl Default for SqliteSettings {
 const MIGRATIONS: &[(i64, &str)] = &[
     (20261122000001, include_str!("../migrations/sqlite/20261122000001_init.sql")),
     (20261122000002, include_str!("../migrations/sqlite/20261122000002_live_order.sql")),
+    (20261122000003, include_str!("../migrations/sqlite/20261122000003_selective_first.sql")),
 ];
 
 pub struct SqlitePools {

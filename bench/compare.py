@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""Side-by-side table of scimd-bench JSON results, with ratios against the last file.
+
+Usage: compare.py RESULT.json [RESULT.json ...] BASELINE.json
+"""
+import json
+import sys
+
+
+def load(path):
+    doc = json.load(open(path))
+    return doc["label"], {r["scenario"]: r for r in doc["results"]}
+
+
+runs = [load(p) for p in sys.argv[1:]]
+base_label, base = runs[-1]
+scenarios = list(runs[0][1].keys())
+head = "| scenario | " + " | ".join(f"{label} req/s (p50 ms)" for label, _ in runs) + " | " + " | ".join(
+    f"{label} / {base_label}" for label, _ in runs[:-1]) + " |"
+print(head)
+print("|" + "---|" * (head.count("|") - 1))
+for s in scenarios:
+    cells = []
+    for _, res in runs:
+        r = res.get(s)
+        cells.append(f"{r['rps']:.0f} ({r['p50_ms']:.2f})" if r else "—")
+    ratios = []
+    for _, res in runs[:-1]:
+        r, b = res.get(s), base.get(s)
+        if r and b and b["rps"] > 0:
+            if s.startswith("members@"):
+                ratios.append(f"{b['p50_ms'] / r['p50_ms']:.1f}× faster per add" if r["p50_ms"] else "—")
+            else:
+                ratios.append(f"{r['rps'] / b['rps']:.1f}×")
+        else:
+            ratios.append("—")
+    print(f"| {s} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+for label, res in runs:
+    errs = sum(r["errors"] for r in res.values())
+    non2xx = sum(r["non_2xx"] for r in res.values())
+    peak = max((r["peak_rss_bytes"] or 0) for r in res.values())
+    print(f"\n{label}: {errs} transport errors, {non2xx} non-2xx answers, peak RSS {peak / 1e6:.1f} MB" if peak else
+          f"\n{label}: {errs} transport errors, {non2xx} non-2xx answers")
