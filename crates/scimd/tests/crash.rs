@@ -107,7 +107,7 @@ async fn crash_cycles(db: &str) {
         );
     }
     // Every acknowledged write survived.
-    let acked = acked.lock().unwrap();
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
     assert!(acked.users.len() > 20, "the load wrote too little to test anything: {}", acked.users.len());
     for id in &acked.users {
         let status = client.get(format!("{base}/Users/{id}")).bearer_auth(TOKEN).send().await.unwrap().status();
