@@ -18,6 +18,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 mod handlers;
+pub mod limit;
 
 use auth::{AuthError, Authenticator};
 use axum::extract::{DefaultBodyLimit, Request};
@@ -47,6 +48,8 @@ pub struct ScimConfig {
     pub request_timeout: Duration,
     /// Published in ServiceProviderConfig.
     pub documentation_uri: Option<String>,
+    /// A per-principal request rate limit; none by default.
+    pub rate_limit: Option<limit::RateLimit>,
 }
 
 impl Default for ScimConfig {
@@ -56,6 +59,7 @@ impl Default for ScimConfig {
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             documentation_uri: None,
+            rate_limit: None,
         }
     }
 }
@@ -64,6 +68,7 @@ struct Inner {
     engine: Arc<Engine>,
     auth: Arc<dyn Authenticator>,
     features: ProviderFeatures,
+    limiter: Option<limit::Limiter>,
 }
 
 type State = axum::extract::State<Arc<Inner>>;
@@ -90,7 +95,8 @@ impl ScimService {
                 "Authentication with a bearer token in the Authorization header".into(),
             )],
         };
-        ScimService { inner: Arc::new(Inner { engine, auth, features }), config }
+        let limiter = config.rate_limit.map(limit::Limiter::new);
+        ScimService { inner: Arc::new(Inner { engine, auth, features, limiter }), config }
     }
 
     /// The service with the library's defaults: `DenyAll` (nobody gets in until the
@@ -154,6 +160,14 @@ async fn authenticate(axum::extract::State(state): State, req: Request, next: Ne
     let (mut parts, body) = req.into_parts();
     match state.auth.authenticate(&parts).await {
         Ok(principal) => {
+            if let Some(limiter) = &state.limiter
+                && let Err(wait) = limiter.check(&principal.subject)
+            {
+                let mut resp = error_response(&ScimError::new(429, None, "too many requests; retry later"));
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                resp.headers_mut().insert(header::RETRY_AFTER, secs.max(1).into());
+                return resp;
+            }
             parts.extensions.insert(principal);
             next.run(Request::from_parts(parts, body)).await
         }

@@ -55,6 +55,10 @@ pub struct Config {
     /// Published in ServiceProviderConfig.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub documentation_uri: Option<String>,
+    /// Requests per second allowed to each token (0: no limit).
+    pub rate_limit_per_second: f64,
+    /// Requests a token may send at once after being idle.
+    pub rate_limit_burst: u32,
 }
 
 impl Default for Config {
@@ -81,6 +85,8 @@ impl Default for Config {
             pg_schema: None,
             tenant: "default".into(),
             documentation_uri: None,
+            rate_limit_per_second: 0.0,
+            rate_limit_burst: 50,
         }
     }
 }
@@ -108,6 +114,8 @@ const ENV: &[(&str, &str)] = &[
     ("SCIMD_PG_SCHEMA", "pg_schema"),
     ("SCIMD_TENANT", "tenant"),
     ("SCIMD_DOCUMENTATION_URI", "documentation_uri"),
+    ("SCIMD_RATE_LIMIT_PER_SECOND", "rate_limit_per_second"),
+    ("SCIMD_RATE_LIMIT_BURST", "rate_limit_burst"),
 ];
 
 impl Config {
@@ -128,6 +136,9 @@ impl Config {
                     Some(toml::Value::Integer(_)) => toml::Value::Integer(
                         value.trim().parse().with_context(|| format!("{var} must be a whole number"))?,
                     ),
+                    Some(toml::Value::Float(_)) => {
+                        toml::Value::Float(value.trim().parse().with_context(|| format!("{var} must be a number"))?)
+                    }
                     _ => toml::Value::String(value),
                 };
                 table.insert((*key).to_string(), typed);
@@ -148,6 +159,9 @@ impl Config {
         }
         if self.max_page_size == 0 || self.default_page_size > self.max_page_size {
             bail!("need 0 < default_page_size <= max_page_size");
+        }
+        if !(self.rate_limit_per_second >= 0.0 && self.rate_limit_per_second.is_finite()) {
+            bail!("rate_limit_per_second must be 0 (no limit) or a positive number");
         }
         if !self.path_prefix.starts_with('/') {
             bail!("path_prefix must start with '/'");

@@ -131,6 +131,10 @@ pub fn build_app(config: &Config, backend: &Backend) -> Result<Router> {
             max_body_bytes: config.max_body_bytes,
             request_timeout: Duration::from_secs(config.request_timeout_secs),
             documentation_uri: config.documentation_uri.clone(),
+            rate_limit: (config.rate_limit_per_second > 0.0).then_some(scimd_axum::limit::RateLimit {
+                per_second: config.rate_limit_per_second,
+                burst: config.rate_limit_burst,
+            }),
         },
     );
     let store = backend.store.clone();

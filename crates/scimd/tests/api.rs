@@ -509,3 +509,31 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn rate_limit_answers_429_with_retry_after() {
+    let s = TestServer::with(|c| {
+        c.rate_limit_per_second = 2.0;
+        c.rate_limit_burst = 3;
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(s.get("/ServiceProviderConfig").await);
+    }
+    assert!(statuses[..3].iter().all(|r| r.status == 200), "the burst is allowed");
+    let limited = statuses.iter().find(|r| r.status == 429).expect("over the limit");
+    limited.assert_error(429, None);
+    let retry: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+    // Unauthenticated requests are refused before the limiter sees them.
+    s.raw(Method::GET, "/Users", None, None, None, &[]).await.assert_error(401, None);
+}
+
+#[tokio::test]
+async fn no_rate_limit_by_default() {
+    let s = TestServer::start().await;
+    for _ in 0..100 {
+        assert_eq!(s.get("/ServiceProviderConfig").await.status, 200);
+    }
+}
