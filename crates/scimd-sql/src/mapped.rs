@@ -743,33 +743,21 @@ impl<P: Pools> MappedStore<P> {
         let d = tx.dialect();
         let mut out = Vec::new();
         for chunk in items.chunks(500) {
+            // The owner's column in the membership table, the other side's column, and the
+            // other side's table (users for a group's members, groups for a user's groups).
+            let (owner, other, side) = match kind {
+                Kind::Group => (&m.group_column, &m.user_column, u),
+                Kind::User => (&m.user_column, &m.group_column, g),
+            };
             let mut s = Sql::new(d);
-            match kind {
-                Kind::Group => {
-                    s.push(&format!(
-                        "SELECT CAST(m.{gc} AS BIGINT), CAST(m.{uc} AS BIGINT), t.{name} FROM {mt} m JOIN ({view}) ON t.{uk} = m.{uc} \
-                         WHERE s.retired IS NULL AND m.{gc} IN (",
-                        gc = m.group_column,
-                        uc = m.user_column,
-                        name = u.name_column,
-                        mt = m.table,
-                        view = u.view.from,
-                        uk = u.map.key,
-                    ));
-                }
-                Kind::User => {
-                    s.push(&format!(
-                        "SELECT CAST(m.{uc} AS BIGINT), CAST(t.{gk} AS BIGINT), t.{name} FROM {mt} m JOIN ({view}) ON t.{gk} = m.{gc} \
-                         WHERE s.retired IS NULL AND m.{uc} IN (",
-                        gc = m.group_column,
-                        uc = m.user_column,
-                        name = g.name_column,
-                        mt = m.table,
-                        view = g.view.from,
-                        gk = g.map.key,
-                    ));
-                }
-            }
+            s.push(&format!(
+                "SELECT CAST(m.{owner} AS BIGINT), CAST(t.{key} AS BIGINT), t.{name} FROM {mt} m JOIN ({view}) ON t.{key} = m.{other} \
+                 WHERE s.retired IS NULL AND m.{owner} IN (",
+                name = side.name_column,
+                mt = m.table,
+                view = side.view.from,
+                key = side.map.key,
+            ));
             for (i, (k, _)) in chunk.iter().enumerate() {
                 if i > 0 {
                     s.push(", ");
