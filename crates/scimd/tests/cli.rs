@@ -146,3 +146,34 @@ fn bad_configuration_is_refused_clearly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("delete_policy"));
 }
+
+#[test]
+fn tokens_never_reach_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let log = dir.path().join("scimd.log");
+    let port = free_port();
+    let mut child = scimd(&db)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("SCIMD_BOOTSTRAP_TOKEN", "very-secret-bootstrap-token")
+        .env("SCIMD_LOG_LEVEL", "trace")
+        .env("SCIMD_LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let base = format!("http://127.0.0.1:{port}/scim/v2");
+    assert_eq!(status(&base, "very-secret-bootstrap-token"), 200);
+    assert_eq!(status(&base, "a-wrong-secret-token-value"), 401);
+    let _ = child.kill();
+    let _ = child.wait();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("request"), "the requests were logged: {logged}");
+    assert!(!logged.contains("very-secret-bootstrap-token"), "a token reached the logs");
+    assert!(!logged.contains("a-wrong-secret-token-value"), "a presented token reached the logs");
+}

@@ -155,6 +155,26 @@ async fn kill_9_loses_no_acknowledged_write_on_postgres() {
     .await
     .unwrap();
     assert_eq!(dangling, 0);
+    // PostgreSQL's own consistency check of every scimd index (amcheck, shipped with
+    // PostgreSQL; skipped with a message where the extension is not installed).
+    if sqlx::query("CREATE EXTENSION IF NOT EXISTS amcheck").execute(&check).await.is_ok() {
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid \
+             JOIN pg_am a ON a.oid = c.relam WHERE t.relname LIKE 'scim%' AND a.amname = 'btree'",
+        )
+        .fetch_all(&check)
+        .await
+        .unwrap();
+        assert!(!indexes.is_empty());
+        for index in indexes {
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT bt_index_parent_check('{index}'::regclass, true)")))
+                .execute(&check)
+                .await
+                .unwrap_or_else(|e| panic!("index {index} failed its check: {e}"));
+        }
+    } else {
+        let _ = writeln!(std::io::stderr(), "amcheck is not installed: PostgreSQL index checks skipped");
+    }
     check.close().await;
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
         .execute(&pool)
