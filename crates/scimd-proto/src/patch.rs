@@ -313,7 +313,9 @@ fn apply_pathless(
     Ok(())
 }
 
-fn container_mut<'d>(
+/// The object a container's attributes live in; with `create`, an extension object is
+/// made (or a non-object replaced) so that it exists.
+pub(crate) fn container_mut<'d>(
     doc: &'d mut Map<String, Value>,
     container: Container<'_>,
     create: bool,

@@ -178,7 +178,8 @@ pub fn validate_resource(input: &Value, schema: &ResourceSchema<'_>) -> Result<M
                     continue;
                 }
                 if let Some(v) = coerce_one(sub, value, &resolved.canonical())? {
-                    let parent = container_mut(&mut out, resolved.container)
+                    let parent = crate::patch::container_mut(&mut out, resolved.container, true)
+                        .expect("created")
                         .entry(resolved.attr.name.clone())
                         .or_insert_with(|| Value::Object(Map::new()));
                     if let Value::Object(p) = parent {
@@ -207,19 +208,6 @@ fn check_schemas(schemas: Option<&Value>, schema: &ResourceSchema<'_>) -> Result
     Ok(())
 }
 
-fn container_mut<'m>(out: &'m mut Map<String, Value>, container: Container<'_>) -> &'m mut Map<String, Value> {
-    match container {
-        Container::Core => out,
-        Container::Extension(ext) => {
-            let slot = out.entry(ext.id.clone()).or_insert_with(|| Value::Object(Map::new()));
-            if !slot.is_object() {
-                *slot = Value::Object(Map::new());
-            }
-            slot.as_object_mut().expect("just made an object")
-        }
-    }
-}
-
 fn set_attribute(
     out: &mut Map<String, Value>,
     container: Container<'_>,
@@ -231,7 +219,7 @@ fn set_attribute(
         return Ok(());
     }
     if let Some(v) = coerce(def, value, at)? {
-        container_mut(out, container).insert(def.name.clone(), v);
+        crate::patch::container_mut(out, container, true).expect("created").insert(def.name.clone(), v);
     }
     Ok(())
 }

@@ -44,10 +44,7 @@ impl<'a> Compiler<'a> {
     /// Case-folds an expression the way `value::fold_case` folds literals.
     fn fold(&self, expr: Sql) -> Sql {
         let mut out = expr.fork();
-        out.push(match self.dialect {
-            Dialect::Sqlite => "scim_fold(",
-            Dialect::Postgres => "lower(",
-        });
+        out.push(self.dialect.fold_function()).push("(");
         out.append(expr).push(")");
         out
     }

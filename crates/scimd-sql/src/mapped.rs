@@ -548,10 +548,7 @@ async fn fetch(tx: &mut dyn Tx, r: &Resolved, key: i64, lock: bool) -> Result<Op
 async fn check_unique(tx: &mut dyn Tx, r: &Resolved, name: &str, except: Option<i64>) -> Result<()> {
     let d = tx.dialect();
     let mut s = Sql::new(d);
-    let fold = match d {
-        Dialect::Sqlite => "scim_fold",
-        Dialect::Postgres => "lower",
-    };
+    let fold = d.fold_function();
     s.push("SELECT 1 FROM ").push(&r.view.from).push(" WHERE s.retired IS NULL AND ");
     s.push(fold).push("(t.").push(&r.name_column).push(") = ").bind_text(fold_case(name));
     if let Some(k) = except {
@@ -568,10 +565,7 @@ impl<P: Pools> MappedStore<P> {
     /// duplicate the application's unique index would refuse.
     async fn retired_with_name(&self, tx: &mut dyn Tx, r: &Resolved, name: &str) -> Result<Option<i64>> {
         let d = tx.dialect();
-        let fold = match d {
-            Dialect::Sqlite => "scim_fold",
-            Dialect::Postgres => "lower",
-        };
+        let fold = d.fold_function();
         let mut s = Sql::new(d);
         s.push("SELECT CAST(t.").push(&r.map.key).push(" AS BIGINT) FROM ").push(&r.view.from);
         s.push(" WHERE s.retired IS NOT NULL AND ").push(fold).push("(t.").push(&r.name_column).push(") = ");

@@ -8,6 +8,17 @@ pub enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// The SQL function that folds case as `scimd_proto::value::fold_case` does (SQLite's
+    /// `lower()` folds ASCII only, so scimd registers `scim_fold` on its connections).
+    pub fn fold_function(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "scim_fold",
+            Dialect::Postgres => "lower",
+        }
+    }
+}
+
 /// A bound parameter.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Bind {

@@ -117,7 +117,7 @@ fn open(path: &str, settings: &SqliteSettings, memory: bool) -> Result<Connectio
     conn.set_prepared_statement_cache_capacity(256);
     // SQLite's lower() folds ASCII only; this folds exactly as the in-memory evaluator does.
     conn.create_scalar_function(
-        "scim_fold",
+        Dialect::Sqlite.fold_function(),
         1,
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
         |ctx| {

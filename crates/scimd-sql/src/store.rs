@@ -147,25 +147,6 @@ async fn fetch_one(
     tx.row(s).await?.map(|r| decode(&r)).transpose()
 }
 
-/// The row of a live resource, locked for the rest of a write transaction.
-async fn find_row(tx: &mut dyn Tx, layout: &Table, tenant: &str, id: &str) -> Result<Option<(i64, i64)>> {
-    let mut s = sql(tx.dialect());
-    s.push("SELECT seq, version FROM ")
-        .push(layout.table)
-        .push(" WHERE tenant = ")
-        .bind_text(tenant)
-        .push(" AND id = ")
-        .bind_text(id)
-        .push(" AND retired IS NULL");
-    if tx.dialect() == Dialect::Postgres {
-        s.push(" FOR UPDATE");
-    }
-    Ok(match tx.row(s).await? {
-        Some(r) => Some((r.int(0)?, r.int(1)?)),
-        None => None,
-    })
-}
-
 /// The indexed side rows of a resource (users' email keys).
 async fn write_side_rows(
     tx: &mut dyn Tx,
@@ -561,7 +542,7 @@ impl<P: Pools> Store for SqlStore<P> {
         let layout = table(kind);
         let mut tx = self.pools.write().await?;
         let d = tx.dialect();
-        let Some((seq, version)) = find_row(&mut *tx, layout, tenant, id).await? else {
+        let Some((seq, StoredResource { version, .. })) = fetch_one(&mut *tx, layout, tenant, id, true).await? else {
             return Ok(false);
         };
         if expected_version.is_some_and(|v| v != version) {
