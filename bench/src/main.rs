@@ -5,12 +5,13 @@
 //! answers and (given the server's pid) its peak resident memory. Every loop is bounded in
 //! count and in time, and only loopback targets are accepted unless `--allow-remote`.
 
+mod http;
 mod report;
 mod scenarios;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser, Debug, Clone)]
@@ -85,22 +86,17 @@ impl Args {
     }
 }
 
-/// Only 127.0.0.0/8, ::1 and localhost, unless told otherwise.
-fn check_target(args: &Args) -> Result<()> {
-    let url = reqwest::Url::parse(&args.url).context("--url is not a URL")?;
-    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
-    let loopback = host == "localhost" || host.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false);
-    if !loopback && !args.allow_remote {
-        bail!("refusing to load {host}: not a loopback address (pass --allow-remote to override)");
-    }
-    Ok(())
-}
-
-#[tokio::main]
+/// The tool runs on one thread: it uses at most one core, and the rest of the machine is
+/// left to the server it measures.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    check_target(&args)?;
-    let results = scenarios::run_all(&args).await?;
+    let target = Arc::new(http::Target::new(&args.url, &args.token, Duration::from_secs_f64(args.timeout))?);
+    // Only 127.0.0.0/8 and ::1, unless told otherwise.
+    if !target.is_loopback() && !args.allow_remote {
+        bail!("refusing to load {}: not a loopback address (pass --allow-remote to override)", args.url);
+    }
+    let results = scenarios::run_all(target, &args).await?;
     report::print_table(&args, &results);
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report::to_json(&args, &results))?)

@@ -2,7 +2,10 @@
 //! `--max-requests`; the `members` scenario by its sizes and `--member-samples`.
 
 use crate::Args;
+use crate::http::{Conn, Target};
 use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use hyper::Method;
 use rand::Rng;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -43,47 +46,26 @@ impl Outcome {
     }
 }
 
-#[derive(Clone)]
-pub struct Client {
-    http: reqwest::Client,
-    base: String,
-    token: String,
+/// One request of a scenario: method, path below the base URL, body.
+pub struct Req {
+    pub method: Method,
+    pub path: String,
+    pub body: Option<Bytes>,
 }
 
-impl Client {
-    fn new(args: &Args) -> Result<Client> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs_f64(args.timeout))
-            .pool_max_idle_per_host(args.concurrency.max(8) * 2)
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(Client { http, base: args.url.trim_end_matches('/').to_string(), token: args.token.clone() })
+impl Req {
+    fn get(path: String) -> Req {
+        Req { method: Method::GET, path, body: None }
     }
+    fn with_json(method: Method, path: String, body: &Value) -> Req {
+        Req { method, path, body: Some(Bytes::from(body.to_string())) }
+    }
+}
 
-    /// One request whose body is read and dropped (the scenarios' requests): the load
-    /// tool spends its CPU on sending, not on parsing answers.
-    pub async fn status(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<u16> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.header("Content-Type", "application/scim+json").body(serde_json::to_vec(b)?);
-        }
-        let resp = req.send().await?;
-        let status = resp.status().as_u16();
-        resp.bytes().await?;
-        Ok(status)
-    }
-
-    /// One request; returns (status, body) or an error for transport failures.
-    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<(u16, Value)> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.header("Content-Type", "application/scim+json").body(serde_json::to_vec(b)?);
-        }
-        let resp = req.send().await?;
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await?;
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
-    }
+/// A connection that sends and parses: for seeding and set-up, which need answers.
+async fn send_json(c: &mut Conn, method: Method, path: &str, body: Option<&Value>) -> Result<(u16, Value)> {
+    let (status, bytes) = c.send(method, path, body.map(|b| Bytes::from(b.to_string()))).await?;
+    Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
 }
 
 /// Resident memory of a process now, from /proc (Linux).
@@ -107,11 +89,11 @@ fn sample_rss(pid: Option<u32>, stop: Arc<std::sync::atomic::AtomicBool>) -> tok
     })
 }
 
-/// Runs `clients` loops of `one` until the duration or the request bound is reached.
-async fn drive<F, Fut>(args: &Args, name: &str, clients: usize, one: F) -> Outcome
+/// Runs `clients` loops, each on its own connection, sending the requests `one` describes
+/// until the duration or the request bound is reached. Answers are read and dropped.
+async fn drive<F>(target: &Arc<Target>, args: &Args, name: &str, clients: usize, one: F) -> Outcome
 where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<u16>> + Send,
+    F: Fn(u64) -> Req + Send + Sync + 'static,
 {
     let one = Arc::new(one);
     let issued = Arc::new(AtomicU64::new(0));
@@ -121,7 +103,7 @@ where
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients.max(1) {
-        let (one, issued) = (one.clone(), issued.clone());
+        let (one, issued, mut conn) = (one.clone(), issued.clone(), Conn::new(target.clone()));
         let max = args.max_requests;
         tasks.push(tokio::spawn(async move {
             let (mut lat, mut errors, mut non_2xx) = (Vec::new(), 0u64, 0u64);
@@ -130,9 +112,10 @@ where
                 if n >= max {
                     break;
                 }
+                let req = one(n);
                 let t = Instant::now();
-                match one(n).await {
-                    Ok(status) => {
+                match conn.send(req.method, &req.path, req.body).await {
+                    Ok((status, _)) => {
                         lat.push(t.elapsed().as_micros() as u64);
                         if !(200..300).contains(&status) {
                             non_2xx += 1;
@@ -175,9 +158,9 @@ fn user_body(prefix: &str, i: usize) -> Value {
     })
 }
 
-/// Creates users `range` with `clients` concurrent clients; returns (id, userName).
+/// Creates users `range` with `clients` concurrent connections; returns (id, userName).
 async fn create_users(
-    c: &Client,
+    target: &Arc<Target>,
     prefix: &str,
     range: std::ops::Range<usize>,
     clients: usize,
@@ -186,7 +169,7 @@ async fn create_users(
     let end = range.end as u64;
     let mut tasks = Vec::new();
     for _ in 0..clients.max(1) {
-        let (c, next, prefix) = (c.clone(), next.clone(), prefix.to_string());
+        let (mut c, next, prefix) = (Conn::new(target.clone()), next.clone(), prefix.to_string());
         tasks.push(tokio::spawn(async move {
             let mut made = Vec::new();
             loop {
@@ -201,7 +184,7 @@ async fn create_users(
                 let mut attempt = 0;
                 let (status, resp) = loop {
                     attempt += 1;
-                    let (status, resp) = c.send(reqwest::Method::POST, "/Users", Some(&body)).await?;
+                    let (status, resp) = send_json(&mut c, Method::POST, "/Users", Some(&body)).await?;
                     if status < 500 || attempt >= 8 {
                         break (status, resp);
                     }
@@ -210,7 +193,7 @@ async fn create_users(
                 let id = match status {
                     201 => resp["id"].as_str().unwrap_or_default().to_string(),
                     // Seeded by an earlier run: look it up.
-                    409 => find_user(&c, &name).await?,
+                    409 => find_user(&mut c, &name).await?,
                     other => bail!("seeding user {i}: status {other}: {resp}"),
                 };
                 made.push((id, name));
@@ -225,32 +208,24 @@ async fn create_users(
     Ok(all)
 }
 
-async fn find_user(c: &Client, name: &str) -> Result<String> {
-    let (status, resp) = c
-        .send(reqwest::Method::GET, &format!("/Users?filter={}", enc(&format!("userName eq \"{name}\""))), None)
-        .await?;
+async fn find_user(c: &mut Conn, name: &str) -> Result<String> {
+    let path = format!("/Users?filter={}", enc(&format!("userName eq \"{name}\"")));
+    let (status, resp) = send_json(c, Method::GET, &path, None).await?;
     if status != 200 {
         bail!("looking up {name}: status {status}");
     }
     resp["Resources"][0]["id"].as_str().map(str::to_string).context("seeded user not found")
 }
 
-async fn create_group(c: &Client, name: &str, members: &[&str]) -> Result<String> {
+async fn create_group(c: &mut Conn, name: &str, members: &[&str]) -> Result<String> {
     let body = json!({"schemas": [GROUP], "displayName": name, "members": members.iter().map(|m| json!({"value": m})).collect::<Vec<_>>()});
-    let (status, resp) = c.send(reqwest::Method::POST, "/Groups?excludedAttributes=members", Some(&body)).await?;
+    let (status, resp) = send_json(c, Method::POST, "/Groups?excludedAttributes=members", Some(&body)).await?;
     match status {
         201 => resp["id"].as_str().map(str::to_string).context("no id"),
         409 => {
-            let (_, found) = c
-                .send(
-                    reqwest::Method::GET,
-                    &format!(
-                        "/Groups?excludedAttributes=members&filter={}",
-                        enc(&format!("displayName eq \"{name}\""))
-                    ),
-                    None,
-                )
-                .await?;
+            let path =
+                format!("/Groups?excludedAttributes=members&filter={}", enc(&format!("displayName eq \"{name}\"")));
+            let (_, found) = send_json(c, Method::GET, &path, None).await?;
             found["Resources"][0]["id"].as_str().map(str::to_string).context("seeded group not found")
         }
         other => bail!("creating group {name}: status {other}: {resp}"),
@@ -269,18 +244,19 @@ pub fn enc(s: &str) -> String {
         .collect()
 }
 
-async fn seed(c: &Client, args: &Args) -> Result<Seed> {
+async fn seed(target: &Arc<Target>, args: &Args) -> Result<Seed> {
     let t = Instant::now();
-    let users = create_users(c, &args.prefix, 0..args.users, args.seed_concurrency).await?;
+    let users = create_users(target, &args.prefix, 0..args.users, args.seed_concurrency).await?;
     let mut groups = Vec::new();
     let mut rng = rand::rng();
+    let mut c = Conn::new(target.clone());
     for g in 0..args.groups {
         let members: Vec<&str> = (0..args.members_per_group.min(users.len()))
             .map(|_| users[rng.random_range(0..users.len())].0.as_str())
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        groups.push(create_group(c, &format!("{} group {g}", args.prefix), &members).await?);
+        groups.push(create_group(&mut c, &format!("{} group {g}", args.prefix), &members).await?);
     }
     eprintln!("seeded {} users and {} groups in {:.1}s", users.len(), groups.len(), t.elapsed().as_secs_f64());
     Ok(Seed { users, groups })
@@ -290,91 +266,50 @@ fn pick<T>(v: &[T]) -> &T {
     &v[rand::rng().random_range(0..v.len())]
 }
 
+/// The request one iteration of a read or write scenario sends.
+fn scenario_request(name: &str, args: &Args, seed: &Arc<Seed>) -> Result<Box<dyn Fn(u64) -> Req + Send + Sync>> {
+    let s = seed.clone();
+    Ok(match name {
+        "get_user" => Box::new(move |_| Req::get(format!("/Users/{}", pick(&s.users).0))),
+        "filter" => Box::new(move |_| {
+            Req::get(format!("/Users?filter={}", enc(&format!("userName eq \"{}\"", pick(&s.users).1))))
+        }),
+        "list" => Box::new(move |_| {
+            let start = rand::rng().random_range(1..=s.users.len().saturating_sub(100).max(1));
+            Req::get(format!("/Users?startIndex={start}&count=100"))
+        }),
+        "get_group" => Box::new(move |_| Req::get(format!("/Groups/{}?excludedAttributes=members", pick(&s.groups)))),
+        "create_seq" | "create_concurrent" => {
+            // Names no earlier run used, so every create is a new user.
+            let prefix = format!("{}-new-{}-{}", args.prefix, std::process::id(), name);
+            Box::new(move |n| Req::with_json(Method::POST, "/Users".into(), &user_body(&prefix, n as usize)))
+        }
+        "patch_user" => Box::new(move |n| {
+            let body = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "name.givenName", "value": format!("Patched{n}")}]});
+            Req::with_json(Method::PATCH, format!("/Users/{}", pick(&s.users).0), &body)
+        }),
+        other => bail!("unknown scenario '{other}'"),
+    })
+}
+
 /// Runs the requested scenarios (`--runs` times each; the median run by req/s is kept).
-pub async fn run_all(args: &Args) -> Result<Vec<Outcome>> {
-    let c = Client::new(args)?;
+pub async fn run_all(target: Arc<Target>, args: &Args) -> Result<Vec<Outcome>> {
     let wanted: Vec<&str> = args.scenarios.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     let needs_seed = wanted.iter().any(|s| matches!(*s, "get_user" | "filter" | "list" | "get_group" | "patch_user"));
-    let seed = Arc::new(if needs_seed { seed(&c, args).await? } else { Seed { users: vec![], groups: vec![] } });
+    let seed = Arc::new(if needs_seed { seed(&target, args).await? } else { Seed { users: vec![], groups: vec![] } });
     let mut results = Vec::new();
-    let created = Arc::new(AtomicU64::new(0));
     for name in wanted {
         if name == "members" {
-            results.extend(members(&c, args).await?);
+            results.extend(members(&target, args).await?);
             continue;
         }
+        let clients = if name == "create_seq" { 1 } else { args.concurrency };
         let mut runs = Vec::new();
-        for _ in 0..args.runs.max(1) {
-            let run = match name {
-                "get_user" => {
-                    let (c, s) = (c.clone(), seed.clone());
-                    drive(args, name, args.concurrency, move |_| {
-                        let (c, s) = (c.clone(), s.clone());
-                        async move {
-                            c.status(reqwest::Method::GET, &format!("/Users/{}", pick(&s.users).0), None).await
-                        }
-                    })
-                    .await
-                }
-                "filter" => {
-                    let (c, s) = (c.clone(), seed.clone());
-                    drive(args, name, args.concurrency, move |_| {
-                        let (c, s) = (c.clone(), s.clone());
-                        async move {
-                            let f = enc(&format!("userName eq \"{}\"", pick(&s.users).1));
-                            c.status(reqwest::Method::GET, &format!("/Users?filter={f}"), None).await
-                        }
-                    })
-                    .await
-                }
-                "list" => {
-                    let (c, s) = (c.clone(), seed.clone());
-                    drive(args, name, args.concurrency, move |_| {
-                        let (c, s) = (c.clone(), s.clone());
-                        async move {
-                            let start = rand::rng().random_range(1..=s.users.len().saturating_sub(100).max(1));
-                            c.status(reqwest::Method::GET, &format!("/Users?startIndex={start}&count=100"), None).await
-                        }
-                    })
-                    .await
-                }
-                "get_group" => {
-                    let (c, s) = (c.clone(), seed.clone());
-                    drive(args, name, args.concurrency, move |_| {
-                        let (c, s) = (c.clone(), s.clone());
-                        async move {
-                            let path = format!("/Groups/{}?excludedAttributes=members", pick(&s.groups));
-                            c.status(reqwest::Method::GET, &path, None).await
-                        }
-                    })
-                    .await
-                }
-                "create_seq" | "create_concurrent" => {
-                    let clients = if name == "create_seq" { 1 } else { args.concurrency };
-                    let (c, created, prefix) =
-                        (c.clone(), created.clone(), format!("{}-new-{}", args.prefix, std::process::id()));
-                    drive(args, name, clients, move |_| {
-                        let (c, created, prefix) = (c.clone(), created.clone(), prefix.clone());
-                        async move {
-                            let i = created.fetch_add(1, Ordering::Relaxed) as usize;
-                            c.status(reqwest::Method::POST, "/Users", Some(&user_body(&prefix, i))).await
-                        }
-                    })
-                    .await
-                }
-                "patch_user" => {
-                    let (c, s) = (c.clone(), seed.clone());
-                    drive(args, name, args.concurrency, move |n| {
-                        let (c, s) = (c.clone(), s.clone());
-                        async move {
-                            let body = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "name.givenName", "value": format!("Patched{n}")}]});
-                            c.status(reqwest::Method::PATCH, &format!("/Users/{}", pick(&s.users).0), Some(&body)).await
-                        }
-                    })
-                    .await
-                }
-                other => bail!("unknown scenario '{other}'"),
-            };
+        for run in 0..args.runs.max(1) {
+            let one = scenario_request(name, args, &seed)?;
+            // Creates of later runs must not collide with earlier ones.
+            let offset = run as u64 * args.max_requests;
+            let run = drive(&target, args, name, clients, move |n| one(n + offset)).await;
             eprintln!(
                 "{name}: {:.0} req/s, p50 {:.2} ms, errors {}, non-2xx {}",
                 run.rps(),
@@ -392,16 +327,18 @@ pub async fn run_all(args: &Args) -> Result<Vec<Outcome>> {
 
 /// One group grows through the sizes; at each size, `member_samples` single-member adds
 /// are timed one after another.
-async fn members(c: &Client, args: &Args) -> Result<Vec<Outcome>> {
+async fn members(target: &Arc<Target>, args: &Args) -> Result<Vec<Outcome>> {
     let mut sizes: Vec<usize> = args.member_sizes.split(',').filter_map(|s| s.trim().parse().ok()).collect();
     sizes.sort_unstable();
     let biggest = sizes.last().copied().unwrap_or(0) + args.member_samples * sizes.len();
     let prefix = format!("{}-members", args.prefix);
     eprintln!("members: creating {biggest} users");
     let t = Instant::now();
-    let pool = create_users(c, &prefix, 0..biggest, args.seed_concurrency).await?;
+    let pool = create_users(target, &prefix, 0..biggest, args.seed_concurrency).await?;
     eprintln!("members: {} users in {:.1}s", pool.len(), t.elapsed().as_secs_f64());
-    let group = create_group(c, &format!("{prefix} big group {}", std::process::id()), &[]).await?;
+    let mut c = Conn::new(target.clone());
+    let group = create_group(&mut c, &format!("{prefix} big group {}", std::process::id()), &[]).await?;
+    let path = format!("/Groups/{group}?excludedAttributes=members");
     let mut next = 0usize;
     let mut out = Vec::new();
     for size in sizes {
@@ -411,9 +348,7 @@ async fn members(c: &Client, args: &Args) -> Result<Vec<Outcome>> {
                 pool[next..size.min(next + 1000)].iter().map(|(id, _)| json!({"value": id})).collect();
             next += batch.len();
             let body = json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": batch}]});
-            let (status, resp) = c
-                .send(reqwest::Method::PATCH, &format!("/Groups/{group}?excludedAttributes=members"), Some(&body))
-                .await?;
+            let (status, resp) = send_json(&mut c, Method::PATCH, &path, Some(&body)).await?;
             if !(200..300).contains(&status) {
                 bail!("growing the group to {size}: status {status}: {resp}");
             }
@@ -426,10 +361,7 @@ async fn members(c: &Client, args: &Args) -> Result<Vec<Outcome>> {
             let body =
                 json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": id}]}]});
             let t = Instant::now();
-            match c
-                .send(reqwest::Method::PATCH, &format!("/Groups/{group}?excludedAttributes=members"), Some(&body))
-                .await
-            {
+            match c.send(Method::PATCH, &path, Some(Bytes::from(body.to_string()))).await {
                 Ok((status, _)) => {
                     o.latencies.push(t.elapsed().as_micros() as u64);
                     if !(200..300).contains(&status) {
