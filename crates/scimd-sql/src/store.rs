@@ -4,7 +4,7 @@
 use crate::compile::Compiler;
 use crate::conn::{DbError, Row, Tx};
 use crate::layout::{Table, View, own_view, table};
-use crate::rows::{Derived, RelationRow, assemble, derive};
+use crate::rows::{Derived, RelationRow, assemble, derive, relation_attribute, relation_values};
 use crate::sql::{Bind, Dialect, Sql};
 use async_trait::async_trait;
 use scimd_core::store::{
@@ -12,7 +12,7 @@ use scimd_core::store::{
     StoredResource,
 };
 use scimd_core::tokens::{TokenInfo, TokenStore};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -67,10 +67,48 @@ fn columns(d: Dialect) -> &'static str {
     }
 }
 
-fn decode(row: &Row) -> Result<(i64, StoredResource)> {
+/// A correlated subquery giving the members (groups) or groups (users) of the row `t` as a
+/// JSON array in membership order, or NULL when there are none. Reading a resource and its
+/// relations is then one statement: one consistent snapshot, one round trip.
+fn relations_column(d: Dialect, kind: Kind) -> &'static str {
+    match (d, kind) {
+        (Dialect::Sqlite, Kind::User) => {
+            "(SELECT json_group_array(json_object('value', r.id, 'display', r.display_name)) FROM \
+             (SELECT g.id, g.display_name FROM scim_members m JOIN scim_groups g ON g.seq = m.group_seq \
+             WHERE m.member_id = t.id AND m.tenant = t.tenant ORDER BY m.seq) r HAVING COUNT(*) > 0)"
+        }
+        (Dialect::Postgres, Kind::User) => {
+            "(SELECT json_agg(json_build_object('value', g.id, 'display', g.display_name) ORDER BY m.seq)::text \
+             FROM scim_members m JOIN scim_groups g ON g.seq = m.group_seq \
+             WHERE m.member_id = t.id AND m.tenant = t.tenant)"
+        }
+        (Dialect::Sqlite, Kind::Group) => {
+            "(SELECT json_group_array(json_object('value', m.member_id, 'type', m.member_type, 'display', \
+             COALESCE(json_extract(u.attributes, '$.displayName'), u.user_name, g.display_name)) ORDER BY m.seq) \
+             FROM scim_members m \
+             LEFT JOIN scim_users u ON m.member_type = 'User' AND u.tenant = m.tenant AND u.id = m.member_id \
+             LEFT JOIN scim_groups g ON m.member_type = 'Group' AND g.tenant = m.tenant AND g.id = m.member_id \
+             WHERE m.group_seq = t.seq HAVING COUNT(*) > 0)"
+        }
+        (Dialect::Postgres, Kind::Group) => {
+            "(SELECT json_agg(json_build_object('value', m.member_id, 'type', m.member_type, 'display', \
+             COALESCE(u.attributes ->> 'displayName', u.user_name, g.display_name)) ORDER BY m.seq)::text \
+             FROM scim_members m \
+             LEFT JOIN scim_users u ON m.member_type = 'User' AND u.tenant = m.tenant AND u.id = m.member_id \
+             LEFT JOIN scim_groups g ON m.member_type = 'Group' AND g.tenant = m.tenant AND g.id = m.member_id \
+             WHERE m.group_seq = t.seq)"
+        }
+    }
+}
+
+/// A resource row (`columns`, then optionally `relations_column`).
+fn decode(kind: Kind, row: &Row) -> Result<(i64, StoredResource)> {
     let text = row.text(2)?;
-    let attributes =
+    let mut attributes: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&text).map_err(|e| StoreError::Backend(format!("corrupt attributes: {e}")))?;
+    if let Some(list) = row.opt_text(6) {
+        attributes.insert(relation_attribute(kind).into(), relation_values(&list)?);
+    }
     Ok((
         row.int(0)?,
         StoredResource {
@@ -123,10 +161,14 @@ pub(crate) async fn query_page(
     Ok((total as u64, tx.rows(page).await?))
 }
 
-/// `SELECT` of a live resource by id.
-fn select_one(d: Dialect, layout: &Table, tenant: &str, id: &str) -> Sql {
+/// `SELECT` of a live resource by id, with its relations when asked.
+fn select_one(d: Dialect, layout: &Table, tenant: &str, id: &str, relations: bool) -> Sql {
     let mut s = sql(d);
-    s.push("SELECT ").push(columns(d)).push(" FROM ").push(layout.table);
+    s.push("SELECT ").push(columns(d));
+    if relations {
+        s.push(", ").push(relations_column(d, layout.kind));
+    }
+    s.push(" FROM ").push(layout.table);
     s.push(" t WHERE t.tenant = ").bind_text(tenant).push(" AND t.id = ").bind_text(id).push(" AND t.retired IS NULL");
     s
 }
@@ -138,13 +180,14 @@ async fn fetch_one(
     tenant: &str,
     id: &str,
     lock: bool,
+    relations: bool,
 ) -> Result<Option<(i64, StoredResource)>> {
     let d = tx.dialect();
-    let mut s = select_one(d, layout, tenant, id);
+    let mut s = select_one(d, layout, tenant, id, relations);
     if lock && d == Dialect::Postgres {
-        s.push(" FOR UPDATE");
+        s.push(" FOR UPDATE OF t");
     }
-    tx.row(s).await?.map(|r| decode(&r)).transpose()
+    tx.row(s).await?.map(|r| decode(layout.kind, &r)).transpose()
 }
 
 /// The indexed side rows of a resource (users' email keys).
@@ -213,7 +256,7 @@ async fn resolve_members(
         }
     }
     // In the order the client gave them: that is the order members are listed in.
-    let kinds: std::collections::HashMap<String, &'static str> = found.into_iter().collect();
+    let kinds: HashMap<String, &'static str> = found.into_iter().collect();
     wanted
         .iter()
         .map(|id| match kinds.get(*id) {
@@ -350,18 +393,15 @@ async fn relations(tx: &mut dyn Tx, kind: Kind, tenant: &str, owners: &[(i64, St
                 }
             }
             Kind::User => {
-                s.push("SELECT u.seq, g.id, g.display_name FROM scim_members m JOIN scim_groups g ON g.seq = m.group_seq JOIN scim_users u ON u.tenant = m.tenant AND u.id = m.member_id WHERE m.tenant = ")
+                s.push("SELECT m.member_id, g.id, g.display_name FROM scim_members m JOIN scim_groups g ON g.seq = m.group_seq WHERE m.tenant = ")
                     .bind_text(tenant)
                     .push(" AND m.member_id IN (");
                 bind_list(&mut s, chunk.iter().map(|(_, id)| id.as_str()));
                 s.push(") ORDER BY m.seq");
+                let seq_of: HashMap<&str, i64> = chunk.iter().map(|(seq, id)| (id.as_str(), *seq)).collect();
                 for row in tx.rows(s).await? {
-                    out.push(RelationRow {
-                        owner: row.int(0)?,
-                        value: row.text(1)?,
-                        kind: None,
-                        display: row.opt_text(2),
-                    });
+                    let Some(owner) = seq_of.get(row.text(0)?.as_str()).copied() else { continue };
+                    out.push(RelationRow { owner, value: row.text(1)?, kind: None, display: row.opt_text(2) });
                 }
             }
         }
@@ -458,20 +498,8 @@ impl<P: Pools> Store for SqlStore<P> {
     }
 
     async fn get(&self, tenant: &str, kind: Kind, id: &str, with_rel: bool) -> Result<Option<StoredResource>> {
-        if !with_rel {
-            let rows = self.pools.read_one(select_one(self.pools.dialect(), table(kind), tenant, id)).await?;
-            return rows.first().map(decode).transpose().map(|r| r.map(|(_, res)| res));
-        }
-        let mut tx = self.pools.read().await?;
-        let Some(item) = fetch_one(&mut *tx, table(kind), tenant, id, false).await? else {
-            return Ok(None);
-        };
-        let mut one = [item];
-        if with_rel {
-            with_relations(&mut *tx, kind, tenant, &mut one).await?;
-        }
-        tx.commit().await?;
-        Ok(one.into_iter().next().map(|(_, r)| r))
+        let rows = self.pools.read_one(select_one(self.pools.dialect(), table(kind), tenant, id, with_rel)).await?;
+        rows.first().map(|r| decode(kind, r)).transpose().map(|r| r.map(|(_, res)| res))
     }
 
     async fn modify(
@@ -486,14 +514,9 @@ impl<P: Pools> Store for SqlStore<P> {
         let mut tx = self.pools.write().await?;
         let d = tx.dialect();
         // The current state, locked until commit (SQLite: the single writer; PostgreSQL: FOR UPDATE).
-        let Some((seq, mut current)) = fetch_one(&mut *tx, layout, tenant, id, true).await? else {
+        let Some((seq, current)) = fetch_one(&mut *tx, layout, tenant, id, true, opts.load_relations).await? else {
             return Err(StoreError::NotFound);
         };
-        if opts.load_relations {
-            let mut one = [(seq, current)];
-            with_relations(&mut *tx, kind, tenant, &mut one).await?;
-            current = one.into_iter().next().map(|(_, r)| r).expect("one item");
-        }
         let change = decide(&current).map_err(StoreError::Rejected)?;
         let mut changed = false;
         if let Some(attrs) = &change.attributes {
@@ -521,13 +544,10 @@ impl<P: Pools> Store for SqlStore<P> {
                 .bind(Bind::Int(seq));
             tx.exec(s).await?;
         }
-        let (_, after) = fetch_one(&mut *tx, layout, tenant, id, false).await?.ok_or(StoreError::NotFound)?;
-        let mut one = [(seq, after)];
-        if opts.return_relations {
-            with_relations(&mut *tx, kind, tenant, &mut one).await?;
-        }
+        let (_, after) =
+            fetch_one(&mut *tx, layout, tenant, id, false, opts.return_relations).await?.ok_or(StoreError::NotFound)?;
         tx.commit().await.map_err(|e| e.unique_on(layout.name_attr))?;
-        Ok(one.into_iter().next().map(|(_, r)| r).expect("one item"))
+        Ok(after)
     }
 
     async fn delete(
@@ -542,7 +562,8 @@ impl<P: Pools> Store for SqlStore<P> {
         let layout = table(kind);
         let mut tx = self.pools.write().await?;
         let d = tx.dialect();
-        let Some((seq, StoredResource { version, .. })) = fetch_one(&mut *tx, layout, tenant, id, true).await? else {
+        let Some((seq, StoredResource { version, .. })) = fetch_one(&mut *tx, layout, tenant, id, true, false).await?
+        else {
             return Ok(false);
         };
         if expected_version.is_some_and(|v| v != version) {
@@ -582,7 +603,7 @@ impl<P: Pools> Store for SqlStore<P> {
         let mut tx = self.pools.read().await?;
         let select = columns(tx.dialect());
         let (total, rows) = query_page(&mut *tx, own_view(kind), select, tenant, q).await?;
-        let mut items = rows.iter().map(decode).collect::<Result<Vec<_>>>()?;
+        let mut items = rows.iter().map(|r| decode(kind, r)).collect::<Result<Vec<_>>>()?;
         if q.with_relations {
             with_relations(&mut *tx, kind, tenant, &mut items).await?;
         }
@@ -624,8 +645,7 @@ impl<P: Pools> TokenStore for SqlStore<P> {
         s.push("SELECT id, tenant, name, created, hash FROM scim_tokens WHERE hash = ")
             .bind_text(hash)
             .push(" AND revoked IS NULL");
-        let row = self.pools.read_one(s).await?.into_iter().next();
-        Ok(match row {
+        Ok(match self.pools.read_one(s).await?.into_iter().next() {
             Some(r) => Some((
                 TokenInfo { id: r.text(0)?, tenant: r.text(1)?, name: r.text(2)?, created: r.text(3)?, revoked: None },
                 r.text(4)?,
