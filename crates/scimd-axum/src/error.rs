@@ -27,7 +27,7 @@ impl From<EngineError> for ApiError {
     }
 }
 
-pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut resp = (status, bytes).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));

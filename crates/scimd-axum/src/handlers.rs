@@ -29,7 +29,7 @@ fn resource(status: StatusCode, r: Rendered) -> Response {
 }
 
 fn list(l: ListResponse) -> Response {
-    json_response(StatusCode::OK, &serde_json::to_value(l).unwrap_or_default())
+    json_response(StatusCode::OK, &l)
 }
 
 fn returning(p: &Params) -> Returning<'_> {

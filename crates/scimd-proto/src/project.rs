@@ -108,27 +108,17 @@ impl Projection {
 
     /// Applies the projection to a resource in its JSON representation.
     pub fn apply(&self, resource: &mut Map<String, Value>, schema: &ResourceSchema<'_>) {
-        let keys: Vec<String> = resource.keys().cloned().collect();
-        for key in keys {
-            if let Some(ext) = schema.extension(&key) {
-                let Some(Value::Object(inner)) = resource.get_mut(&key) else {
-                    continue;
+        resource.retain(|key, value| {
+            if let Some(ext) = schema.extension(key) {
+                let Value::Object(inner) = value else {
+                    return true;
                 };
                 self.apply_container(inner, Some(&ext.id), |name| ext.attribute(name));
-                if inner.is_empty() {
-                    resource.remove(&key);
-                }
-                continue;
+                return !inner.is_empty();
             }
-            let def = schema.core_attributes().find(|d| d.name == key);
-            match def {
-                Some(def) => self.apply_one(resource, None, def),
-                // Not an attribute of this type: nothing the server should return.
-                None => {
-                    resource.remove(&key);
-                }
-            }
-        }
+            // Not an attribute of this type: nothing the server should return.
+            schema.core_attributes().find(|d| d.name == *key).is_some_and(|def| self.keep(value, None, def))
+        });
     }
 
     fn apply_container<'d>(
@@ -137,52 +127,36 @@ impl Projection {
         container: Option<&str>,
         lookup: impl Fn(&str) -> Option<&'d AttributeDef>,
     ) {
-        let keys: Vec<String> = obj.keys().cloned().collect();
-        for key in keys {
-            match lookup(&key) {
-                Some(def) => self.apply_one(obj, container, def),
-                None => {
-                    obj.remove(&key);
-                }
-            }
-        }
+        obj.retain(|key, value| lookup(key).is_some_and(|def| self.keep(value, container, def)));
     }
 
-    fn apply_one(&self, obj: &mut Map<String, Value>, container: Option<&str>, def: &AttributeDef) {
+    /// Trims the value of attribute `def` to what is to be returned; false when none of it is.
+    fn keep(&self, v: &mut Value, container: Option<&str>, def: &AttributeDef) -> bool {
         match self.top_level_state(container, def) {
             Decision::Keep => {
                 // Sub-attributes returned never, or only on request, stay hidden unless
                 // (for the latter) named explicitly.
-                if let Some(v) = obj.get_mut(&def.name) {
-                    for_each_element(v, |e| {
-                        e.retain(|k, _| match def.sub(k).map(|s| (s, s.returned)) {
-                            Some((_, Returned::Never)) => false,
-                            Some((s, Returned::Request)) => self.names_sub(container, def, s),
-                            _ => true,
-                        })
-                    });
-                }
+                for_each_element(v, |e| {
+                    e.retain(|k, _| match def.sub(k).map(|s| (s, s.returned)) {
+                        Some((_, Returned::Never)) => false,
+                        Some((s, Returned::Request)) => self.names_sub(container, def, s),
+                        _ => true,
+                    })
+                });
+                true
             }
-            Decision::Drop => {
-                obj.remove(&def.name);
-            }
+            Decision::Drop => false,
             Decision::Partial => {
-                let Some(v) = obj.get_mut(&def.name) else {
-                    return;
-                };
                 for_each_element(v, |e| {
                     e.retain(|k, _| def.sub(k).is_some_and(|s| self.sub_wanted(container, def, s)))
                 });
-                let empty = match v {
-                    Value::Object(o) => o.is_empty(),
+                match v {
+                    Value::Object(o) => !o.is_empty(),
                     Value::Array(a) => {
                         a.retain(|e| e.as_object().is_none_or(|o| !o.is_empty()));
-                        a.is_empty()
+                        !a.is_empty()
                     }
-                    _ => false,
-                };
-                if empty {
-                    obj.remove(&def.name);
+                    _ => true,
                 }
             }
         }

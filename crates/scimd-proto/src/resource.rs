@@ -30,19 +30,17 @@ pub fn parse_etag(text: &str) -> Option<i64> {
 pub fn render(
     schema: &ResourceSchema<'_>,
     id: &str,
-    attributes: Map<String, Value>,
+    mut attributes: Map<String, Value>,
     meta: &Meta,
 ) -> Map<String, Value> {
-    let mut out = Map::with_capacity(attributes.len() + 3);
     let mut schemas = vec![Value::String(schema.core.id.clone())];
     for (ext, _) in &schema.extensions {
         if attributes.contains_key(&ext.id) {
             schemas.push(Value::String(ext.id.clone()));
         }
     }
-    out.insert("schemas".into(), Value::Array(schemas));
-    out.insert("id".into(), Value::String(id.to_string()));
-    out.extend(attributes);
+    attributes.insert("schemas".into(), Value::Array(schemas));
+    attributes.insert("id".into(), Value::String(id.to_string()));
     let mut m = Map::with_capacity(5);
     m.insert("resourceType".into(), Value::String(schema.rt.name.clone()));
     // An application's row that SCIM never wrote has no known creation time: leave it out.
@@ -54,8 +52,8 @@ pub fn render(
     }
     m.insert("location".into(), Value::String(meta.location.clone()));
     m.insert("version".into(), Value::String(etag(meta.version)));
-    out.insert("meta".into(), Value::Object(m));
-    out
+    attributes.insert("meta".into(), Value::Object(m));
+    attributes
 }
 
 #[cfg(test)]

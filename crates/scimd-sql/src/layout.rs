@@ -73,6 +73,10 @@ pub struct View {
     pub doc: String,
     /// The stable default order.
     pub order_key: String,
+    /// The `kind` under which triggers keep this view's live rows counted per tenant in
+    /// `scim_live_counts` (scimd's own tables on SQLite, where writes are serialised
+    /// anyway), read by unfiltered lists instead of counting rows.
+    pub counted_as: Option<&'static str>,
     pub relations: Vec<Relation>,
 }
 
@@ -140,6 +144,7 @@ static USER_VIEW: LazyLock<View> = LazyLock::new(|| {
         columns,
         doc: "t.attributes".into(),
         order_key: "t.seq".into(),
+        counted_as: Some("User"),
         relations: vec![
             Relation {
                 attr: "groups".into(),
@@ -175,6 +180,7 @@ static GROUP_VIEW: LazyLock<View> = LazyLock::new(|| {
         columns,
         doc: "t.attributes".into(),
         order_key: "t.seq".into(),
+        counted_as: Some("Group"),
         relations: vec![Relation {
             attr: "members".into(),
             open: "t.seq IN (SELECT m.group_seq FROM scim_members m WHERE ".into(),

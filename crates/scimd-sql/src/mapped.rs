@@ -398,6 +398,8 @@ fn view(kind: Kind, m: &Mapping, cols: &[MappedColumn], schema: &ResourceSchema<
         columns,
         doc: "s.attributes".into(),
         order_key: format!("t.{key}"),
+        // The application's own writes bypass any trigger scimd could rely on.
+        counted_as: None,
         relations,
     }
 }

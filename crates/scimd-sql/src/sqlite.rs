@@ -46,6 +46,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (20261122000001, include_str!("../migrations/sqlite/20261122000001_init.sql")),
     (20261122000002, include_str!("../migrations/sqlite/20261122000002_live_order.sql")),
     (20261122000003, include_str!("../migrations/sqlite/20261122000003_selective_first.sql")),
+    (20261122000004, include_str!("../migrations/sqlite/20261122000004_live_counts.sql")),
 ];
 
 pub struct SqlitePools {

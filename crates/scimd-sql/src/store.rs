@@ -143,7 +143,15 @@ pub(crate) async fn query_page(
         from.push(")");
     }
     let mut count = sql(d);
-    count.push("SELECT COUNT(*)").append(from.clone());
+    match (q.filter, view.counted_as, d) {
+        (None, Some(kind), Dialect::Sqlite) => {
+            count.push("SELECT n FROM scim_live_counts WHERE tenant = ").bind_text(tenant);
+            count.push(" AND kind = ").bind_text(kind);
+        }
+        _ => {
+            count.push("SELECT COUNT(*)").append(from.clone());
+        }
+    }
     let total = tx.row(count).await?.map(|r| r.int(0)).transpose()?.unwrap_or(0);
     if q.count == 0 || q.offset as i64 >= total {
         return Ok((total as u64, vec![]));

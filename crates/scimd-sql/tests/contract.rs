@@ -99,6 +99,7 @@ contract!(
     filters_agree_with_the_evaluator,
     tokens,
     tenants_are_isolated,
+    totals_follow_every_write,
 );
 
 const NOW: &str = "2026-01-01T00:00:00.000000Z";
@@ -330,6 +331,46 @@ async fn tenants_are_isolated(s: &dyn Backend) {
     assert_eq!(page.resources.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["a-1"]);
     assert!(s.get("a", Kind::User, "b-1", true).await.unwrap().is_none());
     assert!(matches!(change(s, "a", Kind::User, "b-1", None, vec![], None).await, Err(StoreError::NotFound)));
+}
+
+/// Unfiltered totals (kept as counts on SQLite, counted on PostgreSQL) stay exact through
+/// creates, refused duplicates, retires, erases, and per tenant and type.
+async fn totals_follow_every_write(s: &dyn Backend) {
+    let registry = Registry::standard();
+    let users = registry.resource("User").unwrap();
+    let groups = registry.resource("Group").unwrap();
+    let total = |tenant: &'static str, kind: Kind| {
+        let schema = if kind == Kind::User { &users } else { &groups };
+        async move {
+            let q = ListQuery { schema, filter: None, sort: None, offset: 0, count: 0, with_relations: false };
+            s.list(tenant, kind, &q).await.unwrap().total
+        }
+    };
+    assert_eq!(total("a", Kind::User).await, 0);
+    for i in 0..4 {
+        new_user(s, "a", &format!("a{i}"), json!({"userName": format!("user{i}")})).await;
+    }
+    new_user(s, "b", "b0", json!({"userName": "user0"})).await;
+    let dup = NewResource {
+        id: "a9".into(),
+        attributes: attrs(json!({"userName": "USER0"})),
+        members: vec![],
+        now: NOW.into(),
+    };
+    assert!(matches!(s.create("a", Kind::User, dup).await, Err(StoreError::Uniqueness(_))));
+    new_group(s, "g0", "g0", &[]).await.unwrap();
+    assert_eq!((total("a", Kind::User).await, total("b", Kind::User).await), (4, 1));
+    assert_eq!(total("t", Kind::Group).await, 1);
+    s.delete("a", Kind::User, "a1", DeletePolicy::Retire, None, LATER).await.unwrap();
+    s.delete("a", Kind::User, "a2", DeletePolicy::Erase, None, LATER).await.unwrap();
+    assert!(!s.delete("a", Kind::User, "a1", DeletePolicy::Erase, None, LATER).await.unwrap(), "already gone");
+    s.delete("t", Kind::Group, "g0", DeletePolicy::Erase, None, LATER).await.unwrap();
+    assert_eq!((total("a", Kind::User).await, total("b", Kind::User).await), (2, 1));
+    assert_eq!(total("t", Kind::Group).await, 0);
+    // The page itself agrees with the total.
+    let q = ListQuery { schema: &users, filter: None, sort: None, offset: 0, count: 10, with_relations: true };
+    let ids: Vec<String> = s.list("a", Kind::User, &q).await.unwrap().resources.into_iter().map(|r| r.id).collect();
+    assert_eq!(ids, vec!["a0", "a3"]);
 }
 
 // ---------------------------------------------------------------- SQL vs evaluator
