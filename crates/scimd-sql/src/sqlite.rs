@@ -53,6 +53,38 @@ pub struct SqlitePools {
     write: Arc<Mutex<Connection>>,
     read: Vec<Arc<Mutex<Connection>>>,
     next: AtomicUsize,
+    /// Dropping it stops the checkpointer thread.
+    _checkpointer: Option<std::sync::mpsc::Sender<()>>,
+}
+
+/// How often the checkpointer copies committed WAL pages into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
+/// The writer checkpoints by itself past this many WAL pages (32 MiB). Under a steady
+/// write load that is what lets the WAL start over (the checkpointer never sees it
+/// idle); by then the checkpointer has copied all but the last few pages.
+const WRITER_CHECKPOINT_PAGES: u32 = 8_192;
+/// The WAL file is cut back to this size when it starts over.
+const WAL_SIZE_LIMIT: i64 = 32 * 1024 * 1024;
+
+/// Runs checkpoints on a thread and connection of its own. SQLite otherwise checkpoints
+/// inside the commit that crosses 1,000 WAL pages, and that commit (with every write
+/// queued behind it) waits for the copy and its fsync. A passive checkpoint blocks
+/// neither readers nor the writer.
+fn start_checkpointer(path: &str, settings: &SqliteSettings) -> Result<std::sync::mpsc::Sender<()>, StoreError> {
+    let conn = open(path, settings, false)?;
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("scimd-checkpoint".into())
+        .spawn(move || {
+            // Ends when the pools are dropped (the sender with them).
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; the writer will checkpoint instead");
+                }
+            }
+        })
+        .map_err(backend)?;
+    Ok(stop)
 }
 
 /// The store on SQLite.
@@ -194,6 +226,13 @@ fn bind_ref(b: &Bind) -> &dyn ToSql {
     }
 }
 
+/// A transaction-control statement, prepared once per connection (they run on every
+/// request; parsing them each time showed in profiles).
+fn control(conn: &Connection, statement: &str) -> DbResult<()> {
+    conn.prepare_cached(statement)?.execute([])?;
+    Ok(())
+}
+
 /// A transaction on one connection, held for its whole life.
 struct SqliteTx {
     conn: OwnedMutexGuard<Connection>,
@@ -202,7 +241,7 @@ struct SqliteTx {
 
 impl SqliteTx {
     fn begin(conn: OwnedMutexGuard<Connection>, write: bool) -> DbResult<SqliteTx> {
-        conn.execute_batch(if write { "BEGIN IMMEDIATE" } else { "BEGIN" })?;
+        control(&conn, if write { "BEGIN IMMEDIATE" } else { "BEGIN" })?;
         Ok(SqliteTx { conn, open: true })
     }
 }
@@ -211,7 +250,7 @@ impl Drop for SqliteTx {
     fn drop(&mut self) {
         if self.open {
             // Not committed (an error, or nothing to write): undo.
-            let _ = self.conn.execute_batch("ROLLBACK");
+            let _ = control(&self.conn, "ROLLBACK");
         }
     }
 }
@@ -228,7 +267,7 @@ impl Tx for SqliteTx {
         execute(&self.conn, &sql)
     }
     async fn commit(mut self: Box<Self>) -> DbResult<()> {
-        self.conn.execute_batch("COMMIT")?;
+        control(&self.conn, "COMMIT")?;
         self.open = false;
         Ok(())
     }
@@ -240,7 +279,15 @@ impl SqlitePools {
     pub async fn connect(url: &str, settings: &SqliteSettings) -> Result<SqlitePools, StoreError> {
         let memory = url.contains(":memory:");
         let path = if memory { String::new() } else { path_of(url)? };
-        let write = Arc::new(Mutex::new(open(&path, settings, memory)?));
+        let writer = open(&path, settings, memory)?;
+        let checkpointer = if memory {
+            None
+        } else {
+            writer.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES).map_err(backend)?;
+            writer.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT).map_err(backend)?;
+            Some(start_checkpointer(&path, settings)?)
+        };
+        let write = Arc::new(Mutex::new(writer));
         // An in-memory database exists per connection: readers must share the writer's.
         let read = if memory {
             vec![write.clone()]
@@ -249,7 +296,7 @@ impl SqlitePools {
                 .map(|_| open(&path, settings, false).map(|c| Arc::new(Mutex::new(c))))
                 .collect::<Result<_, _>>()?
         };
-        Ok(SqlitePools { write, read, next: AtomicUsize::new(0) })
+        Ok(SqlitePools { write, read, next: AtomicUsize::new(0), _checkpointer: checkpointer })
     }
 
     async fn reader(&self) -> OwnedMutexGuard<Connection> {
