@@ -175,8 +175,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let principal = parts
             .extensions
-            .get::<crate::auth::Principal>()
-            .cloned()
+            .remove::<crate::auth::Principal>()
             .ok_or_else(|| ApiError::Internal("the authentication layer is missing".into()))?;
         let BaseUrl(base_url) = BaseUrl::from_request_parts(parts, state).await?;
         Ok(Caller { principal, base_url })
