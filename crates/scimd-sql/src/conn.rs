@@ -78,6 +78,13 @@ impl Row {
             other => Err(DbError::Other(format!("column {i}: expected text, got {other:?}"))),
         }
     }
+    /// Text without copying it.
+    pub fn str(&self, i: usize) -> DbResult<&str> {
+        match self.0.get(i) {
+            Some(Cell::Text(v)) => Ok(v),
+            other => Err(DbError::Other(format!("column {i}: expected text, got {other:?}"))),
+        }
+    }
     pub fn cell(&self, i: usize) -> &Cell {
         self.0.get(i).unwrap_or(&Cell::Null)
     }

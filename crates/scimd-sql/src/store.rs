@@ -103,11 +103,10 @@ fn relations_column(d: Dialect, kind: Kind) -> &'static str {
 
 /// A resource row (`columns`, then optionally `relations_column`).
 fn decode(kind: Kind, row: &Row) -> Result<(i64, StoredResource)> {
-    let text = row.text(2)?;
     let mut attributes: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&text).map_err(|e| StoreError::Backend(format!("corrupt attributes: {e}")))?;
-    if let Some(list) = row.opt_text(6) {
-        attributes.insert(relation_attribute(kind).into(), relation_values(&list)?);
+        serde_json::from_str(row.str(2)?).map_err(|e| StoreError::Backend(format!("corrupt attributes: {e}")))?;
+    if let Ok(list) = row.str(6) {
+        attributes.insert(relation_attribute(kind).into(), relation_values(list)?);
     }
     Ok((
         row.int(0)?,

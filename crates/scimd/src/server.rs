@@ -14,8 +14,9 @@ use scimd_proto::value::format_datetime;
 use scimd_proto::{FilterLimits, Registry};
 use scimd_sql::{Durability, PostgresSettings, PostgresStore, SqliteSettings, SqliteStore};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
@@ -167,8 +168,30 @@ pub fn build_app(config: &Config, backend: &Backend) -> Result<Router> {
             let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
         }))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(request_id, SequentialIds::new()))
         .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE])))
+}
+
+/// Request ids for requests that bring none: a random prefix per process and a counter,
+/// unique across replicas and restarts without a random number per request.
+#[derive(Clone)]
+struct SequentialIds {
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
+
+impl SequentialIds {
+    fn new() -> SequentialIds {
+        let prefix = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        SequentialIds { prefix: prefix.into(), next: Arc::new(AtomicU64::new(1)) }
+    }
+}
+
+impl MakeRequestId for SequentialIds {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        axum::http::HeaderValue::from_str(&format!("{}-{n:x}", self.prefix)).ok().map(RequestId::new)
+    }
 }
 
 /// On a database with no token yet, registers `SCIMD_BOOTSTRAP_TOKEN` or a new random
