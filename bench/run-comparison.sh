@@ -37,7 +37,7 @@ scimd_run() {
   local label=$1 file=$2 db=$3 port token
   port=$(free_port)
   token=$(SCIMD_DATABASE_URL=$db "$scimd" token create --name bench 2>/dev/null)
-  SCIMD_DATABASE_URL=$db SCIMD_LISTEN=127.0.0.1:$port SCIMD_LOG_LEVEL=warn "$scimd" serve >"$work/$file.log" 2>&1 &
+  SCIMD_DATABASE_URL=$db SCIMD_LISTEN=127.0.0.1:$port "$scimd" serve >"$work/$file.log" 2>&1 &
   server=$!
   wait_ready "http://127.0.0.1:$port/readyz"
   "$bench" --url "http://127.0.0.1:$port/scim/v2" --token "$token" --label "$label" --pid "$server" \
