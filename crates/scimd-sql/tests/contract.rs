@@ -534,3 +534,33 @@ async fn filters_agree_with_the_evaluator(s: &dyn Backend) {
     }
     assert!(checked > 1000, "only {checked} filters were checked");
 }
+
+/// During an initial sync the planner's statistics must follow the data: tables analysed
+/// while empty make PostgreSQL walk a whole index for a lookup by id. scimd re-analyses
+/// its tables once they have grown by half (whether or not autovacuum is on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_statistics_follow_an_initial_sync() {
+    let Some(under) = postgres("statistics_follow").await else { return };
+    let Under::Postgres(store, url, schema) = &under else { unreachable!() };
+    for i in 0..1500 {
+        new_user(store, "t", &format!("u{i}"), json!({"userName": format!("user{i}")})).await;
+    }
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let mut rows = 0f32;
+    for _ in 0..40 {
+        rows = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = '{schema}' AND c.relname = 'scim_users'"
+        )))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if rows >= 1000.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    pool.close().await;
+    assert!(rows >= 1000.0, "scim_users still estimated at {rows} rows after 1,500 inserts");
+    under.finish().await;
+}
