@@ -53,6 +53,9 @@ pub struct SqlitePools {
     write: Arc<Mutex<Connection>>,
     read: Vec<Arc<Mutex<Connection>>>,
     next: AtomicUsize,
+    /// Group commit (see `GroupedTx`); None for an in-memory database, whose readers
+    /// share the writer's connection and so cannot run beside an open transaction.
+    group: Option<Arc<GroupCommit>>,
     /// Dropping it stops the checkpointer thread.
     _checkpointer: Option<std::sync::mpsc::Sender<()>>,
 }
@@ -273,6 +276,189 @@ impl Tx for SqliteTx {
     }
 }
 
+/// Group commit. SQLite has one writer, and most of a small write's cost is its commit:
+/// appending every page it touched to the WAL. Writes that queue behind one another
+/// therefore share a transaction: each runs inside a savepoint of its own (so it stays
+/// all or nothing, and a failed one is undone alone), and the last writer in line commits
+/// for the whole group. Nobody is answered before the COMMIT that holds its write has
+/// succeeded, so an acknowledged write is as durable as with a commit per request; if that
+/// COMMIT fails, every write of the group fails.
+struct GroupCommit {
+    writer: Arc<Mutex<Connection>>,
+    /// Writers waiting for the connection: while there are some, a finished write leaves
+    /// the transaction open for them.
+    queued: AtomicUsize,
+    /// Touched only while the writer connection is held.
+    state: std::sync::Mutex<GroupState>,
+}
+
+#[derive(Default)]
+struct GroupState {
+    /// A transaction is open on the writer connection.
+    open: bool,
+    /// Counts the groups finished, so a waiter can tell whether its own was.
+    finished: u64,
+    /// The writes in the open transaction, waiting for its COMMIT.
+    waiting: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
+}
+
+/// A group never holds more writes than this.
+const GROUP_MAX: usize = 64;
+/// A write that left its group to the next writer commits the group itself after this
+/// long, should that writer have given up (a timed-out request) before taking over.
+const GROUP_TAKEOVER: Duration = Duration::from_millis(5);
+
+impl GroupCommit {
+    fn state(&self) -> std::sync::MutexGuard<'_, GroupState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Commits the open transaction, if any, and tells its writes how it went. Only
+    /// called with the writer connection held, so no write is half done in it.
+    fn finish(&self, conn: &Connection) {
+        let mut state = self.state();
+        if !state.open {
+            return;
+        }
+        let result = if state.waiting.is_empty() {
+            control(conn, "ROLLBACK").map_err(|e| format!("{e:?}"))
+        } else {
+            control(conn, "COMMIT").map_err(|e| format!("{e:?}"))
+        };
+        if result.is_err() {
+            let _ = control(conn, "ROLLBACK");
+        }
+        state.open = false;
+        state.finished += 1;
+        for w in state.waiting.drain(..) {
+            let _ = w.send(result.clone());
+        }
+    }
+}
+
+/// Counts a writer as queued until it has the connection (or gives up).
+struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    fn enter(n: &'a AtomicUsize) -> Queued<'a> {
+        n.fetch_add(1, Ordering::SeqCst);
+        Queued(n)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// One write inside a group transaction: the transaction itself when it opened the group
+/// (nobody else's write is in it yet), else a savepoint.
+struct GroupedTx {
+    group: Arc<GroupCommit>,
+    /// Held until the write is released into the group (or undone).
+    conn: Option<OwnedMutexGuard<Connection>>,
+    first: bool,
+}
+
+impl GroupedTx {
+    async fn begin(group: Arc<GroupCommit>) -> DbResult<GroupedTx> {
+        let conn = {
+            let _queued = Queued::enter(&group.queued);
+            group.writer.clone().lock_owned().await
+        };
+        let first = {
+            let mut state = group.state();
+            let first = !state.open;
+            if first {
+                control(&conn, "BEGIN IMMEDIATE")?;
+                state.open = true;
+            }
+            first
+        };
+        if !first {
+            control(&conn, "SAVEPOINT request")?;
+        }
+        Ok(GroupedTx { group, conn: Some(conn), first })
+    }
+
+    fn conn(&self) -> &Connection {
+        self.conn.as_ref().expect("the write is in progress")
+    }
+}
+
+impl Drop for GroupedTx {
+    fn drop(&mut self) {
+        // Not committed (an error, or nothing to write): undo this write only.
+        let Some(conn) = self.conn.take() else { return };
+        if self.first {
+            // Alone in the transaction: `finish` rolls it back whole.
+            self.group.finish(&conn);
+            return;
+        }
+        let _ = control(&conn, "ROLLBACK TO request");
+        let _ = control(&conn, "RELEASE request");
+        if self.group.queued.load(Ordering::SeqCst) == 0 {
+            // Nobody to hand the group to: commit what the others wrote.
+            self.group.finish(&conn);
+        }
+    }
+}
+
+#[async_trait]
+impl Tx for GroupedTx {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+    async fn rows(&mut self, sql: Sql) -> DbResult<Vec<Row>> {
+        run(self.conn(), &sql)
+    }
+    async fn exec(&mut self, sql: Sql) -> DbResult<u64> {
+        execute(self.conn(), &sql)
+    }
+    async fn commit(mut self: Box<Self>) -> DbResult<()> {
+        let conn = self.conn.take().expect("the write is in progress");
+        if !self.first
+            && let Err(e) = control(&conn, "RELEASE request")
+        {
+            let _ = control(&conn, "ROLLBACK TO request");
+            let _ = control(&conn, "RELEASE request");
+            self.group.finish(&conn);
+            return Err(e);
+        }
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        let handed_over = {
+            let mut state = self.group.state();
+            state.waiting.push(done);
+            let hand_over = self.group.queued.load(Ordering::SeqCst) > 0 && state.waiting.len() < GROUP_MAX;
+            hand_over.then_some(state.finished)
+        };
+        match handed_over {
+            None => self.group.finish(&conn),
+            Some(generation) => {
+                drop(conn);
+                // Independent of this request's future, so a commit is never left to a
+                // request that was cancelled.
+                let group = self.group.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(GROUP_TAKEOVER).await;
+                    if group.state().finished == generation {
+                        let conn = group.writer.clone().lock_owned().await;
+                        if group.state().finished == generation {
+                            group.finish(&conn);
+                        }
+                    }
+                });
+            }
+        }
+        match outcome.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err(DbError::Other(format!("commit failed: {why}"))),
+            Err(_) => Err(DbError::Other("the group commit was abandoned".into())),
+        }
+    }
+}
+
 impl SqlitePools {
     /// Opens (creating if needed) the database at `url` (`sqlite://PATH`, `sqlite:PATH` or
     /// `sqlite::memory:`): one writer connection and the readers.
@@ -296,7 +482,14 @@ impl SqlitePools {
                 .map(|_| open(&path, settings, false).map(|c| Arc::new(Mutex::new(c))))
                 .collect::<Result<_, _>>()?
         };
-        Ok(SqlitePools { write, read, next: AtomicUsize::new(0), _checkpointer: checkpointer })
+        let group = (!memory).then(|| {
+            Arc::new(GroupCommit {
+                writer: write.clone(),
+                queued: AtomicUsize::new(0),
+                state: std::sync::Mutex::new(GroupState::default()),
+            })
+        });
+        Ok(SqlitePools { write, read, next: AtomicUsize::new(0), group, _checkpointer: checkpointer })
     }
 
     async fn reader(&self) -> OwnedMutexGuard<Connection> {
@@ -314,6 +507,9 @@ impl SqlitePools {
     /// application's own migrations).
     pub async fn with_writer<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
         let mut conn = self.write.lock().await;
+        if let Some(group) = &self.group {
+            group.finish(&conn);
+        }
         f(&mut conn)
     }
 }
@@ -327,7 +523,10 @@ impl Pools for SqlitePools {
         Ok(Box::new(SqliteTx::begin(self.reader().await, false)?))
     }
     async fn write(&self) -> Result<Box<dyn Tx>, StoreError> {
-        Ok(Box::new(SqliteTx::begin(self.write.clone().lock_owned().await, true)?))
+        match &self.group {
+            Some(group) => Ok(Box::new(GroupedTx::begin(group.clone()).await?)),
+            None => Ok(Box::new(SqliteTx::begin(self.write.clone().lock_owned().await, true)?)),
+        }
     }
     async fn read_one(&self, sql: Sql) -> Result<Vec<Row>, StoreError> {
         let conn = self.reader().await;

@@ -564,3 +564,55 @@ async fn postgres_statistics_follow_an_initial_sync() {
     assert!(rows >= 1000.0, "scim_users still estimated at {rows} rows after 1,500 inserts");
     under.finish().await;
 }
+
+/// Concurrent writes on SQLite share commits (group commit): a refused write is undone
+/// alone, every acknowledged one is there, and nothing else is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_concurrent_writes_keep_exactly_the_acknowledged_ones() {
+    let under = sqlite().await;
+    let Under::Sqlite(store, _dir) = under else { unreachable!() };
+    let store = std::sync::Arc::new(store);
+    let mut tasks = Vec::new();
+    for i in 0..120 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            // Every name twice (one of each pair must be refused); every tenth a group
+            // with an unknown member (refused after its insert already ran).
+            let (kind, attributes, members) = if i % 10 == 9 {
+                (Kind::Group, json!({"displayName": format!("g{i}")}), vec![MemberRef { value: "nobody".into() }])
+            } else {
+                (Kind::User, json!({"userName": format!("name{}", i / 2)}), vec![])
+            };
+            let new = NewResource { id: format!("r{i}"), attributes: attrs(attributes), members, now: NOW.into() };
+            (i, store.create("t", kind, new).await)
+        }));
+    }
+    let mut acknowledged = BTreeSet::new();
+    for t in tasks {
+        let (i, result) = t.await.unwrap();
+        match result {
+            Ok(_) => {
+                acknowledged.insert(format!("r{i}"));
+            }
+            Err(StoreError::Uniqueness(_)) => assert!(i % 10 != 9),
+            Err(StoreError::InvalidMember(_)) => assert_eq!(i % 10, 9),
+            Err(e) => panic!("write {i} failed: {e}"),
+        }
+    }
+    for i in 0..120 {
+        let id = format!("r{i}");
+        let kind = if i % 10 == 9 { Kind::Group } else { Kind::User };
+        let found = store.get("t", kind, &id, false).await.unwrap().is_some();
+        assert_eq!(found, acknowledged.contains(&id), "{id}");
+    }
+    // 108 users under 54 names (one refused per name unless its twin was a group).
+    let names: BTreeSet<usize> = (0..120).filter(|i| i % 10 != 9).map(|i| i / 2).collect();
+    assert_eq!(acknowledged.len(), names.len());
+    let registry = Registry::standard();
+    let schema = registry.resource("User").unwrap();
+    let q = ListQuery { schema: &schema, filter: None, sort: None, offset: 0, count: 0, with_relations: false };
+    assert_eq!(store.list("t", Kind::User, &q).await.unwrap().total as usize, names.len());
+    let schema = registry.resource("Group").unwrap();
+    let q = ListQuery { schema: &schema, filter: None, sort: None, offset: 0, count: 0, with_relations: false };
+    assert_eq!(store.list("t", Kind::Group, &q).await.unwrap().total, 0);
+}
