@@ -121,14 +121,6 @@ fn now() -> String {
     scimd_proto::value::format_datetime(time::OffsetDateTime::now_utc())
 }
 
-/// The attribute that a store keeps as rows, per kind.
-fn relation_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::User => "groups",
-        Kind::Group => "members",
-    }
-}
-
 impl Engine {
     pub fn new(registry: Arc<Registry>, store: Arc<dyn Store>, settings: Settings) -> Engine {
         Engine { registry, store, settings, adapter: Arc::new(crate::adapter::Identity) }
@@ -173,7 +165,7 @@ impl Engine {
     ) -> Rendered {
         let mut attributes = stored.attributes;
         self.adapter.to_scim(kind, &stored.id, &mut attributes);
-        let relation = relation_name(kind);
+        let relation = kind.relation();
         if let Some(Value::Array(items)) = attributes.get_mut(relation) {
             for item in items.iter_mut().filter_map(Value::as_object_mut) {
                 let value = item.get("value").and_then(Value::as_str).unwrap_or_default().to_string();
@@ -202,7 +194,7 @@ impl Engine {
     }
 
     fn wants_relation(kind: Kind, schema: &ResourceSchema<'_>, projection: &Projection) -> bool {
-        schema.core.attribute(relation_name(kind)).is_some_and(|d| projection.may_return(d))
+        schema.core.attribute(kind.relation()).is_some_and(|d| projection.may_return(d))
     }
 
     async fn load(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, with_relations: bool) -> EngineResult<StoredResource> {

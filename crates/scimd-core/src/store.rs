@@ -38,6 +38,13 @@ impl Kind {
             Kind::Group => "Groups",
         }
     }
+    /// The attribute that a store keeps as rows: a group's `members`, a user's `groups`.
+    pub fn relation(self) -> &'static str {
+        match self {
+            Kind::User => "groups",
+            Kind::Group => "members",
+        }
+    }
 }
 
 /// A resource as stored: its canonical attributes and server metadata. For groups with

@@ -73,10 +73,7 @@ impl Row {
         }
     }
     pub fn text(&self, i: usize) -> DbResult<String> {
-        match self.0.get(i) {
-            Some(Cell::Text(v)) => Ok(v.clone()),
-            other => Err(DbError::Other(format!("column {i}: expected text, got {other:?}"))),
-        }
+        self.str(i).map(str::to_string)
     }
     /// Text without copying it.
     pub fn str(&self, i: usize) -> DbResult<&str> {

@@ -52,14 +52,6 @@ pub struct RelationRow {
     pub display: Option<String>,
 }
 
-/// The attribute a kind's relation rows fill: `members` (groups) or `groups` (users).
-pub fn relation_attribute(kind: Kind) -> &'static str {
-    match kind {
-        Kind::User => "groups",
-        Kind::Group => "members",
-    }
-}
-
 /// Relation values aggregated by the database as a JSON array of `{value, type?, display?}`
 /// objects; a null `display` (a member without a name) is left out, as in `assemble`.
 pub fn relation_values(text: &str) -> Result<Value, StoreError> {
@@ -73,7 +65,7 @@ pub fn relation_values(text: &str) -> Result<Value, StoreError> {
 
 /// Puts relation rows into `members` (groups) or `groups` (users), in row order.
 pub fn assemble(kind: Kind, items: &mut [(i64, StoredResource)], rows: Vec<RelationRow>) {
-    let attr = relation_attribute(kind);
+    let attr = kind.relation();
     let mut by_owner: HashMap<i64, Vec<Value>> = HashMap::new();
     for r in rows {
         let mut v = json!({ "value": r.value });

@@ -417,15 +417,11 @@ impl Tx for GroupedTx {
         execute(self.conn(), &sql)
     }
     async fn commit(mut self: Box<Self>) -> DbResult<()> {
-        let conn = self.conn.take().expect("the write is in progress");
-        if !self.first
-            && let Err(e) = control(&conn, "RELEASE request")
-        {
-            let _ = control(&conn, "ROLLBACK TO request");
-            let _ = control(&conn, "RELEASE request");
-            self.group.finish(&conn);
-            return Err(e);
+        if !self.first {
+            // On failure the write is undone by `Drop`, as any write that is not committed.
+            control(self.conn(), "RELEASE request")?;
         }
+        let conn = self.conn.take().expect("the write is in progress");
         let (done, outcome) = tokio::sync::oneshot::channel();
         let handed_over = {
             let mut state = self.group.state();

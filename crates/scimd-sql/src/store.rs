@@ -4,7 +4,7 @@
 use crate::compile::Compiler;
 use crate::conn::{DbError, Row, Tx};
 use crate::layout::{Table, View, own_view, table};
-use crate::rows::{Derived, RelationRow, assemble, derive, relation_attribute, relation_values};
+use crate::rows::{Derived, RelationRow, assemble, derive, relation_values};
 use crate::sql::{Bind, Dialect, Sql};
 use async_trait::async_trait;
 use scimd_core::store::{
@@ -67,46 +67,59 @@ fn columns(d: Dialect) -> &'static str {
     }
 }
 
-/// A correlated subquery giving the members (groups) or groups (users) of the row `t` as a
-/// JSON array in membership order, or NULL when there are none. Reading a resource and its
-/// relations is then one statement: one consistent snapshot, one round trip.
-fn relations_column(d: Dialect, kind: Kind) -> &'static str {
-    match (d, kind) {
-        (Dialect::Sqlite, Kind::User) => {
-            "(SELECT json_group_array(json_object('value', r.id, 'display', r.display_name)) FROM \
-             (SELECT g.id, g.display_name FROM scim_members m JOIN scim_groups g ON g.seq = m.group_seq \
-             WHERE m.member_id = t.id AND m.tenant = t.tenant ORDER BY m.seq) r HAVING COUNT(*) > 0)"
-        }
-        (Dialect::Postgres, Kind::User) => {
-            "(SELECT json_agg(json_build_object('value', g.id, 'display', g.display_name) ORDER BY m.seq)::text \
-             FROM scim_members m JOIN scim_groups g ON g.seq = m.group_seq \
-             WHERE m.member_id = t.id AND m.tenant = t.tenant)"
-        }
-        (Dialect::Sqlite, Kind::Group) => {
-            "(SELECT json_group_array(json_object('value', m.member_id, 'type', m.member_type, 'display', \
-             COALESCE(json_extract(u.attributes, '$.displayName'), u.user_name, g.display_name)) ORDER BY m.seq) \
-             FROM scim_members m \
-             LEFT JOIN scim_users u ON m.member_type = 'User' AND u.tenant = m.tenant AND u.id = m.member_id \
-             LEFT JOIN scim_groups g ON m.member_type = 'Group' AND g.tenant = m.tenant AND g.id = m.member_id \
-             WHERE m.group_seq = t.seq HAVING COUNT(*) > 0)"
-        }
-        (Dialect::Postgres, Kind::Group) => {
-            "(SELECT json_agg(json_build_object('value', m.member_id, 'type', m.member_type, 'display', \
-             COALESCE(u.attributes ->> 'displayName', u.user_name, g.display_name)) ORDER BY m.seq)::text \
-             FROM scim_members m \
-             LEFT JOIN scim_users u ON m.member_type = 'User' AND u.tenant = m.tenant AND u.id = m.member_id \
-             LEFT JOIN scim_groups g ON m.member_type = 'Group' AND g.tenant = m.tenant AND g.id = m.member_id \
-             WHERE m.group_seq = t.seq)"
-        }
+/// Membership rows `m` with the user `u` or the group `g` each one names.
+const MEMBERS_AND_TARGETS: &str = "scim_members m \
+     LEFT JOIN scim_users u ON m.member_type = 'User' AND u.tenant = m.tenant AND u.id = m.member_id \
+     LEFT JOIN scim_groups g ON m.member_type = 'Group' AND g.tenant = m.tenant AND g.id = m.member_id";
+
+/// Membership rows `m` with the group `g` each one is in.
+const MEMBERSHIPS_AND_GROUPS: &str = "scim_members m JOIN scim_groups g ON g.seq = m.group_seq";
+
+/// A member's `display` over `MEMBERS_AND_TARGETS`: a user's displayName, else its userName;
+/// a group's displayName.
+fn member_display(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "COALESCE(json_extract(u.attributes, '$.displayName'), u.user_name, g.display_name)",
+        Dialect::Postgres => "COALESCE(u.attributes ->> 'displayName', u.user_name, g.display_name)",
     }
 }
 
-/// A resource row (`columns`, then optionally `relations_column`).
+/// A correlated subquery giving the members (groups) or groups (users) of the row `t` as a
+/// JSON array in membership order, or NULL when there are none. Reading a resource and its
+/// relations is then one statement: one consistent snapshot, one round trip.
+fn push_relations_column(s: &mut Sql, kind: Kind) {
+    let d = s.dialect;
+    match (d, kind) {
+        // The ordered subquery walks the member index in `seq` order: no sort.
+        (Dialect::Sqlite, Kind::User) => s
+            .push("(SELECT json_group_array(json_object('value', r.id, 'display', r.display_name)) FROM (SELECT g.id, g.display_name FROM ")
+            .push(MEMBERSHIPS_AND_GROUPS)
+            .push(" WHERE m.member_id = t.id AND m.tenant = t.tenant ORDER BY m.seq) r HAVING COUNT(*) > 0)"),
+        (Dialect::Postgres, Kind::User) => s
+            .push("(SELECT json_agg(json_build_object('value', g.id, 'display', g.display_name) ORDER BY m.seq)::text FROM ")
+            .push(MEMBERSHIPS_AND_GROUPS)
+            .push(" WHERE m.member_id = t.id AND m.tenant = t.tenant)"),
+        (Dialect::Sqlite, Kind::Group) => s
+            .push("(SELECT json_group_array(json_object('value', m.member_id, 'type', m.member_type, 'display', ")
+            .push(member_display(d))
+            .push(") ORDER BY m.seq) FROM ")
+            .push(MEMBERS_AND_TARGETS)
+            .push(" WHERE m.group_seq = t.seq HAVING COUNT(*) > 0)"),
+        (Dialect::Postgres, Kind::Group) => s
+            .push("(SELECT json_agg(json_build_object('value', m.member_id, 'type', m.member_type, 'display', ")
+            .push(member_display(d))
+            .push(") ORDER BY m.seq)::text FROM ")
+            .push(MEMBERS_AND_TARGETS)
+            .push(" WHERE m.group_seq = t.seq)"),
+    };
+}
+
+/// A resource row (`columns`, then optionally `push_relations_column`).
 fn decode(kind: Kind, row: &Row) -> Result<(i64, StoredResource)> {
     let mut attributes: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(row.str(2)?).map_err(|e| StoreError::Backend(format!("corrupt attributes: {e}")))?;
     if let Ok(list) = row.str(6) {
-        attributes.insert(relation_attribute(kind).into(), relation_values(list)?);
+        attributes.insert(kind.relation().into(), relation_values(list)?);
     }
     Ok((
         row.int(0)?,
@@ -173,7 +186,8 @@ fn select_one(d: Dialect, layout: &Table, tenant: &str, id: &str, relations: boo
     let mut s = sql(d);
     s.push("SELECT ").push(columns(d));
     if relations {
-        s.push(", ").push(relations_column(d, layout.kind));
+        s.push(", ");
+        push_relations_column(&mut s, layout.kind);
     }
     s.push(" FROM ").push(layout.table);
     s.push(" t WHERE t.tenant = ").bind_text(tenant).push(" AND t.id = ").bind_text(id).push(" AND t.retired IS NULL");
@@ -366,23 +380,16 @@ async fn drop_memberships(tx: &mut dyn Tx, tenant: &str, id: &str, now: &str) ->
 /// Relation rows (members of groups, groups of users) for resources of a page.
 async fn relations(tx: &mut dyn Tx, kind: Kind, tenant: &str, owners: &[(i64, String)]) -> Result<Vec<RelationRow>> {
     let d = tx.dialect();
-    let user_display = match d {
-        Dialect::Sqlite => "json_extract(u.attributes, '$.displayName')",
-        Dialect::Postgres => "u.attributes ->> 'displayName'",
-    };
     let mut out = Vec::new();
     for chunk in owners.chunks(500) {
         let mut s = sql(d);
         match kind {
             Kind::Group => {
-                s.push("SELECT m.group_seq, m.member_id, m.member_type, COALESCE(")
-                    .push(user_display)
-                    .push(
-                        ", u.user_name, g.display_name) FROM scim_members m \
-                         LEFT JOIN scim_users u ON m.member_type = 'User' AND u.tenant = m.tenant AND u.id = m.member_id \
-                         LEFT JOIN scim_groups g ON m.member_type = 'Group' AND g.tenant = m.tenant AND g.id = m.member_id \
-                         WHERE m.group_seq IN (",
-                    );
+                s.push("SELECT m.group_seq, m.member_id, m.member_type, ")
+                    .push(member_display(d))
+                    .push(" FROM ")
+                    .push(MEMBERS_AND_TARGETS)
+                    .push(" WHERE m.group_seq IN (");
                 for (i, (seq, _)) in chunk.iter().enumerate() {
                     if i > 0 {
                         s.push(", ");
@@ -400,7 +407,9 @@ async fn relations(tx: &mut dyn Tx, kind: Kind, tenant: &str, owners: &[(i64, St
                 }
             }
             Kind::User => {
-                s.push("SELECT m.member_id, g.id, g.display_name FROM scim_members m JOIN scim_groups g ON g.seq = m.group_seq WHERE m.tenant = ")
+                s.push("SELECT m.member_id, g.id, g.display_name FROM ")
+                    .push(MEMBERSHIPS_AND_GROUPS)
+                    .push(" WHERE m.tenant = ")
                     .bind_text(tenant)
                     .push(" AND m.member_id IN (");
                 bind_list(&mut s, chunk.iter().map(|(_, id)| id.as_str()));
