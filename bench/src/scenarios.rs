@@ -5,7 +5,7 @@ use crate::Args;
 use crate::http::{Conn, Target};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use hyper::Method;
+use http::Method;
 use rand::Rng;
 use serde_json::{Value, json};
 use std::sync::Arc;
