@@ -34,6 +34,7 @@ use scimd_proto::ScimError;
 use scimd_proto::messages::ProviderFeatures;
 use std::sync::Arc;
 use std::time::Duration;
+use tower::ServiceBuilder;
 
 /// HTTP-level settings.
 #[derive(Debug, Clone)]
@@ -125,14 +126,21 @@ impl ScimService {
             .merge(resource_routes(Kind::User))
             .merge(resource_routes(Kind::Group))
             .fallback(|| async { error_response(&ScimError::not_found("no such endpoint")) })
-            .layer(middleware::from_fn_with_state(state.clone(), authenticate))
-            .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
-            .layer(Extension(ConfiguredBase(self.config.base_url.clone().map(|b| b.trim_end_matches('/').to_string()))))
-            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-                StatusCode::REQUEST_TIMEOUT,
-                self.config.request_timeout,
-            ))
-            .layer(middleware::map_response(scim_errors_only))
+            // One stack, outermost first. Given as one layer, it wraps each route once; a
+            // chain of `.layer` calls would box (and clone, per request) every layer apart.
+            .layer(
+                ServiceBuilder::new()
+                    .layer(middleware::map_response(scim_errors_only))
+                    .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                        StatusCode::REQUEST_TIMEOUT,
+                        self.config.request_timeout,
+                    ))
+                    .layer(Extension(ConfiguredBase(
+                        self.config.base_url.clone().map(|b| b.trim_end_matches('/').to_string()),
+                    )))
+                    .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
+                    .layer(middleware::from_fn_with_state(state.clone(), authenticate)),
+            )
             .with_state(state)
     }
 }

@@ -7,6 +7,7 @@ use crate::conn::{Cell, DbError, DbResult, Row, Tx};
 use crate::sql::{Bind, Dialect, Sql};
 use crate::store::{Pools, SqlStore};
 use async_trait::async_trait;
+use rusqlite::config::DbConfig;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, ToSql};
@@ -68,6 +69,10 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 const WRITER_CHECKPOINT_PAGES: u32 = 8_192;
 /// The WAL file is cut back to this size when it starts over.
 const WAL_SIZE_LIMIT: i64 = 32 * 1024 * 1024;
+/// The writer's page cache, in KiB (SQLite's default is 2 MiB per connection). Every write
+/// walks the unique and membership indexes at random places; with a cache smaller than those
+/// indexes, writes into a large directory or group wait on page reads.
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
 
 /// Runs checkpoints on a thread and connection of its own. SQLite otherwise checkpoints
 /// inside the commit that crosses 1,000 WAL pages, and that commit (with every write
@@ -151,6 +156,12 @@ fn open(path: &str, settings: &SqliteSettings, memory: bool) -> Result<Connectio
     ))
     .map_err(backend)?;
     conn.set_prepared_statement_cache_capacity(256);
+    // Plans that do not depend on bound values. Without this guarantee SQLite marks a
+    // statement whose plan could use a bound value (`LIMIT ?`, for one) to be compiled again
+    // whenever that parameter is bound, so every page of a list would be parsed and planned
+    // anew; scimd's statements name their indexes' conditions literally and gain nothing
+    // from value-dependent plans.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true).map_err(backend)?;
     // SQLite's lower() folds ASCII only; this folds exactly as the in-memory evaluator does.
     conn.create_scalar_function(
         Dialect::Sqlite.fold_function(),
@@ -467,6 +478,7 @@ impl SqlitePools {
         } else {
             writer.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES).map_err(backend)?;
             writer.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT).map_err(backend)?;
+            writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).map_err(backend)?;
             Some(start_checkpointer(&path, settings)?)
         };
         let write = Arc::new(Mutex::new(writer));

@@ -6,6 +6,7 @@ use axum::Router;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use scimd_axum::auth::BearerTokens;
 use scimd_axum::{ScimConfig, ScimService};
 use scimd_core::tokens::{TokenStore, create_token};
@@ -16,6 +17,7 @@ use scimd_sql::{Durability, PostgresSettings, PostgresStore, SqliteSettings, Sql
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
@@ -110,6 +112,13 @@ pub async fn serve(config: Config) -> Result<()> {
     first_start_token(&config, backend.tokens.as_ref(), &public).await?;
     let app = build_app(&config, &backend)?;
     tracing::info!(listen = %local, scim = %public, database = %redact_url(&config.database_url), "scimd serving");
+    // Answers go out as soon as they are written: without TCP_NODELAY the last segment
+    // of a large answer can wait for the client's delayed acknowledgement.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     tracing::info!("scimd stopped");
     Ok(())
@@ -163,13 +172,17 @@ pub fn build_app(config: &Config, backend: &Backend) -> Result<Router> {
         .fallback(|| async {
             scimd_axum::error::error_response(&scimd_proto::ScimError::not_found("no such endpoint"))
         })
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-        }))
-        .layer(SetRequestIdLayer::new(request_id, SequentialIds::new()))
-        .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE])))
+        // One stack, outermost first (see scimd-axum: one layer wraps each route once).
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+                .layer(SetRequestIdLayer::new(request_id.clone(), SequentialIds::new()))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                }))
+                .layer(PropagateRequestIdLayer::new(request_id)),
+        ))
 }
 
 /// Request ids for requests that bring none: a random prefix per process and a counter,
