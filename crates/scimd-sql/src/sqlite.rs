@@ -69,10 +69,6 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 const WRITER_CHECKPOINT_PAGES: u32 = 8_192;
 /// The WAL file is cut back to this size when it starts over.
 const WAL_SIZE_LIMIT: i64 = 32 * 1024 * 1024;
-/// The writer's page cache, in KiB (SQLite's default is 2 MiB per connection). Every write
-/// walks the unique and membership indexes at random places; with a cache smaller than those
-/// indexes, writes into a large directory or group wait on page reads.
-const WRITER_CACHE_KIB: i64 = 32 * 1024;
 
 /// Runs checkpoints on a thread and connection of its own. SQLite otherwise checkpoints
 /// inside the commit that crosses 1,000 WAL pages, and that commit (with every write
@@ -478,7 +474,6 @@ impl SqlitePools {
         } else {
             writer.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES).map_err(backend)?;
             writer.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT).map_err(backend)?;
-            writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB).map_err(backend)?;
             Some(start_checkpointer(&path, settings)?)
         };
         let write = Arc::new(Mutex::new(writer));
