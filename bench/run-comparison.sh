@@ -1,25 +1,37 @@
 #!/usr/bin/env bash
 # Reproduces the comparison in bench/README.md: scimd on SQLite, scimd on PostgreSQL and
-# django-scim2-server on SQLite, each on a fresh database, measured by the same load tool
-# with the same data, one after another on this machine.
+# django-scim2-server on SQLite, each on a fresh database with the same data, measured by
+# the same load tool on this machine.
+#
+# All servers run side by side and the scenarios go round them in turns: round 1 runs
+# every scenario once against each server, then round 2, and so on; each figure is the
+# median of its rounds. A shared machine's speed drifts over minutes; in turns, every
+# server meets the same drift, so the ratios stay fair. `members` runs once per server at
+# the end (it grows one group to 100,000 members).
 #
 # Usage: bench/run-comparison.sh [OUT_DIR]        (default: bench/results)
 # Environment: PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres),
-#              RUNS (3), DURATION (5), ONLY (e.g. "sqlite pg" to skip Django).
+#              RUNS (rounds, 3), DURATION (seconds per scenario, 5),
+#              USERS (10000), ONLY (e.g. "sqlite django"; default "sqlite pg django").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bench/results}
 mkdir -p "$out"
 work=$(mktemp -d)
-runs=${RUNS:-3} duration=${DURATION:-5} only=${ONLY:-"sqlite pg django"}
+runs=${RUNS:-3} duration=${DURATION:-5} users=${USERS:-10000} only=${ONLY:-"sqlite pg django"}
 pg_admin=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-common=(--users 10000 --groups 100 --concurrency 8 --duration "$duration" --runs "$runs")
+scenarios=get_user,filter,list,get_group,create_seq,create_concurrent,patch_user
 
 cargo build --release --locked -p scimd -p scimd-bench
 scimd=target/release/scimd bench=target/release/scimd-bench
 
-server=""
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
+pids=() pgdb=""
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ -n "$pgdb" ] && psql "$pg_admin" -qAt -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null 2>&1
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
@@ -32,42 +44,70 @@ wait_ready() {
   echo "the server at $1 did not become ready" >&2; exit 1
 }
 
-# scimd_run LABEL FILE DATABASE_URL
-scimd_run() {
-  local label=$1 file=$2 db=$3 port token
+# Per server (by name): base URL, token, label, pid to sample (none for Django), extra
+# tool options.
+declare -A url token label pid extra
+names=()
+
+# start_scimd NAME LABEL DATABASE_URL
+start_scimd() {
+  local name=$1 port
   port=$(free_port)
-  token=$(SCIMD_DATABASE_URL=$db "$scimd" token create --name bench 2>/dev/null)
-  SCIMD_DATABASE_URL=$db SCIMD_LISTEN=127.0.0.1:$port "$scimd" serve >"$work/$file.log" 2>&1 &
-  server=$!
+  token[$name]=$(SCIMD_DATABASE_URL=$3 "$scimd" token create --name bench 2>/dev/null)
+  SCIMD_DATABASE_URL=$3 SCIMD_LISTEN=127.0.0.1:$port "$scimd" serve >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  pid[$name]=$!
   wait_ready "http://127.0.0.1:$port/readyz"
-  "$bench" --url "http://127.0.0.1:$port/scim/v2" --token "$token" --label "$label" --pid "$server" \
-    "${common[@]}" --member-sizes 100,1000,10000,100000 --member-samples 50 --json "$out/$file.json"
-  kill "$server"; wait "$server" 2>/dev/null || true; server=""
+  url[$name]="http://127.0.0.1:$port/scim/v2" label[$name]=$2 extra[$name]="--member-sizes 100,1000,10000,100000 --member-samples 50"
+  names+=("$name")
 }
 
-case " $only " in *" sqlite "*)
-  scimd_run "scimd SQLite" scimd-sqlite "sqlite://$work/scimd.db" ;;
-esac
-
+case " $only " in *" sqlite "*) start_scimd scimd-sqlite "scimd SQLite" "sqlite://$work/scimd.db" ;; esac
 case " $only " in *" pg "*)
-  db="scimd_bench_$$"
-  psql "$pg_admin" -qAt -c "CREATE DATABASE $db"
-  scimd_run "scimd PostgreSQL" scimd-pg "${pg_admin%/*}/$db"
-  psql "$pg_admin" -qAt -c "DROP DATABASE $db WITH (FORCE)" ;;
+  pgdb="scimd_bench_$$"
+  psql "$pg_admin" -qAt -c "CREATE DATABASE $pgdb"
+  start_scimd scimd-pg "scimd PostgreSQL" "${pg_admin%/*}/$pgdb" ;;
 esac
-
 case " $only " in *" django "*)
-  port=$(free_port) token="bench-$RANDOM$RANDOM"
-  bash bench/django-serve.sh "$port" "$token" "$work/django.sqlite3" 4 >"$work/django.log" 2>&1 &
-  server=$!
+  port=$(free_port)
+  token[django]="bench-$RANDOM$RANDOM"
+  bash bench/django-serve.sh "$port" "${token[django]}" "$work/django.sqlite3" 4 >"$work/django.log" 2>&1 &
+  pids+=($!)
   wait_ready "http://127.0.0.1:$port/scim/v2/ServiceProviderConfig"
   # One seeding client: concurrent creates on its SQLite fail with "database is locked".
   # Its members sizes stop at 10,000 (one add there takes most of a second).
-  "$bench" --url "http://127.0.0.1:$port/scim/v2" --token "$token" --label "Django" --seed-concurrency 1 \
-    "${common[@]}" --member-sizes 100,1000,10000 --member-samples 20 --json "$out/django.json"
-  kill "$server"; wait "$server" 2>/dev/null || true; server="" ;;
+  url[django]="http://127.0.0.1:$port/scim/v2" label[django]="Django" pid[django]=""
+  extra[django]="--seed-concurrency 1 --member-sizes 100,1000,10000 --member-samples 20"
+  names+=(django) ;;
 esac
 
+# tool NAME ARGS...: the load tool against one server, with its seed file.
+tool() {
+  local name=$1; shift
+  # shellcheck disable=SC2086
+  "$bench" --url "${url[$name]}" --token "${token[$name]}" --label "${label[$name]}" \
+    ${pid[$name]:+--pid "${pid[$name]}"} --users "$users" --groups 100 --concurrency 8 \
+    --seed-file "$work/$name.seed" ${extra[$name]} "$@"
+}
+
+for name in "${names[@]}"; do
+  echo "== seeding ${label[$name]}"
+  tool "$name" --scenarios get_user --duration 0.2 >/dev/null
+done
+for round in $(seq 1 "$runs"); do
+  for name in "${names[@]}"; do
+    echo "== round $round: ${label[$name]}"
+    tool "$name" --scenarios "$scenarios" --duration "$duration" --runs 1 --json "$work/$name-round$round.json" >/dev/null
+  done
+done
+for name in "${names[@]}"; do
+  echo "== members: ${label[$name]}"
+  tool "$name" --scenarios members --json "$work/$name-members.json" >/dev/null
+done
+
 files=()
-for f in scimd-sqlite scimd-pg django; do [ -f "$out/$f.json" ] && files+=("$out/$f.json"); done
+for name in "${names[@]}"; do
+  python3 bench/merge.py "$out/$name.json" "$work/$name"-round*.json "$work/$name-members.json"
+  files+=("$out/$name.json")
+done
 python3 bench/compare.py "${files[@]}"

@@ -29,6 +29,10 @@ pub struct Args {
     /// Concurrent clients while seeding (not measured)
     #[arg(long, default_value_t = 8)]
     pub seed_concurrency: usize,
+    /// Where the seeded population is kept: written after seeding, and read instead of
+    /// seeding when it exists (to run the scenarios again against the same data)
+    #[arg(long)]
+    pub seed_file: Option<String>,
     /// Groups to seed
     #[arg(long, default_value_t = 100)]
     pub groups: usize,

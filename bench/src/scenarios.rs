@@ -144,6 +144,7 @@ where
 }
 
 /// The seeded population.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Seed {
     pub users: Vec<(String, String)>, // (id, userName)
     pub groups: Vec<String>,
@@ -283,6 +284,24 @@ async fn seed(target: &Arc<Target>, args: &Args) -> Result<Seed> {
     Ok(Seed { users, groups })
 }
 
+/// The population of `--seed-file` if it exists; otherwise a new one (kept there if asked).
+async fn seeded(target: &Arc<Target>, args: &Args) -> Result<Seed> {
+    let Some(path) = &args.seed_file else {
+        return seed(target, args).await;
+    };
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let kept: Seed = serde_json::from_str(&text).with_context(|| format!("reading the seed file {path}"))?;
+        if kept.users.is_empty() {
+            bail!("the seed file {path} holds no users");
+        }
+        eprintln!("using the {} users and {} groups of {path}", kept.users.len(), kept.groups.len());
+        return Ok(kept);
+    }
+    let new = seed(target, args).await?;
+    std::fs::write(path, serde_json::to_string(&new)?).with_context(|| format!("writing the seed file {path}"))?;
+    Ok(new)
+}
+
 fn pick<T>(v: &[T]) -> &T {
     &v[rand::rng().random_range(0..v.len())]
 }
@@ -321,7 +340,7 @@ fn scenario_request(name: &str, args: &Args, seed: &Arc<Seed>) -> Result<Box<dyn
 pub async fn run_all(target: Arc<Target>, args: &Args) -> Result<Vec<Outcome>> {
     let wanted: Vec<&str> = args.scenarios.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     let needs_seed = wanted.iter().any(|s| matches!(*s, "get_user" | "filter" | "list" | "get_group" | "patch_user"));
-    let seed = Arc::new(if needs_seed { seed(&target, args).await? } else { Seed { users: vec![], groups: vec![] } });
+    let seed = Arc::new(if needs_seed { seeded(&target, args).await? } else { Seed { users: vec![], groups: vec![] } });
     let mut results = Vec::new();
     for name in wanted {
         if name == "members" {
