@@ -20,6 +20,8 @@ use tokio::net::TcpStream;
 /// The largest response head accepted, and the most headers in it.
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_HEADERS: usize = 64;
+/// Room made in the read buffer before each read.
+const READ_CHUNK: usize = 16 * 1024;
 
 /// Where requests go and how they are signed; shared by every connection.
 #[derive(Debug)]
@@ -84,7 +86,7 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(target: Arc<Target>) -> Conn {
-        Conn { target, stream: None, out: Vec::with_capacity(1024), inbuf: Vec::with_capacity(16 * 1024) }
+        Conn { target, stream: None, out: Vec::with_capacity(1024), inbuf: Vec::with_capacity(READ_CHUNK) }
     }
 
     /// Sends one request (`path` relative to the base URL) and reads the whole answer.
@@ -169,7 +171,7 @@ struct Head {
 
 /// Reads more bytes into `buf`; fails at the end of the stream.
 async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<()> {
-    buf.reserve(16 * 1024);
+    buf.reserve(READ_CHUNK);
     if stream.read_buf(buf).await? == 0 {
         bail!("the server closed the connection mid-answer");
     }
@@ -195,11 +197,11 @@ fn parse_head(buf: &[u8], head_request: bool) -> Result<Option<Head>> {
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             chunked = value.rsplit(',').next().is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
         } else if h.name.eq_ignore_ascii_case("connection") {
-            let tokens = value.split(',').map(str::trim);
+            let mut tokens = value.split(',').map(str::trim);
             if resp.version == Some(0) {
-                close = !tokens.clone().any(|t| t.eq_ignore_ascii_case("keep-alive"));
+                close = !tokens.any(|t| t.eq_ignore_ascii_case("keep-alive"));
             } else {
-                close |= tokens.clone().any(|t| t.eq_ignore_ascii_case("close"));
+                close |= tokens.any(|t| t.eq_ignore_ascii_case("close"));
             }
         }
     }
@@ -239,9 +241,9 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>, head_request: 
             }
             Framing::Chunked => read_chunked(stream, buf).await?,
             Framing::UntilClose => {
-                buf.reserve(16 * 1024);
+                buf.reserve(READ_CHUNK);
                 while stream.read_buf(buf).await? > 0 {
-                    buf.reserve(16 * 1024);
+                    buf.reserve(READ_CHUNK);
                 }
                 Bytes::from(std::mem::take(buf))
             }
@@ -250,24 +252,24 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>, head_request: 
     }
 }
 
-/// Position of the first CRLF in `buf`.
-fn line_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(2).position(|w| w == b"\r\n")
+/// Reads until `buf` holds a whole line; returns the position of its CRLF.
+async fn read_line(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<usize> {
+    loop {
+        if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+            return Ok(end);
+        }
+        if buf.len() > MAX_HEAD {
+            bail!("line in a chunked body longer than {MAX_HEAD} bytes");
+        }
+        fill(stream, buf).await?;
+    }
 }
 
 /// Decodes a `chunked` body (RFC 9112 §7.1), trailers read and dropped.
 async fn read_chunked(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Bytes> {
     let mut body = Vec::new();
     loop {
-        let end = loop {
-            if let Some(end) = line_end(buf) {
-                break end;
-            }
-            if buf.len() > MAX_HEAD {
-                bail!("chunk size line too long");
-            }
-            fill(stream, buf).await?;
-        };
+        let end = read_line(stream, buf).await?;
         let line = std::str::from_utf8(&buf[..end]).context("chunk size line is not text")?;
         let size_text = line.split(';').next().unwrap_or("").trim();
         let size = usize::from_str_radix(size_text, 16).with_context(|| format!("bad chunk size '{size_text}'"))?;
@@ -275,12 +277,7 @@ async fn read_chunked(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Bytes
         if size == 0 {
             // Trailer fields, then an empty line.
             loop {
-                let end = loop {
-                    if let Some(end) = line_end(buf) {
-                        break end;
-                    }
-                    fill(stream, buf).await?;
-                };
+                let end = read_line(stream, buf).await?;
                 buf.drain(..end + 2);
                 if end == 0 {
                     return Ok(Bytes::from(body));
