@@ -592,7 +592,11 @@ impl<P: Pools> Store for SqlStore<P> {
                 s.push("DELETE FROM ").push(layout.table).push(" WHERE seq = ").bind(Bind::Int(seq));
             }
             DeletePolicy::Retire | DeletePolicy::Deactivate => {
-                remove_all_members(&mut *tx, seq).await?;
+                // A retired group keeps no members. (`seq` numbers rows of this resource's
+                // own table: only a group's is a `group_seq`.)
+                if kind == Kind::Group {
+                    remove_all_members(&mut *tx, seq).await?;
+                }
                 s.push("UPDATE ")
                     .push(layout.table)
                     .push(" SET retired = ")

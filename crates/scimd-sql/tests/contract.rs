@@ -100,6 +100,7 @@ contract!(
     tokens,
     tenants_are_isolated,
     totals_follow_every_write,
+    a_delete_touches_only_its_own_memberships,
 );
 
 const NOW: &str = "2026-01-01T00:00:00.000000Z";
@@ -371,6 +372,39 @@ async fn totals_follow_every_write(s: &dyn Backend) {
     let q = ListQuery { schema: &users, filter: None, sort: None, offset: 0, count: 10, with_relations: true };
     let ids: Vec<String> = s.list("a", Kind::User, &q).await.unwrap().resources.into_iter().map(|r| r.id).collect();
     assert_eq!(ids, vec!["a0", "a3"]);
+}
+
+/// Deleting a resource removes it from the groups it is in (bumping their versions) and
+/// changes no other group, under every policy: a user's row number must never be taken
+/// for a group's.
+async fn a_delete_touches_only_its_own_memberships(s: &dyn Backend) {
+    for policy in [DeletePolicy::Retire, DeletePolicy::Erase, DeletePolicy::Deactivate] {
+        let p = policy.as_str();
+        let (u1, u2, u3) = (format!("{p}-u1"), format!("{p}-u2"), format!("{p}-u3"));
+        for u in [&u1, &u2, &u3] {
+            new_user(s, "t", u, json!({"userName": u})).await;
+        }
+        // Groups made after the users: with equal row numbers on both tables, the group
+        // numbered like a user is the one a wrong statement would empty.
+        for (g, members) in
+            [(format!("{p}-g1"), vec![u2.as_str()]), (format!("{p}-g2"), vec![u3.as_str(), u1.as_str()])]
+        {
+            new_group(s, &g, &g, &members).await.unwrap();
+        }
+        let (g1, g2) = (format!("{p}-g1"), format!("{p}-g2"));
+        let v1 = s.get("t", Kind::Group, &g1, false).await.unwrap().unwrap().version;
+        let v2 = s.get("t", Kind::Group, &g2, false).await.unwrap().unwrap().version;
+        assert!(s.delete("t", Kind::User, &u1, policy, None, LATER).await.unwrap(), "{p}");
+        assert_eq!(member_ids(s, &g1).await, vec![u2.clone()], "{p}: a group u1 was never in keeps its members");
+        assert_eq!(s.get("t", Kind::Group, &g1, false).await.unwrap().unwrap().version, v1, "{p}: and its version");
+        assert_eq!(member_ids(s, &g2).await, vec![u3.clone()], "{p}: u1 left the group it was in");
+        assert_eq!(s.get("t", Kind::Group, &g2, false).await.unwrap().unwrap().version, v2 + 1, "{p}");
+        // Deleting a group removes it from no other group's member list but its own.
+        assert!(s.delete("t", Kind::Group, &g2, policy, None, LATER).await.unwrap(), "{p}");
+        assert_eq!(member_ids(s, &g1).await, vec![u2.clone()], "{p}: deleting g2 leaves g1 alone");
+        let u3_groups = s.get("t", Kind::User, &u3, true).await.unwrap().unwrap();
+        assert!(u3_groups.attributes.get("groups").is_none(), "{p}: {u3_groups:?}");
+    }
 }
 
 // ---------------------------------------------------------------- SQL vs evaluator
