@@ -137,7 +137,32 @@ impl<'a> Compiler<'a> {
         if r.is_common(self.schema) {
             return Err(unsupported(format!("'{canonical}'")));
         }
+        // `name pr` where some of name's sub-attributes have columns (the mapped mode):
+        // present in the document or in one of those columns.
+        if cmp.is_none() && r.sub.is_none() && r.attr.kind == AttrType::Complex {
+            let within = self.columns_under(&format!("{canonical}."));
+            if !within.is_empty() {
+                sql.push("((");
+                self.json_attribute(sql, &r, None)?;
+                return self.or_present(sql, &within);
+            }
+        }
         self.json_attribute(sql, &r, cmp)
+    }
+
+    /// The columns whose paths start with `prefix`.
+    fn columns_under(&self, prefix: &str) -> Vec<&'a crate::layout::Column> {
+        self.view.columns.iter().filter(|c| c.path.starts_with(prefix)).collect()
+    }
+
+    /// Continues an open `((…` with `) OR (<column> pr)` for each column, and closes it.
+    fn or_present(&self, sql: &mut Sql, columns: &[&crate::layout::Column]) -> Result<()> {
+        for col in columns {
+            sql.push(") OR (");
+            self.predicate(sql, &col.sql, col.kind, None)?;
+        }
+        sql.push("))");
+        Ok(())
     }
 
     /// `schemas eq "urn:…"`: the core schema always, an extension when it has data.
@@ -151,6 +176,7 @@ impl<'a> Compiler<'a> {
                     sql.push("TRUE");
                 } else if let Some(ext) = self.schema.extension(urn) {
                     let path = json_path(&[&ext.id])?;
+                    sql.push("((");
                     match self.dialect {
                         Dialect::Sqlite => {
                             sql.push("json_type(").push(&self.view.doc).push(", ").bind_text(path).push(") IS NOT NULL")
@@ -162,6 +188,8 @@ impl<'a> Compiler<'a> {
                             .bind_text(path)
                             .push("::jsonpath)"),
                     };
+                    // Extension attributes with columns of their own count too.
+                    self.or_present(sql, &self.columns_under(&format!("{}:", ext.id)))?;
                 } else {
                     sql.push("FALSE");
                 }
@@ -259,8 +287,10 @@ impl<'a> Compiler<'a> {
                     ") j WHERE j.type NOT IN ('object', 'array', 'null') AND NOT (j.type = 'text' AND j.atom = ''))",
                 );
             }
+            // Typed: in a jsonpath filter `@ != ""` is unknown (so false) for a boolean or a
+            // number, which would make `emails.primary pr` match nothing.
             Dialect::Postgres => {
-                sql.push("jsonb_path_exists(").push(doc).push(", ").bind_text(format!("{path}.** ? (@.type() != \"object\" && @.type() != \"array\" && @.type() != \"null\" && @ != \"\")")).push("::jsonpath)");
+                sql.push("jsonb_path_exists(").push(doc).push(", ").bind_text(format!("{path}.** ? (@.type() == \"boolean\" || @.type() == \"number\" || (@.type() == \"string\" && @ != \"\"))")).push("::jsonpath)");
             }
         }
         Ok(())
@@ -494,7 +524,11 @@ impl<'a> Compiler<'a> {
         let mut expr = sql.fork();
         let relation = if r.container == Container::Core { self.view.relation(&r.attr.name) } else { None };
         if let Some(col) = self.view.column(&r.canonical()) {
-            expr.push(&col.sql);
+            // Sorted as compared: a column kept as given sorts case-insensitively.
+            expr = match col.kind {
+                ColumnType::CaselessText => self.fold(raw(&expr, &col.sql)),
+                _ => raw(&expr, &col.sql),
+            };
         } else if relation.is_some_and(|rel| !rel.partial)
             || r.is_common(self.schema)
             || r.attr.kind == AttrType::Complex && r.sub.is_none() && r.attr.sub("value").is_none()

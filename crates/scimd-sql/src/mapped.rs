@@ -119,6 +119,10 @@ struct MappedColumn {
     column: String,
     kind: AttrType,
     default: Option<Value>,
+    /// What reads and filters see of the column: the column itself, or NULL where it holds
+    /// only the default a write filled in (`DEFAULTED`), so a filter never matches a value a
+    /// read does not show.
+    sql: String,
 }
 
 /// One resource type, resolved.
@@ -138,7 +142,7 @@ fn identifier(name: &str) -> Result<&str> {
     if ok { Ok(name) } else { Err(StoreError::Backend(format!("'{name}' is not a plain SQL identifier"))) }
 }
 
-fn resolve_columns(map: &TableMap, schema: &ResourceSchema<'_>) -> Result<Vec<MappedColumn>> {
+fn resolve_columns(d: Dialect, map: &TableMap, schema: &ResourceSchema<'_>) -> Result<Vec<MappedColumn>> {
     identifier(&map.table)?;
     identifier(&map.key)?;
     identifier(&map.side_table)?;
@@ -162,18 +166,53 @@ fn resolve_columns(map: &TableMap, schema: &ResourceSchema<'_>) -> Result<Vec<Ma
                 "mapping '{path}': only string, reference and boolean attributes map to columns"
             )));
         }
-        let default = map.defaults.iter().find(|(d, _)| d == path).map(|(_, v)| v.clone());
+        let default = map.defaults.iter().find(|(p, _)| p == path).map(|(_, v)| v.clone());
+        let canonical = r.canonical();
+        let sql = match default {
+            None => format!("t.{column}"),
+            Some(_) => format!("CASE WHEN {} THEN NULL ELSE t.{column} END", defaulted_test(d, &canonical)?),
+        };
         out.push(MappedColumn {
-            path: r.canonical(),
+            path: canonical,
             container: r.container.urn().map(str::to_string),
             attr: r.attr.name.clone(),
             sub: r.sub.map(|s| s.name.clone()),
             column: column.clone(),
             kind: leaf.kind,
             default,
+            sql,
         });
     }
     Ok(out)
+}
+
+/// SQL that is true when the side document lists `path` as defaulted. The path is a
+/// canonical attribute path, checked here to hold no character that could end the literal.
+fn defaulted_test(d: Dialect, path: &str) -> Result<String> {
+    if !path.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '-' | '_' | '$')) {
+        return Err(StoreError::Backend(format!("mapping '{path}': unexpected characters in the path")));
+    }
+    Ok(match d {
+        Dialect::Sqlite => {
+            format!("EXISTS (SELECT 1 FROM json_each(s.attributes, '$.\"{DEFAULTED}\"') dp WHERE dp.value = '{path}')")
+        }
+        Dialect::Postgres => format!("COALESCE(s.attributes -> '{DEFAULTED}' @> '[\"{path}\"]'::jsonb, FALSE)"),
+    })
+}
+
+/// The attribute document of a row as SCIM sees it (`View::doc`): the side table's, or, for
+/// a row SCIM has not written yet, the application's email as its primary work email.
+fn document(d: Dialect, map: &TableMap) -> String {
+    let Some(email) = &map.initial_email else { return "s.attributes".into() };
+    let initial = match d {
+        Dialect::Sqlite => format!(
+            "json_object('emails', json_array(json_object('value', t.{email}, 'type', 'work', 'primary', json('true'))))"
+        ),
+        Dialect::Postgres => format!(
+            "jsonb_build_object('emails', jsonb_build_array(jsonb_build_object('value', t.{email}, 'type', 'work', 'primary', true)))"
+        ),
+    };
+    format!("(CASE WHEN s.app_id IS NULL AND t.{email} IS NOT NULL THEN {initial} ELSE s.attributes END)")
 }
 
 impl MappedColumn {
@@ -268,8 +307,9 @@ impl<P: Pools> MappedStore<P> {
         }
         let user_schema = registry.resource("User").ok_or_else(|| StoreError::Backend("no User schema".into()))?;
         let group_schema = registry.resource("Group").ok_or_else(|| StoreError::Backend("no Group schema".into()))?;
-        let user_columns = resolve_columns(&mapping.users, &user_schema)?;
-        let group_columns = resolve_columns(&mapping.groups, &group_schema)?;
+        let d = pools.dialect();
+        let user_columns = resolve_columns(d, &mapping.users, &user_schema)?;
+        let group_columns = resolve_columns(d, &mapping.groups, &group_schema)?;
         let name_of = |cols: &[MappedColumn], attr: &'static str| {
             cols.iter()
                 .find(|c| c.path == attr)
@@ -279,14 +319,14 @@ impl<P: Pools> MappedStore<P> {
         let users = Resolved {
             name_column: name_of(&user_columns, "userName")?,
             name_attr: "userName",
-            view: view(Kind::User, &mapping, &user_columns, &user_schema),
+            view: view(d, Kind::User, &mapping, &user_columns, &user_schema),
             map: mapping.users.clone(),
             columns: user_columns,
         };
         let groups = Resolved {
             name_column: name_of(&group_columns, "displayName")?,
             name_attr: "displayName",
-            view: view(Kind::Group, &mapping, &group_columns, &group_schema),
+            view: view(d, Kind::Group, &mapping, &group_columns, &group_schema),
             map: mapping.groups.clone(),
             columns: group_columns,
         };
@@ -337,7 +377,7 @@ impl<P: Pools> MappedStore<P> {
 }
 
 /// The compiler's view of a mapped table joined to its side table.
-fn view(kind: Kind, m: &Mapping, cols: &[MappedColumn], schema: &ResourceSchema<'_>) -> View {
+fn view(d: Dialect, kind: Kind, m: &Mapping, cols: &[MappedColumn], schema: &ResourceSchema<'_>) -> View {
     let map = match kind {
         Kind::User => &m.users,
         Kind::Group => &m.groups,
@@ -350,7 +390,7 @@ fn view(kind: Kind, m: &Mapping, cols: &[MappedColumn], schema: &ResourceSchema<
         Column::new("meta.lastModified", "s.last_modified", ColumnType::Instant),
     ];
     for c in cols {
-        columns.push(Column { path: c.path.clone(), sql: format!("t.{}", c.column), kind: c.column_type(schema) });
+        columns.push(Column { path: c.path.clone(), sql: c.sql.clone(), kind: c.column_type(schema) });
     }
     let mm = &m.members;
     let relations = match kind {
@@ -396,7 +436,7 @@ fn view(kind: Kind, m: &Mapping, cols: &[MappedColumn], schema: &ResourceSchema<
         tenant_column: None,
         live: "s.retired IS NULL".into(),
         columns,
-        doc: "s.attributes".into(),
+        doc: document(d, map),
         order_key: format!("t.{key}"),
         // The application's own writes bypass any trigger scimd could rely on.
         counted_as: None,
@@ -408,21 +448,21 @@ fn cols_name(groups: &TableMap) -> Option<&str> {
     groups.columns.iter().find(|(p, _)| p == "displayName").map(|(_, c)| c.as_str())
 }
 
-/// `key, s.attributes, s.created, s.last_modified, s.version, s.external_id, t.<mapped>…`
+/// `key, <document>, s.created, s.last_modified, s.version, s.external_id, <mapped>…`: the
+/// document and columns through the same expressions filters compare (`view`).
 fn select_list(d: Dialect, r: &Resolved) -> String {
     let mut s = format!("CAST(t.{} AS BIGINT), ", r.map.key);
-    s.push_str(match d {
-        Dialect::Sqlite => "s.attributes",
-        Dialect::Postgres => "s.attributes::text",
-    });
+    match d {
+        Dialect::Sqlite => s.push_str(&r.view.doc),
+        Dialect::Postgres => {
+            s.push_str(&r.view.doc);
+            s.push_str("::text");
+        }
+    }
     s.push_str(", s.created, s.last_modified, s.version, s.external_id");
     for c in &r.columns {
-        s.push_str(", t.");
-        s.push_str(&c.column);
-    }
-    if let Some(col) = &r.map.initial_email {
-        s.push_str(", t.");
-        s.push_str(col);
+        s.push_str(", ");
+        s.push_str(&c.sql);
     }
     s
 }
@@ -449,18 +489,8 @@ fn decode(r: &Resolved, row: &Row) -> Result<(i64, StoredResource)> {
         };
         c.put(&mut attributes, v);
     }
-    if let Some(Value::Array(paths)) = attributes.remove(DEFAULTED) {
-        for c in r.columns.iter().filter(|c| paths.iter().any(|p| p.as_str() == Some(c.path.as_str()))) {
-            c.take(&mut attributes);
-        }
-    }
-    let written_by_scim = row.opt_int(4).is_some();
-    if r.map.initial_email.is_some()
-        && !written_by_scim
-        && let Some(email) = row.opt_text(6 + r.columns.len())
-    {
-        attributes.insert("emails".into(), serde_json::json!([{"value": email, "type": "work", "primary": true}]));
-    }
+    // Read through `MappedColumn::sql`, defaulted columns came back NULL already.
+    attributes.remove(DEFAULTED);
     Ok((
         key,
         StoredResource {
@@ -544,6 +574,21 @@ async fn fetch(tx: &mut dyn Tx, r: &Resolved, key: i64, lock: bool) -> Result<Op
         s.push(" FOR UPDATE OF t");
     }
     tx.row(s).await?.map(|row| decode(r, &row)).transpose()
+}
+
+/// Records a change of the rows of `r` whose keys `which` selects (as `k`): a new version and
+/// `lastModified`. An application row SCIM has not written yet gets its side row here.
+async fn touch(tx: &mut dyn Tx, r: &Resolved, which: Sql, now: &str) -> Result<()> {
+    let mut s = Sql::new(tx.dialect());
+    s.push("INSERT INTO ").push(&r.map.side_table);
+    s.push(" (app_id, attributes, created, last_modified, version) SELECT k, ");
+    bind_json(&mut s, &Map::new());
+    s.push(", ").bind_text(now).push(", ").bind_text(now).push(", 1 FROM (").append(which);
+    // `WHERE TRUE`: SQLite would otherwise read the ON of the upsert as a join constraint.
+    s.push(") w WHERE TRUE ON CONFLICT (app_id) DO UPDATE SET last_modified = excluded.last_modified, ");
+    s.push("version = ").push(&r.map.side_table).push(".version + 1");
+    tx.exec(s).await?;
+    Ok(())
 }
 
 /// Refuses a name another live row already has, whatever its case.
@@ -855,22 +900,9 @@ impl<P: Pools> Store for MappedStore<P> {
             changed |= self.change_members(&mut *tx, key, &change.members).await?;
         }
         if changed {
-            // The first SCIM write of an application row creates its side row.
-            let mut s = Sql::new(tx.dialect());
-            s.push("INSERT INTO ")
-                .push(&r.map.side_table)
-                .push(" (app_id, attributes, created, last_modified, version) VALUES (");
-            s.bind(Bind::Int(key)).push(", ");
-            bind_json(&mut s, &Map::new());
-            s.push(", ")
-                .bind_text(opts.now)
-                .push(", ")
-                .bind_text(opts.now)
-                .push(", ")
-                .bind(Bind::Int(current.version + 1));
-            s.push(") ON CONFLICT (app_id) DO UPDATE SET last_modified = excluded.last_modified, version = ")
-                .bind(Bind::Int(current.version + 1));
-            tx.exec(s).await?;
+            let mut which = Sql::new(tx.dialect());
+            which.push("SELECT ").bind(Bind::Int(key)).push(" AS k");
+            touch(&mut *tx, r, which, opts.now).await?;
         }
         let (_, after) = fetch(&mut *tx, r, key, false).await?.ok_or(StoreError::NotFound)?;
         let mut one = [(key, after)];
@@ -899,7 +931,14 @@ impl<P: Pools> Store for MappedStore<P> {
         if expected_version.is_some_and(|v| v != current.version) {
             return Err(StoreError::VersionMismatch);
         }
-        // Memberships go either way: for SCIM the resource no longer exists.
+        // Memberships go either way: for SCIM the resource no longer exists, and the groups
+        // a user leaves have changed.
+        if kind == Kind::User {
+            let mut which = Sql::new(d);
+            which.push(&format!("SELECT DISTINCT {} AS k FROM {} WHERE {} = ", m.group_column, m.table, m.user_column));
+            which.bind(Bind::Int(key));
+            touch(&mut *tx, &self.groups, which, now).await?;
+        }
         let mut s = Sql::new(d);
         let column = if kind == Kind::User { &m.user_column } else { &m.group_column };
         s.push("DELETE FROM ").push(&m.table).push(" WHERE ").push(column).push(" = ").bind(Bind::Int(key));
