@@ -19,6 +19,7 @@ pub mod error;
 pub mod extract;
 mod handlers;
 pub mod limit;
+pub mod panic;
 
 use auth::{AuthError, Authenticator};
 use axum::extract::{DefaultBodyLimit, Request};
@@ -130,6 +131,7 @@ impl ScimService {
             // chain of `.layer` calls would box (and clone, per request) every layer apart.
             .layer(
                 ServiceBuilder::new()
+                    .layer(middleware::from_fn(panic::catch_panic))
                     .layer(middleware::map_response(scim_errors_only))
                     .layer(tower_http::timeout::TimeoutLayer::with_status_code(
                         StatusCode::REQUEST_TIMEOUT,

@@ -198,6 +198,7 @@ impl Engine {
     }
 
     async fn load(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, with_relations: bool) -> EngineResult<StoredResource> {
+        known_id(kind, id)?;
         self.store
             .get(ctx.tenant, kind, id, with_relations)
             .await?
@@ -265,6 +266,7 @@ impl Engine {
         projection: &Projection,
         decide: &Decide<'_>,
     ) -> EngineResult<Rendered> {
+        known_id(kind, id)?;
         let schema = self.schema(kind)?;
         let now = now();
         let opts =
@@ -361,6 +363,7 @@ impl Engine {
             }
             // A group has no `active`: deactivating one means retiring it.
             (policy, _) => {
+                known_id(kind, id)?;
                 let policy = if policy == DeletePolicy::Deactivate { DeletePolicy::Retire } else { policy };
                 if self.store.delete(ctx.tenant, kind, id, policy, if_match, &now()).await? {
                     Ok(())
@@ -431,6 +434,16 @@ impl Engine {
         }
         Ok(ListResponse::new(total, page.start_index, resources))
     }
+}
+
+/// Ids are made by stores (UUIDs, or an application's keys): text with a control character
+/// (NUL among them, which PostgreSQL cannot even compare) names no resource, and is
+/// answered 404 without asking the store.
+fn known_id(kind: Kind, id: &str) -> EngineResult<()> {
+    if id.is_empty() || id.chars().any(char::is_control) {
+        return Err(ScimError::not_found(format!("{} {id:?} not found", kind.name())).into());
+    }
+    Ok(())
 }
 
 /// A group member reference from a coerced `members` value.

@@ -22,6 +22,12 @@ pub fn is_attr_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+/// Characters a URN may hold (RFC 8141 §2: ASCII; anything else is percent-encoded), less
+/// those that delimit paths and filters.
+fn is_urn_text(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '[' | ']' | '\\' | '<' | '>'))
+}
+
 impl AttrPath {
     pub fn simple(name: impl Into<String>) -> AttrPath {
         AttrPath { uri: None, name: name.into(), sub: None }
@@ -30,12 +36,15 @@ impl AttrPath {
     /// Parses `name`, `name.sub`, `urn:…:name` or `urn:…:name.sub`.
     pub fn parse(text: &str) -> Result<AttrPath, String> {
         let text = text.trim();
-        let (uri, rest) = if text.len() > 4 && text[..4].eq_ignore_ascii_case("urn:") {
-            let colon = text.rfind(':').expect("starts with urn:");
-            (Some(text[..colon].to_string()), &text[colon + 1..])
-        } else {
-            (None, text)
+        // `get`, not indexing: the first four bytes of client text may end inside a character.
+        let qualified = text.len() > 4 && text.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"));
+        let (uri, rest) = match text.rsplit_once(':') {
+            Some((uri, rest)) if qualified => (Some(uri.to_string()), rest),
+            _ => (None, text),
         };
+        if uri.as_deref().is_some_and(|u| !is_urn_text(u)) {
+            return Err(format!("'{text}' is not a valid attribute path"));
+        }
         let (name, sub) = match rest.split_once('.') {
             Some((n, s)) => (n, Some(s)),
             None => (rest, None),
@@ -89,7 +98,29 @@ mod tests {
 
     #[test]
     fn rejects_malformed_paths() {
-        for bad in ["", "1abc", "name.", "a.b.c", "na me", "urn:x:", "emails[type eq \"w\"]"] {
+        for bad in [
+            "",
+            "1abc",
+            "name.",
+            "a.b.c",
+            "na me",
+            "urn:x:",
+            "emails[type eq \"w\"]",
+            // Client text in any script: refused, whatever byte a character starts at.
+            "ab€x",
+            "€",
+            "a€",
+            "urn€:x",
+            "ur€:x",
+            "urn:€",
+            "userName.€",
+            "e\u{301}mails",
+            "😀",
+            "a😀.b",
+            "\u{0}",
+            "user\u{0}Name",
+            "\u{feff}userName",
+        ] {
             assert!(AttrPath::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

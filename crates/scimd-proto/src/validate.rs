@@ -81,6 +81,11 @@ pub fn coerce_one(def: &AttributeDef, value: &Value, at: &str) -> Result<Option<
 
 fn coerce_scalar(def: &AttributeDef, value: &Value, at: &str) -> Result<Value> {
     let wrong = |what: &str| Err(ScimError::invalid_value(format!("'{at}' must be {what}")));
+    if let Value::String(s) = value
+        && has_nul(s)
+    {
+        return Err(ScimError::invalid_value(format!("'{at}' contains NUL (U+0000), which no SCIM value may hold")));
+    }
     match (def.kind, value) {
         (AttrType::Boolean, Value::Bool(_)) => Ok(value.clone()),
         (AttrType::Boolean, Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Value::Bool(true)),
@@ -108,6 +113,12 @@ fn coerce_scalar(def: &AttributeDef, value: &Value, at: &str) -> Result<Value> {
         (AttrType::Reference, _) => wrong("a reference (a string)"),
         (AttrType::Complex, _) => wrong("an object"),
     }
+}
+
+/// NUL (U+0000) is refused in every string a client sends, values and filter literals
+/// alike: no attribute needs it, and PostgreSQL cannot store it in text.
+pub fn has_nul(s: &str) -> bool {
+    s.contains('\0')
 }
 
 fn is_base64(s: &str) -> bool {

@@ -95,6 +95,49 @@ proptest! {
     }
 }
 
+// ---------------------------------------------------------------- names from clients
+
+/// Text shaped like attribute names and paths, in any script: ASCII names with multi-byte
+/// characters (two, three and four bytes, combining marks), NUL and separators around them.
+fn name_like() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop::sample::select(vec![
+            "a", "ab", "userName", "name", "urn", "urn:", ":", ".", "emails", "$ref", "é", "€", "😀", "\u{301}",
+            "\u{0}", "\u{feff}", "-", "_", "1", " ", "[", "]", ",",
+        ]),
+        0..12,
+    )
+    .prop_map(|parts| parts.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+    /// Every place a name or path is read: `attributes` and `sortBy`, body keys, PATCH
+    /// paths and path-less keys. Each answers Ok or a SCIM error, never a panic.
+    #[test]
+    fn no_name_or_path_panics(name in name_like()) {
+        let registry = Registry::standard();
+        let user = registry.resource("User").unwrap();
+        let _ = AttrPath::parse(&name);
+        let _ = AttrPath::parse_list(&name);
+        let _ = scimd_proto::Projection::parse(Some(&name), Some(&name), &user);
+        let _ = parse_patch_path(&name, FilterLimits::default());
+        let body = json!({"userName": "u", name.clone(): "x"});
+        let _ = scimd_proto::validate::validate_resource(&body, &user);
+        let current = json!({"userName": "u"});
+        for op in [
+            json!({"Operations": [{"op": "add", "path": name, "value": "x"}]}),
+            json!({"Operations": [{"op": "replace", "value": {name.clone(): "x"}}]}),
+            json!({"Operations": [{"op": "remove", "path": name}]}),
+        ] {
+            if let Ok(ops) = scimd_proto::patch::parse_request(&op, FilterLimits::default()) {
+                let _ = scimd_proto::patch::apply(current.as_object().unwrap(), &user, &ops);
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------- evaluator vs reference
 
 /// The resource shape the reference understands.

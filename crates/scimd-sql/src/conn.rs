@@ -13,6 +13,8 @@ pub enum DbError {
     Unique,
     /// A serialization failure or deadlock: the transaction can be run again.
     Retry,
+    /// A value too large for an index entry (PostgreSQL's btree takes about 2.7 kB).
+    TooLarge,
     Other(String),
 }
 
@@ -31,6 +33,10 @@ impl From<DbError> for StoreError {
         match e {
             DbError::Unique => StoreError::Backend("unexpected unique violation".into()),
             DbError::Retry => StoreError::Backend("transaction conflict".into()),
+            DbError::TooLarge => StoreError::Rejected(scimd_proto::ScimError::invalid_value(
+                "a value is too long for this server to index (userName, displayName, externalId, emails and \
+                 member values must stay under about 2,000 bytes)",
+            )),
             DbError::Other(why) => StoreError::Backend(why),
         }
     }
@@ -45,6 +51,10 @@ impl From<sqlx::Error> for DbError {
             // PostgreSQL serialization_failure and deadlock_detected; SQLite busy.
             if matches!(db.code().as_deref(), Some("40001") | Some("40P01") | Some("5") | Some("517")) {
                 return DbError::Retry;
+            }
+            // program_limit_exceeded: an index row over the page limit.
+            if db.code().as_deref() == Some("54000") {
+                return DbError::TooLarge;
             }
         }
         DbError::Other(e.to_string())

@@ -17,6 +17,20 @@ pub struct Derived {
     pub emails: Vec<String>,
 }
 
+/// The longest value scimd keeps in an index, in bytes. PostgreSQL's btree refuses entries
+/// over about 2.7 kB; the same bound on every database keeps their behaviour the same.
+pub const MAX_INDEXED_BYTES: usize = 2048;
+
+fn indexable<'a>(attribute: &str, value: &'a str) -> Result<&'a str, StoreError> {
+    if value.len() > MAX_INDEXED_BYTES {
+        return Err(StoreError::Rejected(scimd_proto::ScimError::invalid_value(format!(
+            "'{attribute}' is {} bytes long; this server indexes values of at most {MAX_INDEXED_BYTES} bytes",
+            value.len()
+        ))));
+    }
+    Ok(value)
+}
+
 pub fn derive(kind: Kind, attrs: &Map<String, Value>) -> Result<Derived, StoreError> {
     let name_attr = match kind {
         Kind::User => "userName",
@@ -25,19 +39,29 @@ pub fn derive(kind: Kind, attrs: &Map<String, Value>) -> Result<Derived, StoreEr
     let name = attrs
         .get(name_attr)
         .and_then(Value::as_str)
-        .ok_or_else(|| StoreError::Backend(format!("{name_attr} missing after validation")))?
-        .to_string();
+        .ok_or_else(|| StoreError::Backend(format!("{name_attr} missing after validation")))?;
+    let name = indexable(name_attr, name)?.to_string();
     let mut emails: Vec<String> = attrs
         .get("emails")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|e| e.get("value").and_then(Value::as_str)).map(fold_case).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.get("value").and_then(Value::as_str))
+                .map(|v| indexable("emails.value", &fold_case(v)).map(str::to_string))
+                .collect::<Result<_, _>>()
+        })
+        .transpose()?
         .unwrap_or_default();
+    let external_id =
+        attrs.get("externalId").and_then(Value::as_str).map(|e| indexable("externalId", e)).transpose()?;
     emails.sort();
     emails.dedup();
+    // Folding can lengthen text (İ is two bytes, i̇ three): the folded key is what is indexed.
+    let name_key = indexable(name_attr, &fold_case(&name))?.to_string();
     Ok(Derived {
-        name_key: fold_case(&name),
+        name_key,
         name,
-        external_id: attrs.get("externalId").and_then(Value::as_str).map(str::to_string),
+        external_id: external_id.map(str::to_string),
         active: attrs.get("active").and_then(Value::as_bool),
         emails,
     })

@@ -96,6 +96,7 @@ fn init_logging(config: &Config) {
     } else {
         builder.init();
     }
+    scimd_axum::panic::log_panics();
 }
 
 pub async fn serve(config: Config) -> Result<()> {

@@ -50,7 +50,7 @@ fn is_word_char(c: char) -> bool {
 
 /// Character position (1-based) of a byte offset, for error messages.
 fn position(text: &str, byte: usize) -> usize {
-    text[..byte.min(text.len())].chars().count() + 1
+    text.char_indices().take_while(|(i, _)| *i < byte).count() + 1
 }
 
 fn lex(text: &str) -> Result<Vec<(Tok, usize)>> {
@@ -102,6 +102,12 @@ fn lex(text: &str) -> Result<Vec<(Tok, usize)>> {
                 let s: String = serde_json::from_str(raw).map_err(|_| {
                     ScimError::invalid_filter(format!("invalid string literal at character {}", position(text, start)))
                 })?;
+                if crate::validate::has_nul(&s) {
+                    return Err(ScimError::invalid_filter(format!(
+                        "the string at character {} contains NUL (U+0000)",
+                        position(text, start)
+                    )));
+                }
                 toks.push((Tok::Str(s), start));
                 i = j + 1;
             }

@@ -38,9 +38,44 @@ impl Reply {
     }
 }
 
+/// The PostgreSQL database tests run against (`SCIMD_TEST_POSTGRES_URL`); tests that call
+/// this are compiled as ignored when it is not set (`cfg(scimd_postgres)`).
+pub fn postgres_url() -> String {
+    std::env::var("SCIMD_TEST_POSTGRES_URL").expect("SCIMD_TEST_POSTGRES_URL names a PostgreSQL database")
+}
+
+/// Which database a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
 impl TestServer {
     pub async fn start() -> TestServer {
         Self::with(|_| {}).await
+    }
+
+    /// A server on a fresh database of either kind; on PostgreSQL a fresh schema named
+    /// after `test`.
+    pub async fn on_db(db: Db, test: &str, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        match db {
+            Db::Sqlite => Self::with(tweak).await,
+            Db::Postgres => {
+                let url = postgres_url();
+                let schema = format!("s_{test}_{}", std::process::id());
+                let pool = sqlx::PgPool::connect(&url).await.expect("PostgreSQL unreachable");
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                pool.close().await;
+                let mut config =
+                    Config { database_url: url, pg_schema: Some(schema), pg_max_connections: 4, ..Config::default() };
+                tweak(&mut config);
+                Self::on(config, tempfile::tempdir().unwrap(), None).await
+            }
+        }
     }
 
     pub async fn with(tweak: impl FnOnce(&mut Config)) -> TestServer {

@@ -1,0 +1,5 @@
+include!("../../build/postgres-tests.rs");
+
+fn main() {
+    postgres_tests();
+}
