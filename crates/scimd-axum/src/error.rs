@@ -39,8 +39,16 @@ pub fn error_response(e: &ScimError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::to_value(e.to_body()).unwrap_or_default();
     let mut resp = json_response(status, &body);
-    if status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"scimd\""));
+    match status {
+        StatusCode::UNAUTHORIZED => {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"scimd\""));
+        }
+        // The body was refused unread: the connection closes after this answer, and a
+        // client that is told so will not send its next request on it.
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        _ => {}
     }
     resp
 }

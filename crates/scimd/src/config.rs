@@ -30,6 +30,14 @@ pub struct Config {
     pub max_filter_length: usize,
     /// Time allowed for one request, in seconds.
     pub request_timeout_secs: u64,
+    /// Time a client has to send a request's headers, in seconds (also how long an idle
+    /// kept-alive connection stays open).
+    pub header_read_timeout_secs: u64,
+    /// Connections open at once; past it, a new one gets 503. 0: half the open-file limit,
+    /// at most 4,096.
+    pub max_connections: usize,
+    /// On SIGTERM, how long requests in progress may take to finish, in seconds.
+    pub shutdown_grace_secs: u64,
     /// `text` or `json`.
     pub log_format: String,
     /// A tracing filter, e.g. `info` or `scimd=debug,info`.
@@ -74,6 +82,9 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             max_filter_length: 4096,
             request_timeout_secs: 30,
+            header_read_timeout_secs: 10,
+            max_connections: 0,
+            shutdown_grace_secs: 30,
             log_format: "text".into(),
             log_level: "info".into(),
             sqlite_synchronous: "normal".into(),
@@ -103,6 +114,9 @@ const ENV: &[(&str, &str)] = &[
     ("SCIMD_MAX_BODY_BYTES", "max_body_bytes"),
     ("SCIMD_MAX_FILTER_LENGTH", "max_filter_length"),
     ("SCIMD_REQUEST_TIMEOUT_SECS", "request_timeout_secs"),
+    ("SCIMD_HEADER_READ_TIMEOUT_SECS", "header_read_timeout_secs"),
+    ("SCIMD_MAX_CONNECTIONS", "max_connections"),
+    ("SCIMD_SHUTDOWN_GRACE_SECS", "shutdown_grace_secs"),
     ("SCIMD_LOG_FORMAT", "log_format"),
     ("SCIMD_LOG_LEVEL", "log_level"),
     ("SCIMD_SQLITE_SYNCHRONOUS", "sqlite_synchronous"),
@@ -167,6 +181,18 @@ impl Config {
             bail!("path_prefix must start with '/'");
         }
         Ok(())
+    }
+
+    /// The HTTP server's connection limits.
+    pub fn http(&self) -> crate::http::HttpSettings {
+        crate::http::HttpSettings {
+            header_read_timeout: std::time::Duration::from_secs(self.header_read_timeout_secs.max(1)),
+            max_connections: match self.max_connections {
+                0 => crate::http::default_max_connections(),
+                n => n,
+            },
+            shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace_secs),
+        }
     }
 
     pub fn delete_policy(&self) -> Result<DeletePolicy> {

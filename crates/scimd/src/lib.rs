@@ -2,4 +2,5 @@
 //! HTTP stack, so that tests and embedders can build the exact application the binary runs.
 
 pub mod config;
+pub mod http;
 pub mod server;

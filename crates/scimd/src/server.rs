@@ -6,7 +6,6 @@ use axum::Router;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use scimd_axum::auth::BearerTokens;
 use scimd_axum::{ScimConfig, ScimService};
 use scimd_core::tokens::{TokenStore, create_token};
@@ -113,14 +112,7 @@ pub async fn serve(config: Config) -> Result<()> {
     first_start_token(&config, backend.tokens.as_ref(), &public).await?;
     let app = build_app(&config, &backend)?;
     tracing::info!(listen = %local, scim = %public, database = %redact_url(&config.database_url), "scimd serving");
-    // Answers go out as soon as they are written: without TCP_NODELAY the last segment
-    // of a large answer can wait for the client's delayed acknowledgement.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    crate::http::serve(listener, app, config.http(), shutdown_signal()).await?;
     tracing::info!("scimd stopped");
     Ok(())
 }
@@ -253,7 +245,7 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-    tracing::info!("shutting down: finishing in-flight requests");
+    tracing::info!("shutting down: no new connections; finishing requests in progress");
 }
 
 pub async fn token_command(config: &Config, action: TokenAction) -> Result<()> {

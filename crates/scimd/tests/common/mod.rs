@@ -1,6 +1,8 @@
 //! Test harness: the real application on a free port, with a fresh SQLite database.
 #![allow(dead_code)]
 
+pub mod process;
+
 use reqwest::{Method, StatusCode};
 use scimd::config::Config;
 use scimd::server::{Backend, build_app, open_store};
@@ -101,8 +103,9 @@ impl TestServer {
         let app = build_app(&config, &backend).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let http = config.http();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            scimd::http::serve(listener, app, http, std::future::pending()).await.unwrap();
         });
         TestServer {
             base: format!("http://{addr}{}", config.path_prefix),
