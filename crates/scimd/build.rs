@@ -1,5 +1,5 @@
-include!("../../build/postgres-tests.rs");
+include!("../../build/test-cfg.rs");
 
 fn main() {
-    postgres_tests();
+    test_cfg();
 }

@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use scimd_core::EngineError;
+use scimd_core::{EngineError, Outage};
 use scimd_proto::ScimError;
 
 pub const SCIM_JSON: &str = "application/scim+json";
@@ -13,6 +13,10 @@ pub const SCIM_JSON: &str = "application/scim+json";
 pub enum ApiError {
     #[error(transparent)]
     Scim(#[from] ScimError),
+    /// The store cannot serve now: logged with its cause, answered 503 (507 when storage
+    /// is full) with `Retry-After`.
+    #[error("{0}: {1}")]
+    Unavailable(Outage, String),
     /// An internal failure: logged with its cause, answered with a generic 500.
     #[error("internal error: {0}")]
     Internal(String),
@@ -22,6 +26,7 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Scim(s) => ApiError::Scim(s),
+            EngineError::Unavailable(outage, why) => ApiError::Unavailable(outage, why),
             EngineError::Internal(why) => ApiError::Internal(why),
         }
     }
@@ -57,12 +62,29 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             ApiError::Scim(e) => error_response(&e),
+            ApiError::Unavailable(outage, why) => {
+                tracing::warn!(%outage, cause = %why, "answered as unavailable");
+                unavailable_response(outage)
+            }
             ApiError::Internal(why) => {
                 tracing::error!(error = %why, "internal error");
                 error_response(&ScimError::new(500, None, "internal server error"))
             }
         }
     }
+}
+
+/// 503, or 507 when storage is full, with `Retry-After`: the request may be sent again.
+pub fn unavailable_response(outage: Outage) -> Response {
+    let retry_after = outage.retry_after();
+    let (status, detail) = match outage {
+        Outage::StorageFull => (507, "the server's storage is full; nothing was changed"),
+        Outage::Unreachable => (503, "the database is unavailable; nothing was changed"),
+        Outage::Busy | Outage::Conflict => (503, "the database is busy; nothing was changed"),
+    };
+    let mut resp = error_response(&ScimError::new(status, None, format!("{detail}. Retry in {retry_after} s.")));
+    resp.headers_mut().insert(header::RETRY_AFTER, retry_after.into());
+    resp
 }
 
 /// A SCIM error for a bare status produced by a layer (timeout, body limit, …).

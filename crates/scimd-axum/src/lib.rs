@@ -186,8 +186,8 @@ async fn authenticate(axum::extract::State(state): State, req: Request, next: Ne
         }
         Err(AuthError::Forbidden(why)) => error_response(&ScimError::new(403, None, why)),
         Err(AuthError::Unavailable(why)) => {
-            tracing::error!(error = %why, "authentication backend unavailable");
-            error_response(&ScimError::new(503, None, "authentication is temporarily unavailable"))
+            tracing::warn!(cause = %why, "authentication backend unavailable");
+            error::unavailable_response(scimd_core::Outage::Unreachable)
         }
     }
 }

@@ -85,6 +85,9 @@ pub struct Query {
 pub enum EngineError {
     #[error(transparent)]
     Scim(#[from] ScimError),
+    /// The store cannot serve now (see `Outage`); the cause is for the log.
+    #[error("{0}: {1}")]
+    Unavailable(crate::store::Outage, String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -103,6 +106,7 @@ impl From<StoreError> for EngineError {
             StoreError::InvalidMember(why) => ScimError::invalid_value(why).into(),
             StoreError::Unsupported(why) => ScimError::invalid_filter(why).into(),
             StoreError::Rejected(e) => e.into(),
+            StoreError::Unavailable(outage, why) => EngineError::Unavailable(outage, why),
             StoreError::Backend(why) => EngineError::Internal(why),
         }
     }

@@ -11,4 +11,4 @@ pub mod tokens;
 
 pub use adapter::Adapter;
 pub use engine::{Ctx, Engine, EngineError, EngineResult, Query, Rendered, Returning, Settings};
-pub use store::{DeletePolicy, Kind, Store, StoreError};
+pub use store::{DeletePolicy, Kind, Outage, Store, StoreError};

@@ -183,8 +183,47 @@ pub enum StoreError {
     /// A filter or sort the store cannot answer exactly.
     #[error("{0}")]
     Unsupported(String),
+    /// The database cannot serve this now; the same request may succeed later.
+    #[error("{0}: {1}")]
+    Unavailable(Outage, String),
     #[error("storage failure: {0}")]
     Backend(String),
+}
+
+/// Why a store cannot serve a request now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// The database does not answer: refused, reset or timed-out connections, a server
+    /// shutting down, a file that cannot be opened or written.
+    Unreachable,
+    /// The database cannot store more: its disk is full.
+    StorageFull,
+    /// The database answered, but no connection or lock became free in time.
+    Busy,
+    /// A serialization failure or deadlock. Stores retry these themselves, a few times;
+    /// what reaches the engine has exhausted that.
+    Conflict,
+}
+
+impl Outage {
+    /// Seconds a client should wait before trying again.
+    pub fn retry_after(self) -> u64 {
+        match self {
+            Outage::Unreachable | Outage::StorageFull => 5,
+            Outage::Busy | Outage::Conflict => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for Outage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outage::Unreachable => "database unreachable",
+            Outage::StorageFull => "storage full",
+            Outage::Busy => "database busy",
+            Outage::Conflict => "transaction conflict",
+        })
+    }
 }
 
 /// The adapter contract. Implementations: `scimd-sql` (SQLite, PostgreSQL, and mapped

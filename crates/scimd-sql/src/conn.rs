@@ -3,16 +3,18 @@
 
 use crate::sql::{Bind, Dialect, Sql};
 use async_trait::async_trait;
-use scimd_core::store::StoreError;
+use scimd_core::store::{Outage, StoreError};
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
 /// A database failure, classified as the store needs it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum DbError {
     /// A unique index refused the write.
     Unique,
     /// A serialization failure or deadlock: the transaction can be run again.
     Retry,
+    /// The database cannot serve now (down, full, busy).
+    Unavailable(Outage, String),
     /// A value too large for an index entry (PostgreSQL's btree takes about 2.7 kB).
     TooLarge,
     Other(String),
@@ -32,7 +34,8 @@ impl From<DbError> for StoreError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Unique => StoreError::Backend("unexpected unique violation".into()),
-            DbError::Retry => StoreError::Backend("transaction conflict".into()),
+            DbError::Retry => StoreError::Unavailable(Outage::Conflict, "serialization failure or deadlock".into()),
+            DbError::Unavailable(outage, why) => StoreError::Unavailable(outage, why),
             DbError::TooLarge => StoreError::Rejected(scimd_proto::ScimError::invalid_value(
                 "a value is too long for this server to index (userName, displayName, externalId, emails and \
                  member values must stay under about 2,000 bytes)",
@@ -44,20 +47,42 @@ impl From<DbError> for StoreError {
 
 impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &e {
-            if db.is_unique_violation() {
-                return DbError::Unique;
+        let unavailable = |outage| DbError::Unavailable(outage, e.to_string());
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => DbError::Unique,
+            sqlx::Error::Database(db) => match db.code().as_deref().unwrap_or("") {
+                // serialization_failure, deadlock_detected; SQLite's busy and busy-snapshot.
+                "40001" | "40P01" | "5" | "517" => DbError::Retry,
+                // program_limit_exceeded: an index entry over the page limit.
+                "54000" => DbError::TooLarge,
+                // disk_full
+                "53100" => unavailable(Outage::StorageFull),
+                // too_many_connections; query_canceled (statement_timeout); lock_not_available
+                "53300" | "57014" | "55P03" => unavailable(Outage::Busy),
+                // connection exceptions; admin or crash shutdown, cannot connect now; a
+                // read-only standby; out of memory or other resources.
+                code if code.starts_with("08")
+                    || code.starts_with("57P")
+                    || code.starts_with("53")
+                    || code == "25006" =>
+                {
+                    unavailable(Outage::Unreachable)
+                }
+                _ => DbError::Other(e.to_string()),
+            },
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed | sqlx::Error::Protocol(_) => {
+                unavailable(Outage::Unreachable)
             }
-            // PostgreSQL serialization_failure and deadlock_detected; SQLite busy.
-            if matches!(db.code().as_deref(), Some("40001") | Some("40P01") | Some("5") | Some("517")) {
-                return DbError::Retry;
-            }
-            // program_limit_exceeded: an index row over the page limit.
-            if db.code().as_deref() == Some("54000") {
-                return DbError::TooLarge;
-            }
+            sqlx::Error::PoolTimedOut => unavailable(Outage::Busy),
+            _ => DbError::Other(e.to_string()),
         }
-        DbError::Other(e.to_string())
+    }
+}
+
+impl DbError {
+    /// Whether the database itself did not answer (as opposed to refusing a statement).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, DbError::Unavailable(Outage::Unreachable, _))
     }
 }
 

@@ -6,9 +6,11 @@
 
 pub mod compile;
 mod conn;
+mod health;
 pub mod layout;
 pub mod mapped;
 pub mod postgres;
+mod retry;
 mod rows;
 pub mod sql;
 pub mod sqlite;

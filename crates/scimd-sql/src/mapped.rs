@@ -9,6 +9,7 @@
 
 use crate::conn::{Cell, DbError, Row, Tx};
 use crate::layout::{Column, ColumnType, Relation, View};
+use crate::retry::retrying;
 use crate::rows::{RelationRow, assemble};
 use crate::sql::{Bind, Dialect, Sql};
 use crate::store::{Pools, query_page};
@@ -836,9 +837,9 @@ fn forbidden() -> StoreError {
     ))
 }
 
-#[async_trait]
-impl<P: Pools> Store for MappedStore<P> {
-    async fn create(&self, tenant: &str, kind: Kind, new: NewResource) -> Result<StoredResource> {
+/// The writes, each one transaction, run again by `retrying` after a conflict.
+impl<P: Pools> MappedStore<P> {
+    async fn create_once(&self, tenant: &str, kind: Kind, new: &NewResource) -> Result<StoredResource> {
         if !self.tenant_ok(tenant) {
             return Err(forbidden());
         }
@@ -859,19 +860,7 @@ impl<P: Pools> Store for MappedStore<P> {
         Ok(stored)
     }
 
-    async fn get(&self, tenant: &str, kind: Kind, id: &str, with_relations: bool) -> Result<Option<StoredResource>> {
-        let Some(key) = parse_key(id).filter(|_| self.tenant_ok(tenant)) else { return Ok(None) };
-        let mut tx = self.pools.read().await?;
-        let Some(item) = fetch(&mut *tx, self.resolved(kind), key, false).await? else { return Ok(None) };
-        let mut one = [item];
-        if with_relations {
-            self.relations(&mut *tx, kind, &mut one).await?;
-        }
-        tx.commit().await?;
-        Ok(one.into_iter().next().map(|(_, r)| r))
-    }
-
-    async fn modify(
+    async fn modify_once(
         &self,
         tenant: &str,
         kind: Kind,
@@ -913,7 +902,7 @@ impl<P: Pools> Store for MappedStore<P> {
         Ok(one.into_iter().next().map(|(_, r)| r).expect("one item"))
     }
 
-    async fn delete(
+    async fn delete_once(
         &self,
         tenant: &str,
         kind: Kind,
@@ -975,6 +964,48 @@ impl<P: Pools> Store for MappedStore<P> {
         }
         tx.commit().await?;
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl<P: Pools> Store for MappedStore<P> {
+    async fn create(&self, tenant: &str, kind: Kind, new: NewResource) -> Result<StoredResource> {
+        retrying(|| self.create_once(tenant, kind, &new)).await
+    }
+
+    async fn get(&self, tenant: &str, kind: Kind, id: &str, with_relations: bool) -> Result<Option<StoredResource>> {
+        let Some(key) = parse_key(id).filter(|_| self.tenant_ok(tenant)) else { return Ok(None) };
+        let mut tx = self.pools.read().await?;
+        let Some(item) = fetch(&mut *tx, self.resolved(kind), key, false).await? else { return Ok(None) };
+        let mut one = [item];
+        if with_relations {
+            self.relations(&mut *tx, kind, &mut one).await?;
+        }
+        tx.commit().await?;
+        Ok(one.into_iter().next().map(|(_, r)| r))
+    }
+
+    async fn modify(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        id: &str,
+        opts: Modify<'_>,
+        decide: &Decide<'_>,
+    ) -> Result<StoredResource> {
+        retrying(|| self.modify_once(tenant, kind, id, opts.clone(), decide)).await
+    }
+
+    async fn delete(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        id: &str,
+        policy: DeletePolicy,
+        expected_version: Option<i64>,
+        now: &str,
+    ) -> Result<bool> {
+        retrying(|| self.delete_once(tenant, kind, id, policy, expected_version, now)).await
     }
 
     async fn list(&self, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage> {

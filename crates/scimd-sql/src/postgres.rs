@@ -1,16 +1,22 @@
 //! PostgreSQL: one pool shared by reads and writes; migrations run under PostgreSQL's
 //! advisory lock, so replicas starting together do not race; row locks (`FOR UPDATE`)
 //! serialise writers of the same resource across replicas.
+//!
+//! While the server cannot be reached, requests fail at once instead of each waiting for a
+//! connection (`Health`): a watcher connection notices an outage within
+//! `health_check` (as does any request that finds the server gone), and notices the server
+//! back the same way; the pool then reconnects by itself.
 
-use crate::conn::{Row, Tx};
+use crate::conn::{DbError, DbResult, Row, Tx};
 use crate::sql::Dialect;
 use crate::sql::Sql;
 use crate::store::{Pools, SqlStore};
 use async_trait::async_trait;
-use scimd_core::store::StoreError;
+use scimd_core::store::{Outage, StoreError};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Pool sizing and timeouts.
@@ -27,6 +33,8 @@ pub struct PostgresSettings {
     pub statement_timeout: Duration,
     /// The schema scimd's tables live in (`search_path`); the user's default when None.
     pub schema: Option<String>,
+    /// How often the server's reachability is checked (see `Health`).
+    pub health_check: Duration,
 }
 
 impl Default for PostgresSettings {
@@ -37,14 +45,136 @@ impl Default for PostgresSettings {
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(30),
             schema: None,
+            health_check: Duration::from_millis(500),
         }
     }
 }
 
 pub struct PgPools {
     pool: PgPool,
-    /// Dropping it stops the statistics keeper (see `keep_statistics`).
+    health: Arc<Health>,
+    /// Dropping them stops the statistics keeper and the health watcher.
     _statistics: Option<tokio::sync::oneshot::Sender<()>>,
+    _watcher: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Whether the server answers, as last seen: `None` when it does, else why not.
+struct Health(tokio::sync::watch::Sender<Option<String>>);
+
+/// How long the watcher waits for the server before taking it for unreachable.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+impl Health {
+    fn new() -> Health {
+        Health(tokio::sync::watch::Sender::new(None))
+    }
+
+    fn down(&self) -> Option<String> {
+        self.0.borrow().clone()
+    }
+
+    fn mark_down(&self, why: &str) {
+        let changed = self.0.send_if_modified(|state| {
+            let was_up = state.is_none();
+            *state = Some(why.to_string());
+            was_up
+        });
+        if changed {
+            tracing::error!(cause = why, "PostgreSQL is unreachable; requests are answered 503 until it is back");
+        }
+    }
+
+    fn mark_up(&self) {
+        if self.0.send_if_modified(|state| state.take().is_some()) {
+            tracing::info!("PostgreSQL is reachable again");
+        }
+    }
+
+    /// Ready when the server is (or becomes) unreachable.
+    async fn went_down(&self) {
+        let mut rx = self.0.subscribe();
+        let _ = rx.wait_for(Option::is_some).await;
+    }
+
+    /// Runs `op` unless the server is known to be down, giving up as soon as it is; an
+    /// error that shows it unreachable marks it down for every other request.
+    async fn guard<T>(&self, op: impl std::future::Future<Output = Result<T, sqlx::Error>>) -> Result<T, DbError> {
+        if let Some(why) = self.down() {
+            return Err(DbError::Unavailable(Outage::Unreachable, why));
+        }
+        let result = tokio::select! {
+            r = op => r.map_err(DbError::from),
+            () = self.went_down() => Err(DbError::Unavailable(Outage::Unreachable, self.down().unwrap_or_default())),
+        };
+        self.check(result)
+    }
+
+    /// Marks the server down when `result` shows it unreachable.
+    fn check<T>(&self, result: Result<T, DbError>) -> Result<T, DbError> {
+        if let Err(e @ DbError::Unavailable(Outage::Unreachable, _)) = &result {
+            self.mark_down(&format!("{e:?}"));
+        }
+        result
+    }
+}
+
+/// Checks the server every `every` on a connection of its own, and records what it finds.
+async fn watch_health(
+    options: PgConnectOptions,
+    health: Arc<Health>,
+    every: Duration,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let mut conn: Option<sqlx::PgConnection> = None;
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let probe = async {
+            if conn.is_none() {
+                conn = Some(<sqlx::PgConnection as sqlx::Connection>::connect_with(&options).await?);
+            }
+            let c = conn.as_mut().expect("connected above");
+            sqlx::query("SELECT 1").execute(c).await.map(|_| ())
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+            Ok(Ok(())) => health.mark_up(),
+            Ok(Err(e)) => {
+                conn = None;
+                health.mark_down(&e.to_string());
+            }
+            Err(_) => {
+                conn = None;
+                health.mark_down(&format!("no answer within {PROBE_TIMEOUT:?}"));
+            }
+        }
+    }
+}
+
+/// A transaction whose failures feed `Health`.
+struct PgTx {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    health: Arc<Health>,
+}
+
+#[async_trait]
+impl Tx for PgTx {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+    async fn rows(&mut self, sql: Sql) -> DbResult<Vec<Row>> {
+        let result = self.tx.rows(sql).await;
+        self.health.check(result)
+    }
+    async fn exec(&mut self, sql: Sql) -> DbResult<u64> {
+        let result = self.tx.exec(sql).await;
+        self.health.check(result)
+    }
+    async fn commit(self: Box<Self>) -> DbResult<()> {
+        let PgTx { tx, health } = *self;
+        health.check(Box::new(tx).commit().await)
+    }
 }
 
 /// scimd's own tables, whose planner statistics `keep_statistics` refreshes.
@@ -93,8 +223,54 @@ async fn keep_statistics(pool: PgPool, mut stop: tokio::sync::oneshot::Receiver<
 /// The store on PostgreSQL.
 pub type PostgresStore = SqlStore<PgPools>;
 
+fn address(options: &PgConnectOptions) -> String {
+    format!("{}:{}", options.get_host(), options.get_port())
+}
+
+/// What a failed first connection means, and what to do about it.
+fn explain_connect_error(options: &PgConnectOptions, e: &sqlx::Error) -> String {
+    let at = address(options);
+    let user = options.get_username();
+    let database = options.get_database().unwrap_or(user);
+    match e {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => format!(
+            "cannot connect to PostgreSQL at {at}: connection refused. Is the server running and listening on \
+             that address and port?"
+        ),
+        sqlx::Error::Io(io) if io.to_string().contains("failed to lookup address") => {
+            format!("cannot connect to PostgreSQL: the host in {at} is unknown ({io})")
+        }
+        sqlx::Error::Io(io) => format!("cannot connect to PostgreSQL at {at}: {io}"),
+        sqlx::Error::Tls(tls) => format!("TLS to PostgreSQL at {at} failed: {tls} (see sslmode in the URL)"),
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("28P01") => format!(
+                "PostgreSQL at {at} refused the password for user '{user}': check the user and password in the \
+                 database URL"
+            ),
+            Some("28000") => format!(
+                "PostgreSQL at {at} does not let user '{user}' connect to '{database}' from here ({}): see its \
+                 pg_hba.conf",
+                db.message()
+            ),
+            Some("3D000") => format!(
+                "PostgreSQL at {at} has no database '{database}': create it (createdb {database}) or name another \
+                 in the URL"
+            ),
+            _ => format!("PostgreSQL at {at} refused the connection: {}", db.message()),
+        },
+        other => format!("cannot connect to PostgreSQL at {at}: {other}"),
+    }
+}
+
 fn backend(e: sqlx::Error) -> StoreError {
     StoreError::Backend(e.to_string())
+}
+
+impl PgPools {
+    async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
+        let tx = self.health.guard(self.pool.begin()).await?;
+        Ok(Box::new(PgTx { tx, health: self.health.clone() }))
+    }
 }
 
 #[async_trait]
@@ -103,13 +279,20 @@ impl Pools for PgPools {
         Dialect::Postgres
     }
     async fn read(&self) -> Result<Box<dyn Tx>, StoreError> {
-        Ok(Box::new(self.pool.begin().await.map_err(backend)?))
+        self.begin().await
     }
     async fn write(&self) -> Result<Box<dyn Tx>, StoreError> {
-        Ok(Box::new(self.pool.begin().await.map_err(backend)?))
+        self.begin().await
     }
     async fn read_one(&self, sql: Sql) -> Result<Vec<Row>, StoreError> {
-        Ok(crate::conn::fetch_all(&self.pool, sql).await?)
+        if let Some(why) = self.health.down() {
+            return Err(StoreError::Unavailable(Outage::Unreachable, why));
+        }
+        let result = tokio::select! {
+            r = crate::conn::fetch_all(&self.pool, sql) => r,
+            () = self.health.went_down() => Err(DbError::Unavailable(Outage::Unreachable, self.health.down().unwrap_or_default())),
+        };
+        Ok(self.health.check(result)?)
     }
 }
 
@@ -125,7 +308,27 @@ impl PgPools {
             .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?
             .application_name("scimd")
             .options([("statement_timeout", settings.statement_timeout.as_millis().to_string())]);
+        // One connection first, on its own: a pool that cannot connect only says it timed
+        // out, where this says what failed.
+        let first = tokio::time::timeout(
+            settings.acquire_timeout,
+            <sqlx::PgConnection as sqlx::Connection>::connect_with(&options),
+        )
+        .await;
+        match first {
+            Ok(Ok(conn)) => drop(conn),
+            Ok(Err(e)) => return Err(StoreError::Backend(explain_connect_error(&options, &e))),
+            Err(_) => {
+                return Err(StoreError::Backend(format!(
+                    "PostgreSQL at {} did not answer within {:?}: check the host and port in the database URL, \
+                     and that no firewall drops the connection",
+                    address(&options),
+                    settings.acquire_timeout
+                )));
+            }
+        }
         let schema = settings.schema.clone();
+        let watched = options.clone();
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
             .min_connections(settings.min_connections)
@@ -148,7 +351,15 @@ impl PgPools {
             .connect_with(options)
             .await
             .map_err(backend)?;
-        Ok(PgPools { pool, _statistics: None })
+        let health = Arc::new(Health::new());
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        tokio::spawn(watch_health(
+            watched,
+            health.clone(),
+            settings.health_check.max(Duration::from_millis(50)),
+            stopped,
+        ));
+        Ok(PgPools { pool, health, _statistics: None, _watcher: stop })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -173,7 +384,7 @@ impl SqlStore<PgPools> {
             .map_err(backend)?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
         tokio::spawn(keep_statistics(pools.pool.clone(), stopped));
-        Ok(SqlStore { pools: PgPools { _statistics: Some(stop), ..pools } })
+        Ok(SqlStore::new(PgPools { _statistics: Some(stop), ..pools }))
     }
 
     pub async fn close(&self) {

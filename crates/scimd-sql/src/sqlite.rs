@@ -11,7 +11,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, ToSql};
-use scimd_core::store::StoreError;
+use scimd_core::store::{Outage, StoreError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -48,6 +48,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (20261122000002, include_str!("../migrations/sqlite/20261122000002_live_order.sql")),
     (20261122000003, include_str!("../migrations/sqlite/20261122000003_selective_first.sql")),
     (20261122000004, include_str!("../migrations/sqlite/20261122000004_live_counts.sql")),
+    (20261201000001, include_str!("../migrations/sqlite/20261201000001_health.sql")),
 ];
 
 pub struct SqlitePools {
@@ -111,6 +112,14 @@ impl From<rusqlite::Error> for DbError {
                     return DbError::Unique;
                 }
                 rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => return DbError::Retry,
+                rusqlite::ErrorCode::DiskFull => return DbError::Unavailable(Outage::StorageFull, e.to_string()),
+                rusqlite::ErrorCode::SystemIoFailure
+                | rusqlite::ErrorCode::CannotOpen
+                | rusqlite::ErrorCode::ReadOnly
+                | rusqlite::ErrorCode::FileLockingProtocolFailed
+                | rusqlite::ErrorCode::OutOfMemory => {
+                    return DbError::Unavailable(Outage::Unreachable, e.to_string());
+                }
                 _ => {}
             }
         }
@@ -306,7 +315,7 @@ struct GroupState {
     /// Counts the groups finished, so a waiter can tell whether its own was.
     finished: u64,
     /// The writes in the open transaction, waiting for its COMMIT.
-    waiting: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    waiting: Vec<tokio::sync::oneshot::Sender<DbResult<()>>>,
 }
 
 /// A group never holds more writes than this.
@@ -327,11 +336,7 @@ impl GroupCommit {
         if !state.open {
             return;
         }
-        let result = if state.waiting.is_empty() {
-            control(conn, "ROLLBACK").map_err(|e| format!("{e:?}"))
-        } else {
-            control(conn, "COMMIT").map_err(|e| format!("{e:?}"))
-        };
+        let result = if state.waiting.is_empty() { control(conn, "ROLLBACK") } else { control(conn, "COMMIT") };
         if result.is_err() {
             let _ = control(conn, "ROLLBACK");
         }
@@ -455,8 +460,7 @@ impl Tx for GroupedTx {
             }
         }
         match outcome.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(why)) => Err(DbError::Other(format!("commit failed: {why}"))),
+            Ok(result) => result,
             Err(_) => Err(DbError::Other("the group commit was abandoned".into())),
         }
     }
@@ -542,7 +546,7 @@ impl SqlStore<SqlitePools> {
     pub async fn open(url: &str, settings: &SqliteSettings) -> Result<SqliteStore, StoreError> {
         let pools = SqlitePools::connect(url, settings).await?;
         pools.with_writer(migrate).await?;
-        Ok(SqlStore { pools })
+        Ok(SqlStore::new(pools))
     }
 
     /// SQLite's own consistency check (`PRAGMA integrity_check`): "ok" when sound.

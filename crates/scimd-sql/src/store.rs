@@ -3,7 +3,9 @@
 
 use crate::compile::Compiler;
 use crate::conn::{DbError, Row, Tx};
+use crate::health::{PROBE, PROBE_END, WriteHealth};
 use crate::layout::{Table, View, own_view, table};
+use crate::retry::retrying;
 use crate::rows::{Derived, RelationRow, assemble, derive, relation_values};
 use crate::sql::{Bind, Dialect, Sql};
 use async_trait::async_trait;
@@ -30,6 +32,30 @@ pub trait Pools: Send + Sync + 'static {
 /// The SQL store over any `Pools` (SQLite or PostgreSQL).
 pub struct SqlStore<P: Pools> {
     pub(crate) pools: P,
+    writes: WriteHealth,
+}
+
+impl<P: Pools> SqlStore<P> {
+    pub(crate) fn new(pools: P) -> SqlStore<P> {
+        SqlStore { pools, writes: WriteHealth::default() }
+    }
+
+    /// Records how a write ended (see `WriteHealth`) and passes its result on.
+    fn recorded<T>(&self, result: Result<T>) -> Result<T> {
+        self.writes.record(&result);
+        result
+    }
+
+    /// One small write, to learn whether writes work again.
+    async fn probe_write(&self) -> Result<()> {
+        let mut tx = self.pools.write().await?;
+        let mut s = sql(tx.dialect());
+        let now = scimd_proto::value::format_datetime(std::time::SystemTime::now().into());
+        s.push(PROBE).bind_text(now).push(PROBE_END);
+        tx.exec(s).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 fn sql(d: Dialect) -> Sql {
@@ -454,9 +480,9 @@ fn push_derived_columns(s: &mut Sql, layout: &Table, d: &Derived) {
     }
 }
 
-#[async_trait]
-impl<P: Pools> Store for SqlStore<P> {
-    async fn create(&self, tenant: &str, kind: Kind, new: NewResource) -> Result<StoredResource> {
+/// The writes, each one transaction, run again by `retrying` after a conflict.
+impl<P: Pools> SqlStore<P> {
+    async fn create_once(&self, tenant: &str, kind: Kind, new: &NewResource) -> Result<StoredResource> {
         let layout = table(kind);
         let d = derive(kind, &new.attributes)?;
         let json = serde_json::Value::Object(new.attributes.clone()).to_string();
@@ -505,20 +531,15 @@ impl<P: Pools> Store for SqlStore<P> {
         }
         tx.commit().await.map_err(|e| e.unique_on(layout.name_attr))?;
         Ok(StoredResource {
-            id: new.id,
-            attributes: new.attributes,
+            id: new.id.clone(),
+            attributes: new.attributes.clone(),
             created: new.now.clone(),
-            last_modified: new.now,
+            last_modified: new.now.clone(),
             version: 1,
         })
     }
 
-    async fn get(&self, tenant: &str, kind: Kind, id: &str, with_rel: bool) -> Result<Option<StoredResource>> {
-        let rows = self.pools.read_one(select_one(self.pools.dialect(), table(kind), tenant, id, with_rel)).await?;
-        rows.first().map(|r| decode(kind, r)).transpose().map(|r| r.map(|(_, res)| res))
-    }
-
-    async fn modify(
+    async fn modify_once(
         &self,
         tenant: &str,
         kind: Kind,
@@ -566,7 +587,7 @@ impl<P: Pools> Store for SqlStore<P> {
         Ok(after)
     }
 
-    async fn delete(
+    async fn delete_once(
         &self,
         tenant: &str,
         kind: Kind,
@@ -618,6 +639,41 @@ impl<P: Pools> Store for SqlStore<P> {
         tx.commit().await?;
         Ok(true)
     }
+}
+
+#[async_trait]
+impl<P: Pools> Store for SqlStore<P> {
+    async fn create(&self, tenant: &str, kind: Kind, new: NewResource) -> Result<StoredResource> {
+        self.recorded(retrying(|| self.create_once(tenant, kind, &new)).await)
+    }
+
+    async fn get(&self, tenant: &str, kind: Kind, id: &str, with_rel: bool) -> Result<Option<StoredResource>> {
+        let rows = self.pools.read_one(select_one(self.pools.dialect(), table(kind), tenant, id, with_rel)).await?;
+        rows.first().map(|r| decode(kind, r)).transpose().map(|r| r.map(|(_, res)| res))
+    }
+
+    async fn modify(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        id: &str,
+        opts: Modify<'_>,
+        decide: &Decide<'_>,
+    ) -> Result<StoredResource> {
+        self.recorded(retrying(|| self.modify_once(tenant, kind, id, opts.clone(), decide)).await)
+    }
+
+    async fn delete(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        id: &str,
+        policy: DeletePolicy,
+        expected_version: Option<i64>,
+        now: &str,
+    ) -> Result<bool> {
+        self.recorded(retrying(|| self.delete_once(tenant, kind, id, policy, expected_version, now)).await)
+    }
 
     async fn list(&self, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage> {
         let mut tx = self.pools.read().await?;
@@ -632,9 +688,14 @@ impl<P: Pools> Store for SqlStore<P> {
     }
 
     async fn ping(&self) -> Result<()> {
-        let mut tx = self.pools.read().await?;
-        tx.rows(sql(tx.dialect()).push("SELECT 1").clone()).await?;
-        tx.commit().await?;
+        if self.writes.failing().is_some() {
+            let probe = self.probe_write().await;
+            self.writes.record(&probe);
+            if let Some((outage, why)) = self.writes.failing() {
+                return Err(StoreError::Unavailable(outage, format!("writes are failing: {why}")));
+            }
+        }
+        self.pools.read_one(sql(self.pools.dialect()).push("SELECT 1").clone()).await?;
         Ok(())
     }
 }

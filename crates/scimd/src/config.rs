@@ -55,6 +55,9 @@ pub struct Config {
     pub pg_acquire_timeout_secs: u64,
     /// PostgreSQL: seconds after which the server cancels a statement.
     pub pg_statement_timeout_secs: u64,
+    /// PostgreSQL: how often, in milliseconds, scimd checks that the server answers; while it
+    /// does not, requests are answered 503 at once.
+    pub pg_health_check_ms: u64,
     /// PostgreSQL: the schema scimd's tables live in (created if missing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pg_schema: Option<String>,
@@ -93,6 +96,7 @@ impl Default for Config {
             pg_min_connections: 1,
             pg_acquire_timeout_secs: 5,
             pg_statement_timeout_secs: 30,
+            pg_health_check_ms: 500,
             pg_schema: None,
             tenant: "default".into(),
             documentation_uri: None,
@@ -125,6 +129,7 @@ const ENV: &[(&str, &str)] = &[
     ("SCIMD_PG_MIN_CONNECTIONS", "pg_min_connections"),
     ("SCIMD_PG_ACQUIRE_TIMEOUT_SECS", "pg_acquire_timeout_secs"),
     ("SCIMD_PG_STATEMENT_TIMEOUT_SECS", "pg_statement_timeout_secs"),
+    ("SCIMD_PG_HEALTH_CHECK_MS", "pg_health_check_ms"),
     ("SCIMD_PG_SCHEMA", "pg_schema"),
     ("SCIMD_TENANT", "tenant"),
     ("SCIMD_DOCUMENTATION_URI", "documentation_uri"),
@@ -171,8 +176,17 @@ impl Config {
         if !matches!(self.sqlite_synchronous.as_str(), "normal" | "full") {
             bail!("sqlite_synchronous must be 'normal' or 'full'");
         }
-        if self.max_page_size == 0 || self.default_page_size > self.max_page_size {
-            bail!("need 0 < default_page_size <= max_page_size");
+        if self.max_page_size == 0 {
+            bail!("max_page_size must be at least 1 (it is 0)");
+        }
+        if self.default_page_size > self.max_page_size {
+            bail!(
+                "default_page_size ({}) is larger than max_page_size ({}): lower default_page_size \
+                 (SCIMD_DEFAULT_PAGE_SIZE) to {} or less, or raise max_page_size",
+                self.default_page_size,
+                self.max_page_size,
+                self.max_page_size
+            );
         }
         if !(self.rate_limit_per_second >= 0.0 && self.rate_limit_per_second.is_finite()) {
             bail!("rate_limit_per_second must be 0 (no limit) or a positive number");

@@ -71,6 +71,7 @@ pub async fn open_store(config: &Config) -> Result<Backend> {
             acquire_timeout: Duration::from_secs(config.pg_acquire_timeout_secs),
             statement_timeout: Duration::from_secs(config.pg_statement_timeout_secs),
             schema: config.pg_schema.clone(),
+            health_check: Duration::from_millis(config.pg_health_check_ms),
         };
         let store = Arc::new(
             PostgresStore::open(url, &settings).await.with_context(|| format!("opening {}", redact_url(url)))?,
@@ -147,21 +148,7 @@ pub fn build_app(config: &Config, backend: &Backend) -> Result<Router> {
     Ok(Router::new()
         .nest(&prefix, scim.router())
         .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(move || {
-                let store = store.clone();
-                async move {
-                    match store.ping().await {
-                        Ok(()) => (StatusCode::OK, "ready").into_response(),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "not ready");
-                            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
-                        }
-                    }
-                }
-            }),
-        )
+        .route("/readyz", get(move || ready(store.clone())))
         .fallback(|| async {
             scimd_axum::error::error_response(&scimd_proto::ScimError::not_found("no such endpoint"))
         })
@@ -176,6 +163,23 @@ pub fn build_app(config: &Config, backend: &Backend) -> Result<Router> {
                 }))
                 .layer(PropagateRequestIdLayer::new(request_id)),
         ))
+}
+
+/// How long `/readyz` waits for the store before answering "not ready".
+const READY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `/readyz`: 200 when the database answers and writes work, else 503 saying why, within
+/// `READY_TIMEOUT` whatever the database does.
+async fn ready(store: Arc<dyn Store>) -> axum::response::Response {
+    let (what, why) = match tokio::time::timeout(READY_TIMEOUT, store.ping()).await {
+        Ok(Ok(())) => return (StatusCode::OK, "ready").into_response(),
+        Ok(Err(scimd_core::StoreError::Unavailable(outage, why))) => (outage.to_string(), why),
+        Ok(Err(e)) => ("database error".to_string(), e.to_string()),
+        Err(_) => ("database unreachable".to_string(), format!("no answer within {READY_TIMEOUT:?}")),
+    };
+    // The cause is logged; the answer, often public, names only the kind of trouble.
+    tracing::warn!(cause = %why, "not ready: {what}");
+    (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {what}")).into_response()
 }
 
 /// Request ids for requests that bring none: a random prefix per process and a counter,

@@ -1,0 +1,254 @@
+//! The database in trouble: PostgreSQL becoming unreachable (cut by a TCP proxy between
+//! scimd and the server) and a SQLite disk filling up (a small tmpfs). Requests are
+//! answered fast with a SCIM 503 (507 for a full disk) and `Retry-After`, `/readyz` says
+//! "not ready" within a second, service resumes by itself, and every acknowledged write
+//! is still there afterwards.
+
+mod common;
+
+use common::TestServer;
+use scimd::config::Config;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+
+/// A TCP proxy to `target` that can be cut (every connection dropped, nothing listening)
+/// and restored on the same port.
+struct Proxy {
+    port: u16,
+    target: String,
+    accepting: Option<JoinHandle<()>>,
+    links: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Proxy {
+        let mut p = Proxy { port: 0, target, accepting: None, links: Arc::default() };
+        p.restore().await;
+        p
+    }
+
+    async fn restore(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+        self.port = listener.local_addr().unwrap().port();
+        let (target, links) = (self.target.clone(), self.links.clone());
+        self.accepting = Some(tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let Ok(mut outbound) = TcpStream::connect(&target).await else { continue };
+                let link = tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+                links.lock().unwrap().push(link);
+            }
+        }));
+    }
+
+    /// Stops listening and drops every proxied connection.
+    async fn cut(&mut self) {
+        if let Some(a) = self.accepting.take() {
+            a.abort();
+            let _ = a.await;
+        }
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+}
+
+/// The host:port and the rest of a `postgres://` URL, to put a proxy in between.
+fn split_url(url: &str) -> (String, String, String) {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (auth, rest) = rest.rsplit_once('@').map(|(a, r)| (format!("{a}@"), r)).unwrap_or((String::new(), rest));
+    let (host_port, path) = rest.split_once('/').unwrap();
+    (format!("{scheme}://{auth}"), host_port.to_string(), format!("/{path}"))
+}
+
+async fn create(s: &TestServer, name: &str) -> (u16, Option<String>, Value, Duration) {
+    let started = Instant::now();
+    let r = s.post("/Users", json!({"schemas": [USER], "userName": name})).await;
+    let retry = r.headers.get("retry-after").map(|v| v.to_str().unwrap().to_string());
+    (r.status.as_u16(), retry, r.body, started.elapsed())
+}
+
+async fn ready(s: &TestServer) -> (u16, String, Duration) {
+    let started = Instant::now();
+    let root = s.base.trim_end_matches(&s.config.path_prefix).to_string();
+    let r = s.client.get(format!("{root}/readyz")).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap(), started.elapsed())
+}
+
+async fn exists(s: &TestServer, name: &str) -> bool {
+    let q: String = format!("userName eq \"{name}\"").bytes().map(|b| format!("%{b:02X}")).collect();
+    let r = s.get(&format!("/Users?filter={q}")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["totalResults"] == 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn postgres_outage_is_answered_fast_and_service_resumes() {
+    let (prefix, server, path) = split_url(&common::postgres_url());
+    let mut proxy = Proxy::start(server).await;
+    let url = format!("{prefix}127.0.0.1:{}{path}", proxy.port);
+    let s = TestServer::on_db(common::Db::Postgres, "outage", |c: &mut Config| {
+        c.database_url = url.clone();
+        c.pg_health_check_ms = 200;
+        c.pg_acquire_timeout_secs = 5;
+    })
+    .await;
+    let s = Arc::new(s);
+    for i in 0..10 {
+        assert_eq!(create(&s, &format!("before-{i}")).await.0, 201);
+    }
+    // A writer all along: what it was told succeeded must be there at the end.
+    let acknowledged = Arc::new(Mutex::new(BTreeSet::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (s, acknowledged, stop) = (s.clone(), acknowledged.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for i in 0..2000 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let name = format!("during-{i}");
+                let (status, _, body, _) = create(&s, &name).await;
+                assert!(status == 201 || status == 503, "{status}: {body}");
+                if status == 201 {
+                    acknowledged.lock().unwrap().insert(name);
+                }
+                statuses.push(status);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            statuses
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    proxy.cut().await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    for i in 0..10 {
+        let (status, retry, body, took) = create(&s, &format!("outage-{i}")).await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+        assert!(retry.is_some_and(|r| r.parse::<u64>().is_ok_and(|n| n >= 1)), "Retry-After");
+        assert!(took < Duration::from_millis(500), "a request took {took:?} during a known outage");
+        let read = s.get("/Users?count=1").await;
+        assert_eq!(read.status, 503, "reads too: {}", read.body);
+    }
+    let (status, text, took) = ready(&s).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(took < Duration::from_secs(1), "/readyz took {took:?}");
+
+    proxy.restore().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while ready(&s).await.0 != 200 {
+        assert!(Instant::now() < deadline, "scimd did not notice PostgreSQL back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(create(&s, "after").await.0, 201);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses = writer.await.unwrap();
+    assert!(statuses.contains(&503) && statuses.contains(&201), "the writer saw both sides: {statuses:?}");
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    for name in acknowledged.iter().chain(["before-0".to_string(), "after".to_string()].iter()) {
+        assert!(exists(&s, name).await, "{name} was acknowledged and is gone");
+    }
+    proxy.cut().await;
+}
+
+/// A tmpfs of a few MiB, unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(mib: u32) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mounting a tmpfs failed (the test needs root and CAP_SYS_ADMIN)");
+        SmallDisk { dir }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Fills the disk to the last few KiB with a ballast file.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.path("ballast")).unwrap();
+        let chunk = vec![0u8; 16 * 1024];
+        while f.write_all(&chunk).and_then(|_| f.flush()).is_ok() {}
+        let _ = f.sync_all();
+    }
+
+    fn free_space(&self) {
+        std::fs::remove_file(self.path("ballast")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(scimd_root), ignore = "needs root, to mount a small tmpfs")]
+async fn a_full_disk_is_answered_507_and_service_resumes() {
+    let disk = SmallDisk::mount(6);
+    let db = disk.path("scimd.db");
+    let s = TestServer::with(|c: &mut Config| c.database_url = format!("sqlite://{}", db.display())).await;
+    let mut acknowledged = Vec::new();
+    for i in 0..20 {
+        let name = format!("before-{i}");
+        assert_eq!(create(&s, &name).await.0, 201);
+        acknowledged.push(name);
+    }
+    disk.fill();
+    let mut refused = None;
+    for i in 0..5000 {
+        let name = format!("full-{i}-{}", "x".repeat(200));
+        let (status, retry, body, _) = create(&s, &name).await;
+        match status {
+            201 => acknowledged.push(name),
+            507 => {
+                refused = Some((retry, body));
+                break;
+            }
+            other => panic!("a write on a full disk answered {other}: {body}"),
+        }
+    }
+    let (retry, body) = refused.expect("no write was refused on a full disk");
+    assert_eq!(body["status"], "507", "{body}");
+    assert_eq!(body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+    assert!(retry.is_some_and(|r| r.parse::<u64>().is_ok_and(|n| n >= 1)), "Retry-After");
+    let (status, text, took) = ready(&s).await;
+    assert_eq!((status, text.as_str()), (503, "not ready: storage full"));
+    assert!(took < Duration::from_secs(1));
+    assert_eq!(s.get("/Users?count=1").await.status, 200, "reads go on");
+
+    disk.free_space();
+    let (status, text, _) = ready(&s).await;
+    assert_eq!((status, text.as_str()), (200, "ready"), "a probe write finds the disk usable again");
+    assert_eq!(create(&s, "after").await.0, 201);
+    acknowledged.push("after".into());
+    for name in &acknowledged {
+        assert!(exists(&s, name).await, "{name} was acknowledged and is gone");
+    }
+    drop(s);
+    let store = scimd_sql::SqliteStore::open(&format!("sqlite://{}", db.display()), &Default::default()).await.unwrap();
+    assert_eq!(store.integrity_check().await.unwrap(), "ok");
+}
