@@ -382,7 +382,8 @@ async fn members(target: &Arc<Target>, args: &Args) -> Result<Vec<Outcome>> {
     eprintln!("members: {} users in {:.1}s", pool.len(), t.elapsed().as_secs_f64());
     let mut c = Conn::new(target.clone());
     let group = create_group(&mut c, &format!("{prefix} big group {}", std::process::id()), &[]).await?;
-    let path = format!("/Groups/{group}?excludedAttributes=members");
+    // As Entra ID and Okta send it: no query parameters.
+    let path = format!("/Groups/{group}");
     let mut next = 0usize;
     let mut out = Vec::new();
     for size in sizes {

@@ -158,14 +158,31 @@ async fn groups_members_and_derived_user_groups() {
     let with_display = s.get(&format!("/Groups/{g}?attributes=members.display,members.value")).await;
     assert_eq!(with_display.body["members"][0]["display"], "a", "display on request");
 
+    // As Entra ID and Okta send it (no query parameters): 204 with the new version.
+    let r = s.patch(&format!("/Groups/{g}"), json!([{"op": "add", "path": "members", "value": [{"value": b}]}])).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(r.body, Value::Null, "no body");
+    assert_eq!(r.headers["etag"], "W/\"2\"");
+    // A client that asks for the resource gets it (RFC 7644 §3.5.2: MUST with `attributes`).
     let r = s
         .patch(
-            &format!("/Groups/{g}"),
+            &format!("/Groups/{g}?attributes=members"),
             json!([{"op": "add", "path": "members", "value": [{"value": b}, {"value": a}]}]),
         )
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["members"].as_array().unwrap().len(), 2);
+    assert_eq!(r.headers["etag"], "W/\"2\"", "re-adding members changes nothing");
+    let r = s
+        .patch(
+            &format!("/Groups/{g}?excludedAttributes=externalId"),
+            json!([{"op": "replace", "path": "externalId", "value": "e"}]),
+        )
+        .await;
+    assert_eq!((r.status.as_u16(), r.body["members"].as_array().map(Vec::len)), (200, Some(2)));
+    // A user's PATCH answers 200 with the user.
+    let r = s.patch(&format!("/Users/{a}"), json!([{"op": "replace", "path": "title", "value": "t"}])).await;
+    assert_eq!((r.status.as_u16(), r.body["title"].clone()), (200, json!("t")));
     let user_a = s.get(&format!("/Users/{a}")).await;
     assert_eq!(
         user_a.body["groups"],
