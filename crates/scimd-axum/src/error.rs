@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use scimd_core::{EngineError, Outage};
 use scimd_proto::ScimError;
+use std::time::Duration;
 
 pub const SCIM_JSON: &str = "application/scim+json";
 
@@ -35,6 +36,27 @@ impl From<EngineError> for ApiError {
 pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut resp = (status, bytes).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
+    resp
+}
+
+/// A response whose JSON body is written as the engine produces it. Its status is sent
+/// first: should the answer fail or outlast `deadline` halfway, the connection is closed
+/// without the rest, and the client sees an incomplete answer, never a wrong one.
+pub fn streamed_response(status: StatusCode, body: scimd_core::answer::Streamed, deadline: Duration) -> Response {
+    let until = tokio::time::Instant::now() + deadline;
+    let chunks = futures_util::stream::unfold(Some(body), move |state| async move {
+        let mut body = state?;
+        let failed = match tokio::time::timeout_at(until, body.next_chunk()).await {
+            Ok(Ok(Some(bytes))) => return Some((Ok(axum::body::Bytes::from(bytes)), Some(body))),
+            Ok(Ok(None)) => return None,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("not complete within {deadline:?}"),
+        };
+        tracing::error!(error = %failed, "a streamed answer failed; closing the connection");
+        Some((Err(std::io::Error::other(failed)), None))
+    });
+    let mut resp = (status, axum::body::Body::from_stream(chunks)).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
     resp
 }

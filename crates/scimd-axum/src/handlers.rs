@@ -6,7 +6,7 @@ use crate::extract::{BaseUrl, Caller, IfMatch, Params, ScimBody};
 use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use scimd_core::{Kind, Query, Rendered, Returning};
+use scimd_core::{Body, Kind, Query, Rendered, Returning};
 use scimd_proto::ScimError;
 use scimd_proto::messages::{ListResponse, SearchRequest, json_scalar_text};
 use scimd_proto::resource::etag;
@@ -14,9 +14,18 @@ use serde_json::Value;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
+/// A response carrying an engine answer: JSON, or JSON text written as it is produced
+/// (`Body::Streamed`), within the request timeout.
+fn answer(state: &State, status: StatusCode, body: Body) -> Response {
+    match body {
+        Body::Json(v) => json_response(status, &v),
+        Body::Streamed(s) => crate::error::streamed_response(status, s, state.request_timeout),
+    }
+}
+
 /// A resource response with `ETag` (and `Location` when created).
-fn resource(status: StatusCode, r: Rendered) -> Response {
-    let mut resp = json_response(status, &r.body);
+fn resource(state: &State, status: StatusCode, r: Rendered) -> Response {
+    let mut resp = answer(state, status, r.body);
     if let Ok(v) = HeaderValue::from_str(&etag(r.version)) {
         resp.headers_mut().insert(header::ETAG, v);
     }
@@ -49,7 +58,8 @@ fn query_from_params(p: &Params) -> Query {
 }
 
 pub async fn list_resources(kind: Kind, state: State, caller: Caller, params: Params) -> Result<Response> {
-    Ok(list(state.engine.list(&caller.ctx(), Some(kind), &query_from_params(&params)).await?))
+    let body = state.engine.list(&caller.ctx(), Some(kind), &query_from_params(&params)).await?;
+    Ok(answer(&state, StatusCode::OK, body))
 }
 
 pub async fn search(kind: Option<Kind>, state: State, caller: Caller, ScimBody(body): ScimBody) -> Result<Response> {
@@ -63,7 +73,8 @@ pub async fn search(kind: Option<Kind>, state: State, caller: Caller, ScimBody(b
         start_index: json_scalar_text(req.start_index.as_ref()),
         count: json_scalar_text(req.count.as_ref()),
     };
-    Ok(list(state.engine.list(&caller.ctx(), kind, &q).await?))
+    let body = state.engine.list(&caller.ctx(), kind, &q).await?;
+    Ok(answer(&state, StatusCode::OK, body))
 }
 
 pub async fn create(
@@ -74,7 +85,7 @@ pub async fn create(
     ScimBody(body): ScimBody,
 ) -> Result<Response> {
     let r = state.engine.create(&caller.ctx(), kind, &body, returning(&params)).await?;
-    Ok(resource(StatusCode::CREATED, r))
+    Ok(resource(&state, StatusCode::CREATED, r))
 }
 
 pub async fn get_one(
@@ -85,7 +96,7 @@ pub async fn get_one(
     params: Params,
 ) -> Result<Response> {
     let r = state.engine.get(&caller.ctx(), kind, &id, returning(&params)).await?;
-    Ok(resource(StatusCode::OK, r))
+    Ok(resource(&state, StatusCode::OK, r))
 }
 
 pub async fn replace(
@@ -98,7 +109,7 @@ pub async fn replace(
     ScimBody(body): ScimBody,
 ) -> Result<Response> {
     let r = state.engine.replace(&caller.ctx(), kind, &id, &body, v, returning(&params)).await?;
-    Ok(resource(StatusCode::OK, r))
+    Ok(resource(&state, StatusCode::OK, r))
 }
 
 /// `PATCH`. A Group PATCH that names no `attributes` or `excludedAttributes` is answered
@@ -125,7 +136,7 @@ pub async fn patch(
         }
         return Ok(resp);
     }
-    Ok(resource(StatusCode::OK, r))
+    Ok(resource(&state, StatusCode::OK, r))
 }
 
 pub async fn delete(

@@ -68,6 +68,8 @@ impl Default for ScimConfig {
 
 struct Inner {
     engine: Arc<Engine>,
+    /// Also bounds how long a streamed answer may take to write.
+    request_timeout: Duration,
     auth: Arc<dyn Authenticator>,
     features: ProviderFeatures,
     limiter: Option<limit::Limiter>,
@@ -98,7 +100,8 @@ impl ScimService {
             )],
         };
         let limiter = config.rate_limit.map(limit::Limiter::new);
-        ScimService { inner: Arc::new(Inner { engine, auth, features, limiter }), config }
+        let request_timeout = config.request_timeout;
+        ScimService { inner: Arc::new(Inner { engine, request_timeout, auth, features, limiter }), config }
     }
 
     /// The service with the library's defaults: `DenyAll` (nobody gets in until the

@@ -3,6 +3,7 @@
 //! This is the single write path: every change to a resource goes through `write`.
 
 use crate::adapter::Adapter;
+use crate::answer::{self, Body, Placeheld, Renderer};
 use crate::store::{
     Change, Decide, DeletePolicy, Kind, ListQuery, MemberChange, MemberRef, Modify, NewResource, SortKey, Store,
     StoreError, StoredResource,
@@ -10,7 +11,6 @@ use crate::store::{
 use scimd_proto::filter::{self, Filter, FilterLimits};
 use scimd_proto::messages::{ListResponse, Page, SortOrder};
 use scimd_proto::patch::{self, RelationChange};
-use scimd_proto::resource::{Meta, render};
 use scimd_proto::schema::{Mutability, ResourceSchema};
 use scimd_proto::validate::validate_resource;
 use scimd_proto::{AttrPath, Projection, Registry, ScimError};
@@ -48,9 +48,8 @@ pub struct Ctx<'a> {
 }
 
 /// A single resource in its response form, with what the HTTP layer puts in headers.
-#[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
-    pub body: Value,
+    pub body: Body,
     pub location: String,
     pub version: i64,
 }
@@ -154,47 +153,40 @@ impl Engine {
             .ok_or_else(|| EngineError::Internal(format!("no schema for {}", kind.name())))
     }
 
-    fn location(ctx: &Ctx<'_>, kind: Kind, id: &str) -> String {
-        format!("{}/{}/{}", ctx.base_url, kind.endpoint(), id)
+    /// What rendering needs for this request.
+    fn renderer(&self, ctx: &Ctx<'_>) -> Renderer {
+        Renderer {
+            registry: self.registry.clone(),
+            store: self.store.clone(),
+            adapter: self.adapter.clone(),
+            tenant: ctx.tenant.to_string(),
+            base_url: ctx.base_url.to_string(),
+        }
     }
 
-    /// Builds the response form of a stored resource.
-    fn render(
+    /// The answer for a stored resource: whole, or, when the read capped its related values
+    /// (`INLINE_RELATIONS`), streamed from a snapshot of its own.
+    async fn answer(
         &self,
         ctx: &Ctx<'_>,
         kind: Kind,
         schema: &ResourceSchema<'_>,
         stored: StoredResource,
         projection: &Projection,
-    ) -> Rendered {
-        let mut attributes = stored.attributes;
-        self.adapter.to_scim(kind, &stored.id, &mut attributes);
-        let relation = kind.relation();
-        if let Some(Value::Array(items)) = attributes.get_mut(relation) {
-            for item in items.iter_mut().filter_map(Value::as_object_mut) {
-                let value = item.get("value").and_then(Value::as_str).unwrap_or_default().to_string();
-                let target = match kind {
-                    Kind::User => Kind::Group,
-                    Kind::Group => {
-                        item.get("type").and_then(Value::as_str).and_then(Kind::from_name).unwrap_or(Kind::User)
-                    }
-                };
-                item.insert("$ref".into(), Value::String(Self::location(ctx, target, &value)));
-                if kind == Kind::User {
-                    item.insert("type".into(), Value::String("direct".into()));
-                }
-            }
+    ) -> EngineResult<Rendered> {
+        let r = self.renderer(ctx);
+        let location = answer::location(ctx.base_url, kind, &stored.id);
+        if answer::is_capped(kind, &stored) {
+            let stream = self
+                .store
+                .open_relations(ctx.tenant, kind, &stored.id)
+                .await?
+                .ok_or_else(|| ScimError::not_found(format!("{} {} not found", kind.name(), stored.id)))?;
+            let version = stream.resource.version;
+            return Ok(Rendered { body: r.streamed_one(kind, stream, projection.clone())?, location, version });
         }
-        let location = Self::location(ctx, kind, &stored.id);
-        let meta = Meta {
-            created: stored.created,
-            last_modified: stored.last_modified,
-            location: location.clone(),
-            version: stored.version,
-        };
-        let mut body = render(schema, &stored.id, attributes, &meta);
-        projection.apply(&mut body, schema);
-        Rendered { body: Value::Object(body), location, version: stored.version }
+        let version = stored.version;
+        Ok(Rendered { body: Body::Json(Value::Object(r.render(kind, schema, stored, projection))), location, version })
     }
 
     fn wants_relation(kind: Kind, schema: &ResourceSchema<'_>, projection: &Projection) -> bool {
@@ -218,7 +210,7 @@ impl Engine {
     ) -> EngineResult<Rendered> {
         let schema = self.schema(kind)?;
         let stored = self.load(ctx, kind, id, Self::wants_relation(kind, &schema, projection)).await?;
-        Ok(self.render(ctx, kind, &schema, stored, projection))
+        self.answer(ctx, kind, &schema, stored, projection).await
     }
 
     /// `GET /{Users|Groups}/{id}`.
@@ -256,7 +248,7 @@ impl Engine {
         if has_members {
             return self.load_rendered(ctx, kind, &stored.id, &projection).await;
         }
-        Ok(self.render(ctx, kind, &schema, stored, &projection))
+        self.answer(ctx, kind, &schema, stored, &projection).await
     }
 
     /// The single write path for existing resources: `decide` runs on the locked current
@@ -279,7 +271,7 @@ impl Engine {
             StoreError::NotFound => ScimError::not_found(format!("{} {id} not found", kind.name())).into(),
             other => EngineError::from(other),
         })?;
-        Ok(self.render(ctx, kind, &schema, stored, projection))
+        self.answer(ctx, kind, &schema, stored, projection).await
     }
 
     /// `PUT /{Users|Groups}/{id}` (RFC 7644 §3.5.1). A group's members are replaced when the
@@ -380,7 +372,9 @@ impl Engine {
 
     /// `GET /{Users|Groups}` and `POST …/.search`; with `kind` None, `POST /.search` across
     /// every resource type (Users first, then Groups, paged as one list).
-    pub async fn list(&self, ctx: &Ctx<'_>, kind: Option<Kind>, query: &Query) -> EngineResult<ListResponse> {
+    /// A resource with capped related values (see `INLINE_RELATIONS`) is streamed in its
+    /// place in the list.
+    pub async fn list(&self, ctx: &Ctx<'_>, kind: Option<Kind>, query: &Query) -> EngineResult<Body> {
         let page = Page::parse(
             query.start_index.as_deref(),
             query.count.as_deref(),
@@ -396,8 +390,10 @@ impl Engine {
             Some(k) => vec![k],
             None => vec![Kind::User, Kind::Group],
         };
+        let renderer = self.renderer(ctx);
         let mut total = 0u64;
         let mut resources = Vec::new();
+        let mut streamed = Vec::new();
         let mut first_error = None;
         let mut answered = false;
         for kind in kinds.iter().copied() {
@@ -428,15 +424,31 @@ impl Engine {
             };
             let result = self.store.list(ctx.tenant, kind, &q).await?;
             total += result.total;
-            resources
-                .extend(result.resources.into_iter().map(|r| self.render(ctx, kind, &schema, r, &projection).body));
+            for mut r in result.resources {
+                if answer::is_capped(kind, &r) {
+                    // Stands in for it, should it be deleted before its turn comes.
+                    r.attributes.remove(kind.relation());
+                    let id = r.id.clone();
+                    let fallback = Value::Object(renderer.render(kind, &schema, r, &projection)).to_string();
+                    let mark = format!("\u{0}scimd:resource:{}\u{0}", streamed.len());
+                    resources.push(Value::String(mark.clone()));
+                    streamed.push(Placeheld { mark, kind, id, projection: projection.clone(), fallback });
+                } else {
+                    resources.push(Value::Object(renderer.render(kind, &schema, r, &projection)));
+                }
+            }
         }
         if !answered {
             return Err(first_error
                 .map(EngineError::from)
                 .unwrap_or_else(|| EngineError::Internal("no resource type".into())));
         }
-        Ok(ListResponse::new(total, page.start_index, resources))
+        let list = serde_json::to_value(ListResponse::new(total, page.start_index, resources))
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        if streamed.is_empty() {
+            return Ok(Body::Json(list));
+        }
+        Ok(renderer.streamed_list(list.to_string(), streamed))
     }
 }
 

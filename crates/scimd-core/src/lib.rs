@@ -5,10 +5,12 @@
 //! the rules of `scimd-proto` and know nothing of HTTP or SQL.
 
 pub mod adapter;
+pub mod answer;
 pub mod engine;
 pub mod store;
 pub mod tokens;
 
 pub use adapter::Adapter;
+pub use answer::Body;
 pub use engine::{Ctx, Engine, EngineError, EngineResult, Query, Rendered, Returning, Settings};
 pub use store::{DeletePolicy, Kind, Outage, Store, StoreError};

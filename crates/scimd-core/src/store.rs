@@ -59,6 +59,38 @@ pub struct StoredResource {
     pub version: i64,
 }
 
+/// The most related values (a group's `members`, a user's `groups`) that come with a
+/// resource from `get`, `list` and `modify`. A resource with more comes with
+/// `INLINE_RELATIONS + 1` of them, which tells the engine to answer it from
+/// `Store::open_relations` instead, in batches, so that a group of any size is answered in
+/// bounded memory.
+pub const INLINE_RELATIONS: usize = 1000;
+
+/// A resource (without its relation attribute) and its related values in batches, read
+/// from one snapshot of the database.
+pub struct RelationStream {
+    pub resource: StoredResource,
+    pub batches: Box<dyn RelationBatches>,
+}
+
+/// Related values in order, a batch at a time (`{value, type?, display?}` objects, as in
+/// `StoredResource`).
+#[async_trait]
+pub trait RelationBatches: Send {
+    /// The next batch; None once all were given.
+    async fn next(&mut self) -> Result<Option<Vec<Map<String, Value>>>, StoreError>;
+}
+
+/// All of them at once, for stores that read relations whole.
+struct Whole(Option<Vec<Map<String, Value>>>);
+
+#[async_trait]
+impl RelationBatches for Whole {
+    async fn next(&mut self) -> Result<Option<Vec<Map<String, Value>>>, StoreError> {
+        Ok(self.0.take())
+    }
+}
+
 /// A member reference: the member's SCIM id and, once the store has looked it up, its type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberRef {
@@ -263,6 +295,18 @@ pub trait Store: Send + Sync + 'static {
         now: &str,
     ) -> Result<bool, StoreError>;
     async fn list(&self, tenant: &str, kind: Kind, query: &ListQuery<'_>) -> Result<ListPage, StoreError>;
+    /// A live resource and all its related values in batches, from one snapshot, for an
+    /// answer too large to hold (see `INLINE_RELATIONS`); None when there is no such
+    /// resource. By default, what `get` reads, as one batch: right for a store whose
+    /// `get` returns relations whole.
+    async fn open_relations(&self, tenant: &str, kind: Kind, id: &str) -> Result<Option<RelationStream>, StoreError> {
+        let Some(mut resource) = self.get(tenant, kind, id, true).await? else { return Ok(None) };
+        let values = match resource.attributes.remove(kind.relation()) {
+            Some(Value::Array(items)) => items.into_iter().filter_map(|v| v.as_object().cloned()).collect(),
+            _ => vec![],
+        };
+        Ok(Some(RelationStream { resource, batches: Box::new(Whole(Some(values))) }))
+    }
     /// Whether the store is reachable (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -121,6 +121,13 @@ impl Projection {
         });
     }
 
+    /// Applies the projection to the value of one top-level core attribute, e.g. a batch of
+    /// a large group's `members` written apart from the rest; false when none of it is
+    /// returned.
+    pub fn apply_attribute(&self, schema: &ResourceSchema<'_>, name: &str, value: &mut Value) -> bool {
+        schema.core_attributes().find(|d| d.name == name).is_some_and(|def| self.keep(value, None, def))
+    }
+
     fn apply_container<'d>(
         &self,
         obj: &mut Map<String, Value>,

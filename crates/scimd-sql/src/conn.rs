@@ -147,6 +147,29 @@ pub trait Tx: Send {
     }
 }
 
+/// A transaction that holds a permit for as long as it lives: long reads (a streamed
+/// answer) are bounded in number, so that they never take every connection.
+pub struct Permitted {
+    pub tx: Box<dyn Tx>,
+    pub _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+#[async_trait]
+impl Tx for Permitted {
+    fn dialect(&self) -> Dialect {
+        self.tx.dialect()
+    }
+    async fn rows(&mut self, sql: Sql) -> DbResult<Vec<Row>> {
+        self.tx.rows(sql).await
+    }
+    async fn exec(&mut self, sql: Sql) -> DbResult<u64> {
+        self.tx.exec(sql).await
+    }
+    async fn commit(self: Box<Self>) -> DbResult<()> {
+        self.tx.commit().await
+    }
+}
+
 macro_rules! bind_all {
     ($q:expr, $binds:expr) => {{
         let mut q = $q;

@@ -806,7 +806,9 @@ impl<P: Pools> MappedStore<P> {
                 }
                 s.bind(Bind::Int(*k));
             }
-            s.push(")");
+            // The application's membership table has no order of its own: by key, so that
+            // every read lists them alike.
+            s.push(&format!(") ORDER BY t.{}", side.map.key));
             for row in tx.rows(s).await? {
                 out.push(RelationRow {
                     owner: row.int(0)?,

@@ -7,7 +7,7 @@
 //! `health_check` (as does any request that finds the server gone), and notices the server
 //! back the same way; the pool then reconnects by itself.
 
-use crate::conn::{DbError, DbResult, Row, Tx};
+use crate::conn::{DbError, DbResult, Permitted, Row, Tx};
 use crate::sql::Dialect;
 use crate::sql::Sql;
 use crate::store::{Pools, SqlStore};
@@ -53,6 +53,8 @@ impl Default for PostgresSettings {
 pub struct PgPools {
     pool: PgPool,
     health: Arc<Health>,
+    /// Snapshots open at once (see `Pools::snapshot`).
+    snapshots: Arc<tokio::sync::Semaphore>,
     /// Dropping them stops the statistics keeper and the health watcher.
     _statistics: Option<tokio::sync::oneshot::Sender<()>>,
     _watcher: tokio::sync::oneshot::Sender<()>,
@@ -284,6 +286,14 @@ impl Pools for PgPools {
     async fn write(&self) -> Result<Box<dyn Tx>, StoreError> {
         self.begin().await
     }
+    /// A REPEATABLE READ transaction, at most a quarter of the pool at once.
+    async fn snapshot(&self) -> Result<Box<dyn Tx>, StoreError> {
+        let permit = self.snapshots.clone().acquire_owned().await.map_err(|e| StoreError::Backend(e.to_string()))?;
+        let mut tx = self.begin().await?;
+        tx.exec(Sql::new(Dialect::Postgres).push("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").clone())
+            .await?;
+        Ok(Box::new(Permitted { tx, _permit: permit }))
+    }
     async fn read_one(&self, sql: Sql) -> Result<Vec<Row>, StoreError> {
         if let Some(why) = self.health.down() {
             return Err(StoreError::Unavailable(Outage::Unreachable, why));
@@ -359,7 +369,8 @@ impl PgPools {
             settings.health_check.max(Duration::from_millis(50)),
             stopped,
         ));
-        Ok(PgPools { pool, health, _statistics: None, _watcher: stop })
+        let snapshots = Arc::new(tokio::sync::Semaphore::new((settings.max_connections as usize / 4).max(1)));
+        Ok(PgPools { pool, health, snapshots, _statistics: None, _watcher: stop })
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -3,7 +3,7 @@
 //! the calling task: SQLite is an in-process library, and a point lookup takes
 //! microseconds, far less than handing it to another thread and back.
 
-use crate::conn::{Cell, DbError, DbResult, Row, Tx};
+use crate::conn::{Cell, DbError, DbResult, Permitted, Row, Tx};
 use crate::sql::{Bind, Dialect, Sql};
 use crate::store::{Pools, SqlStore};
 use async_trait::async_trait;
@@ -49,6 +49,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (20261122000003, include_str!("../migrations/sqlite/20261122000003_selective_first.sql")),
     (20261122000004, include_str!("../migrations/sqlite/20261122000004_live_counts.sql")),
     (20261201000001, include_str!("../migrations/sqlite/20261201000001_health.sql")),
+    (20261201000002, include_str!("../migrations/sqlite/20261201000002_member_order.sql")),
 ];
 
 pub struct SqlitePools {
@@ -58,6 +59,11 @@ pub struct SqlitePools {
     /// Group commit (see `GroupedTx`); None for an in-memory database, whose readers
     /// share the writer's connection and so cannot run beside an open transaction.
     group: Option<Arc<GroupCommit>>,
+    /// The database file (None in memory) and the settings, to open snapshot connections.
+    path: Option<String>,
+    settings: SqliteSettings,
+    /// Snapshots open at once (see `Pools::snapshot`).
+    snapshots: Arc<tokio::sync::Semaphore>,
     /// Dropping it stops the checkpointer thread.
     _checkpointer: Option<std::sync::mpsc::Sender<()>>,
 }
@@ -318,6 +324,9 @@ struct GroupState {
     waiting: Vec<tokio::sync::oneshot::Sender<DbResult<()>>>,
 }
 
+/// Snapshot connections open at once; a further streamed answer waits for one.
+const SNAPSHOTS: usize = 16;
+
 /// A group never holds more writes than this.
 const GROUP_MAX: usize = 64;
 /// A write that left its group to the next writer commits the group itself after this
@@ -496,7 +505,16 @@ impl SqlitePools {
                 state: std::sync::Mutex::new(GroupState::default()),
             })
         });
-        Ok(SqlitePools { write, read, next: AtomicUsize::new(0), group, _checkpointer: checkpointer })
+        Ok(SqlitePools {
+            write,
+            read,
+            next: AtomicUsize::new(0),
+            group,
+            path: (!memory).then_some(path),
+            settings: settings.clone(),
+            snapshots: Arc::new(tokio::sync::Semaphore::new(SNAPSHOTS)),
+            _checkpointer: checkpointer,
+        })
     }
 
     async fn reader(&self) -> OwnedMutexGuard<Connection> {
@@ -538,6 +556,16 @@ impl Pools for SqlitePools {
     async fn read_one(&self, sql: Sql) -> Result<Vec<Row>, StoreError> {
         let conn = self.reader().await;
         Ok(run(&conn, &sql)?)
+    }
+    /// On a connection opened for it (a few hundred microseconds), so that a slow client
+    /// holds no reader the other requests need. (In memory, on the shared connection.)
+    async fn snapshot(&self) -> Result<Box<dyn Tx>, StoreError> {
+        let permit = self.snapshots.clone().acquire_owned().await.map_err(backend)?;
+        let conn = match &self.path {
+            Some(path) => Arc::new(Mutex::new(open(path, &self.settings, false)?)).lock_owned().await,
+            None => self.reader().await,
+        };
+        Ok(Box::new(Permitted { tx: Box::new(SqliteTx::begin(conn, false)?), _permit: permit }))
     }
 }
 

@@ -6,14 +6,15 @@ use crate::conn::{DbError, Row, Tx};
 use crate::health::{PROBE, PROBE_END, WriteHealth};
 use crate::layout::{Table, View, own_view, table};
 use crate::retry::retrying;
-use crate::rows::{Derived, RelationRow, assemble, derive, relation_values};
+use crate::rows::{Derived, derive, relation_values};
 use crate::sql::{Bind, Dialect, Sql};
 use async_trait::async_trait;
 use scimd_core::store::{
-    Decide, DeletePolicy, Kind, ListPage, ListQuery, MemberChange, MemberRef, Modify, NewResource, Store, StoreError,
-    StoredResource,
+    Decide, DeletePolicy, INLINE_RELATIONS, Kind, ListPage, ListQuery, MemberChange, MemberRef, Modify, NewResource,
+    RelationBatches, RelationStream, Store, StoreError, StoredResource,
 };
 use scimd_core::tokens::{TokenInfo, TokenStore};
+use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -27,6 +28,9 @@ pub trait Pools: Send + Sync + 'static {
     /// Runs one read statement outside any transaction (a single statement is atomic):
     /// one round trip instead of three for the hottest reads.
     async fn read_one(&self, sql: Sql) -> Result<Vec<Row>>;
+    /// A read-only transaction on one snapshot that may stay open while an answer streams
+    /// (seconds, for a slow client): on a connection of its own, with few at a time.
+    async fn snapshot(&self) -> Result<Box<dyn Tx>>;
 }
 
 /// The SQL store over any `Pools` (SQLite or PostgreSQL).
@@ -110,37 +114,61 @@ fn member_display(d: Dialect) -> &'static str {
     }
 }
 
-/// A correlated subquery giving the members (groups) or groups (users) of the row `t` as a
-/// JSON array in membership order, or NULL when there are none. Reading a resource and its
-/// relations is then one statement: one consistent snapshot, one round trip.
-fn push_relations_column(s: &mut Sql, kind: Kind) {
-    let d = s.dialect;
-    match (d, kind) {
-        // The ordered subquery walks the member index in `seq` order: no sort.
-        (Dialect::Sqlite, Kind::User) => s
-            .push("(SELECT json_group_array(json_object('value', r.id, 'display', r.display_name)) FROM (SELECT g.id, g.display_name FROM ")
-            .push(MEMBERSHIPS_AND_GROUPS)
-            .push(" WHERE m.member_id = t.id AND m.tenant = t.tenant ORDER BY m.seq) r HAVING COUNT(*) > 0)"),
-        (Dialect::Postgres, Kind::User) => s
-            .push("(SELECT json_agg(json_build_object('value', g.id, 'display', g.display_name) ORDER BY m.seq)::text FROM ")
-            .push(MEMBERSHIPS_AND_GROUPS)
-            .push(" WHERE m.member_id = t.id AND m.tenant = t.tenant)"),
-        (Dialect::Sqlite, Kind::Group) => s
-            .push("(SELECT json_group_array(json_object('value', m.member_id, 'type', m.member_type, 'display', ")
-            .push(member_display(d))
-            .push(") ORDER BY m.seq) FROM ")
-            .push(MEMBERS_AND_TARGETS)
-            .push(" WHERE m.group_seq = t.seq HAVING COUNT(*) > 0)"),
-        (Dialect::Postgres, Kind::Group) => s
-            .push("(SELECT json_agg(json_build_object('value', m.member_id, 'type', m.member_type, 'display', ")
-            .push(member_display(d))
-            .push(") ORDER BY m.seq)::text FROM ")
-            .push(MEMBERS_AND_TARGETS)
-            .push(" WHERE m.group_seq = t.seq)"),
-    };
+/// How many related values a read brings with its resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relations {
+    None,
+    /// Up to `INLINE_RELATIONS + 1`: more than `INLINE_RELATIONS` means the answer is to be
+    /// streamed (`open_relations`).
+    Capped,
+    /// Every one (a PATCH that removes members by an arbitrary filter decides on them all).
+    All,
 }
 
-/// A resource row (`columns`, then optionally `push_relations_column`).
+impl Relations {
+    fn of(wanted: bool) -> Relations {
+        if wanted { Relations::Capped } else { Relations::None }
+    }
+}
+
+/// A correlated subquery giving the members (groups) or groups (users) of the row `t` as a
+/// JSON array in membership order, or NULL when there are none; `Capped`, at most
+/// `INLINE_RELATIONS + 1` of them. Reading a resource and its relations is then one
+/// statement: one consistent snapshot, one round trip. The ordered inner query walks an
+/// index in membership order: no sort.
+fn relations_column(d: Dialect, kind: Kind, how: Relations) -> String {
+    let limit = match how {
+        Relations::Capped => format!(" LIMIT {}", INLINE_RELATIONS + 1),
+        _ => String::new(),
+    };
+    let (fields, inner) = match kind {
+        Kind::User => (
+            "'value', r.id, 'display', r.display_name",
+            format!(
+                "SELECT m.seq, g.id, g.display_name FROM {MEMBERSHIPS_AND_GROUPS} \
+                 WHERE m.member_id = t.id AND m.tenant = t.tenant ORDER BY m.seq{limit}"
+            ),
+        ),
+        Kind::Group => (
+            "'value', r.member_id, 'type', r.member_type, 'display', r.display",
+            format!(
+                "SELECT m.seq, m.member_id, m.member_type, {} AS display FROM {MEMBERS_AND_TARGETS} \
+                 WHERE m.group_seq = t.seq ORDER BY m.seq{limit}",
+                member_display(d)
+            ),
+        ),
+    };
+    match d {
+        Dialect::Sqlite => {
+            format!("(SELECT json_group_array(json_object({fields})) FROM ({inner}) r HAVING COUNT(*) > 0)")
+        }
+        Dialect::Postgres => {
+            format!("(SELECT json_agg(json_build_object({fields}) ORDER BY r.seq)::text FROM ({inner}) r)")
+        }
+    }
+}
+
+/// A resource row (`columns`, then optionally `relations_column`).
 fn decode(kind: Kind, row: &Row) -> Result<(i64, StoredResource)> {
     let mut attributes: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(row.str(2)?).map_err(|e| StoreError::Backend(format!("corrupt attributes: {e}")))?;
@@ -208,12 +236,11 @@ pub(crate) async fn query_page(
 }
 
 /// `SELECT` of a live resource by id, with its relations when asked.
-fn select_one(d: Dialect, layout: &Table, tenant: &str, id: &str, relations: bool) -> Sql {
+fn select_one(d: Dialect, layout: &Table, tenant: &str, id: &str, relations: Relations) -> Sql {
     let mut s = sql(d);
     s.push("SELECT ").push(columns(d));
-    if relations {
-        s.push(", ");
-        push_relations_column(&mut s, layout.kind);
+    if relations != Relations::None {
+        s.push(", ").push(&relations_column(d, layout.kind, relations));
     }
     s.push(" FROM ").push(layout.table);
     s.push(" t WHERE t.tenant = ").bind_text(tenant).push(" AND t.id = ").bind_text(id).push(" AND t.retired IS NULL");
@@ -227,7 +254,7 @@ async fn fetch_one(
     tenant: &str,
     id: &str,
     lock: bool,
-    relations: bool,
+    relations: Relations,
 ) -> Result<Option<(i64, StoredResource)>> {
     let d = tx.dialect();
     let mut s = select_one(d, layout, tenant, id, relations);
@@ -403,62 +430,92 @@ async fn drop_memberships(tx: &mut dyn Tx, tenant: &str, id: &str, now: &str) ->
     Ok(())
 }
 
-/// Relation rows (members of groups, groups of users) for resources of a page.
-async fn relations(tx: &mut dyn Tx, kind: Kind, tenant: &str, owners: &[(i64, String)]) -> Result<Vec<RelationRow>> {
+/// The related values of a page's resources (`Relations::Capped`), read for just those
+/// rows: a correlated subquery in the page's own query would also run for the rows an
+/// offset skips.
+async fn with_relations(tx: &mut dyn Tx, layout: &Table, items: &mut [(i64, StoredResource)]) -> Result<()> {
     let d = tx.dialect();
-    let mut out = Vec::new();
-    for chunk in owners.chunks(500) {
+    for chunk in items.chunks_mut(500) {
         let mut s = sql(d);
-        match kind {
-            Kind::Group => {
-                s.push("SELECT m.group_seq, m.member_id, m.member_type, ")
-                    .push(member_display(d))
-                    .push(" FROM ")
-                    .push(MEMBERS_AND_TARGETS)
-                    .push(" WHERE m.group_seq IN (");
-                for (i, (seq, _)) in chunk.iter().enumerate() {
-                    if i > 0 {
-                        s.push(", ");
-                    }
-                    s.bind(Bind::Int(*seq));
-                }
-                s.push(") ORDER BY m.seq");
-                for row in tx.rows(s).await? {
-                    out.push(RelationRow {
-                        owner: row.int(0)?,
-                        value: row.text(1)?,
-                        kind: Some(row.text(2)?),
-                        display: row.opt_text(3),
-                    });
-                }
+        s.push("SELECT t.seq, ").push(&relations_column(d, layout.kind, Relations::Capped));
+        s.push(" FROM ").push(layout.table).push(" t WHERE t.seq IN (");
+        for (i, (seq, _)) in chunk.iter().enumerate() {
+            if i > 0 {
+                s.push(", ");
             }
-            Kind::User => {
-                s.push("SELECT m.member_id, g.id, g.display_name FROM ")
-                    .push(MEMBERSHIPS_AND_GROUPS)
-                    .push(" WHERE m.tenant = ")
-                    .bind_text(tenant)
-                    .push(" AND m.member_id IN (");
-                bind_list(&mut s, chunk.iter().map(|(_, id)| id.as_str()));
-                s.push(") ORDER BY m.seq");
-                let seq_of: HashMap<&str, i64> = chunk.iter().map(|(seq, id)| (id.as_str(), *seq)).collect();
-                for row in tx.rows(s).await? {
-                    let Some(owner) = seq_of.get(row.text(0)?.as_str()).copied() else { continue };
-                    out.push(RelationRow { owner, value: row.text(1)?, kind: None, display: row.opt_text(2) });
-                }
+            s.bind(Bind::Int(*seq));
+        }
+        s.push(")");
+        let mut lists: HashMap<i64, String> = HashMap::new();
+        for row in tx.rows(s).await? {
+            if let Some(list) = row.opt_text(1) {
+                lists.insert(row.int(0)?, list);
+            }
+        }
+        for (seq, resource) in chunk.iter_mut() {
+            if let Some(list) = lists.remove(seq) {
+                resource.attributes.insert(layout.kind.relation().into(), relation_values(&list)?);
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
-async fn with_relations(tx: &mut dyn Tx, kind: Kind, tenant: &str, items: &mut [(i64, StoredResource)]) -> Result<()> {
-    if items.is_empty() {
-        return Ok(());
+/// Related values read in batches of this many, by keyset on the membership's position.
+const BATCH: usize = 1000;
+
+/// The related values of one resource, a batch at a time, in the snapshot `tx` holds.
+struct SqlBatches {
+    tx: Box<dyn Tx>,
+    kind: Kind,
+    tenant: String,
+    id: String,
+    seq: i64,
+    /// The position of the last value given.
+    after: i64,
+    done: bool,
+}
+
+#[async_trait]
+impl RelationBatches for SqlBatches {
+    async fn next(&mut self) -> Result<Option<Vec<Map<String, Value>>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let d = self.tx.dialect();
+        let mut s = sql(d);
+        match self.kind {
+            Kind::Group => {
+                s.push("SELECT m.seq, m.member_id, m.member_type, ").push(member_display(d)).push(" FROM ");
+                s.push(MEMBERS_AND_TARGETS).push(" WHERE m.group_seq = ").bind(Bind::Int(self.seq));
+            }
+            Kind::User => {
+                s.push("SELECT m.seq, g.id, NULL, g.display_name FROM ").push(MEMBERSHIPS_AND_GROUPS);
+                s.push(" WHERE m.member_id = ").bind_text(self.id.as_str());
+                s.push(" AND m.tenant = ").bind_text(self.tenant.as_str());
+            }
+        }
+        s.push(" AND m.seq > ").bind(Bind::Int(self.after)).push(" ORDER BY m.seq LIMIT ").push(&BATCH.to_string());
+        let rows = self.tx.rows(s).await?;
+        self.done = rows.len() < BATCH;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut values = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut v = Map::new();
+            v.insert("value".into(), Value::String(row.text(1)?));
+            if let Some(kind) = row.opt_text(2) {
+                v.insert("type".into(), Value::String(kind));
+            }
+            if let Some(display) = row.opt_text(3) {
+                v.insert("display".into(), Value::String(display));
+            }
+            values.push(v);
+        }
+        self.after = rows.last().map(|r| r.int(0)).transpose()?.unwrap_or(self.after);
+        Ok(Some(values))
     }
-    let owners: Vec<(i64, String)> = items.iter().map(|(s, r)| (*s, r.id.clone())).collect();
-    let rows = relations(tx, kind, tenant, &owners).await?;
-    assemble(kind, items, rows);
-    Ok(())
 }
 
 /// Sets the derived columns and the document of a resource row.
@@ -551,7 +608,16 @@ impl<P: Pools> SqlStore<P> {
         let mut tx = self.pools.write().await?;
         let d = tx.dialect();
         // The current state, locked until commit (SQLite: the single writer; PostgreSQL: FOR UPDATE).
-        let Some((seq, current)) = fetch_one(&mut *tx, layout, tenant, id, true, opts.load_relations).await? else {
+        let Some((seq, current)) = fetch_one(
+            &mut *tx,
+            layout,
+            tenant,
+            id,
+            true,
+            if opts.load_relations { Relations::All } else { Relations::None },
+        )
+        .await?
+        else {
             return Err(StoreError::NotFound);
         };
         let change = decide(&current).map_err(StoreError::Rejected)?;
@@ -581,8 +647,9 @@ impl<P: Pools> SqlStore<P> {
                 .bind(Bind::Int(seq));
             tx.exec(s).await?;
         }
-        let (_, after) =
-            fetch_one(&mut *tx, layout, tenant, id, false, opts.return_relations).await?.ok_or(StoreError::NotFound)?;
+        let (_, after) = fetch_one(&mut *tx, layout, tenant, id, false, Relations::of(opts.return_relations))
+            .await?
+            .ok_or(StoreError::NotFound)?;
         tx.commit().await.map_err(|e| e.unique_on(layout.name_attr))?;
         Ok(after)
     }
@@ -599,7 +666,8 @@ impl<P: Pools> SqlStore<P> {
         let layout = table(kind);
         let mut tx = self.pools.write().await?;
         let d = tx.dialect();
-        let Some((seq, StoredResource { version, .. })) = fetch_one(&mut *tx, layout, tenant, id, true, false).await?
+        let Some((seq, StoredResource { version, .. })) =
+            fetch_one(&mut *tx, layout, tenant, id, true, Relations::None).await?
         else {
             return Ok(false);
         };
@@ -648,7 +716,10 @@ impl<P: Pools> Store for SqlStore<P> {
     }
 
     async fn get(&self, tenant: &str, kind: Kind, id: &str, with_rel: bool) -> Result<Option<StoredResource>> {
-        let rows = self.pools.read_one(select_one(self.pools.dialect(), table(kind), tenant, id, with_rel)).await?;
+        let rows = self
+            .pools
+            .read_one(select_one(self.pools.dialect(), table(kind), tenant, id, Relations::of(with_rel)))
+            .await?;
         rows.first().map(|r| decode(kind, r)).transpose().map(|r| r.map(|(_, res)| res))
     }
 
@@ -681,10 +752,19 @@ impl<P: Pools> Store for SqlStore<P> {
         let (total, rows) = query_page(&mut *tx, own_view(kind), select, tenant, q).await?;
         let mut items = rows.iter().map(|r| decode(kind, r)).collect::<Result<Vec<_>>>()?;
         if q.with_relations {
-            with_relations(&mut *tx, kind, tenant, &mut items).await?;
+            with_relations(&mut *tx, table(kind), &mut items).await?;
         }
         tx.commit().await?;
         Ok(ListPage { total, resources: items.into_iter().map(|(_, r)| r).collect() })
+    }
+
+    async fn open_relations(&self, tenant: &str, kind: Kind, id: &str) -> Result<Option<RelationStream>> {
+        let mut tx = self.pools.snapshot().await?;
+        let Some((seq, resource)) = fetch_one(&mut *tx, table(kind), tenant, id, false, Relations::None).await? else {
+            return Ok(None);
+        };
+        let batches = SqlBatches { tx, kind, tenant: tenant.into(), id: id.into(), seq, after: i64::MIN, done: false };
+        Ok(Some(RelationStream { resource, batches: Box::new(batches) }))
     }
 
     async fn ping(&self) -> Result<()> {

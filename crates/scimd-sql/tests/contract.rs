@@ -84,6 +84,7 @@ contract!(
     tenants_are_isolated,
     totals_follow_every_write,
     a_delete_touches_only_its_own_memberships,
+    large_relations_come_whole_from_one_snapshot,
 );
 
 const NOW: &str = "2026-01-01T00:00:00.000000Z";
@@ -409,6 +410,67 @@ async fn a_delete_touches_only_its_own_memberships(env: &Env<'_>) {
         let u3 = s.get("t", Kind::User, &u[2], true).await.unwrap().unwrap();
         assert!(u3.attributes.get("groups").is_none(), "{p}: {u3:?}");
     }
+}
+
+/// A group with more members than `INLINE_RELATIONS`: reads bring at most one more than
+/// that (the sign to stream), and `open_relations` gives every member, in membership
+/// order, in batches read from one snapshot: a write after it was opened is not seen.
+async fn large_relations_come_whole_from_one_snapshot(env: &Env<'_>) {
+    use scimd_core::store::INLINE_RELATIONS;
+    let s = env.store;
+    let n = INLINE_RELATIONS * 2 + 500;
+    let mut users = Vec::new();
+    for i in 0..n + 1 {
+        users.push(new_user(s, "t", &format!("m{i}"), json!({"userName": format!("member{i:05}")})).await);
+    }
+    let g = new_group(s, "big", "Big", &[]).await.unwrap();
+    for chunk in users[..n].chunks(700) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        change(s, "t", Kind::Group, &g, None, vec![MemberChange::Add(refs_of(&refs))], None).await.unwrap();
+    }
+    let read = s.get("t", Kind::Group, &g, true).await.unwrap().unwrap();
+    let inline = read.attributes["members"].as_array().unwrap().len();
+    assert!(inline == INLINE_RELATIONS + 1 || inline == n, "{inline}");
+    let mut stream = s.open_relations("t", Kind::Group, &g).await.unwrap().unwrap();
+    assert!(stream.resource.attributes.get("members").is_none(), "the resource comes without them");
+    let version = stream.resource.version;
+    // Written after the stream was opened: not part of its snapshot.
+    let late = users[n].clone();
+    let written = change(s, "t", Kind::Group, &g, None, vec![MemberChange::Add(refs_of(&[&late]))], None);
+    let mut got = Vec::new();
+    let mut batches = 0;
+    // (SQLite's writer waits for no reader; PostgreSQL's neither: the write goes through.)
+    assert!(written.await.unwrap() > version);
+    while let Some(batch) = stream.batches.next().await.unwrap() {
+        batches += 1;
+        for m in batch {
+            assert_eq!(m["type"], "User");
+            assert!(m["display"].as_str().unwrap().starts_with("member"), "{m:?}");
+            got.push(m["value"].as_str().unwrap().to_string());
+        }
+    }
+    let mut expected = users[..n].to_vec();
+    if !env.insertion_order {
+        expected.sort_by_key(|id| id.parse::<i64>().unwrap());
+    }
+    assert_eq!(got.len(), expected.len(), "every member, none added later");
+    let first_difference = got.iter().zip(&expected).position(|(a, b)| a != b);
+    assert_eq!(first_difference, None, "in order");
+    assert!(batches >= 1);
+    // Snapshots are few at a time (a quarter of a PostgreSQL pool): done with, it goes.
+    drop(stream);
+    // A user's groups likewise (few here: one batch).
+    let mut groups = s.open_relations("t", Kind::User, &users[0]).await.unwrap().unwrap();
+    let first = groups.batches.next().await.unwrap().unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!((first[0]["value"].as_str(), first[0]["display"].as_str()), (Some(g.as_str()), Some("Big")));
+    assert!(groups.batches.next().await.unwrap().is_none());
+    drop(groups);
+    assert!(s.open_relations("t", Kind::Group, "nope").await.unwrap().is_none());
+}
+
+fn refs_of(ids: &[&str]) -> Vec<MemberRef> {
+    refs(ids)
 }
 
 // ---------------------------------------------------------------- SQL vs evaluator

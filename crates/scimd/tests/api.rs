@@ -597,3 +597,73 @@ async fn concurrent_member_changes_keep_every_acknowledged_one() {
         .collect();
     assert_eq!(members, expected);
 }
+
+/// A group with more members than a read brings inline is answered whole all the same,
+/// written as it is read: GET, projections, lists holding several, PUT and PATCH answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_groups_are_answered_whole() {
+    let s = TestServer::start().await;
+    let n = scimd_core::store::INLINE_RELATIONS * 2 + 37;
+    let mut users = Vec::new();
+    for i in 0..n {
+        users.push(s.user(&format!("m{i:05}")).await);
+    }
+    let big = s.group("Big", &[]).await;
+    let also = s.group("Also big", &[]).await;
+    let small = s.group("Small", &[&users[0]]).await;
+    for g in [&big, &also] {
+        for chunk in users.chunks(500) {
+            let value: Vec<Value> = chunk.iter().map(|u| json!({"value": u})).collect();
+            let r = s.patch(&format!("/Groups/{g}"), json!([{"op": "add", "path": "members", "value": value}])).await;
+            assert_eq!(r.status, 204, "{}", r.body);
+        }
+    }
+    let ids = |members: &Value| -> Vec<String> {
+        members.as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap().to_string()).collect()
+    };
+    let got = s.get(&format!("/Groups/{big}")).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.headers["content-type"], "application/scim+json");
+    assert_eq!(got.headers["etag"].to_str().unwrap(), got.body["meta"]["version"].as_str().unwrap());
+    assert_eq!(got.body["displayName"], "Big");
+    assert_eq!(ids(&got.body["members"]), users, "every member, in the order added");
+    let first = &got.body["members"][0];
+    assert_eq!(first["$ref"], json!(format!("{}/Users/{}", s.base, users[0])));
+    assert_eq!(first["type"], "User");
+    assert!(first.get("display").is_none(), "display is returned on request only");
+    // Projections apply to every streamed member.
+    let only_values = s.get(&format!("/Groups/{big}?attributes=members.value,members.display")).await;
+    assert_eq!(only_values.body["members"][n - 1], json!({"value": users[n - 1], "display": format!("m{:05}", n - 1)}));
+    assert!(only_values.body.get("displayName").is_none() && only_values.body["id"] == json!(big));
+    assert!(s.get(&format!("/Groups/{big}?excludedAttributes=members")).await.body.get("members").is_none());
+    // A list with two large groups and a small one, and `.search`.
+    let list = s.get("/Groups?count=10").await;
+    assert_eq!(list.body["totalResults"], 3);
+    let resources = list.body["Resources"].as_array().unwrap();
+    let by_id = |id: &str| resources.iter().find(|r| r["id"] == json!(id)).unwrap().clone();
+    assert_eq!(ids(&by_id(&big)["members"]).len(), n);
+    assert_eq!(ids(&by_id(&also)["members"]), users);
+    assert_eq!(ids(&by_id(&small)["members"]), vec![users[0].clone()]);
+    let search = s.post("/.search", json!({"filter": "displayName sw \"Also\""})).await;
+    assert_eq!(ids(&search.body["Resources"][0]["members"]).len(), n);
+    // PUT and PATCH answers that carry the members.
+    let put = s
+        .call(
+            reqwest::Method::PUT,
+            &format!("/Groups/{big}"),
+            Some(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Bigger"})),
+        )
+        .await;
+    assert_eq!((put.status.as_u16(), ids(&put.body["members"]).len()), (200, n), "members kept");
+    let patched = s
+        .patch(
+            &format!("/Groups/{big}?attributes=members"),
+            json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", users[0])}]),
+        )
+        .await;
+    assert_eq!(patched.status, 200);
+    assert_eq!(ids(&patched.body["members"]), users[1..].to_vec());
+    // A user's groups.
+    let u = s.get(&format!("/Users/{}", users[1])).await;
+    assert_eq!(u.body["groups"].as_array().unwrap().len(), 2);
+}

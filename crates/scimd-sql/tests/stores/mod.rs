@@ -25,6 +25,9 @@ pub struct Env<'a> {
     pub tenants: bool,
     /// Groups can be members of groups (the mapped mode's membership table holds users).
     pub nested_groups: bool,
+    /// Members are listed in the order they were added (the mapped mode lists them by key:
+    /// an application's membership table keeps no order).
+    pub insertion_order: bool,
     under: &'a Under,
 }
 
@@ -36,7 +39,7 @@ impl Under {
             Under::MappedSqlite(s, _) => (s, true),
             Under::MappedPostgres(s, _, _) => (s, true),
         };
-        Env { store, tenants: !mapped, nested_groups: !mapped, under: self }
+        Env { store, tenants: !mapped, nested_groups: !mapped, insertion_order: !mapped, under: self }
     }
 
     pub async fn finish(self) {

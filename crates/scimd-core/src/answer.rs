@@ -1,0 +1,253 @@
+//! What the engine answers: a resource or a list as one JSON value, or, when a resource has
+//! more related values than `INLINE_RELATIONS` (a group of 100,000 members), as JSON text
+//! written a piece at a time: the resource, then its related values in batches read from
+//! one snapshot, so that any group is answered in bounded memory.
+//!
+//! Rendering a stored resource (its `schemas`, `meta`, the `$ref` of its related values,
+//! the adapter's hook, the projection) is here too, once, for both forms.
+
+use crate::adapter::Adapter;
+use crate::engine::{EngineError, EngineResult};
+use crate::store::{INLINE_RELATIONS, Kind, RelationBatches, RelationStream, Store, StoredResource};
+use scimd_proto::resource::{Meta, render};
+use scimd_proto::schema::ResourceSchema;
+use scimd_proto::{Projection, Registry};
+use serde_json::{Map, Value};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// An answer's body.
+pub enum Body {
+    Json(Value),
+    Streamed(Streamed),
+}
+
+impl Body {
+    /// The JSON value, when the answer is not streamed (tests and small answers).
+    pub fn json(&self) -> Option<&Value> {
+        match self {
+            Body::Json(v) => Some(v),
+            Body::Streamed(_) => None,
+        }
+    }
+}
+
+/// The public URL of a resource.
+pub(crate) fn location(base_url: &str, kind: Kind, id: &str) -> String {
+    format!("{base_url}/{}/{id}", kind.endpoint())
+}
+
+/// Completes a related value for the answer: its `$ref`, and for a user's group `type`.
+fn decorate(base_url: &str, kind: Kind, item: &mut Map<String, Value>) {
+    let value = item.get("value").and_then(Value::as_str).unwrap_or_default().to_string();
+    let target = match kind {
+        Kind::User => Kind::Group,
+        Kind::Group => item.get("type").and_then(Value::as_str).and_then(Kind::from_name).unwrap_or(Kind::User),
+    };
+    item.insert("$ref".into(), Value::String(location(base_url, target, &value)));
+    if kind == Kind::User {
+        item.insert("type".into(), Value::String("direct".into()));
+    }
+}
+
+/// How many related values a read brought with the resource.
+pub(crate) fn relation_count(kind: Kind, stored: &StoredResource) -> usize {
+    stored.attributes.get(kind.relation()).and_then(Value::as_array).map_or(0, Vec::len)
+}
+
+/// Whether the read capped the related values (see `INLINE_RELATIONS`).
+pub(crate) fn is_capped(kind: Kind, stored: &StoredResource) -> bool {
+    relation_count(kind, stored) > INLINE_RELATIONS
+}
+
+/// What rendering needs, owned, so that a streamed answer can render after the request's
+/// borrowed context is gone.
+#[derive(Clone)]
+pub(crate) struct Renderer {
+    pub registry: Arc<Registry>,
+    pub store: Arc<dyn Store>,
+    pub adapter: Arc<dyn Adapter>,
+    pub tenant: String,
+    pub base_url: String,
+}
+
+impl Renderer {
+    pub fn schema(&self, kind: Kind) -> EngineResult<ResourceSchema<'_>> {
+        self.registry
+            .resource(kind.name())
+            .ok_or_else(|| EngineError::Internal(format!("no schema for {}", kind.name())))
+    }
+
+    /// The response form of a stored resource.
+    pub fn render(
+        &self,
+        kind: Kind,
+        schema: &ResourceSchema<'_>,
+        stored: StoredResource,
+        projection: &Projection,
+    ) -> Map<String, Value> {
+        let mut attributes = stored.attributes;
+        self.adapter.to_scim(kind, &stored.id, &mut attributes);
+        if let Some(Value::Array(items)) = attributes.get_mut(kind.relation()) {
+            for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                decorate(&self.base_url, kind, item);
+            }
+        }
+        let meta = Meta {
+            created: stored.created,
+            last_modified: stored.last_modified,
+            location: location(&self.base_url, kind, &stored.id),
+            version: stored.version,
+        };
+        let mut body = render(schema, &stored.id, attributes, &meta);
+        projection.apply(&mut body, schema);
+        body
+    }
+
+    /// The JSON text of a resource whose related values are written apart: the text before
+    /// them and after them. (Its relation attribute holds a marker while it is rendered,
+    /// which no stored value can spell: stored strings never hold NUL.)
+    fn split(&self, kind: Kind, schema: &ResourceSchema<'_>, mut stored: StoredResource, p: &Projection) -> Split {
+        const MARK: &str = "\u{0}scimd:related\u{0}";
+        stored.attributes.insert(kind.relation().into(), Value::String(MARK.into()));
+        let text = Value::Object(self.render(kind, schema, stored, p)).to_string();
+        let mark = Value::String(MARK.into()).to_string();
+        match text.split_once(&mark) {
+            Some((head, tail)) => Split::Around(format!("{head}["), format!("]{tail}")),
+            None => Split::Whole(text),
+        }
+    }
+
+    /// An answer for a resource read with its related values in batches.
+    pub fn streamed_one(&self, kind: Kind, stream: RelationStream, projection: Projection) -> EngineResult<Body> {
+        Ok(Body::Streamed(Streamed { renderer: self.clone(), parts: self.resource_parts(kind, stream, projection)? }))
+    }
+
+    /// The parts of one streamed resource: the text before its related values, the batches
+    /// (which end with the text after them).
+    fn resource_parts(
+        &self,
+        kind: Kind,
+        stream: RelationStream,
+        projection: Projection,
+    ) -> EngineResult<VecDeque<Part>> {
+        let schema = self.schema(kind)?;
+        Ok(match self.split(kind, &schema, stream.resource, &projection) {
+            Split::Around(head, tail) => VecDeque::from([
+                Part::Text(head),
+                Part::Batches(Open { batches: stream.batches, kind, projection, first: true, tail }),
+            ]),
+            Split::Whole(text) => VecDeque::from([Part::Text(text)]),
+        })
+    }
+
+    /// A list answer (JSON text with `placeholders` for the resources to stream).
+    pub fn streamed_list(&self, text: String, placeholders: Vec<Placeheld>) -> Body {
+        let mut parts = VecDeque::new();
+        let mut rest = text.as_str();
+        for p in placeholders {
+            let mark = Value::String(p.mark.clone()).to_string();
+            let Some((before, after)) = rest.split_once(&mark) else { continue };
+            parts.push_back(Part::Text(before.to_string()));
+            parts.push_back(Part::Resource(p));
+            rest = after;
+        }
+        parts.push_back(Part::Text(rest.to_string()));
+        Body::Streamed(Streamed { renderer: self.clone(), parts })
+    }
+}
+
+enum Split {
+    Around(String, String),
+    Whole(String),
+}
+
+/// A resource of a list answer whose related values are streamed. Reached, it is read
+/// again from a snapshot of its own, related values and all; should it be gone by then,
+/// `fallback` (as the page read it, without its related values) stands in its place.
+pub(crate) struct Placeheld {
+    pub mark: String,
+    pub kind: Kind,
+    pub id: String,
+    pub projection: Projection,
+    pub fallback: String,
+}
+
+enum Part {
+    Text(String),
+    Resource(Placeheld),
+    Batches(Open),
+}
+
+/// A resource's related values being written: the batches still to come, and the text that
+/// follows them.
+struct Open {
+    batches: Box<dyn RelationBatches>,
+    kind: Kind,
+    projection: Projection,
+    first: bool,
+    tail: String,
+}
+
+/// JSON text written a piece at a time (see the module's comment).
+pub struct Streamed {
+    renderer: Renderer,
+    parts: VecDeque<Part>,
+}
+
+impl Streamed {
+    /// The next piece of the answer; None when it is complete. After an error the answer
+    /// cannot be completed (its status is sent): the connection is to be closed.
+    pub async fn next_chunk(&mut self) -> EngineResult<Option<Vec<u8>>> {
+        loop {
+            if let Some(Part::Batches(open)) = self.parts.front_mut() {
+                let Some(batch) = open.batches.next().await? else {
+                    let tail = std::mem::take(&mut open.tail);
+                    self.parts.pop_front();
+                    return Ok(Some(tail.into_bytes()));
+                };
+                let mut values = Value::Array(
+                    batch
+                        .into_iter()
+                        .map(|mut item| {
+                            decorate(&self.renderer.base_url, open.kind, &mut item);
+                            Value::Object(item)
+                        })
+                        .collect(),
+                );
+                let schema = self.renderer.schema(open.kind)?;
+                open.projection.apply_attribute(&schema, open.kind.relation(), &mut values);
+                let Value::Array(values) = values else { continue };
+                let mut out = Vec::with_capacity(values.len() * 160);
+                for v in values {
+                    if !std::mem::take(&mut open.first) {
+                        out.push(b',');
+                    }
+                    serde_json::to_writer(&mut out, &v).map_err(|e| EngineError::Internal(e.to_string()))?;
+                }
+                if out.is_empty() {
+                    continue;
+                }
+                return Ok(Some(out));
+            }
+            match self.parts.pop_front() {
+                None => return Ok(None),
+                Some(Part::Text(text)) => return Ok(Some(text.into_bytes())),
+                Some(Part::Batches(_)) => unreachable!("batches are taken at the front above"),
+                Some(Part::Resource(p)) => {
+                    let r = &self.renderer;
+                    match r.store.open_relations(&r.tenant, p.kind, &p.id).await? {
+                        // Gone since the page was read.
+                        None => return Ok(Some(p.fallback.into_bytes())),
+                        Some(stream) => {
+                            // Its parts come before the rest of the list.
+                            for part in r.resource_parts(p.kind, stream, p.projection)?.into_iter().rev() {
+                                self.parts.push_front(part);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
