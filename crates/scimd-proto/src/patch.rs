@@ -8,7 +8,7 @@ use crate::error::{Result, ScimError};
 use crate::filter::{self, Filter, FilterLimits, Literal, PatchPath, parse_patch_path};
 use crate::path::AttrPath;
 use crate::schema::{AttrType, AttributeDef, Container, Mutability, ResourceSchema, Target};
-use crate::validate::{check_required, check_single_primary, coerce, coerce_one};
+use crate::validate::{check_required, check_single_primary, coerce, coerce_changes, coerce_one};
 use crate::value::same_value;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -27,8 +27,14 @@ pub struct RawOperation {
     pub op: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `Some(Value::Null)` for `"value": null` (unassign, RFC 7643 §2.5); None when absent.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub value: Option<Value>,
+}
+
+/// Tells a `null` value from an absent one, which serde's `Option` would not.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,12 +230,13 @@ fn apply_operation(doc: &mut Map<String, Value>, schema: &ResourceSchema<'_>, op
         return apply_pathless(doc, schema, op.kind, value);
     };
     match schema.resolve(&path.attr)? {
-        Target::Extension(ext) => match op.kind {
-            OpKind::Remove => {
+        Target::Extension(ext) => match (op.kind, op.value.as_ref()) {
+            (OpKind::Remove, _) | (OpKind::Replace, Some(Value::Null)) => {
                 doc.remove(&ext.id);
                 Ok(())
             }
-            kind => {
+            (OpKind::Add, Some(Value::Null)) => Ok(()),
+            (kind, _) => {
                 let value = op.value.as_ref().and_then(Value::as_object).ok_or_else(|| {
                     ScimError::invalid_value(format!("the value for '{}' must be an object of its attributes", ext.id))
                 })?;
@@ -285,6 +292,12 @@ fn apply_pathless(
         let target =
             schema.resolve(&path).map_err(|_| ScimError::invalid_value(format!("unknown attribute '{key}'")))?;
         match target {
+            // `{"urn:…:User": null}`: the extension unassigned (replace), or nothing (add).
+            Target::Extension(ext) if v.is_null() => {
+                if kind == OpKind::Replace {
+                    doc.remove(&ext.id);
+                }
+            }
             Target::Extension(ext) => {
                 let inner =
                     v.as_object().ok_or_else(|| ScimError::invalid_value(format!("'{key}' must be an object")))?;
@@ -426,12 +439,10 @@ fn apply_filtered(
             );
             m
         }
-        None => match coerce_one(attr, value, &attr.name)? {
-            Some(Value::Object(m)) => m,
-            _ => {
-                return Err(ScimError::invalid_value(format!("the value for '{}[…]' must be an object", attr.name)));
-            }
-        },
+        None if value.is_object() => coerce_changes(attr, value, &attr.name)?,
+        None => {
+            return Err(ScimError::invalid_value(format!("the value for '{}[…]' must be an object", attr.name)));
+        }
     };
     let mut matched = 0;
     for e in elements_mut(obj, attr).into_iter().filter(|e| filter::matches_element(f, attr, e)) {
@@ -533,6 +544,33 @@ fn apply_sub(
 }
 
 fn apply_whole(obj: &mut Map<String, Value>, attr: &AttributeDef, kind: OpKind, value: Option<&Value>) -> Result<()> {
+    // A single-valued complex attribute (name, manager): the sub-attributes given are set,
+    // those given as null are unassigned, the others are left as they are (RFC 7644
+    // §3.5.2.1 and §3.5.2.3; RFC 7643 §2.5).
+    if kind != OpKind::Remove && attr.kind == AttrType::Complex && !attr.multi_valued {
+        let value = value.expect("checked at parse");
+        if value.is_null() {
+            if kind == OpKind::Replace {
+                obj.remove(&attr.name);
+            }
+            return Ok(());
+        }
+        let changes = coerce_changes(attr, value, &attr.name)?;
+        let slot = obj.entry(attr.name.clone()).or_insert_with(|| Value::Object(Map::new()));
+        if !slot.is_object() {
+            *slot = Value::Object(Map::new());
+        }
+        if let Value::Object(o) = slot {
+            merge(o, &changes);
+            if !o.is_empty()
+                && let Some(missing) = attr.sub_attributes.iter().find(|s| s.required && !o.contains_key(&s.name))
+            {
+                return Err(ScimError::invalid_value(format!("'{}.{}' is required", attr.name, missing.name)));
+            }
+        }
+        tidy(obj, attr);
+        return Ok(());
+    }
     match kind {
         OpKind::Remove => {
             match value {
@@ -571,14 +609,6 @@ fn apply_whole(obj: &mut Map<String, Value>, attr: &AttributeDef, kind: OpKind, 
                         }
                     }
                 }
-                (false, Value::Object(new)) if attr.kind == AttrType::Complex => {
-                    let slot = obj.entry(attr.name.clone()).or_insert_with(|| Value::Object(Map::new()));
-                    if let Value::Object(o) = slot {
-                        merge(o, &new);
-                    } else {
-                        *slot = Value::Object(new);
-                    }
-                }
                 (_, new) => {
                     obj.insert(attr.name.clone(), new);
                 }
@@ -587,14 +617,6 @@ fn apply_whole(obj: &mut Map<String, Value>, attr: &AttributeDef, kind: OpKind, 
         OpKind::Replace => match coerce(attr, value.expect("checked at parse"), &attr.name)? {
             None => {
                 obj.remove(&attr.name);
-            }
-            // RFC 7644 §3.5.2.3: sub-attributes not given are left unchanged.
-            Some(Value::Object(new)) if !attr.multi_valued => {
-                let slot = obj.entry(attr.name.clone()).or_insert_with(|| Value::Object(Map::new()));
-                match slot {
-                    Value::Object(o) => merge(o, &new),
-                    other => *other = Value::Object(new),
-                }
             }
             Some(new) => {
                 obj.insert(attr.name.clone(), new);

@@ -551,7 +551,7 @@ mod tests {
         // Unqualified names find a unique extension attribute.
         assert!(user.resolve_attribute(&AttrPath::simple("BADGENUMBER")).is_ok());
         let ok = validate_resource(
-            &json!({"userName": "a", "urn:example:params:scim:schemas:extension:acme:1.0:User": {"badgeNumber": "42"}}),
+            &json!({"userName": "a", "urn:example:params:scim:schemas:extension:acme:1.0:User": {"badgeNumber": 42}}),
             &user,
         )
         .unwrap();
@@ -609,5 +609,7 @@ mod tests {
         assert_eq!(group.attribute("members").unwrap().sub("$ref").unwrap().reference_types, vec!["User", "Group"]);
         let ent = reg.schema(ENTERPRISE_USER_SCHEMA).unwrap();
         assert_eq!(ent.attribute("manager").unwrap().sub("displayName").unwrap().mutability, Mutability::ReadOnly);
+        // RFC 7643 §8.7.2: a manager id compares without regard to case.
+        assert!(!ent.attribute("manager").unwrap().sub("value").unwrap().case_exact);
     }
 }

@@ -324,3 +324,78 @@ fn members_split_out_for_set_based_storage() {
     assert_eq!(changes[3], RelationChange::Replace(vec![json!({"value": "e"})]));
     assert_eq!(changes[4], RelationChange::RemoveAll);
 }
+
+/// `null` means unassigned (RFC 7643 §2.5), in every form a PATCH can carry it; in a
+/// complex value only the sub-attributes given change (RFC 7644 §3.5.2.3).
+#[test]
+fn null_unassigns() {
+    let with_ext = || {
+        let mut u = user();
+        u[ENTERPRISE_USER_SCHEMA] = json!({"department": "R&D", "manager": {"value": "m1"}});
+        u
+    };
+    let cases = [
+        (
+            json!([{"op": "replace", "path": "name.familyName", "value": null}]),
+            "/name",
+            json!({"givenName": "Barbara"}),
+        ),
+        (
+            json!([{"op": "replace", "path": "name", "value": {"familyName": null}}]),
+            "/name",
+            json!({"givenName": "Barbara"}),
+        ),
+        (json!([{"op": "replace", "value": {"name": {"familyName": null}}}]), "/name", json!({"givenName": "Barbara"})),
+        (json!([{"op": "replace", "value": {"name.familyName": null}}]), "/name", json!({"givenName": "Barbara"})),
+        (json!([{"op": "replace", "path": "name", "value": null}]), "/name", Value::Null),
+        (
+            json!([{"op": "replace", "path": "name", "value": {"familyName": null, "givenName": null}}]),
+            "/name",
+            Value::Null,
+        ),
+        (json!([{"op": "add", "path": "name", "value": null}]), "/name/familyName", json!("Jensen")),
+        (json!([{"op": "replace", "path": "active", "value": null}]), "/active", Value::Null),
+        (json!([{"op": "replace", "value": {"active": null}}]), "/active", Value::Null),
+        (
+            json!([{"op": "replace", "path": "emails[type eq \"work\"]", "value": {"primary": null}}]),
+            "/emails/0",
+            json!({"value": "bjensen@example.com", "type": "work"}),
+        ),
+        (
+            json!([{"op": "replace", "path": format!("{ENTERPRISE_USER_SCHEMA}:manager"), "value": null}]),
+            &format!("/{ENTERPRISE_USER_SCHEMA}"),
+            json!({"department": "R&D"}),
+        ),
+        (
+            json!([{"op": "replace", "path": ENTERPRISE_USER_SCHEMA, "value": null}]),
+            &format!("/{ENTERPRISE_USER_SCHEMA}"),
+            Value::Null,
+        ),
+        (
+            json!([{"op": "replace", "value": {ENTERPRISE_USER_SCHEMA: null}}]),
+            &format!("/{ENTERPRISE_USER_SCHEMA}"),
+            Value::Null,
+        ),
+        (
+            json!([{"op": "add", "value": {ENTERPRISE_USER_SCHEMA: null}}]),
+            &format!("/{ENTERPRISE_USER_SCHEMA}/department"),
+            json!("R&D"),
+        ),
+        (
+            json!([{"op": "replace", "value": {ENTERPRISE_USER_SCHEMA: {"manager": null}}}]),
+            &format!("/{ENTERPRISE_USER_SCHEMA}"),
+            json!({"department": "R&D"}),
+        ),
+    ];
+    for (ops, pointer, expected) in cases {
+        let out = patch("User", with_ext(), ops.clone()).unwrap_or_else(|e| panic!("{ops}: {e}"));
+        assert_eq!(out.pointer(pointer).cloned().unwrap_or(Value::Null), expected, "{ops}");
+        assert_eq!(out["userName"], "bjensen", "{ops}");
+    }
+    // `userName` is required: it cannot be unassigned.
+    let e = patch("User", user(), json!([{"op": "replace", "path": "userName", "value": null}])).unwrap_err();
+    assert_eq!(e.scim_type, Some(ScimType::InvalidValue));
+    // An operation without a value is still refused.
+    let e = patch("User", user(), json!([{"op": "replace", "path": "title"}])).unwrap_err();
+    assert_eq!(e.scim_type, Some(ScimType::InvalidSyntax));
+}

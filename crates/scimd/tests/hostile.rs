@@ -142,6 +142,43 @@ async fn hostile_requests_get_4xx_and_change_nothing(db: Db) {
         (Method::POST, "/Users/.search".into(), json_ct, json!({"filter": deep_filter}).to_string().into_bytes()),
         (Method::POST, "/Users/.search".into(), json_ct, json!({"filter": long_filter}).to_string().into_bytes()),
         (Method::POST, "/.search".into(), json_ct, json!({"startIndex": "x"}).to_string().into_bytes()),
+        // Leniencies no identity provider needs: refused, not stored as something else.
+        (
+            Method::POST,
+            "/Users".into(),
+            json_ct,
+            json!({"schemas": [USER], "userName": 12345}).to_string().into_bytes(),
+        ),
+        (
+            Method::PUT,
+            format!("/Users/{id}"),
+            json_ct,
+            json!({"schemas": [USER], "userName": 12345}).to_string().into_bytes(),
+        ),
+        (
+            Method::POST,
+            "/Users".into(),
+            json_ct,
+            json!({"schemas": [USER], "userName": ["a"]}).to_string().into_bytes(),
+        ),
+        (
+            Method::PUT,
+            format!("/Users/{id}"),
+            json_ct,
+            json!({"schemas": [USER], "userName": ["canary"]}).to_string().into_bytes(),
+        ),
+        (
+            Method::POST,
+            "/Users".into(),
+            json_ct,
+            json!({"schemas": [USER], "userName": "x", "emails": "nope"}).to_string().into_bytes(),
+        ),
+        (
+            Method::PATCH,
+            format!("/Users/{id}"),
+            json_ct,
+            json!({"Operations": [{"op": "replace", "path": "emails", "value": "nope"}]}).to_string().into_bytes(),
+        ),
         // NUL is refused in every string (PostgreSQL cannot store it; SQLite could).
         (
             Method::POST,
