@@ -618,6 +618,11 @@ impl<P: Pools> MappedStore<P> {
         s.push("SELECT CAST(t.").push(&r.map.key).push(" AS BIGINT) FROM ").push(&r.view.from);
         s.push(" WHERE s.retired IS NOT NULL AND ").push(fold).push("(t.").push(&r.name_column).push(") = ");
         s.bind_text(fold_case(name));
+        // Several retired rows may share the name in other cases ('BOB', 'bob'): the one
+        // spelled alike comes back, else the first; bringing back another would collide with
+        // it in the application's own (case-sensitive) unique index.
+        s.push(" ORDER BY CASE WHEN t.").push(&r.name_column).push(" = ").bind_text(name);
+        s.push(" THEN 0 ELSE 1 END, t.").push(&r.map.key).push(" LIMIT 1");
         Ok(tx.row(s).await?.map(|row| row.int(0)).transpose()?)
     }
 
@@ -732,13 +737,25 @@ impl<P: Pools> MappedStore<P> {
         let d = tx.dialect();
         let mut changed = false;
         for change in changes {
-            let (clear, add, remove): (bool, &[MemberRef], Vec<i64>) = match change {
+            let (clear, add, mut remove): (bool, &[MemberRef], Vec<i64>) = match change {
                 MemberChange::Add(refs) => (false, refs, vec![]),
-                MemberChange::Replace(refs) => (true, refs, vec![]),
+                // The difference only: a replace by the same set changes nothing.
+                MemberChange::Replace(refs) => (false, refs, vec![]),
                 MemberChange::RemoveAll => (true, &[], vec![]),
                 MemberChange::Remove(ids) => (false, &[], ids.iter().filter_map(|i| parse_key(i)).collect()),
             };
             let add = self.member_keys(tx, add).await?;
+            if matches!(change, MemberChange::Replace(_)) {
+                let mut s = Sql::new(d);
+                s.push(&format!(
+                    "SELECT CAST({} AS BIGINT) FROM {} WHERE {} = ",
+                    m.user_column, m.table, m.group_column
+                ));
+                s.bind(Bind::Int(group));
+                let wanted: HashSet<i64> = add.iter().copied().collect();
+                remove =
+                    tx.rows(s).await?.iter().filter_map(|r| r.opt_int(0)).filter(|k| !wanted.contains(k)).collect();
+            }
             if clear {
                 let mut s = Sql::new(d);
                 s.push("DELETE FROM ")

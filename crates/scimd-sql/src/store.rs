@@ -378,6 +378,18 @@ async fn remove_all_members(tx: &mut dyn Tx, group_seq: i64) -> Result<bool> {
     Ok(tx.exec(s).await? > 0)
 }
 
+async fn remove_members(tx: &mut dyn Tx, group_seq: i64, ids: &[&str]) -> Result<bool> {
+    let mut changed = false;
+    for chunk in ids.chunks(500) {
+        let mut s = sql(tx.dialect());
+        s.push("DELETE FROM scim_members WHERE group_seq = ").bind(Bind::Int(group_seq)).push(" AND member_id IN (");
+        bind_list(&mut s, chunk.iter().copied());
+        s.push(")");
+        changed |= tx.exec(s).await? > 0;
+    }
+    Ok(changed)
+}
+
 /// Applies membership changes as set operations; returns whether any row changed.
 async fn change_members(
     tx: &mut dyn Tx,
@@ -390,22 +402,22 @@ async fn change_members(
     for change in changes {
         match change {
             MemberChange::Add(refs) => changed |= add_members(tx, tenant, group_id, group_seq, refs).await?,
+            // The difference only: a replace by the same set changes nothing (no new version),
+            // and members that stay keep their place in the list.
             MemberChange::Replace(refs) => {
-                let removed = remove_all_members(tx, group_seq).await?;
-                let added = add_members(tx, tenant, group_id, group_seq, refs).await?;
-                changed |= removed || added;
+                let mut s = sql(tx.dialect());
+                s.push("SELECT member_id FROM scim_members WHERE group_seq = ").bind(Bind::Int(group_seq));
+                let current: HashSet<String> =
+                    tx.rows(s).await?.iter().map(|r| r.text(0)).collect::<std::result::Result<_, _>>()?;
+                let wanted: HashSet<&str> = refs.iter().map(|r| r.value.as_str()).collect();
+                let gone: Vec<&str> = current.iter().map(String::as_str).filter(|m| !wanted.contains(m)).collect();
+                changed |= remove_members(tx, group_seq, &gone).await?;
+                // Resolved all (so that an unknown id is refused even when present).
+                changed |= add_members(tx, tenant, group_id, group_seq, refs).await?;
             }
             MemberChange::RemoveAll => changed |= remove_all_members(tx, group_seq).await?,
             MemberChange::Remove(ids) => {
-                for chunk in ids.chunks(500) {
-                    let mut s = sql(tx.dialect());
-                    s.push("DELETE FROM scim_members WHERE group_seq = ")
-                        .bind(Bind::Int(group_seq))
-                        .push(" AND member_id IN (");
-                    bind_list(&mut s, chunk.iter().map(String::as_str));
-                    s.push(")");
-                    changed |= tx.exec(s).await? > 0;
-                }
+                changed |= remove_members(tx, group_seq, &ids.iter().map(String::as_str).collect::<Vec<_>>()).await?
             }
         }
     }

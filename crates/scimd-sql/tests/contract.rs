@@ -714,7 +714,7 @@ async fn tokens(s: &dyn TokenStore) {
 async fn tokens_on_sqlite() {
     let under = stores::sqlite().await;
     let Under::Sqlite(store, _) = &under else { unreachable!() };
-    tokens(store).await;
+    tokens(&**store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -722,7 +722,7 @@ async fn tokens_on_sqlite() {
 async fn tokens_on_postgres() {
     let under = stores::postgres("tokens").await;
     let Under::Postgres(store, _, _) = &under else { unreachable!() };
-    tokens(store).await;
+    tokens(&**store).await;
     under.finish().await;
 }
 
@@ -735,7 +735,7 @@ async fn postgres_statistics_follow_an_initial_sync() {
     let under = stores::postgres("statistics_follow").await;
     let Under::Postgres(store, url, schema) = &under else { unreachable!() };
     for i in 0..1500 {
-        new_user(store, "t", &format!("u{i}"), json!({"userName": format!("user{i}")})).await;
+        new_user(&**store, "t", &format!("u{i}"), json!({"userName": format!("user{i}")})).await;
     }
     let pool = sqlx::PgPool::connect(url).await.unwrap();
     let mut rows = 0f32;
@@ -763,7 +763,6 @@ async fn postgres_statistics_follow_an_initial_sync() {
 async fn sqlite_concurrent_writes_keep_exactly_the_acknowledged_ones() {
     let under = stores::sqlite().await;
     let Under::Sqlite(store, _dir) = under else { unreachable!() };
-    let store = std::sync::Arc::new(store);
     let mut tasks = Vec::new();
     for i in 0..120 {
         let store = store.clone();

@@ -9,13 +9,14 @@ use scimd_sql::{
     SqliteStore, TableMap,
 };
 use serde_json::json;
+use std::sync::Arc;
 
 pub enum Under {
-    Sqlite(SqliteStore, tempfile::TempDir),
+    Sqlite(Arc<SqliteStore>, tempfile::TempDir),
     /// The store, the server URL, the schema.
-    Postgres(PostgresStore, String, String),
-    MappedSqlite(MappedStore<SqlitePools>, tempfile::TempDir),
-    MappedPostgres(MappedStore<PgPools>, String, String),
+    Postgres(Arc<PostgresStore>, String, String),
+    MappedSqlite(Arc<MappedStore<SqlitePools>>, tempfile::TempDir),
+    MappedPostgres(Arc<MappedStore<PgPools>>, String, String),
 }
 
 /// What a test sees of a store.
@@ -32,12 +33,22 @@ pub struct Env<'a> {
 }
 
 impl Under {
+    /// The store, to share (an engine holds it).
+    pub fn shared(&self) -> Arc<dyn Store> {
+        match self {
+            Under::Sqlite(s, _) => s.clone(),
+            Under::Postgres(s, _, _) => s.clone(),
+            Under::MappedSqlite(s, _) => s.clone(),
+            Under::MappedPostgres(s, _, _) => s.clone(),
+        }
+    }
+
     pub fn env(&self) -> Env<'_> {
         let (store, mapped): (&dyn Store, bool) = match self {
-            Under::Sqlite(s, _) => (s, false),
-            Under::Postgres(s, _, _) => (s, false),
-            Under::MappedSqlite(s, _) => (s, true),
-            Under::MappedPostgres(s, _, _) => (s, true),
+            Under::Sqlite(s, _) => (&**s, false),
+            Under::Postgres(s, _, _) => (&**s, false),
+            Under::MappedSqlite(s, _) => (&**s, true),
+            Under::MappedPostgres(s, _, _) => (&**s, true),
         };
         Env { store, tenants: !mapped, nested_groups: !mapped, insertion_order: !mapped, under: self }
     }
@@ -106,7 +117,7 @@ async fn recreate_schema(url: &str, schema: &str) {
 pub async fn sqlite() -> Under {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("c.db").display());
-    Under::Sqlite(SqliteStore::open(&url, &SqliteSettings::default()).await.unwrap(), dir)
+    Under::Sqlite(Arc::new(SqliteStore::open(&url, &SqliteSettings::default()).await.unwrap()), dir)
 }
 
 pub async fn postgres(test: &str) -> Under {
@@ -114,7 +125,7 @@ pub async fn postgres(test: &str) -> Under {
     let schema = fresh_schema(test, "own");
     recreate_schema(&url, &schema).await;
     let settings = PostgresSettings { schema: Some(schema.clone()), max_connections: 4, ..PostgresSettings::default() };
-    Under::Postgres(PostgresStore::open(&url, &settings).await.unwrap(), url, schema)
+    Under::Postgres(Arc::new(PostgresStore::open(&url, &settings).await.unwrap()), url, schema)
 }
 
 /// The application's tables, as an application had them before SCIM (the same shape as
@@ -154,7 +165,7 @@ pub async fn mapped_sqlite() -> Under {
     let pools = SqlitePools::connect(&url, &SqliteSettings::default()).await.unwrap();
     pools.with_writer(|c| c.execute_batch(APP_SQLITE)).await.unwrap();
     let store = MappedStore::new(pools, mapping(), &Registry::standard()).await.unwrap();
-    Under::MappedSqlite(store, dir)
+    Under::MappedSqlite(Arc::new(store), dir)
 }
 
 pub async fn mapped_postgres(test: &str) -> Under {
@@ -169,5 +180,5 @@ pub async fn mapped_postgres(test: &str) -> Under {
     let settings = PostgresSettings { schema: Some(schema.clone()), max_connections: 4, ..PostgresSettings::default() };
     let pools = PgPools::connect(&url, &settings).await.unwrap();
     let store = MappedStore::new(pools, mapping(), &Registry::standard()).await.unwrap();
-    Under::MappedPostgres(store, url, schema)
+    Under::MappedPostgres(Arc::new(store), url, schema)
 }
