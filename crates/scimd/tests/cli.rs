@@ -177,3 +177,37 @@ fn tokens_never_reach_the_logs() {
     assert!(!logged.contains("very-secret-bootstrap-token"), "a token reached the logs");
     assert!(!logged.contains("a-wrong-secret-token-value"), "a presented token reached the logs");
 }
+
+/// Start-up errors say what is wrong, with the values involved and what to do.
+#[test]
+fn start_up_errors_say_what_is_wrong() {
+    let err = |cmd: &mut Command| {
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let text = err(scimd("sqlite::memory:").env("SCIMD_MAX_PAGE_SIZE", "2").arg("migrate"));
+    assert!(
+        text.contains("default_page_size (100)")
+            && text.contains("max_page_size (2)")
+            && text.contains("SCIMD_DEFAULT_PAGE_SIZE"),
+        "{text}"
+    );
+    // Nothing listens on port 1.
+    let text = err(scimd("postgres://scimd:secret@127.0.0.1:1/scimd").arg("migrate"));
+    assert!(text.contains("127.0.0.1:1") && text.contains("connection refused"), "{text}");
+    assert!(!text.contains("secret"), "the password stays out of messages: {text}");
+    let text = err(scimd("postgres://scimd@no-such-host.invalid:5432/scimd").arg("migrate"));
+    assert!(text.contains("no-such-host.invalid") && text.contains("unknown"), "{text}");
+}
+
+#[test]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+fn a_missing_postgres_database_is_named() {
+    let admin = std::env::var("SCIMD_TEST_POSTGRES_URL").unwrap();
+    let url = format!("{}/no_such_database_here", admin.rsplit_once('/').unwrap().0);
+    let out = scimd(&url).arg("migrate").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(text.contains("no database 'no_such_database_here'") && text.contains("createdb"), "{text}");
+}
