@@ -577,6 +577,18 @@ impl SqlStore<SqlitePools> {
         Ok(SqlStore::new(pools))
     }
 
+    /// Writes a consistent copy of the database to a new file at `path` (`VACUUM INTO`): one
+    /// snapshot, taken while writes go on, compacted. The file must not exist yet.
+    pub async fn backup(&self, path: &std::path::Path) -> Result<(), StoreError> {
+        if path.exists() {
+            return Err(StoreError::Backend(format!("{} exists already; name a new file", path.display())));
+        }
+        let target = path.to_str().ok_or_else(|| StoreError::Backend("the backup path is not UTF-8".into()))?;
+        let conn = self.pools.reader().await;
+        conn.execute("VACUUM INTO ?1", [target]).map_err(backend)?;
+        Ok(())
+    }
+
     /// SQLite's own consistency check (`PRAGMA integrity_check`): "ok" when sound.
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
         let conn = self.pools.reader().await;

@@ -33,6 +33,12 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Write a consistent copy of a SQLite database to a new file, while scimd runs.
+    /// (On PostgreSQL, use pg_dump.)
+    Backup {
+        /// The file to write (must not exist).
+        file: PathBuf,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -66,6 +72,7 @@ fn main() -> Result<()> {
                 println!("migrations applied to {}", server::redact_url(&config.database_url));
                 Ok(())
             }
+            Command::Backup { file } => server::backup(&config, &file).await,
             Command::Token { action } => server::token_command(&config, action).await,
         }
     })

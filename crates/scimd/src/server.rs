@@ -81,6 +81,20 @@ pub async fn open_store(config: &Config) -> Result<Backend> {
     bail!("unsupported database URL '{}': use sqlite://PATH or postgres://…", redact_url(url))
 }
 
+/// `scimd backup FILE`.
+pub async fn backup(config: &Config, file: &std::path::Path) -> Result<()> {
+    let url = config.database_url.as_str();
+    if !url.starts_with("sqlite:") {
+        bail!("scimd backup copies SQLite databases; back PostgreSQL up with pg_dump (see the README)");
+    }
+    let store = SqliteStore::open(url, &SqliteSettings::default())
+        .await
+        .with_context(|| format!("opening {}", redact_url(url)))?;
+    store.backup(file).await.with_context(|| format!("writing {}", file.display()))?;
+    println!("wrote a copy of {} to {}", redact_url(url), file.display());
+    Ok(())
+}
+
 fn now() -> String {
     format_datetime(time::OffsetDateTime::now_utc())
 }
