@@ -49,11 +49,14 @@ pub fn coerce(def: &AttributeDef, value: &Value, at: &str) -> Result<Option<Valu
 /// matching values of a multi-valued one): each sub-attribute given, coerced, with `null`
 /// kept to mean "unassign it". Read-only sub-attributes are ignored.
 pub fn coerce_changes(def: &AttributeDef, value: &Value, at: &str) -> Result<Map<String, Value>> {
+    let bare;
     let obj = match value {
         Value::Object(o) => o,
+        // Microsoft Entra ID's forms of `manager`: a bare id, a one-element array.
         Value::Array(a) if !def.multi_valued && a.len() == 1 => return coerce_changes(def, &a[0], at),
         Value::String(_) if !def.multi_valued && def.sub("value").is_some() => {
-            return Ok(coerce_one(def, value, at)?.and_then(|v| v.as_object().cloned()).unwrap_or_default());
+            bare = Map::from_iter([("value".to_string(), value.clone())]);
+            &bare
         }
         _ => return Err(ScimError::invalid_value(format!("'{at}' must be an object"))),
     };
@@ -78,27 +81,8 @@ pub fn coerce_one(def: &AttributeDef, value: &Value, at: &str) -> Result<Option<
     if def.kind != AttrType::Complex {
         return coerce_scalar(def, value, at).map(Some);
     }
-    let obj = match value {
-        Value::Object(o) => o,
-        // Microsoft Entra ID sends `manager` as the manager's bare id.
-        Value::String(_) if !def.multi_valued && def.sub("value").is_some() => {
-            return coerce_one(def, &serde_json::json!({ "value": value }), at);
-        }
-        _ => {
-            return Err(ScimError::invalid_value(format!("'{at}' must be an object")));
-        }
-    };
-    let mut out = Map::new();
-    for (key, v) in obj {
-        let sub =
-            def.sub(key).ok_or_else(|| ScimError::invalid_value(format!("'{at}' has no sub-attribute '{key}'")))?;
-        if sub.mutability == Mutability::ReadOnly {
-            continue;
-        }
-        if let Some(v) = coerce_one(sub, v, &format!("{at}.{}", sub.name))? {
-            out.insert(sub.name.clone(), v);
-        }
-    }
+    let mut out = coerce_changes(def, value, at)?;
+    out.retain(|_, v| !v.is_null());
     if out.is_empty() {
         return Ok(None);
     }
