@@ -4,14 +4,25 @@
 use async_trait::async_trait;
 use axum::http::header;
 use axum::http::request::Parts;
-use scimd_core::tokens::{TokenStore, verify_token};
-use std::sync::Arc;
+use scimd_core::tenants::{TenantSettings, TenantStore};
+use scimd_core::tokens::{Scope, Throttle, TokenInfo, TokenStore, verify_token};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// An authenticated caller: which tenant's data it may touch, and who it is (for logs).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An authenticated caller: which tenant's data it may touch, who it is (for logs), and
+/// its tenant's own settings, when it has any.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Principal {
     pub tenant: String,
     pub subject: String,
+    pub settings: TenantSettings,
+}
+
+impl Principal {
+    pub fn new(tenant: impl Into<String>, subject: impl Into<String>) -> Principal {
+        Principal { tenant: tenant.into(), subject: subject.into(), settings: TenantSettings::default() }
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -43,14 +54,71 @@ pub fn bearer(parts: &Parts) -> Result<&str, AuthError> {
     if token.is_empty() { Err(AuthError::Invalid) } else { Ok(token) }
 }
 
-/// Bearer tokens checked against their stored SHA-256 hashes (`scimd token …`).
+/// How long a tenant's settings are used before they are read again: what a change (or a
+/// revocation of the tenant) takes to reach every replica.
+const SETTINGS_TTL: Duration = Duration::from_secs(1);
+
+/// Bearer tokens checked against their stored SHA-256 hashes (`scimd token …`), for the
+/// SCIM endpoints: the token's tenant, if active, with its settings. The token's last use
+/// and the tenant's last request are written at most once a minute each.
 pub struct BearerTokens {
-    store: Arc<dyn TokenStore>,
+    tokens: Arc<dyn TokenStore>,
+    tenants: Arc<dyn TenantStore>,
+    settings: Mutex<HashMap<String, (Instant, TenantSettings)>>,
+    token_uses: Throttle,
+    tenant_requests: Throttle,
 }
 
 impl BearerTokens {
-    pub fn new(store: Arc<dyn TokenStore>) -> Self {
-        BearerTokens { store }
+    pub fn new(tokens: Arc<dyn TokenStore>, tenants: Arc<dyn TenantStore>) -> Self {
+        BearerTokens {
+            tokens,
+            tenants,
+            settings: Mutex::new(HashMap::new()),
+            token_uses: Throttle::new(Duration::from_secs(60)),
+            tenant_requests: Throttle::new(Duration::from_secs(60)),
+        }
+    }
+
+    async fn tenant_settings(&self, slug: &str) -> Result<TenantSettings, AuthError> {
+        let cached = {
+            let cache = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+            cache.get(slug).filter(|(at, _)| at.elapsed() < SETTINGS_TTL).map(|(_, s)| s.clone())
+        };
+        if let Some(settings) = cached {
+            return Ok(settings);
+        }
+        let tenant = self.tenants.tenant(slug).await.map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        let settings = tenant.map(|t| t.settings).unwrap_or_default();
+        let mut cache = self.settings.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() > 10_000 {
+            cache.retain(|_, (at, _)| at.elapsed() < SETTINGS_TTL);
+        }
+        cache.insert(slug.to_string(), (Instant::now(), settings.clone()));
+        Ok(settings)
+    }
+
+    /// Writes, off the request's path, what is due of the token's last use and the
+    /// tenant's last request.
+    fn record_use(&self, info: &TokenInfo, now: &str) {
+        let token = self.token_uses.due(&info.id).then(|| (self.tokens.clone(), info.id.clone()));
+        let tenant = self.tenant_requests.due(&info.tenant).then(|| (self.tenants.clone(), info.tenant.clone()));
+        if token.is_none() && tenant.is_none() {
+            return;
+        }
+        let now = now.to_string();
+        tokio::spawn(async move {
+            if let Some((tokens, id)) = token
+                && let Err(e) = tokens.touch_token(Scope::Scim, &id, &now).await
+            {
+                tracing::debug!(error = %e, "could not record a token's use");
+            }
+            if let Some((tenants, slug)) = tenant
+                && let Err(e) = tenants.touch_tenant(&slug, &now).await
+            {
+                tracing::debug!(error = %e, "could not record a tenant's request");
+            }
+        });
     }
 }
 
@@ -58,11 +126,15 @@ impl BearerTokens {
 impl Authenticator for BearerTokens {
     async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
         let token = bearer(parts)?;
-        match verify_token(self.store.as_ref(), token).await {
-            Ok(Some(info)) => Ok(Principal { tenant: info.tenant, subject: format!("token:{}", info.id) }),
-            Ok(None) => Err(AuthError::Invalid),
-            Err(e) => Err(AuthError::Unavailable(e.to_string())),
-        }
+        let now = scimd_proto::value::format_datetime(time::OffsetDateTime::now_utc());
+        let info = match verify_token(self.tokens.as_ref(), Scope::Scim, token, &now).await {
+            Ok(Some(info)) => info,
+            Ok(None) => return Err(AuthError::Invalid),
+            Err(e) => return Err(AuthError::Unavailable(e.to_string())),
+        };
+        let settings = self.tenant_settings(&info.tenant).await?;
+        self.record_use(&info, &now);
+        Ok(Principal { subject: format!("token:{}", info.id), tenant: info.tenant, settings })
     }
 }
 
@@ -107,7 +179,7 @@ impl Authenticator for StaticToken {
     async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
         let presented = scimd_core::tokens::hash_secret(bearer(parts)?);
         if scimd_core::tokens::hashes_match(&presented, &self.hash) {
-            Ok(Principal { tenant: self.tenant.clone(), subject: "static-token".into() })
+            Ok(Principal::new(self.tenant.clone(), "static-token"))
         } else {
             Err(AuthError::Invalid)
         }

@@ -136,12 +136,21 @@ pub struct BaseUrl(pub String);
 #[derive(Clone, Debug, Default)]
 pub struct ConfiguredBase(pub Option<String>);
 
+/// The `{tenant}` of the path the router is mounted under, if it has one.
+pub async fn url_tenant(parts: &mut Parts) -> Option<String> {
+    let params = axum::extract::RawPathParams::from_request_parts(parts, &()).await.ok()?;
+    params.iter().find(|(name, _)| *name == "tenant").map(|(_, value)| value.to_string())
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for BaseUrl {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(ConfiguredBase(Some(base))) = parts.extensions.get::<ConfiguredBase>() {
-            return Ok(BaseUrl(base.clone()));
+        if let Some(ConfiguredBase(Some(base))) = parts.extensions.get::<ConfiguredBase>().cloned() {
+            return Ok(BaseUrl(match url_tenant(parts).await {
+                Some(tenant) => base.replace("{tenant}", &tenant),
+                None => base,
+            }));
         }
         let original =
             OriginalUri::from_request_parts(parts, state).await.map(|o| o.0).unwrap_or_else(|_| parts.uri.clone());
@@ -165,7 +174,11 @@ pub struct Caller {
 
 impl Caller {
     pub fn ctx(&self) -> scimd_core::Ctx<'_> {
-        scimd_core::Ctx { tenant: &self.principal.tenant, base_url: &self.base_url }
+        scimd_core::Ctx {
+            tenant: &self.principal.tenant,
+            base_url: &self.base_url,
+            delete_policy: self.principal.settings.delete_policy,
+        }
     }
 }
 

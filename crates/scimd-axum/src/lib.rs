@@ -42,7 +42,8 @@ use tower::ServiceBuilder;
 pub struct ScimConfig {
     /// The public URL of the SCIM root (e.g. `https://scim.example.com/scim/v2`), used in
     /// `meta.location`, `Location` and `$ref`. When unset, it is derived from each
-    /// request's `Host` and the mount path.
+    /// request's `Host` and the mount path. Under a path with a `{tenant}` parameter
+    /// (`/t/{tenant}/scim/v2`), `{tenant}` in it stands for that tenant.
     pub base_url: Option<String>,
     /// Largest accepted request body, in bytes (published as `bulk.maxPayloadSize`).
     pub max_body_bytes: usize,
@@ -50,7 +51,8 @@ pub struct ScimConfig {
     pub request_timeout: Duration,
     /// Published in ServiceProviderConfig.
     pub documentation_uri: Option<String>,
-    /// A per-principal request rate limit; none by default.
+    /// A request rate limit per tenant (a tenant's own setting overrides it); none by
+    /// default.
     pub rate_limit: Option<limit::RateLimit>,
 }
 
@@ -72,7 +74,7 @@ struct Inner {
     request_timeout: Duration,
     auth: Arc<dyn Authenticator>,
     features: ProviderFeatures,
-    limiter: Option<limit::Limiter>,
+    limiter: limit::Limiter,
 }
 
 type State = axum::extract::State<Arc<Inner>>;
@@ -99,7 +101,7 @@ impl ScimService {
                 "Authentication with a bearer token in the Authorization header".into(),
             )],
         };
-        let limiter = config.rate_limit.map(limit::Limiter::new);
+        let limiter = limit::Limiter::new(config.rate_limit);
         let request_timeout = config.request_timeout;
         ScimService { inner: Arc::new(Inner { engine, request_timeout, auth, features, limiter }), config }
     }
@@ -117,8 +119,16 @@ impl ScimService {
         self
     }
 
-    /// The SCIM router, to be nested under a prefix such as `/scim/v2`.
+    /// The SCIM router, to be nested under a prefix such as `/scim/v2`, or a prefix with a
+    /// `{tenant}` parameter (`/t/{tenant}/scim/v2`): there a principal of another tenant gets
+    /// the same 401 as a wrong token.
     pub fn router(self) -> Router {
+        self.router_at(self.config.base_url.clone())
+    }
+
+    /// The router, with its own public base URL (see `ScimConfig::base_url`); routers of one
+    /// service share its engine, authenticator and rate limits.
+    pub fn router_at(&self, base_url: Option<String>) -> Router {
         let state = self.inner.clone();
         Router::new()
             .route("/ServiceProviderConfig", get(handlers::service_provider_config))
@@ -140,9 +150,7 @@ impl ScimService {
                         StatusCode::REQUEST_TIMEOUT,
                         self.config.request_timeout,
                     ))
-                    .layer(Extension(ConfiguredBase(
-                        self.config.base_url.clone().map(|b| b.trim_end_matches('/').to_string()),
-                    )))
+                    .layer(Extension(ConfiguredBase(base_url.map(|b| b.trim_end_matches('/').to_string()))))
                     .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
                     .layer(middleware::from_fn_with_state(state.clone(), authenticate)),
             )
@@ -171,11 +179,20 @@ fn resource_routes(kind: Kind) -> Router<Arc<Inner>> {
 /// Runs the authenticator and hands the principal to the handlers.
 async fn authenticate(axum::extract::State(state): State, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
+    let url_tenant = extract::url_tenant(&mut parts).await;
     match state.auth.authenticate(&parts).await {
+        // A token of another tenant is answered as a wrong one: nothing says the URL's
+        // tenant exists.
+        Ok(principal) if url_tenant.as_ref().is_some_and(|t| *t != principal.tenant) => {
+            error_response(&ScimError::new(401, None, "missing or invalid bearer token"))
+        }
         Ok(principal) => {
-            if let Some(limiter) = &state.limiter
-                && let Err(wait) = limiter.check(&principal.subject)
-            {
+            let s = &principal.settings;
+            let own = s.rate_limit_per_second.map(|per_second| limit::RateLimit {
+                per_second,
+                burst: s.rate_limit_burst.unwrap_or(limit::RateLimit::DEFAULT_BURST),
+            });
+            if let Err(wait) = state.limiter.check(&principal.tenant, own) {
                 let mut resp = error_response(&ScimError::new(429, None, "too many requests; retry later"));
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 resp.headers_mut().insert(header::RETRY_AFTER, secs.max(1).into());

@@ -39,12 +39,20 @@ impl Default for Settings {
     }
 }
 
-/// Per-request context: whose data, and the public URL of the SCIM root (for
-/// `meta.location` and `$ref`), without a trailing slash.
+/// Per-request context: whose data, the public URL of the SCIM root the request came in on
+/// (for `meta.location` and `$ref`, without a trailing slash), and the tenant's own delete
+/// policy when it has one.
 #[derive(Debug, Clone)]
 pub struct Ctx<'a> {
     pub tenant: &'a str,
     pub base_url: &'a str,
+    pub delete_policy: Option<DeletePolicy>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(tenant: &'a str, base_url: &'a str) -> Ctx<'a> {
+        Ctx { tenant, base_url, delete_policy: None }
+    }
 }
 
 /// A single resource in its response form, with what the HTTP layer puts in headers.
@@ -346,7 +354,7 @@ impl Engine {
 
     /// `DELETE /{Users|Groups}/{id}` under the configured policy.
     pub async fn delete(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, if_match: Option<i64>) -> EngineResult<()> {
-        match (self.settings.delete_policy, kind) {
+        match (ctx.delete_policy.unwrap_or(self.settings.delete_policy), kind) {
             (DeletePolicy::Deactivate, Kind::User) => {
                 let decide = |current: &StoredResource| -> Result<Change, ScimError> {
                     check_precondition(if_match, current.version)?;

@@ -8,6 +8,7 @@ pub mod adapter;
 pub mod answer;
 pub mod engine;
 pub mod store;
+pub mod tenants;
 pub mod tokens;
 
 pub use adapter::Adapter;

@@ -15,6 +15,8 @@ mod rows;
 pub mod sql;
 pub mod sqlite;
 pub mod store;
+mod tenants;
+mod tokens;
 
 pub use mapped::{MappedStore, Mapping, MembershipMap, TableMap};
 pub use postgres::{PgPools, PostgresSettings, PostgresStore};

@@ -2,7 +2,7 @@
 //! on a `Tx`, with SQL built by `Sql` (bound parameters only).
 
 use crate::compile::Compiler;
-use crate::conn::{DbError, Row, Tx};
+use crate::conn::{Row, Tx};
 use crate::health::{PROBE, PROBE_END, WriteHealth};
 use crate::layout::{Table, View, own_view, table};
 use crate::retry::retrying;
@@ -13,7 +13,6 @@ use scimd_core::store::{
     Decide, DeletePolicy, INLINE_RELATIONS, Kind, ListPage, ListQuery, MemberChange, MemberRef, Modify, NewResource,
     RelationBatches, RelationStream, Store, StoreError, StoredResource,
 };
-use scimd_core::tokens::{TokenInfo, TokenStore};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 
@@ -62,7 +61,7 @@ impl<P: Pools> SqlStore<P> {
     }
 }
 
-fn sql(d: Dialect) -> Sql {
+pub(crate) fn sql(d: Dialect) -> Sql {
     Sql::new(d)
 }
 
@@ -789,78 +788,5 @@ impl<P: Pools> Store for SqlStore<P> {
         }
         self.pools.read_one(sql(self.pools.dialect()).push("SELECT 1").clone()).await?;
         Ok(())
-    }
-}
-
-#[async_trait]
-impl<P: Pools> TokenStore for SqlStore<P> {
-    async fn insert_token(&self, info: &TokenInfo, hash: &str) -> Result<()> {
-        let mut tx = self.pools.write().await?;
-        let mut s = sql(tx.dialect());
-        s.push("INSERT INTO scim_tokens (id, tenant, name, hash, created) VALUES (")
-            .bind_text(info.id.as_str())
-            .push(", ")
-            .bind_text(info.tenant.as_str());
-        s.push(", ")
-            .bind_text(info.name.as_str())
-            .push(", ")
-            .bind_text(hash)
-            .push(", ")
-            .bind_text(info.created.as_str())
-            .push(")");
-        tx.exec(s).await.map_err(|e| e.unique_on("token"))?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn find_active_token(&self, hash: &str) -> Result<Option<(TokenInfo, String)>> {
-        let mut s = sql(self.pools.dialect());
-        s.push("SELECT id, tenant, name, created, hash FROM scim_tokens WHERE hash = ")
-            .bind_text(hash)
-            .push(" AND revoked IS NULL");
-        Ok(match self.pools.read_one(s).await?.into_iter().next() {
-            Some(r) => Some((
-                TokenInfo { id: r.text(0)?, tenant: r.text(1)?, name: r.text(2)?, created: r.text(3)?, revoked: None },
-                r.text(4)?,
-            )),
-            None => None,
-        })
-    }
-
-    async fn list_tokens(&self, tenant: &str) -> Result<Vec<TokenInfo>> {
-        let mut tx = self.pools.read().await?;
-        let mut s = sql(tx.dialect());
-        s.push("SELECT id, tenant, name, created, revoked FROM scim_tokens WHERE tenant = ")
-            .bind_text(tenant)
-            .push(" ORDER BY created, id");
-        let rows = tx.rows(s).await?;
-        tx.commit().await?;
-        rows.iter()
-            .map(|r| {
-                Ok(TokenInfo {
-                    id: r.text(0)?,
-                    tenant: r.text(1)?,
-                    name: r.text(2)?,
-                    created: r.text(3)?,
-                    revoked: r.opt_text(4),
-                })
-            })
-            .collect::<std::result::Result<_, DbError>>()
-            .map_err(Into::into)
-    }
-
-    async fn revoke_token(&self, tenant: &str, id: &str, now: &str) -> Result<bool> {
-        let mut tx = self.pools.write().await?;
-        let mut s = sql(tx.dialect());
-        s.push("UPDATE scim_tokens SET revoked = ")
-            .bind_text(now)
-            .push(" WHERE tenant = ")
-            .bind_text(tenant)
-            .push(" AND id = ")
-            .bind_text(id)
-            .push(" AND revoked IS NULL");
-        let n = tx.exec(s).await?;
-        tx.commit().await?;
-        Ok(n > 0)
     }
 }

@@ -16,7 +16,8 @@ use scimd_core::store::{
     Change, DeletePolicy, Kind, ListQuery, MemberChange, MemberRef, Modify, NewResource, SortKey, Store, StoreError,
     StoredResource,
 };
-use scimd_core::tokens::{TokenInfo, TokenStore, create_token, verify_token};
+use scimd_core::tenants::{Tenant, TenantSettings, TenantState, TenantStore};
+use scimd_core::tokens::{Scope, TokenInfo, TokenRequest, TokenStore, create_token, verify_token};
 use scimd_proto::ScimError;
 use scimd_proto::filter::{CompareOp, Filter, Literal, check, matches};
 use scimd_proto::messages::SortOrder;
@@ -697,17 +698,110 @@ async fn filters_agree_with_the_evaluator(env: &Env<'_>) {
 
 // ---------------------------------------------------------------- scimd's own stores only
 
-async fn tokens(s: &dyn TokenStore) {
-    let t = create_token(s, "t", "okta", None, NOW).await.unwrap();
-    assert_eq!(verify_token(s, &t.secret).await.unwrap().map(|i| i.name), Some("okta".into()));
-    assert!(verify_token(s, "scimd_wrong").await.unwrap().is_none());
-    let listed: Vec<TokenInfo> = s.list_tokens("t").await.unwrap();
-    assert_eq!(listed.len(), 1);
-    assert!(s.list_tokens("other").await.unwrap().is_empty());
-    assert!(s.revoke_token("t", &t.info.id, LATER).await.unwrap());
-    assert!(verify_token(s, &t.secret).await.unwrap().is_none());
-    assert!(!s.revoke_token("t", &t.info.id, LATER).await.unwrap());
-    assert_eq!(s.list_tokens("t").await.unwrap()[0].revoked.as_deref(), Some(LATER));
+fn tenant(slug: &str) -> Tenant {
+    Tenant {
+        slug: slug.into(),
+        name: slug.to_uppercase(),
+        state: TenantState::Active,
+        settings: TenantSettings::default(),
+        created: NOW.into(),
+        last_request: None,
+    }
+}
+
+fn scim_token<'a>(tenant: &'a str, name: &'a str, expires: Option<&str>) -> TokenRequest<'a> {
+    TokenRequest { scope: Scope::Scim, tenant, name, secret: None, expires: expires.map(Into::into) }
+}
+
+/// Tokens open one tenant's SCIM endpoints or the admin API, until revoked, expired, or
+/// their tenant disabled or erased.
+async fn tokens<S: TokenStore + TenantStore + Store>(s: &S) {
+    s.create_tenant(&tenant("t")).await.unwrap();
+    s.create_tenant(&tenant("other")).await.unwrap();
+    assert!(matches!(s.create_tenant(&tenant("t")).await, Err(StoreError::Uniqueness(_))));
+    let t = create_token(s, scim_token("t", "okta", None), NOW).await.unwrap();
+    let found = verify_token(s, Scope::Scim, &t.secret, NOW).await.unwrap().expect("a new token opens its tenant");
+    assert_eq!((found.name.as_str(), found.tenant.as_str()), ("okta", "t"));
+    assert!(verify_token(s, Scope::Scim, "scimd_wrong", NOW).await.unwrap().is_none());
+    assert!(verify_token(s, Scope::Admin, &t.secret, NOW).await.unwrap().is_none(), "SCIM token opened the admin API");
+
+    // Rotation: a second token works beside the first; each tenant lists its own.
+    let second = create_token(s, scim_token("t", "rotated", None), "2026-01-01T00:00:01.000000Z").await.unwrap();
+    assert!(verify_token(s, Scope::Scim, &second.secret, NOW).await.unwrap().is_some());
+    let listed: Vec<TokenInfo> = s.list_tokens(Scope::Scim, "t").await.unwrap();
+    assert_eq!(listed.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["okta", "rotated"]);
+    assert!(s.list_tokens(Scope::Scim, "other").await.unwrap().is_empty());
+    assert!(!s.revoke_token(Scope::Scim, "other", &t.info.id, LATER).await.unwrap(), "revoked another tenant's token");
+
+    // Last use.
+    s.touch_token(Scope::Scim, &t.info.id, LATER).await.unwrap();
+    let used = s.list_tokens(Scope::Scim, "t").await.unwrap();
+    assert_eq!(used[0].last_used.as_deref(), Some(LATER));
+    assert_eq!(used[1].last_used, None);
+
+    // Revocation.
+    assert!(s.revoke_token(Scope::Scim, "t", &t.info.id, LATER).await.unwrap());
+    assert!(verify_token(s, Scope::Scim, &t.secret, LATER).await.unwrap().is_none());
+    assert!(verify_token(s, Scope::Scim, &second.secret, LATER).await.unwrap().is_some(), "revoked the wrong token");
+    assert!(!s.revoke_token(Scope::Scim, "t", &t.info.id, LATER).await.unwrap());
+    assert_eq!(s.list_tokens(Scope::Scim, "t").await.unwrap()[0].revoked.as_deref(), Some(LATER));
+
+    // Expiry: valid until the instant, refused from it on.
+    let expiring = create_token(s, scim_token("other", "short", Some(LATER)), NOW).await.unwrap();
+    assert!(verify_token(s, Scope::Scim, &expiring.secret, NOW).await.unwrap().is_some());
+    assert!(verify_token(s, Scope::Scim, &expiring.secret, LATER).await.unwrap().is_none());
+
+    // A disabled tenant's tokens open nothing until it is enabled; its data stays.
+    new_user(s, "t", "u1", json!({"userName": "ada", "active": true})).await;
+    new_user(s, "t", "u2", json!({"userName": "grace", "active": false})).await;
+    new_user(s, "other", "u3", json!({"userName": "ada"})).await;
+    s.update_tenant("t", None, Some(TenantState::Disabled), None).await.unwrap().unwrap();
+    assert!(verify_token(s, Scope::Scim, &second.secret, LATER).await.unwrap().is_none());
+    let enabled = s.update_tenant("t", Some("T Corp"), Some(TenantState::Active), None).await.unwrap().unwrap();
+    assert_eq!((enabled.name.as_str(), enabled.state), ("T Corp", TenantState::Active));
+    assert!(verify_token(s, Scope::Scim, &second.secret, LATER).await.unwrap().is_some());
+    assert!(s.update_tenant("nobody", None, Some(TenantState::Active), None).await.unwrap().is_none());
+    let stats = s.tenant_stats("t").await.unwrap();
+    assert_eq!((stats.users, stats.active_users, stats.groups), (2, 1, 0));
+
+    // Settings round-trip.
+    let settings = TenantSettings {
+        delete_policy: Some(DeletePolicy::Erase),
+        rate_limit_per_second: Some(5.0),
+        rate_limit_burst: Some(10),
+    };
+    s.update_tenant("t", None, None, Some(&settings)).await.unwrap();
+    assert_eq!(s.tenant("t").await.unwrap().unwrap().settings, settings);
+    s.touch_tenant("t", LATER).await.unwrap();
+    assert_eq!(s.tenant("t").await.unwrap().unwrap().last_request.as_deref(), Some(LATER));
+
+    // Admin tokens: their own list, never a tenant's.
+    let admin = create_token(
+        s,
+        TokenRequest { scope: Scope::Admin, tenant: "t", name: "ops", secret: None, expires: None },
+        NOW,
+    )
+    .await
+    .unwrap();
+    assert!(admin.secret.starts_with("scimd_admin_"));
+    assert_eq!(verify_token(s, Scope::Admin, &admin.secret, NOW).await.unwrap().unwrap().tenant, "");
+    assert!(verify_token(s, Scope::Scim, &admin.secret, NOW).await.unwrap().is_none(), "admin token opened SCIM");
+    assert_eq!(s.list_tokens(Scope::Admin, "").await.unwrap().len(), 1);
+    assert_eq!(s.list_tokens(Scope::Scim, "t").await.unwrap().len(), 2);
+
+    // Erasing a tenant takes everything it holds and nothing of another's.
+    assert!(s.delete_tenant("t").await.unwrap());
+    assert!(!s.delete_tenant("t").await.unwrap());
+    assert!(s.tenant("t").await.unwrap().is_none());
+    assert!(verify_token(s, Scope::Scim, &second.secret, LATER).await.unwrap().is_none());
+    assert!(s.list_tokens(Scope::Scim, "t").await.unwrap().is_empty());
+    assert_eq!(s.tenant_stats("t").await.unwrap().users, 0);
+    assert_eq!(s.tenant_stats("other").await.unwrap().users, 1);
+    assert!(verify_token(s, Scope::Admin, &admin.secret, NOW).await.unwrap().is_some());
+    // The slug is free again, and the new tenant starts empty.
+    s.create_tenant(&tenant("t")).await.unwrap();
+    assert_eq!(s.tenant_stats("t").await.unwrap().users, 0);
+    new_user(s, "t", "u1", json!({"userName": "ada"})).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

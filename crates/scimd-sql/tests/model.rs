@@ -276,7 +276,7 @@ struct Run<'a> {
 }
 
 fn ctx(t: usize) -> Ctx<'static> {
-    Ctx { tenant: TENANTS[t], base_url: "https://scim.test/v2" }
+    Ctx::new(TENANTS[t], "https://scim.test/v2")
 }
 
 fn status_of(r: &Result<scimd_core::Rendered, EngineError>) -> Expect {

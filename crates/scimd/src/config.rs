@@ -61,8 +61,15 @@ pub struct Config {
     /// PostgreSQL: the schema scimd's tables live in (created if missing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pg_schema: Option<String>,
-    /// The tenant the server's tokens belong to.
+    /// The tenant a new database starts with, and that `scimd token …` acts on without
+    /// `--tenant`.
     pub tenant: String,
+    /// Serve the admin API (`/admin/v1`).
+    pub admin_api: bool,
+    /// Serve the admin API on this address:port instead of `listen` (keep it off the public
+    /// network).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_listen: Option<String>,
     /// Published in ServiceProviderConfig.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub documentation_uri: Option<String>,
@@ -99,6 +106,8 @@ impl Default for Config {
             pg_health_check_ms: 500,
             pg_schema: None,
             tenant: "default".into(),
+            admin_api: true,
+            admin_listen: None,
             documentation_uri: None,
             rate_limit_per_second: 0.0,
             rate_limit_burst: 50,
@@ -132,6 +141,8 @@ const ENV: &[(&str, &str)] = &[
     ("SCIMD_PG_HEALTH_CHECK_MS", "pg_health_check_ms"),
     ("SCIMD_PG_SCHEMA", "pg_schema"),
     ("SCIMD_TENANT", "tenant"),
+    ("SCIMD_ADMIN_API", "admin_api"),
+    ("SCIMD_ADMIN_LISTEN", "admin_listen"),
     ("SCIMD_DOCUMENTATION_URI", "documentation_uri"),
     ("SCIMD_RATE_LIMIT_PER_SECOND", "rate_limit_per_second"),
     ("SCIMD_RATE_LIMIT_BURST", "rate_limit_burst"),
@@ -152,6 +163,11 @@ impl Config {
             if let Ok(value) = std::env::var(var) {
                 // Keep the type of the setting: numbers stay numbers.
                 let typed = match defaults.get(*key) {
+                    Some(toml::Value::Boolean(_)) => toml::Value::Boolean(match value.trim() {
+                        "true" | "1" | "yes" => true,
+                        "false" | "0" | "no" => false,
+                        _ => bail!("{var} must be true or false, not '{value}'"),
+                    }),
                     Some(toml::Value::Integer(_)) => toml::Value::Integer(
                         value.trim().parse().with_context(|| format!("{var} must be a whole number"))?,
                     ),

@@ -7,7 +7,7 @@ use anyhow::Result;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
-use scimd::{config, server};
+use scimd::{cli, config, server};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -39,14 +39,22 @@ enum Command {
         /// The file to write (must not exist).
         file: PathBuf,
     },
-    /// Manage API tokens.
+    /// Manage tenants: one per customer whose identity provider pushes users and groups.
+    Tenant {
+        #[command(subcommand)]
+        action: cli::TenantAction,
+    },
+    /// Manage a tenant's SCIM tokens.
     Token {
         #[command(subcommand)]
-        action: TokenAction,
+        action: cli::TokenAction,
+    },
+    /// Manage the admin API's tokens.
+    AdminToken {
+        #[command(subcommand)]
+        action: cli::AdminTokenAction,
     },
 }
-
-use server::TokenAction;
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -73,7 +81,9 @@ fn main() -> Result<()> {
                 Ok(())
             }
             Command::Backup { file } => server::backup(&config, &file).await,
-            Command::Token { action } => server::token_command(&config, action).await,
+            Command::Tenant { action } => cli::tenant(&config, action).await,
+            Command::Token { action } => cli::token(&config, action).await,
+            Command::AdminToken { action } => cli::admin_token(&config, action).await,
         }
     })
 }

@@ -6,13 +6,17 @@ use axum::Router;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use scimd_admin::AdminService;
+use scimd_admin::ops::{Directory, TenantUrls};
 use scimd_axum::auth::BearerTokens;
 use scimd_axum::{ScimConfig, ScimService};
-use scimd_core::tokens::{TokenStore, create_token};
+use scimd_core::tenants::{Tenant, TenantState, TenantStore};
+use scimd_core::tokens::{Scope, TokenRequest, TokenStore, create_token};
 use scimd_core::{Engine, Settings, Store};
 use scimd_proto::value::format_datetime;
 use scimd_proto::{FilterLimits, Registry};
 use scimd_sql::{Durability, PostgresSettings, PostgresStore, SqliteSettings, SqliteStore};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,24 +25,11 @@ use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, 
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
-/// `scimd token …`.
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum TokenAction {
-    /// Create a token and print its secret (shown once; only its hash is stored).
-    Create {
-        #[arg(long, default_value = "api")]
-        name: String,
-    },
-    /// List tokens (never their secrets).
-    List,
-    /// Revoke a token by id; it stops working on the next request.
-    Revoke { id: String },
-}
-
-/// The store behind both contracts.
+/// The store behind the three contracts.
 pub struct Backend {
     pub store: Arc<dyn Store>,
     pub tokens: Arc<dyn TokenStore>,
+    pub tenants: Arc<dyn TenantStore>,
 }
 
 /// A database URL with any password hidden, for messages.
@@ -62,7 +53,7 @@ pub async fn open_store(config: &Config) -> Result<Backend> {
         };
         let store =
             Arc::new(SqliteStore::open(url, &settings).await.with_context(|| format!("opening {}", redact_url(url)))?);
-        return Ok(Backend { store: store.clone(), tokens: store });
+        return Ok(Backend { store: store.clone(), tokens: store.clone(), tenants: store });
     }
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let settings = PostgresSettings {
@@ -76,7 +67,7 @@ pub async fn open_store(config: &Config) -> Result<Backend> {
         let store = Arc::new(
             PostgresStore::open(url, &settings).await.with_context(|| format!("opening {}", redact_url(url)))?,
         );
-        return Ok(Backend { store: store.clone(), tokens: store });
+        return Ok(Backend { store: store.clone(), tokens: store.clone(), tenants: store });
     }
     bail!("unsupported database URL '{}': use sqlite://PATH or postgres://…", redact_url(url))
 }
@@ -95,7 +86,7 @@ pub async fn backup(config: &Config, file: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     format_datetime(time::OffsetDateTime::now_utc())
 }
 
@@ -120,21 +111,81 @@ pub async fn serve(config: Config) -> Result<()> {
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let local = listener.local_addr()?;
-    let public = config
-        .base_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{local}{}", config.path_prefix.trim_end_matches('/')));
-    first_start_token(&config, backend.tokens.as_ref(), &public).await?;
-    let app = build_app(&config, &backend)?;
-    tracing::info!(listen = %local, scim = %public, database = %redact_url(&config.database_url), "scimd serving");
-    crate::http::serve(listener, app, config.http(), shutdown_signal()).await?;
+    let admin_listener = match config.admin_listen.as_deref().filter(|_| config.admin_api) {
+        Some(addr) => {
+            Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr} (admin)"))?)
+        }
+        None => None,
+    };
+    let urls = tenant_urls(&config, Some(local));
+    first_start(&config, &backend, &urls).await?;
+    let app = build_app(&config, &backend, local)?;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let admin = match admin_listener {
+        Some(admin_listener) => {
+            let addr = admin_listener.local_addr()?;
+            tracing::info!(listen = %addr, "admin API and metrics on their own listener");
+            let admin = common_layers(admin_app(&config, &backend, &urls));
+            Some(tokio::spawn(crate::http::serve(admin_listener, admin, config.http(), stopped(stopping.clone()))))
+        }
+        None => None,
+    };
+    tracing::info!(listen = %local, scim = %urls.scim_root(), database = %redact_url(&config.database_url), "scimd serving");
+    crate::http::serve(listener, app, config.http(), stopped(stopping)).await?;
+    if let Some(admin) = admin {
+        admin.await??;
+    }
     tracing::info!("scimd stopped");
     Ok(())
 }
 
-/// The whole HTTP application: SCIM under the configured prefix, health endpoints, and
-/// the request-id, tracing and header-redaction layers.
-pub fn build_app(config: &Config, backend: &Backend) -> Result<Router> {
+/// Where the SCIM endpoints are, as the world reaches them: the configured `base_url`
+/// (with `path_prefix` at its end), else the address served (`local`, or `listen` for the
+/// commands that serve nothing), with a wildcard address read as this host.
+pub fn tenant_urls(config: &Config, local: Option<SocketAddr>) -> ScimUrls {
+    let prefix = config.path_prefix.trim_end_matches('/').to_string();
+    let root = match &config.base_url {
+        Some(base) => {
+            let base = base.trim_end_matches('/');
+            base.strip_suffix(prefix.as_str()).unwrap_or(base).to_string()
+        }
+        None => {
+            let addr = local.or_else(|| config.listen.parse().ok());
+            match addr {
+                Some(a) if a.ip().is_unspecified() => format!("http://localhost:{}", a.port()),
+                Some(a) => format!("http://{a}"),
+                None => format!("http://{}", config.listen),
+            }
+        }
+    };
+    ScimUrls(TenantUrls { root, prefix })
+}
+
+/// The public URLs of the SCIM endpoints: `/scim/v2` (the token's tenant) and
+/// `/t/{tenant}/scim/v2`.
+#[derive(Debug, Clone)]
+pub struct ScimUrls(pub TenantUrls);
+
+impl ScimUrls {
+    pub fn scim_root(&self) -> String {
+        format!("{}{}", self.0.root, self.0.prefix)
+    }
+    pub fn tenant(&self, slug: &str) -> String {
+        self.0.scim_base(slug)
+    }
+}
+
+/// The whole HTTP application: SCIM under `path_prefix` and under `/t/{tenant}` +
+/// `path_prefix`, the admin API (unless it is off or has a listener of its own), health
+/// endpoints, and the request-id, tracing and header-redaction layers.
+pub fn build_app(config: &Config, backend: &Backend, local: SocketAddr) -> Result<Router> {
     let prefix = config.path_prefix.trim_end_matches('/').to_string();
     let settings = Settings {
         delete_policy: config.delete_policy()?,
@@ -143,9 +194,10 @@ pub fn build_app(config: &Config, backend: &Backend) -> Result<Router> {
         filter_limits: FilterLimits { max_len: config.max_filter_length, ..FilterLimits::default() },
     };
     let engine = Arc::new(Engine::new(Arc::new(Registry::standard()), backend.store.clone(), settings));
+    let urls = tenant_urls(config, Some(local));
     let scim = ScimService::new(
         engine,
-        Arc::new(BearerTokens::new(backend.tokens.clone())),
+        Arc::new(BearerTokens::new(backend.tokens.clone(), backend.tenants.clone())),
         ScimConfig {
             base_url: config.base_url.clone(),
             max_body_bytes: config.max_body_bytes,
@@ -157,26 +209,43 @@ pub fn build_app(config: &Config, backend: &Backend) -> Result<Router> {
             }),
         },
     );
+    // A configured base URL holds for `/scim/v2`; under a tenant's URL, its own.
+    let tenant_base = config.base_url.as_ref().map(|_| urls.tenant("{tenant}"));
     let store = backend.store.clone();
-    let request_id = HeaderName::from_static("x-request-id");
-    Ok(Router::new()
+    let mut app = Router::new()
+        .nest(&format!("/t/{{tenant}}{prefix}"), scim.router_at(tenant_base))
         .nest(&prefix, scim.router())
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(move || ready(store.clone())))
-        .fallback(|| async {
-            scimd_axum::error::error_response(&scimd_proto::ScimError::not_found("no such endpoint"))
-        })
-        // One stack, outermost first (see scimd-axum: one layer wraps each route once).
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
-                .layer(SetRequestIdLayer::new(request_id.clone(), SequentialIds::new()))
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                }))
-                .layer(PropagateRequestIdLayer::new(request_id)),
-        ))
+        .route("/readyz", get(move || ready(store.clone())));
+    if config.admin_api && config.admin_listen.is_none() {
+        app = app.merge(admin_app(config, backend, &urls));
+    }
+    let app = app.fallback(|| async {
+        scimd_axum::error::error_response(&scimd_proto::ScimError::not_found("no such endpoint"))
+    });
+    Ok(common_layers(app))
+}
+
+/// The admin API, at `/admin/v1`.
+pub fn admin_app(_config: &Config, backend: &Backend, urls: &ScimUrls) -> Router {
+    let dir = Directory { tenants: backend.tenants.clone(), tokens: backend.tokens.clone(), urls: urls.0.clone() };
+    Router::new().nest("/admin/v1", AdminService::new(dir).router())
+}
+
+/// Request ids, request spans, and the redaction of credentials in them.
+fn common_layers(app: Router) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    // One stack, outermost first (see scimd-axum: one layer wraps each route once).
+    app.layer(
+        ServiceBuilder::new()
+            .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+            .layer(SetRequestIdLayer::new(request_id.clone(), SequentialIds::new()))
+            .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }))
+            .layer(PropagateRequestIdLayer::new(request_id)),
+    )
 }
 
 /// How long `/readyz` waits for the store before answering "not ready".
@@ -218,27 +287,57 @@ impl MakeRequestId for SequentialIds {
     }
 }
 
-/// On a database with no token yet, registers `SCIMD_BOOTSTRAP_TOKEN` or a new random
-/// token, and prints it once with the URL to give the identity provider.
-async fn first_start_token(config: &Config, tokens: &dyn TokenStore, public: &str) -> Result<()> {
-    if !tokens.list_tokens(&config.tenant).await?.is_empty() {
+/// The configured tenant (`tenant`, 'default') on a database without tenants. (A database
+/// from before tenants has its tenants already: the migration made them.)
+pub async fn ensure_tenant(config: &Config, backend: &Backend) -> Result<()> {
+    if backend.tenants.tenant(&config.tenant).await?.is_none() && backend.tenants.tenants().await?.is_empty() {
+        let tenant = Tenant {
+            slug: config.tenant.clone(),
+            name: config.tenant.clone(),
+            state: TenantState::Active,
+            settings: Default::default(),
+            created: now(),
+            last_request: None,
+        };
+        match backend.tenants.create_tenant(&tenant).await {
+            // Another replica starting at the same moment made it.
+            Ok(()) | Err(scimd_core::StoreError::Uniqueness(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// On a new database: the configured tenant and its first token, `SCIMD_BOOTSTRAP_TOKEN` or
+/// a new random one, printed once with the URL to give the identity provider. An upgraded
+/// database already has its tenants and tokens.
+async fn first_start(config: &Config, backend: &Backend, urls: &ScimUrls) -> Result<()> {
+    ensure_tenant(config, backend).await?;
+    if !backend.tokens.list_tokens(Scope::Scim, &config.tenant).await?.is_empty() {
         return Ok(());
     }
     let bootstrap = std::env::var("SCIMD_BOOTSTRAP_TOKEN").ok().filter(|t| !t.trim().is_empty());
     let from_env = bootstrap.is_some();
-    let token =
-        create_token(tokens, &config.tenant, if from_env { "bootstrap" } else { "initial" }, bootstrap, &now()).await?;
+    let req = TokenRequest {
+        scope: Scope::Scim,
+        tenant: &config.tenant,
+        name: if from_env { "bootstrap" } else { "initial" },
+        secret: bootstrap,
+        expires: None,
+    };
+    let token = create_token(backend.tokens.as_ref(), req, &now()).await?;
     if from_env {
         eprintln!("scimd: registered SCIMD_BOOTSTRAP_TOKEN as token {} (only its hash is stored)", token.info.id);
     } else {
         println!();
         println!("  scimd created an API token. It is shown once; only its hash is stored.");
         println!();
-        println!("    SCIM base URL:  {public}");
+        println!("    SCIM base URL:  {}", urls.scim_root());
         println!("    Bearer token:   {}", token.secret);
         println!();
         println!("  Give both to your identity provider (Entra ID: Tenant URL and Secret Token;");
-        println!("  Okta: SCIM connector base URL and API token). Manage tokens with `scimd token`.");
+        println!("  Okta: SCIM connector base URL and API token). Manage tokens with `scimd token`,");
+        println!("  more tenants with `scimd tenant create`.");
         println!();
     }
     Ok(())
@@ -264,33 +363,6 @@ async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutting down: no new connections; finishing requests in progress");
-}
-
-pub async fn token_command(config: &Config, action: TokenAction) -> Result<()> {
-    let backend = open_store(config).await?;
-    let tokens = backend.tokens.as_ref();
-    match action {
-        TokenAction::Create { name } => {
-            let t = create_token(tokens, &config.tenant, &name, None, &now()).await?;
-            eprintln!("created token {} ({}); the secret is shown once:", t.info.id, t.info.name);
-            println!("{}", t.secret);
-        }
-        TokenAction::List => {
-            println!("{:<14} {:<20} {:<28} STATUS", "ID", "NAME", "CREATED");
-            for t in tokens.list_tokens(&config.tenant).await? {
-                let status = t.revoked.map(|r| format!("revoked {r}")).unwrap_or_else(|| "active".into());
-                println!("{:<14} {:<20} {:<28} {status}", t.id, t.name, t.created);
-            }
-        }
-        TokenAction::Revoke { id } => {
-            if tokens.revoke_token(&config.tenant, &id, &now()).await? {
-                println!("revoked token {id}");
-            } else {
-                bail!("no active token with id {id}");
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -25,15 +25,14 @@ async fn replicas(name: &str) -> (Arc<TestServer>, Arc<TestServer>) {
         TestServer::on(config.clone(), tempfile::tempdir().unwrap(), Some("replica-token".into())),
         TestServer::on(config, tempfile::tempdir().unwrap(), Some("replica-token".into()))
     );
-    scimd_core::tokens::create_token(
-        a.backend.tokens.as_ref(),
-        "default",
-        "replicas",
-        Some("replica-token".into()),
-        "2026-01-01T00:00:00.000000Z",
-    )
-    .await
-    .unwrap();
+    let req = scimd_core::tokens::TokenRequest {
+        scope: scimd_core::tokens::Scope::Scim,
+        tenant: "default",
+        name: "replicas",
+        secret: Some("replica-token".into()),
+        expires: None,
+    };
+    scimd_core::tokens::create_token(a.backend.tokens.as_ref(), req, "2026-01-01T00:00:00.000000Z").await.unwrap();
     (Arc::new(a), Arc::new(b))
 }
 

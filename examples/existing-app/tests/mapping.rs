@@ -225,7 +225,7 @@ async fn an_adapter_adds_an_attribute() {
         }
     }
     let engine = Engine::new(Arc::new(reg), store, Settings::default()).with_adapter(Arc::new(Links));
-    let auth = FnAuthenticator(|_: &Parts| Ok(Principal { tenant: "default".into(), subject: "test".into() }));
+    let auth = FnAuthenticator(|_: &Parts| Ok(Principal::new("default", "test")));
     let base = serve(
         axum::Router::new()
             .nest("/scim/v2", ScimService::new(Arc::new(engine), Arc::new(auth), ScimConfig::default()).router()),
@@ -261,7 +261,7 @@ async fn authenticators_reject() {
     let engine = Engine::new(Arc::new(reg), store, Settings::default());
     let only_admins =
         FnAuthenticator(|parts: &Parts| match parts.headers.get("x-role").and_then(|v| v.to_str().ok()) {
-            Some("admin") => Ok(Principal { tenant: "default".into(), subject: "admin".into() }),
+            Some("admin") => Ok(Principal::new("default", "admin")),
             _ => Err(AuthError::Forbidden("SCIM is for administrators".into())),
         });
     let base =
@@ -289,7 +289,7 @@ async fn the_library_default_denies() {
         Arc::new(Engine::new(Arc::new(registry()), scim_store(&url, &registry()).await.unwrap(), Settings::default()));
     let base = serve(axum::Router::new().nest("/scim/v2", ScimService::from_engine(engine.clone()).router())).await;
     assert_eq!(reqwest::get(format!("{base}/scim/v2/Users")).await.unwrap().status(), 403);
-    let open = FnAuthenticator(|_: &Parts| Ok(Principal { tenant: "default".into(), subject: "t".into() }));
+    let open = FnAuthenticator(|_: &Parts| Ok(Principal::new("default", "t")));
     let scim = ScimService::from_engine(engine).with_authenticator(Arc::new(open));
     let base = serve(axum::Router::new().nest("/scim/v2", scim.router())).await;
     assert_eq!(reqwest::get(format!("{base}/scim/v2/Users")).await.unwrap().status(), 200);

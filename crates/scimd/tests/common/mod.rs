@@ -5,12 +5,15 @@ pub mod process;
 
 use reqwest::{Method, StatusCode};
 use scimd::config::Config;
-use scimd::server::{Backend, build_app, open_store};
-use scimd_core::tokens::create_token;
+use scimd::server::{Backend, build_app, ensure_tenant, open_store};
+use scimd_core::tokens::{Scope, TokenRequest, create_token};
 use serde_json::{Value, json};
 
 pub struct TestServer {
+    /// The SCIM base URL of the token's tenant (`/scim/v2`).
     pub base: String,
+    /// `http://127.0.0.1:PORT`.
+    pub root: String,
     pub token: String,
     pub client: reqwest::Client,
     pub config: Config,
@@ -91,24 +94,30 @@ impl TestServer {
     /// Starts the application for `config`; reuses `token` when given.
     pub async fn on(config: Config, dir: tempfile::TempDir, token: Option<String>) -> TestServer {
         let backend = open_store(&config).await.unwrap();
+        ensure_tenant(&config, &backend).await.unwrap();
         let token = match token {
             Some(t) => t,
             None => {
-                create_token(backend.tokens.as_ref(), &config.tenant, "test", None, "2026-01-01T00:00:00.000000Z")
-                    .await
-                    .unwrap()
-                    .secret
+                let req = TokenRequest {
+                    scope: Scope::Scim,
+                    tenant: &config.tenant,
+                    name: "test",
+                    secret: None,
+                    expires: None,
+                };
+                create_token(backend.tokens.as_ref(), req, "2026-01-01T00:00:00.000000Z").await.unwrap().secret
             }
         };
-        let app = build_app(&config, &backend).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let app = build_app(&config, &backend, addr).unwrap();
         let http = config.http();
         let task = tokio::spawn(async move {
             scimd::http::serve(listener, app, http, std::future::pending()).await.unwrap();
         });
         TestServer {
             base: format!("http://{addr}{}", config.path_prefix),
+            root: format!("http://{addr}"),
             token,
             client: reqwest::Client::new(),
             config,

@@ -1,0 +1,129 @@
+//! Tenants in SQL (`scimd_tenants`), and erasing one with everything it holds.
+
+use crate::conn::{DbError, Row};
+use crate::sql::Dialect;
+use crate::store::{Pools, SqlStore, sql};
+use async_trait::async_trait;
+use scimd_core::store::StoreError;
+use scimd_core::tenants::{Tenant, TenantSettings, TenantState, TenantStats, TenantStore};
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+const COLUMNS: &str = "slug, name, state, settings, created, last_request";
+
+fn decode(r: &Row) -> Result<Tenant> {
+    let corrupt =
+        |what: &str| StoreError::Backend(format!("tenant {}: corrupt {what}", r.opt_text(0).unwrap_or_default()));
+    Ok(Tenant {
+        slug: r.text(0)?,
+        name: r.text(1)?,
+        state: TenantState::parse(r.str(2)?).ok_or_else(|| corrupt("state"))?,
+        settings: serde_json::from_str(r.str(3)?).map_err(|_| corrupt("settings"))?,
+        created: r.text(4)?,
+        last_request: r.opt_text(5),
+    })
+}
+
+fn settings_json(settings: &TenantSettings) -> Result<String> {
+    serde_json::to_string(settings).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+/// The tables that hold a tenant's data, children first.
+const TENANT_TABLES: &[&str] = &["scim_members", "scim_user_emails", "scim_users", "scim_groups", "scim_tokens"];
+
+#[async_trait]
+impl<P: Pools> TenantStore for SqlStore<P> {
+    async fn create_tenant(&self, t: &Tenant) -> Result<()> {
+        let mut tx = self.pools.write().await?;
+        let mut s = sql(tx.dialect());
+        s.push("INSERT INTO scimd_tenants (").push(COLUMNS).push(") VALUES (").bind_text(t.slug.as_str());
+        s.push(", ").bind_text(t.name.as_str()).push(", ").bind_text(t.state.as_str()).push(", ");
+        s.bind_text(settings_json(&t.settings)?).push(", ").bind_text(t.created.as_str()).push(", NULL)");
+        tx.exec(s).await.map_err(|e| e.unique_on("slug"))?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn tenant(&self, slug: &str) -> Result<Option<Tenant>> {
+        let mut s = sql(self.pools.dialect());
+        s.push("SELECT ").push(COLUMNS).push(" FROM scimd_tenants WHERE slug = ").bind_text(slug);
+        self.pools.read_one(s).await?.first().map(decode).transpose()
+    }
+
+    async fn tenants(&self) -> Result<Vec<Tenant>> {
+        let mut s = sql(self.pools.dialect());
+        s.push("SELECT ").push(COLUMNS).push(" FROM scimd_tenants ORDER BY slug");
+        self.pools.read_one(s).await?.iter().map(decode).collect()
+    }
+
+    async fn update_tenant(
+        &self,
+        slug: &str,
+        name: Option<&str>,
+        state: Option<TenantState>,
+        settings: Option<&TenantSettings>,
+    ) -> Result<Option<Tenant>> {
+        let mut tx = self.pools.write().await?;
+        let mut s = sql(tx.dialect());
+        s.push("UPDATE scimd_tenants SET slug = slug");
+        if let Some(name) = name {
+            s.push(", name = ").bind_text(name);
+        }
+        if let Some(state) = state {
+            s.push(", state = ").bind_text(state.as_str());
+        }
+        if let Some(settings) = settings {
+            s.push(", settings = ").bind_text(settings_json(settings)?);
+        }
+        s.push(" WHERE slug = ").bind_text(slug).push(" RETURNING ").push(COLUMNS);
+        let row = tx.row(s).await?;
+        tx.commit().await?;
+        row.as_ref().map(decode).transpose()
+    }
+
+    async fn delete_tenant(&self, slug: &str) -> Result<bool> {
+        let mut tx = self.pools.write().await?;
+        let d = tx.dialect();
+        for table in TENANT_TABLES {
+            let mut s = sql(d);
+            s.push("DELETE FROM ").push(table).push(" WHERE tenant = ").bind_text(slug);
+            tx.exec(s).await?;
+        }
+        if d == Dialect::Sqlite {
+            let mut s = sql(d);
+            s.push("DELETE FROM scim_live_counts WHERE tenant = ").bind_text(slug);
+            tx.exec(s).await?;
+        }
+        let mut s = sql(d);
+        s.push("DELETE FROM scimd_tenants WHERE slug = ").bind_text(slug);
+        let n = tx.exec(s).await?;
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    async fn tenant_stats(&self, slug: &str) -> Result<TenantStats> {
+        let d = self.pools.dialect();
+        let active = match d {
+            Dialect::Sqlite => "active IS NULL OR active <> 0",
+            Dialect::Postgres => "active IS NOT FALSE",
+        };
+        let mut s = sql(d);
+        s.push("SELECT (SELECT COUNT(*) FROM scim_users WHERE tenant = ").bind_text(slug);
+        s.push(" AND retired IS NULL), (SELECT COUNT(*) FROM scim_users WHERE tenant = ").bind_text(slug);
+        s.push(" AND retired IS NULL AND (").push(active).push(")), (SELECT COUNT(*) FROM scim_groups WHERE tenant = ");
+        s.bind_text(slug).push(" AND retired IS NULL)");
+        let rows = self.pools.read_one(s).await?;
+        let r = rows.first().ok_or_else(|| StoreError::Backend("no counts".into()))?;
+        let n = |i: usize| -> std::result::Result<u64, DbError> { Ok(r.int(i)?.max(0) as u64) };
+        Ok(TenantStats { users: n(0)?, active_users: n(1)?, groups: n(2)? })
+    }
+
+    async fn touch_tenant(&self, slug: &str, now: &str) -> Result<()> {
+        let mut tx = self.pools.write().await?;
+        let mut s = sql(tx.dialect());
+        s.push("UPDATE scimd_tenants SET last_request = ").bind_text(now).push(" WHERE slug = ").bind_text(slug);
+        tx.exec(s).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
