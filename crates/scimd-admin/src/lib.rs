@@ -17,7 +17,7 @@ pub mod ops;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, OriginalUri, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
 use std::time::Duration;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// The OpenAPI 3.1 description of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -69,6 +70,8 @@ impl AdminService {
             .merge(protected)
             .fallback(|| async { AdminError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
             .layer(middleware::map_response(json_errors_only))
+            // Answers carry secrets and state that changes: no cache keeps them.
+            .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
             .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
             .with_state(self.inner)
     }
@@ -284,11 +287,20 @@ struct CreateTenant {
     settings: TenantSettings,
 }
 
-async fn create_tenant(State(inner): St, JsonBody(req): JsonBody<CreateTenant>) -> Result<Response> {
+async fn create_tenant(
+    State(inner): St,
+    OriginalUri(uri): OriginalUri,
+    JsonBody(req): JsonBody<CreateTenant>,
+) -> Result<Response> {
     let c = inner.dir.create_tenant(&req.slug, req.name.as_deref(), req.settings).await?;
+    let location = format!("{}/{}", uri.path().trim_end_matches('/'), c.tenant.slug);
     let mut body = serde_json::to_value(tenant_view(&inner.dir, c.tenant)).unwrap_or_default();
     body["token"] = new_token_view(c.token);
-    Ok(created(body))
+    let mut resp = created(body);
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
 }
 
 async fn list_tenants(State(inner): St) -> Result<Response> {

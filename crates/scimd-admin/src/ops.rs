@@ -58,6 +58,21 @@ pub fn expiry(lifetime: Option<&str>) -> Result<Option<String>, OpError> {
     Ok(Some(scimd_proto::value::format_datetime(at)))
 }
 
+/// Longest display name of a tenant or a token, in characters.
+pub const MAX_NAME: usize = 200;
+
+/// A display name, trimmed: not empty, not too long, no control characters.
+fn display_name<'a>(what: &str, name: &'a str) -> Result<&'a str, OpError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(OpError::Invalid(
+            "invalid_name",
+            format!("a {what}'s name has 1 to {MAX_NAME} characters and no control characters"),
+        ));
+    }
+    Ok(name)
+}
+
 /// A tenant just made: its SCIM base URL and its first token (shown once).
 pub struct Created {
     pub tenant: Tenant,
@@ -81,10 +96,14 @@ impl Directory {
             ));
         }
         settings.check().map_err(|why| OpError::Invalid("invalid_settings", why))?;
+        let name = match name {
+            Some(n) => display_name("tenant", n)?,
+            None => slug,
+        };
         let now = now();
         let tenant = Tenant {
             slug: slug.to_string(),
-            name: name.map(str::trim).filter(|n| !n.is_empty()).unwrap_or(slug).to_string(),
+            name: name.to_string(),
             state: TenantState::Active,
             settings,
             created: now.clone(),
@@ -116,11 +135,9 @@ impl Directory {
         if let Some(s) = settings {
             s.check().map_err(|why| OpError::Invalid("invalid_settings", why))?;
         }
-        if name.is_some_and(|n| n.trim().is_empty()) {
-            return Err(OpError::Invalid("invalid_name", "a tenant's name cannot be empty".into()));
-        }
+        let name = name.map(|n| display_name("tenant", n)).transpose()?;
         self.tenants
-            .update_tenant(slug, name.map(str::trim), state, settings)
+            .update_tenant(slug, name, state, settings)
             .await?
             .ok_or_else(|| OpError::NotFound(format!("tenant '{slug}'")))
     }
@@ -142,6 +159,7 @@ impl Directory {
 
     /// A new SCIM token for an existing tenant; `lifetime` such as `90d`.
     pub async fn create_token(&self, slug: &str, name: &str, lifetime: Option<&str>) -> Result<NewToken, OpError> {
+        let name = display_name("token", name)?;
         self.tenant(slug).await?;
         let expires = expiry(lifetime)?;
         let req = TokenRequest { scope: Scope::Scim, tenant: slug, name, secret: None, expires };
@@ -165,6 +183,7 @@ impl Directory {
 /// Admin tokens: they open the admin API and nothing else.
 impl Directory {
     pub async fn create_admin_token(&self, name: &str, lifetime: Option<&str>) -> Result<NewToken, OpError> {
+        let name = display_name("token", name)?;
         let expires = expiry(lifetime)?;
         let req = TokenRequest { scope: Scope::Admin, tenant: "", name, secret: None, expires };
         Ok(create_token(self.tokens.as_ref(), req, &now()).await?)

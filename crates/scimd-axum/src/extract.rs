@@ -136,10 +136,29 @@ pub struct BaseUrl(pub String);
 #[derive(Clone, Debug, Default)]
 pub struct ConfiguredBase(pub Option<String>);
 
+/// A path parameter by name (percent-decoded), whatever other parameters the path the
+/// router is mounted under has.
+async fn path_param(parts: &mut Parts, name: &str) -> Option<String> {
+    let params = axum::extract::RawPathParams::from_request_parts(parts, &()).await.ok()?;
+    params.iter().find(|(n, _)| *n == name).map(|(_, value)| value.to_string())
+}
+
 /// The `{tenant}` of the path the router is mounted under, if it has one.
 pub async fn url_tenant(parts: &mut Parts) -> Option<String> {
-    let params = axum::extract::RawPathParams::from_request_parts(parts, &()).await.ok()?;
-    params.iter().find(|(name, _)| *name == "tenant").map(|(_, value)| value.to_string())
+    path_param(parts, "tenant").await
+}
+
+/// The `{id}` of a resource's URL. (`Path<String>` would refuse a route under
+/// `/t/{tenant}`, which has two parameters.)
+pub struct Id(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // An id that is not UTF-8 once decoded names nothing here.
+        path_param(parts, "id").await.map(Id).ok_or_else(|| ScimError::not_found("no such resource").into())
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for BaseUrl {

@@ -2,8 +2,7 @@
 
 use crate::State;
 use crate::error::{ApiError, json_response};
-use crate::extract::{BaseUrl, Caller, IfMatch, Params, ScimBody};
-use axum::extract::Path;
+use crate::extract::{BaseUrl, Caller, Id, IfMatch, Params, ScimBody};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use scimd_core::{Body, Kind, Query, Rendered, Returning};
@@ -88,13 +87,7 @@ pub async fn create(
     Ok(resource(&state, StatusCode::CREATED, r))
 }
 
-pub async fn get_one(
-    kind: Kind,
-    state: State,
-    caller: Caller,
-    Path(id): Path<String>,
-    params: Params,
-) -> Result<Response> {
+pub async fn get_one(kind: Kind, state: State, caller: Caller, Id(id): Id, params: Params) -> Result<Response> {
     let r = state.engine.get(&caller.ctx(), kind, &id, returning(&params)).await?;
     Ok(resource(&state, StatusCode::OK, r))
 }
@@ -103,7 +96,7 @@ pub async fn replace(
     kind: Kind,
     state: State,
     caller: Caller,
-    Path(id): Path<String>,
+    Id(id): Id,
     IfMatch(v): IfMatch,
     params: Params,
     ScimBody(body): ScimBody,
@@ -120,7 +113,7 @@ pub async fn patch(
     kind: Kind,
     state: State,
     caller: Caller,
-    Path(id): Path<String>,
+    Id(id): Id,
     IfMatch(v): IfMatch,
     params: Params,
     ScimBody(body): ScimBody,
@@ -139,13 +132,7 @@ pub async fn patch(
     Ok(resource(&state, StatusCode::OK, r))
 }
 
-pub async fn delete(
-    kind: Kind,
-    state: State,
-    caller: Caller,
-    Path(id): Path<String>,
-    IfMatch(v): IfMatch,
-) -> Result<Response> {
+pub async fn delete(kind: Kind, state: State, caller: Caller, Id(id): Id, IfMatch(v): IfMatch) -> Result<Response> {
     state.engine.delete(&caller.ctx(), kind, &id, v).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -159,7 +146,7 @@ pub async fn resource_types(state: State, base: BaseUrl) -> Response {
     list(ListResponse::new(all.len() as u64, 1, all))
 }
 
-pub async fn resource_type(state: State, base: BaseUrl, Path(id): Path<String>) -> Result<Response> {
+pub async fn resource_type(state: State, base: BaseUrl, Id(id): Id) -> Result<Response> {
     let rt = state
         .engine
         .registry()
@@ -173,7 +160,7 @@ pub async fn schemas(state: State, base: BaseUrl) -> Response {
     list(ListResponse::new(all.len() as u64, 1, all))
 }
 
-pub async fn schema(state: State, base: BaseUrl, Path(id): Path<String>) -> Result<Response> {
+pub async fn schema(state: State, base: BaseUrl, Id(id): Id) -> Result<Response> {
     let s = state.engine.registry().schema(&id).ok_or_else(|| ScimError::not_found(format!("no schema '{id}'")))?;
     Ok(json_response(StatusCode::OK, &s.to_resource(&base.0)))
 }

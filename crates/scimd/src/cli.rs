@@ -6,7 +6,7 @@
 //! stderr.
 
 use crate::config::Config;
-use crate::server::{open_store, tenant_urls};
+use crate::server::{ensure_tenant, open_store, tenant_urls};
 use anyhow::{Result, bail};
 use scimd_admin::ops::{Directory, OpError};
 use scimd_core::tenants::TenantState;
@@ -81,8 +81,11 @@ pub enum AdminTokenAction {
     Revoke { id: String },
 }
 
+/// The stores, on a database that has its first tenant (as `scimd serve` would make it), so
+/// that `scimd token create` works before the first start, as it always has.
 async fn directory(config: &Config) -> Result<Directory> {
     let backend = open_store(config).await?;
+    ensure_tenant(config, &backend).await?;
     let urls = tenant_urls(config, None).0;
     Ok(Directory { tenants: backend.tenants, tokens: backend.tokens, urls })
 }

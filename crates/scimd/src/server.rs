@@ -313,7 +313,11 @@ pub async fn ensure_tenant(config: &Config, backend: &Backend) -> Result<()> {
 /// database already has its tenants and tokens.
 async fn first_start(config: &Config, backend: &Backend, urls: &ScimUrls) -> Result<()> {
     ensure_tenant(config, backend).await?;
-    if !backend.tokens.list_tokens(Scope::Scim, &config.tenant).await?.is_empty() {
+    // A tenant the operator has deleted stays deleted; one with tokens (even revoked ones)
+    // has been set up.
+    if backend.tenants.tenant(&config.tenant).await?.is_none()
+        || !backend.tokens.list_tokens(Scope::Scim, &config.tenant).await?.is_empty()
+    {
         return Ok(());
     }
     let bootstrap = std::env::var("SCIMD_BOOTSTRAP_TOKEN").ok().filter(|t| !t.trim().is_empty());

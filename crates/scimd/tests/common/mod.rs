@@ -145,7 +145,20 @@ impl TestServer {
         body: Option<Vec<u8>>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let mut req = self.client.request(method, format!("{}{}", self.base, path));
+        self.request(method, &format!("{}{}", self.base, path), token, content_type, body, headers).await
+    }
+
+    /// A request to any URL.
+    pub async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self.client.request(method, url);
         if let Some(t) = token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
@@ -168,6 +181,13 @@ impl TestServer {
             serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
         Reply { status, headers, body }
+    }
+
+    /// A JSON request to `url` with `token`.
+    pub async fn at(&self, method: Method, url: &str, token: &str, body: Option<Value>) -> Reply {
+        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap());
+        let ct = bytes.as_ref().map(|_| "application/json");
+        self.request(method, url, Some(token), ct, bytes, &[]).await
     }
 
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
