@@ -203,7 +203,8 @@ impl<'a> Compiler<'a> {
     fn open_relation(&self, sql: &mut Sql, rel: &Relation) {
         sql.push(&rel.open);
         if let Some(tc) = &rel.tenant_column {
-            sql.push(tc).push(" = ").bind_text(self.tenant).push(" AND ");
+            tc.push_eq(sql, self.tenant);
+            sql.push(" AND ");
         }
         sql.push("(");
     }

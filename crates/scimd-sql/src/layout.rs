@@ -3,8 +3,78 @@
 //! their own, and where the JSON document of the other attributes is. scimd's own tables
 //! are one such view; an application's mapped tables (`mapped`) are another.
 
+use crate::sql::{Bind, Dialect, Sql};
 use scimd_core::Kind;
 use std::sync::LazyLock;
+
+/// What a tenant column holds: scimd's own tables keep the slug; an application's
+/// organisation column is often an integer or a UUID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantType {
+    Text,
+    Integer,
+    Uuid,
+}
+
+/// The column that says which tenant a row belongs to.
+#[derive(Debug, Clone)]
+pub struct TenantColumn {
+    /// The SQL expression, e.g. `t.tenant`.
+    pub sql: String,
+    pub kind: TenantType,
+}
+
+impl TenantColumn {
+    pub fn text(sql: &str) -> TenantColumn {
+        TenantColumn { sql: sql.into(), kind: TenantType::Text }
+    }
+
+    /// Appends `<column> = <tenant>`. A tenant that is no value of the column's type (`acme`
+    /// for an integer column) is bound as NULL, which matches no row.
+    pub fn push_eq(&self, s: &mut Sql, tenant: &str) {
+        s.push(&self.sql).push(" = ");
+        push_tenant(s, self.kind, tenant);
+    }
+}
+
+/// Appends the tenant as a value of the column's type (NULL when it is none), for a
+/// comparison or an INSERT.
+pub fn push_tenant(s: &mut Sql, kind: TenantType, tenant: &str) {
+    match kind {
+        TenantType::Text => {
+            s.bind_text(tenant);
+        }
+        TenantType::Integer => match tenant.parse::<i64>().ok().filter(|n| n.to_string() == tenant) {
+            Some(n) => {
+                s.bind(Bind::Int(n));
+            }
+            None => {
+                s.push("NULL");
+            }
+        },
+        TenantType::Uuid => match uuid::Uuid::parse_str(tenant) {
+            Ok(u) if s.dialect == Dialect::Postgres => {
+                s.push("CAST(").bind_text(u.to_string()).push(" AS uuid)");
+            }
+            // SQLite keeps UUIDs as text, as the application wrote them.
+            Ok(_) => {
+                s.bind_text(tenant);
+            }
+            Err(_) => {
+                s.push("NULL");
+            }
+        },
+    }
+}
+
+/// Whether a tenant is a value the column can hold.
+pub fn tenant_fits(kind: TenantType, tenant: &str) -> bool {
+    match kind {
+        TenantType::Text => true,
+        TenantType::Integer => tenant.parse::<i64>().is_ok_and(|n| n.to_string() == tenant),
+        TenantType::Uuid => uuid::Uuid::parse_str(tenant).is_ok(),
+    }
+}
 
 /// How a column's values compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +115,7 @@ pub struct Relation {
     /// `<key> IN (SELECT … WHERE `: the predicate follows.
     pub open: String,
     /// The subquery's tenant column, when it has one.
-    pub tenant_column: Option<String>,
+    pub tenant_column: Option<TenantColumn>,
     pub subs: Vec<Column>,
     /// True when only `subs` are in the table and the attribute's full values are in the
     /// JSON document (users' emails): the table then serves as an indexed pre-filter.
@@ -65,7 +135,7 @@ pub struct View {
     /// `FROM` clause text; the resource's row is aliased `t`.
     pub from: String,
     /// The tenant column of `t`, when rows carry one.
-    pub tenant_column: Option<String>,
+    pub tenant_column: Option<TenantColumn>,
     /// The predicate of live (not deleted) rows.
     pub live: String,
     pub columns: Vec<Column>,
@@ -139,7 +209,7 @@ static USER_VIEW: LazyLock<View> = LazyLock::new(|| {
     View {
         kind: Kind::User,
         from: "scim_users t".into(),
-        tenant_column: Some("t.tenant".into()),
+        tenant_column: Some(TenantColumn::text("t.tenant")),
         live: "t.retired IS NULL".into(),
         columns,
         doc: "t.attributes".into(),
@@ -151,7 +221,7 @@ static USER_VIEW: LazyLock<View> = LazyLock::new(|| {
                 open:
                     "t.id IN (SELECT m.member_id FROM scim_members m JOIN scim_groups g ON g.seq = m.group_seq WHERE "
                         .into(),
-                tenant_column: Some("m.tenant".into()),
+                tenant_column: Some(TenantColumn::text("m.tenant")),
                 subs: vec![
                     Column::new("value", "g.id", ColumnType::ExactText),
                     Column::new("display", "g.display_name_key", ColumnType::FoldedText),
@@ -161,7 +231,7 @@ static USER_VIEW: LazyLock<View> = LazyLock::new(|| {
             Relation {
                 attr: "emails".into(),
                 open: "t.seq IN (SELECT e.user_seq FROM scim_user_emails e WHERE ".into(),
-                tenant_column: Some("e.tenant".into()),
+                tenant_column: Some(TenantColumn::text("e.tenant")),
                 subs: vec![Column::new("value", "e.value_key", ColumnType::FoldedText)],
                 partial: true,
             },
@@ -175,7 +245,7 @@ static GROUP_VIEW: LazyLock<View> = LazyLock::new(|| {
     View {
         kind: Kind::Group,
         from: "scim_groups t".into(),
-        tenant_column: Some("t.tenant".into()),
+        tenant_column: Some(TenantColumn::text("t.tenant")),
         live: "t.retired IS NULL".into(),
         columns,
         doc: "t.attributes".into(),
@@ -184,7 +254,7 @@ static GROUP_VIEW: LazyLock<View> = LazyLock::new(|| {
         relations: vec![Relation {
             attr: "members".into(),
             open: "t.seq IN (SELECT m.group_seq FROM scim_members m WHERE ".into(),
-            tenant_column: Some("m.tenant".into()),
+            tenant_column: Some(TenantColumn::text("m.tenant")),
             subs: vec![
                 Column::new("value", "m.member_id", ColumnType::ExactText),
                 Column::new("type", "m.member_type", ColumnType::CaselessText),

@@ -18,7 +18,7 @@ pub mod store;
 mod tenants;
 mod tokens;
 
-pub use mapped::{MappedStore, Mapping, MembershipMap, TableMap};
+pub use mapped::{MappedStore, Mapping, MembershipMap, TableMap, Tenancy};
 pub use postgres::{PgPools, PostgresSettings, PostgresStore};
 pub use sqlite::{Durability, SqlitePools, SqliteSettings, SqliteStore};
 pub use store::{Pools, SqlStore};

@@ -8,7 +8,7 @@
 //! to SCIM (an identity provider can match and link them) before SCIM ever wrote them.
 
 use crate::conn::{Cell, DbError, Row, Tx};
-use crate::layout::{Column, ColumnType, Relation, View};
+use crate::layout::{Column, ColumnType, Relation, TenantColumn, TenantType, View, push_tenant, tenant_fits};
 use crate::retry::retrying;
 use crate::rows::{RelationRow, assemble};
 use crate::sql::{Bind, Dialect, Sql};
@@ -98,14 +98,25 @@ impl MembershipMap {
     }
 }
 
+/// Whose rows a principal sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tenancy {
+    /// One directory: the application's rows belong to this tenant, and principals of any
+    /// other get 403.
+    Single(String),
+    /// The users and groups tables both carry the tenant in this column (an organisation's
+    /// id: integer, UUID or text): a principal reads and writes the rows of its own tenant,
+    /// as its authenticator names it, and nothing of another's.
+    Column(String),
+}
+
 /// The whole mapping.
 #[derive(Debug, Clone)]
 pub struct Mapping {
     pub users: TableMap,
     pub groups: TableMap,
     pub members: MembershipMap,
-    /// The tenant whose principals see the application's data.
-    pub tenant: String,
+    pub tenancy: Tenancy,
 }
 
 /// A mapped column, resolved against the schema.
@@ -135,6 +146,42 @@ struct Resolved {
     /// The column of the unique name attribute (`userName` / `displayName`).
     name_column: String,
     name_attr: &'static str,
+    /// The table's tenant column (also `view.tenant_column`), under `Tenancy::Column`.
+    tenant: Option<TenantColumn>,
+}
+
+impl Resolved {
+    /// Appends ` AND t.<tenant column> = <tenant>` when rows carry a tenant.
+    fn and_tenant(&self, s: &mut Sql, tenant: &str) {
+        if let Some(tc) = &self.tenant {
+            s.push(" AND ");
+            tc.push_eq(s, tenant);
+        }
+    }
+}
+
+/// What the tenant column of an application table holds, from its declared type.
+async fn tenant_type(tx: &mut dyn Tx, table: &str, column: &str) -> Result<TenantType> {
+    let d = tx.dialect();
+    let mut s = Sql::new(d);
+    match d {
+        Dialect::Sqlite => s.push("SELECT type FROM pragma_table_info(").bind_text(table).push(") WHERE name = "),
+        Dialect::Postgres => s
+            .push("SELECT data_type FROM information_schema.columns WHERE table_schema = ANY (current_schemas(false)) AND table_name = ")
+            .bind_text(table)
+            .push(" AND column_name = "),
+    };
+    s.bind_text(column);
+    let row =
+        tx.row(s).await?.ok_or_else(|| StoreError::Backend(format!("table '{table}' has no column '{column}'")))?;
+    let declared = row.text(0)?.to_ascii_lowercase();
+    Ok(if declared.contains("int") {
+        TenantType::Integer
+    } else if declared == "uuid" {
+        TenantType::Uuid
+    } else {
+        TenantType::Text
+    })
 }
 
 fn identifier(name: &str) -> Result<&str> {
@@ -311,25 +358,40 @@ impl<P: Pools> MappedStore<P> {
         let d = pools.dialect();
         let user_columns = resolve_columns(d, &mapping.users, &user_schema)?;
         let group_columns = resolve_columns(d, &mapping.groups, &group_schema)?;
+        let (user_tenant, group_tenant) = match &mapping.tenancy {
+            Tenancy::Single(_) => (None, None),
+            Tenancy::Column(column) => {
+                identifier(column)?;
+                let mut tx = pools.read().await?;
+                let users = tenant_type(&mut *tx, &mapping.users.table, column).await?;
+                let groups = tenant_type(&mut *tx, &mapping.groups.table, column).await?;
+                tx.commit().await?;
+                let at = |alias: &str, kind| Some(TenantColumn { sql: format!("{alias}.{column}"), kind });
+                (at("t", users), at("t", groups))
+            }
+        };
         let name_of = |cols: &[MappedColumn], attr: &'static str| {
             cols.iter()
                 .find(|c| c.path == attr)
                 .map(|c| c.column.clone())
                 .ok_or_else(|| StoreError::Backend(format!("the mapping must map '{attr}' to a column")))
         };
+        let tenants = [user_tenant.clone(), group_tenant.clone()];
         let users = Resolved {
             name_column: name_of(&user_columns, "userName")?,
             name_attr: "userName",
-            view: view(d, Kind::User, &mapping, &user_columns, &user_schema),
+            view: view(d, Kind::User, &mapping, &user_columns, &user_schema, &tenants),
             map: mapping.users.clone(),
             columns: user_columns,
+            tenant: user_tenant,
         };
         let groups = Resolved {
             name_column: name_of(&group_columns, "displayName")?,
             name_attr: "displayName",
-            view: view(d, Kind::Group, &mapping, &group_columns, &group_schema),
+            view: view(d, Kind::Group, &mapping, &group_columns, &group_schema, &tenants),
             map: mapping.groups.clone(),
             columns: group_columns,
+            tenant: group_tenant,
         };
         let store = MappedStore { pools, mapping, users, groups };
         store.create_side_tables().await?;
@@ -372,13 +434,28 @@ impl<P: Pools> MappedStore<P> {
         }
     }
 
+    /// Whether a principal of `tenant` may see anything: the single tenant, or (with tenant
+    /// columns) any tenant that is a value of the columns' types.
     fn tenant_ok(&self, tenant: &str) -> bool {
-        tenant == self.mapping.tenant
+        match &self.mapping.tenancy {
+            Tenancy::Single(only) => tenant == only,
+            Tenancy::Column(_) => {
+                [&self.users.tenant, &self.groups.tenant].into_iter().flatten().all(|tc| tenant_fits(tc.kind, tenant))
+            }
+        }
     }
 }
 
-/// The compiler's view of a mapped table joined to its side table.
-fn view(d: Dialect, kind: Kind, m: &Mapping, cols: &[MappedColumn], schema: &ResourceSchema<'_>) -> View {
+/// The compiler's view of a mapped table joined to its side table; `tenants` are the tenant
+/// columns of the users and groups tables (alias `t`), if any.
+fn view(
+    d: Dialect,
+    kind: Kind,
+    m: &Mapping,
+    cols: &[MappedColumn],
+    schema: &ResourceSchema<'_>,
+    tenants: &[Option<TenantColumn>; 2],
+) -> View {
     let map = match kind {
         Kind::User => &m.users,
         Kind::Group => &m.groups,
@@ -419,7 +496,10 @@ fn view(d: Dialect, kind: Kind, m: &Mapping, cols: &[MappedColumn], schema: &Res
                     gc = mm.group_column,
                     gs = g.side_table
                 ),
-                tenant_column: None,
+                // A group of another tenant, in an application's data, is none of this user's.
+                tenant_column: tenants[1]
+                    .as_ref()
+                    .map(|tc| TenantColumn { sql: tc.sql.replacen("t.", "g.", 1), kind: tc.kind }),
                 subs: std::iter::once(Column::new(
                     "value",
                     &format!("CAST(g.{} AS TEXT)", g.key),
@@ -434,7 +514,7 @@ fn view(d: Dialect, kind: Kind, m: &Mapping, cols: &[MappedColumn], schema: &Res
     View {
         kind,
         from: format!("{table} t LEFT JOIN {side} s ON s.app_id = t.{key}", table = map.table, side = map.side_table),
-        tenant_column: None,
+        tenant_column: tenants[if kind == Kind::User { 0 } else { 1 }].clone(),
         live: "s.retired IS NULL".into(),
         columns,
         doc: document(d, map),
@@ -566,11 +646,18 @@ fn split(r: &Resolved, attrs: &Map<String, Value>) -> (Vec<Option<Value>>, Map<S
     (values, rest)
 }
 
-async fn fetch(tx: &mut dyn Tx, r: &Resolved, key: i64, lock: bool) -> Result<Option<(i64, StoredResource)>> {
+async fn fetch(
+    tx: &mut dyn Tx,
+    r: &Resolved,
+    tenant: &str,
+    key: i64,
+    lock: bool,
+) -> Result<Option<(i64, StoredResource)>> {
     let d = tx.dialect();
     let mut s = Sql::new(d);
     s.push("SELECT ").push(&select_list(d, r)).push(" FROM ").push(&r.view.from);
     s.push(" WHERE s.retired IS NULL AND t.").push(&r.map.key).push(" = ").bind(Bind::Int(key));
+    r.and_tenant(&mut s, tenant);
     if lock && d == Dialect::Postgres {
         s.push(" FOR UPDATE OF t");
     }
@@ -592,13 +679,14 @@ async fn touch(tx: &mut dyn Tx, r: &Resolved, which: Sql, now: &str) -> Result<(
     Ok(())
 }
 
-/// Refuses a name another live row already has, whatever its case.
-async fn check_unique(tx: &mut dyn Tx, r: &Resolved, name: &str, except: Option<i64>) -> Result<()> {
+/// Refuses a name another live row of the tenant already has, whatever its case.
+async fn check_unique(tx: &mut dyn Tx, r: &Resolved, tenant: &str, name: &str, except: Option<i64>) -> Result<()> {
     let d = tx.dialect();
     let mut s = Sql::new(d);
     let fold = d.fold_function();
     s.push("SELECT 1 FROM ").push(&r.view.from).push(" WHERE s.retired IS NULL AND ");
     s.push(fold).push("(t.").push(&r.name_column).push(") = ").bind_text(fold_case(name));
+    r.and_tenant(&mut s, tenant);
     if let Some(k) = except {
         s.push(" AND t.").push(&r.map.key).push(" <> ").bind(Bind::Int(k));
     }
@@ -611,13 +699,14 @@ async fn check_unique(tx: &mut dyn Tx, r: &Resolved, name: &str, except: Option<
 impl<P: Pools> MappedStore<P> {
     /// A retired row with this name, which a create brings back instead of inserting a
     /// duplicate the application's unique index would refuse.
-    async fn retired_with_name(&self, tx: &mut dyn Tx, r: &Resolved, name: &str) -> Result<Option<i64>> {
+    async fn retired_with_name(&self, tx: &mut dyn Tx, r: &Resolved, tenant: &str, name: &str) -> Result<Option<i64>> {
         let d = tx.dialect();
         let fold = d.fold_function();
         let mut s = Sql::new(d);
         s.push("SELECT CAST(t.").push(&r.map.key).push(" AS BIGINT) FROM ").push(&r.view.from);
         s.push(" WHERE s.retired IS NOT NULL AND ").push(fold).push("(t.").push(&r.name_column).push(") = ");
         s.bind_text(fold_case(name));
+        r.and_tenant(&mut s, tenant);
         // Several retired rows may share the name in other cases ('BOB', 'bob'): the one
         // spelled alike comes back, else the first; bringing back another would collide with
         // it in the application's own (case-sensitive) unique index.
@@ -631,6 +720,7 @@ impl<P: Pools> MappedStore<P> {
         &self,
         tx: &mut dyn Tx,
         r: &Resolved,
+        tenant: &str,
         key: Option<i64>,
         attrs: &Map<String, Value>,
         now: &str,
@@ -643,6 +733,13 @@ impl<P: Pools> MappedStore<P> {
                 let mut s = Sql::new(d);
                 s.push("INSERT INTO ").push(&r.map.table).push(" (");
                 let present: Vec<usize> = (0..r.columns.len()).filter(|i| values[*i].is_some()).collect();
+                let tenant_column = match (&self.mapping.tenancy, &r.tenant) {
+                    (Tenancy::Column(column), Some(tc)) => Some((column, tc.kind)),
+                    _ => None,
+                };
+                if let Some((column, _)) = tenant_column {
+                    s.push(column).push(if present.is_empty() { "" } else { ", " });
+                }
                 for (n, i) in present.iter().enumerate() {
                     if n > 0 {
                         s.push(", ");
@@ -650,6 +747,10 @@ impl<P: Pools> MappedStore<P> {
                     s.push(&r.columns[*i].column);
                 }
                 s.push(") VALUES (");
+                if let Some((_, kind)) = tenant_column {
+                    push_tenant(&mut s, kind, tenant);
+                    s.push(if present.is_empty() { "" } else { ", " });
+                }
                 for (n, i) in present.iter().enumerate() {
                     if n > 0 {
                         s.push(", ");
@@ -671,6 +772,11 @@ impl<P: Pools> MappedStore<P> {
                     bind_value(&mut s, c.kind, values[i].as_ref());
                 }
                 s.push(" WHERE ").push(&r.map.key).push(" = ").bind(Bind::Int(key));
+                if let Some(tc) = &r.tenant {
+                    // (An UPDATE names the table without its alias.)
+                    s.push(" AND ");
+                    TenantColumn { sql: tc.sql.replacen("t.", "", 1), kind: tc.kind }.push_eq(&mut s, tenant);
+                }
                 if !r.columns.is_empty() {
                     tx.exec(s).await.map_err(|e| e.unique_on(r.name_attr))?;
                 }
@@ -701,8 +807,8 @@ impl<P: Pools> MappedStore<P> {
         Ok(key)
     }
 
-    /// Checks member ids: existing, live users of the application.
-    async fn member_keys(&self, tx: &mut dyn Tx, refs: &[MemberRef]) -> Result<Vec<i64>> {
+    /// Checks member ids: existing, live users of the application (and of the tenant).
+    async fn member_keys(&self, tx: &mut dyn Tx, tenant: &str, refs: &[MemberRef]) -> Result<Vec<i64>> {
         let mut keys = Vec::new();
         let mut seen = HashSet::new();
         for r in refs {
@@ -724,6 +830,7 @@ impl<P: Pools> MappedStore<P> {
                 s.bind(Bind::Int(*k));
             }
             s.push(")");
+            self.users.and_tenant(&mut s, tenant);
             let found: HashSet<i64> = tx.rows(s).await?.iter().filter_map(|r| r.opt_int(0)).collect();
             if let Some(missing) = chunk.iter().find(|k| !found.contains(k)) {
                 return Err(StoreError::InvalidMember(format!("member '{missing}' is not a User of this application")));
@@ -732,7 +839,13 @@ impl<P: Pools> MappedStore<P> {
         Ok(keys)
     }
 
-    async fn change_members(&self, tx: &mut dyn Tx, group: i64, changes: &[MemberChange]) -> Result<bool> {
+    async fn change_members(
+        &self,
+        tx: &mut dyn Tx,
+        tenant: &str,
+        group: i64,
+        changes: &[MemberChange],
+    ) -> Result<bool> {
         let m = &self.mapping.members;
         let d = tx.dialect();
         let mut changed = false;
@@ -744,7 +857,7 @@ impl<P: Pools> MappedStore<P> {
                 MemberChange::RemoveAll => (true, &[], vec![]),
                 MemberChange::Remove(ids) => (false, &[], ids.iter().filter_map(|i| parse_key(i)).collect()),
             };
-            let add = self.member_keys(tx, add).await?;
+            let add = self.member_keys(tx, tenant, add).await?;
             if matches!(change, MemberChange::Replace(_)) {
                 let mut s = Sql::new(d);
                 s.push(&format!(
@@ -794,7 +907,13 @@ impl<P: Pools> MappedStore<P> {
         Ok(changed)
     }
 
-    async fn relations(&self, tx: &mut dyn Tx, kind: Kind, items: &mut [(i64, StoredResource)]) -> Result<()> {
+    async fn relations(
+        &self,
+        tx: &mut dyn Tx,
+        tenant: &str,
+        kind: Kind,
+        items: &mut [(i64, StoredResource)],
+    ) -> Result<()> {
         if items.is_empty() {
             return Ok(());
         }
@@ -823,9 +942,11 @@ impl<P: Pools> MappedStore<P> {
                 }
                 s.bind(Bind::Int(*k));
             }
+            s.push(")");
+            side.and_tenant(&mut s, tenant);
             // The application's membership table has no order of its own: by key, so that
             // every read lists them alike.
-            s.push(&format!(") ORDER BY t.{}", side.map.key));
+            s.push(&format!(" ORDER BY t.{}", side.map.key));
             for row in tx.rows(s).await? {
                 out.push(RelationRow {
                     owner: row.int(0)?,
@@ -865,16 +986,16 @@ impl<P: Pools> MappedStore<P> {
         let r = self.resolved(kind);
         let name = Self::name_of(r, &new.attributes)?;
         let mut tx = self.pools.write().await?;
-        check_unique(&mut *tx, r, &name, None).await?;
-        let revived = self.retired_with_name(&mut *tx, r, &name).await?;
-        let key = self.write(&mut *tx, r, revived, &new.attributes, &new.now, true).await?;
+        check_unique(&mut *tx, r, tenant, &name, None).await?;
+        let revived = self.retired_with_name(&mut *tx, r, tenant, &name).await?;
+        let key = self.write(&mut *tx, r, tenant, revived, &new.attributes, &new.now, true).await?;
         if kind == Kind::Group && !new.members.is_empty() {
             if revived.is_some() {
-                self.change_members(&mut *tx, key, &[MemberChange::RemoveAll]).await?;
+                self.change_members(&mut *tx, tenant, key, &[MemberChange::RemoveAll]).await?;
             }
-            self.change_members(&mut *tx, key, &[MemberChange::Add(new.members.clone())]).await?;
+            self.change_members(&mut *tx, tenant, key, &[MemberChange::Add(new.members.clone())]).await?;
         }
-        let (_, stored) = fetch(&mut *tx, r, key, false).await?.ok_or(StoreError::NotFound)?;
+        let (_, stored) = fetch(&mut *tx, r, tenant, key, false).await?.ok_or(StoreError::NotFound)?;
         tx.commit().await.map_err(|e: DbError| e.unique_on(r.name_attr))?;
         Ok(stored)
     }
@@ -890,32 +1011,34 @@ impl<P: Pools> MappedStore<P> {
         let Some(key) = parse_key(id).filter(|_| self.tenant_ok(tenant)) else { return Err(StoreError::NotFound) };
         let r = self.resolved(kind);
         let mut tx = self.pools.write().await?;
-        let Some((_, mut current)) = fetch(&mut *tx, r, key, true).await? else { return Err(StoreError::NotFound) };
+        let Some((_, mut current)) = fetch(&mut *tx, r, tenant, key, true).await? else {
+            return Err(StoreError::NotFound);
+        };
         if opts.load_relations {
             let mut one = [(key, current)];
-            self.relations(&mut *tx, kind, &mut one).await?;
+            self.relations(&mut *tx, tenant, kind, &mut one).await?;
             current = one.into_iter().next().map(|(_, r)| r).expect("one item");
         }
         let change = decide(&current).map_err(StoreError::Rejected)?;
         let mut changed = false;
         if let Some(attrs) = &change.attributes {
             let name = Self::name_of(r, attrs)?;
-            check_unique(&mut *tx, r, &name, Some(key)).await?;
-            self.write(&mut *tx, r, Some(key), attrs, opts.now, false).await?;
+            check_unique(&mut *tx, r, tenant, &name, Some(key)).await?;
+            self.write(&mut *tx, r, tenant, Some(key), attrs, opts.now, false).await?;
             changed = true;
         }
         if kind == Kind::Group && !change.members.is_empty() {
-            changed |= self.change_members(&mut *tx, key, &change.members).await?;
+            changed |= self.change_members(&mut *tx, tenant, key, &change.members).await?;
         }
         if changed {
             let mut which = Sql::new(tx.dialect());
             which.push("SELECT ").bind(Bind::Int(key)).push(" AS k");
             touch(&mut *tx, r, which, opts.now).await?;
         }
-        let (_, after) = fetch(&mut *tx, r, key, false).await?.ok_or(StoreError::NotFound)?;
+        let (_, after) = fetch(&mut *tx, r, tenant, key, false).await?.ok_or(StoreError::NotFound)?;
         let mut one = [(key, after)];
         if opts.return_relations {
-            self.relations(&mut *tx, kind, &mut one).await?;
+            self.relations(&mut *tx, tenant, kind, &mut one).await?;
         }
         tx.commit().await.map_err(|e| e.unique_on(r.name_attr))?;
         Ok(one.into_iter().next().map(|(_, r)| r).expect("one item"))
@@ -935,7 +1058,7 @@ impl<P: Pools> MappedStore<P> {
         let m = &self.mapping.members;
         let mut tx = self.pools.write().await?;
         let d = tx.dialect();
-        let Some((_, current)) = fetch(&mut *tx, r, key, true).await? else { return Ok(false) };
+        let Some((_, current)) = fetch(&mut *tx, r, tenant, key, true).await? else { return Ok(false) };
         if expected_version.is_some_and(|v| v != current.version) {
             return Err(StoreError::VersionMismatch);
         }
@@ -995,10 +1118,10 @@ impl<P: Pools> Store for MappedStore<P> {
     async fn get(&self, tenant: &str, kind: Kind, id: &str, with_relations: bool) -> Result<Option<StoredResource>> {
         let Some(key) = parse_key(id).filter(|_| self.tenant_ok(tenant)) else { return Ok(None) };
         let mut tx = self.pools.read().await?;
-        let Some(item) = fetch(&mut *tx, self.resolved(kind), key, false).await? else { return Ok(None) };
+        let Some(item) = fetch(&mut *tx, self.resolved(kind), tenant, key, false).await? else { return Ok(None) };
         let mut one = [item];
         if with_relations {
-            self.relations(&mut *tx, kind, &mut one).await?;
+            self.relations(&mut *tx, tenant, kind, &mut one).await?;
         }
         tx.commit().await?;
         Ok(one.into_iter().next().map(|(_, r)| r))
@@ -1037,7 +1160,7 @@ impl<P: Pools> Store for MappedStore<P> {
         let (total, rows) = query_page(&mut *tx, &r.view, &select, tenant, q).await?;
         let mut items = rows.iter().map(|row| decode(r, row)).collect::<Result<Vec<_>>>()?;
         if q.with_relations {
-            self.relations(&mut *tx, kind, &mut items).await?;
+            self.relations(&mut *tx, tenant, kind, &mut items).await?;
         }
         tx.commit().await?;
         Ok(ListPage { total, resources: items.into_iter().map(|(_, r)| r).collect() })

@@ -200,7 +200,8 @@ pub(crate) async fn query_page(
     let mut from = sql(d);
     from.push(" FROM ").push(&view.from).push(" WHERE ").push(&view.live);
     if let Some(tc) = &view.tenant_column {
-        from.push(" AND ").push(tc).push(" = ").bind_text(tenant);
+        from.push(" AND ");
+        tc.push_eq(&mut from, tenant);
     }
     if let Some(f) = q.filter {
         from.push(" AND (");

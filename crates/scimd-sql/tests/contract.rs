@@ -71,6 +71,27 @@ macro_rules! contract {
                 }
             )*
         }
+        mod on_mapped_tenants_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let under = crate::stores::mapped_tenants_sqlite().await;
+                    super::$name(&under.env()).await;
+                    under.finish().await;
+                }
+            )*
+        }
+        mod on_mapped_tenants_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+                async fn $name() {
+                    let under = crate::stores::mapped_tenants_postgres(stringify!($name)).await;
+                    super::$name(&under.env()).await;
+                    under.finish().await;
+                }
+            )*
+        }
     };
 }
 

@@ -152,6 +152,8 @@ struct Tenant {
 #[derive(Debug, Clone, Copy)]
 struct Traits {
     mapped: bool,
+    /// Serves both tenants (the mapped mode without a tenant column serves one).
+    tenants: bool,
 }
 
 struct Model {
@@ -177,7 +179,7 @@ enum Expect {
 
 impl Model {
     fn served(&self, t: usize) -> bool {
-        t == 0 || !self.traits.mapped
+        t == 0 || self.traits.tenants
     }
 
     /// The id a reference resolves to, and whether it names a member that may be added.
@@ -197,8 +199,8 @@ impl Model {
             Ref::OtherTenantUser(i) => {
                 let other = &self.tenants[1 - t];
                 match pick(&other.users, *i) {
-                    Some(i) if !self.traits.mapped => (other.users[i].id.clone(), false),
-                    _ => ("no-user".into(), false),
+                    Some(i) => (other.users[i].id.clone(), false),
+                    None => ("no-user".into(), false),
                 }
             }
             Ref::Unknown => ("0199-unknown".into(), false),
@@ -690,7 +692,8 @@ async fn run_cases(make: impl AsyncFn(u32) -> Under) {
             continue;
         }
         let under = make(case).await;
-        let traits = Traits { mapped: !under.env().tenants };
+        let env = under.env();
+        let traits = Traits { mapped: env.mapped, tenants: env.tenants };
         let policy = policies[case as usize % policies.len()];
         let settings = Settings { delete_policy: policy, ..Settings::default() };
         let engine = Engine::new(Arc::new(Registry::standard()), under.shared(), settings);
@@ -739,4 +742,15 @@ async fn the_write_path_follows_the_model_on_the_mapped_mode_on_sqlite() {
 #[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
 async fn the_write_path_follows_the_model_on_the_mapped_mode_on_postgres() {
     run_cases(async |case| stores::mapped_postgres(&format!("model{case}")).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_path_follows_the_model_on_the_mapped_mode_with_tenants_on_sqlite() {
+    run_cases(async |_| stores::mapped_tenants_sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn the_write_path_follows_the_model_on_the_mapped_mode_with_tenants_on_postgres() {
+    run_cases(async |case| stores::mapped_tenants_postgres(&format!("model{case}")).await).await;
 }

@@ -12,7 +12,7 @@ use scimd_axum::{ScimConfig, ScimService};
 use scimd_core::{Adapter, Engine, Kind, Settings, Store};
 use scimd_proto::Registry;
 use scimd_sql::{
-    MappedStore, Mapping, MembershipMap, PgPools, PostgresSettings, SqlitePools, SqliteSettings, TableMap,
+    MappedStore, Mapping, MembershipMap, PgPools, PostgresSettings, SqlitePools, SqliteSettings, TableMap, Tenancy,
 };
 use serde_json::{Map, Value, json};
 use sqlx::Row;
@@ -35,7 +35,7 @@ pub fn mapping() -> Mapping {
             .initial_email("email"),
         groups: TableMap::new("groups", "id").map("displayName", "name"),
         members: MembershipMap::new("group_members", "group_id", "user_id"),
-        tenant: "default".into(),
+        tenancy: Tenancy::Single("default".into()),
     }
 }
 
