@@ -715,21 +715,21 @@ impl<P: Pools> MappedStore<P> {
         Ok(tx.row(s).await?.map(|row| row.int(0)).transpose()?)
     }
 
-    /// Writes a resource's columns and side row (insert when `key` is None).
+    /// Writes a resource's columns and side row.
     async fn write(
         &self,
         tx: &mut dyn Tx,
         r: &Resolved,
         tenant: &str,
-        key: Option<i64>,
+        what: Write,
         attrs: &Map<String, Value>,
         now: &str,
-        created: bool,
     ) -> Result<i64> {
         let d = tx.dialect();
         let (values, rest) = split(r, attrs);
-        let key = match key {
-            None => {
+        let created = matches!(what, Write::Create(_));
+        let key = match what {
+            Write::Create(None) => {
                 let mut s = Sql::new(d);
                 s.push("INSERT INTO ").push(&r.map.table).push(" (");
                 let present: Vec<usize> = (0..r.columns.len()).filter(|i| values[*i].is_some()).collect();
@@ -761,7 +761,7 @@ impl<P: Pools> MappedStore<P> {
                 let row = tx.row(s).await.map_err(|e| e.unique_on(r.name_attr))?;
                 row.ok_or_else(|| StoreError::Backend("INSERT returned no row".into()))?.int(0)?
             }
-            Some(key) => {
+            Write::Create(Some(key)) | Write::Update(key) => {
                 let mut s = Sql::new(d);
                 s.push("UPDATE ").push(&r.map.table).push(" SET ");
                 for (i, c) in r.columns.iter().enumerate() {
@@ -969,6 +969,14 @@ impl<P: Pools> MappedStore<P> {
     }
 }
 
+/// What `write` does.
+enum Write {
+    /// A new resource: a new row, or the retired row of the same name brought back.
+    Create(Option<i64>),
+    /// A change to a live row.
+    Update(i64),
+}
+
 fn forbidden() -> StoreError {
     StoreError::Rejected(ScimError::new(
         403,
@@ -988,7 +996,7 @@ impl<P: Pools> MappedStore<P> {
         let mut tx = self.pools.write().await?;
         check_unique(&mut *tx, r, tenant, &name, None).await?;
         let revived = self.retired_with_name(&mut *tx, r, tenant, &name).await?;
-        let key = self.write(&mut *tx, r, tenant, revived, &new.attributes, &new.now, true).await?;
+        let key = self.write(&mut *tx, r, tenant, Write::Create(revived), &new.attributes, &new.now).await?;
         if kind == Kind::Group && !new.members.is_empty() {
             if revived.is_some() {
                 self.change_members(&mut *tx, tenant, key, &[MemberChange::RemoveAll]).await?;
@@ -1024,7 +1032,7 @@ impl<P: Pools> MappedStore<P> {
         if let Some(attrs) = &change.attributes {
             let name = Self::name_of(r, attrs)?;
             check_unique(&mut *tx, r, tenant, &name, Some(key)).await?;
-            self.write(&mut *tx, r, tenant, Some(key), attrs, opts.now, false).await?;
+            self.write(&mut *tx, r, tenant, Write::Update(key), attrs, opts.now).await?;
             changed = true;
         }
         if kind == Kind::Group && !change.members.is_empty() {
