@@ -1,14 +1,19 @@
-//! An application that had users and groups long before SCIM: its own tables, its own
-//! `/users` endpoint. SCIM is added with a mapping onto those tables, mounted at
-//! `/scim/v2`; the application's rows stay its own.
+//! An application that had users and groups long before SCIM: a B2B application whose
+//! customers are organisations, each with its users and groups in the application's own
+//! tables, and its own `/users` endpoint. SCIM is added with a mapping onto those tables,
+//! mounted at `/scim/v2`: each organisation's identity provider sends the organisation's
+//! token and reads and writes that organisation's rows only. The rows stay the
+//! application's.
 #![doc = include_str!("../../../docs/embedding.md")]
 
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::extract::State;
+use axum::http::request::Parts;
 use axum::routing::get;
-use scimd_axum::auth::StaticToken;
+use scimd_axum::auth::{AuthError, Authenticator, Principal, bearer};
 use scimd_axum::{ScimConfig, ScimService};
+use scimd_core::tokens::{hash_secret, hashes_match};
 use scimd_core::{Adapter, Engine, Kind, Settings, Store};
 use scimd_proto::Registry;
 use scimd_sql::{
@@ -21,7 +26,7 @@ use std::sync::Arc;
 /// The extension the application publishes for its own attribute.
 pub const APP_EXTENSION: &str = "urn:example:params:scim:schemas:extension:existing-app:1.0:User";
 
-/// How SCIM maps onto the application's tables.
+/// How SCIM maps onto the application's tables: each organisation is a tenant.
 pub fn mapping() -> Mapping {
     Mapping {
         users: TableMap::new("users", "id")
@@ -35,7 +40,9 @@ pub fn mapping() -> Mapping {
             .initial_email("email"),
         groups: TableMap::new("groups", "id").map("displayName", "name"),
         members: MembershipMap::new("group_members", "group_id", "user_id"),
-        tenancy: Tenancy::Single("default".into()),
+        // Every users and groups row carries its organisation; the authenticator names the
+        // organisation of each request (`OrganizationTokens`).
+        tenancy: Tenancy::Column("organization_id".into()),
     }
 }
 
@@ -94,6 +101,38 @@ impl Db {
         }
     }
 
+    /// Adds an organisation whose identity provider will send `scim_token`; its id.
+    pub async fn add_organization(&self, name: &str, scim_token: &str) -> Result<i64> {
+        const SQL: &str =
+            "INSERT INTO organizations (name, scim_token_hash) VALUES ($1, $2) RETURNING CAST(id AS BIGINT)";
+        let hash = hash_secret(scim_token);
+        Ok(match self {
+            Db::Sqlite(p) => sqlx::query(SQL).bind(name).bind(hash).fetch_one(p).await?.get(0),
+            Db::Postgres(p) => sqlx::query(SQL).bind(name).bind(hash).fetch_one(p).await?.get(0),
+        })
+    }
+
+    /// Sets the token an organisation's identity provider sends.
+    pub async fn set_scim_token(&self, organization: i64, scim_token: &str) -> Result<()> {
+        const SQL: &str = "UPDATE organizations SET scim_token_hash = $1 WHERE id = $2";
+        let hash = hash_secret(scim_token);
+        match self {
+            Db::Sqlite(p) => sqlx::query(SQL).bind(hash).bind(organization).execute(p).await.map(|_| ())?,
+            Db::Postgres(p) => sqlx::query(SQL).bind(hash).bind(organization as i32).execute(p).await.map(|_| ())?,
+        }
+        Ok(())
+    }
+
+    /// The organisation whose token hashes to `hash`, if any.
+    async fn organization_by_token(&self, hash: &str) -> Result<Option<(i64, String)>> {
+        const SQL: &str = "SELECT CAST(id AS BIGINT), scim_token_hash FROM organizations WHERE scim_token_hash = $1";
+        let row = match self {
+            Db::Sqlite(p) => sqlx::query(SQL).bind(hash).fetch_optional(p).await?.map(|r| (r.get(0), r.get(1))),
+            Db::Postgres(p) => sqlx::query(SQL).bind(hash).fetch_optional(p).await?.map(|r| (r.get(0), r.get(1))),
+        };
+        Ok(row)
+    }
+
     async fn exec(&self, sql: &'static str) -> Result<()> {
         match self {
             Db::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ())?,
@@ -111,16 +150,18 @@ impl Db {
         if count > 0 {
             return Ok(());
         }
+        self.exec("INSERT INTO organizations (id, name) VALUES (1, 'Acme')").await?;
         self.exec(
-            "INSERT INTO users (id, email, first_name, last_name, is_active) VALUES \
-             (1, 'ada@app.example', 'Ada', 'Lovelace', TRUE), (2, 'grace@app.example', 'Grace', 'Hopper', TRUE), \
-             (3, 'alan@app.example', 'Alan', 'Turing', FALSE)",
+            "INSERT INTO users (id, organization_id, email, first_name, last_name, is_active) VALUES \
+             (1, 1, 'ada@app.example', 'Ada', 'Lovelace', TRUE), (2, 1, 'grace@app.example', 'Grace', 'Hopper', TRUE), \
+             (3, 1, 'alan@app.example', 'Alan', 'Turing', FALSE)",
         )
         .await?;
-        self.exec("INSERT INTO groups (id, name) VALUES (1, 'Founders')").await?;
+        self.exec("INSERT INTO groups (id, organization_id, name) VALUES (1, 1, 'Founders')").await?;
         self.exec("INSERT INTO group_members (group_id, user_id) VALUES (1, 1), (1, 2)").await?;
         if let Db::Postgres(_) = self {
             // Explicit ids above: move the identity sequences past them.
+            self.exec("SELECT setval(pg_get_serial_sequence('organizations', 'id'), 1)").await?;
             self.exec("SELECT setval(pg_get_serial_sequence('users', 'id'), (SELECT MAX(id) FROM users))").await?;
             self.exec("SELECT setval(pg_get_serial_sequence('groups', 'id'), (SELECT MAX(id) FROM groups))").await?;
         }
@@ -130,7 +171,8 @@ impl Db {
     /// The application's own view of its users.
     pub async fn users(&self) -> Result<Vec<Value>> {
         const SQL: &str = "SELECT u.id, u.email, u.first_name, u.last_name, u.is_active, \
-             (SELECT COUNT(*) FROM group_members m WHERE m.user_id = u.id) FROM users u ORDER BY u.id";
+             (SELECT COUNT(*) FROM group_members m WHERE m.user_id = u.id), CAST(u.organization_id AS BIGINT) \
+             FROM users u ORDER BY u.id";
         let rows: Vec<Value> = match self {
             Db::Sqlite(p) => sqlx::query(SQL)
                 .fetch_all(p)
@@ -138,7 +180,8 @@ impl Db {
                 .iter()
                 .map(|r| {
                     json!({"id": r.get::<i64, _>(0), "email": r.get::<String, _>(1), "first_name": r.get::<Option<String>, _>(2),
-                           "last_name": r.get::<Option<String>, _>(3), "is_active": r.get::<bool, _>(4), "groups": r.get::<i64, _>(5)})
+                           "last_name": r.get::<Option<String>, _>(3), "is_active": r.get::<bool, _>(4), "groups": r.get::<i64, _>(5),
+                           "organization_id": r.get::<i64, _>(6)})
                 })
                 .collect(),
             Db::Postgres(p) => sqlx::query(SQL)
@@ -147,7 +190,8 @@ impl Db {
                 .iter()
                 .map(|r| {
                     json!({"id": r.get::<i32, _>(0), "email": r.get::<String, _>(1), "first_name": r.get::<Option<String>, _>(2),
-                           "last_name": r.get::<Option<String>, _>(3), "is_active": r.get::<bool, _>(4), "groups": r.get::<i64, _>(5)})
+                           "last_name": r.get::<Option<String>, _>(3), "is_active": r.get::<bool, _>(4), "groups": r.get::<i64, _>(5),
+                           "organization_id": r.get::<i64, _>(6)})
                 })
                 .collect(),
         };
@@ -166,15 +210,38 @@ pub async fn scim_store(url: &str, registry: &Registry) -> Result<Arc<dyn Store>
     })
 }
 
-/// The whole application: its own routes, and SCIM at `/scim/v2`.
+/// SCIM requests authenticated by the token of an organisation, stored hashed in the
+/// application's own `organizations` table: the organisation is the request's tenant.
+pub struct OrganizationTokens {
+    pub db: Db,
+}
+
+#[async_trait::async_trait]
+impl Authenticator for OrganizationTokens {
+    async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
+        let hash = hash_secret(bearer(parts)?);
+        match self.db.organization_by_token(&hash).await {
+            // Found by hash; compared again in constant time.
+            Ok(Some((id, stored))) if hashes_match(&stored, &hash) => {
+                Ok(Principal::new(id.to_string(), format!("organization:{id}")))
+            }
+            Ok(_) => Err(AuthError::Invalid),
+            Err(e) => Err(AuthError::Unavailable(e.to_string())),
+        }
+    }
+}
+
+/// The whole application: its own routes, and SCIM at `/scim/v2`. `scim_token` is what the
+/// identity provider of the first organisation (Acme) sends.
 pub async fn app(database_url: &str, scim_token: &str) -> Result<(Router, Db)> {
     let db = Db::open(database_url).await?;
     db.seed().await?;
+    db.set_scim_token(1, scim_token).await?;
     let registry = registry();
     let store = scim_store(database_url, &registry).await?;
     let engine = Engine::new(Arc::new(registry), store, Settings::default());
-    let scim =
-        ScimService::new(Arc::new(engine), Arc::new(StaticToken::new(scim_token, "default")), ScimConfig::default());
+    let auth = OrganizationTokens { db: db.clone() };
+    let scim = ScimService::new(Arc::new(engine), Arc::new(auth), ScimConfig::default());
     let router = Router::new().route("/users", get(list_users)).with_state(db.clone()).nest("/scim/v2", scim.router());
     Ok((router, db))
 }

@@ -187,6 +187,67 @@ async fn full_cycle(r: Running) {
     }
 }
 
+/// Each organisation's identity provider sees and writes its organisation's rows only.
+async fn organisations_are_tenants(r: Running) {
+    const GLOBEX: &str = "globex-secret";
+    let globex = r.db.add_organization("Globex", GLOBEX).await.unwrap();
+    let call = |token: &'static str, method: reqwest::Method, path: String, body: Option<Value>| {
+        let r = &r;
+        async move {
+            let mut req = r.client.request(method, format!("{}{path}", r.base)).bearer_auth(token);
+            if let Some(b) = body {
+                req = req.header("Content-Type", "application/scim+json").body(b.to_string());
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, serde_json::from_str::<Value>(&resp.text().await.unwrap()).unwrap_or(Value::Null))
+        }
+    };
+    let list = call(GLOBEX, reqwest::Method::GET, "/scim/v2/Users".into(), None).await;
+    assert_eq!(list.1["totalResults"], 0, "a new organisation sees none of Acme's users");
+    // The same email in two organisations: the application's unique index is per organisation.
+    let ada = json!({"schemas": [USER], "userName": "ada@app.example"});
+    let (status, created) = call(GLOBEX, reqwest::Method::POST, "/scim/v2/Users".into(), Some(ada)).await;
+    assert_eq!(status, 201, "{created}");
+    let globex_ada = created["id"].as_str().unwrap().to_string();
+    let row = r.app_users().await.into_iter().find(|u| u["id"].to_string() == globex_ada).unwrap();
+    assert_eq!(row["organization_id"], globex, "written with the organisation the token names");
+    let filter = format!("/scim/v2/Users?filter={}", enc(r#"userName eq "ada@app.example""#));
+    let acme = r.get(&filter).await;
+    assert_eq!((acme["totalResults"].clone(), acme["Resources"][0]["id"].clone()), (json!(1), json!("1")));
+    let theirs = call(GLOBEX, reqwest::Method::GET, filter, None).await.1;
+    assert_eq!(theirs["Resources"][0]["id"], json!(globex_ada));
+    // Acme's rows are not Globex's to read, change, delete or make members.
+    for (method, path) in [
+        (reqwest::Method::GET, "/scim/v2/Users/1"),
+        (reqwest::Method::DELETE, "/scim/v2/Users/2"),
+        (reqwest::Method::GET, "/scim/v2/Groups/1"),
+    ] {
+        assert_eq!(call(GLOBEX, method, path.into(), None).await.0, 404, "{path}");
+    }
+    let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Founders",
+                       "members": [{"value": "1"}]});
+    let (status, body) = call(GLOBEX, reqwest::Method::POST, "/scim/v2/Groups".into(), Some(group)).await;
+    assert_eq!((status, body["scimType"].as_str()), (400, Some("invalidValue")), "{body}");
+    let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Founders",
+                       "members": [{"value": globex_ada}]});
+    let (status, body) = call(GLOBEX, reqwest::Method::POST, "/scim/v2/Groups".into(), Some(group)).await;
+    assert_eq!(status, 201, "a group name of Acme's is free in Globex: {body}");
+    assert_eq!(r.get("/scim/v2/Groups").await["totalResults"], 1, "Acme still has only its Founders");
+    assert_eq!(r.get("/scim/v2/Users/2").await["userName"], "grace@app.example");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn organisations_on_sqlite() {
+    organisations_are_tenants(on_sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn organisations_on_postgres() {
+    organisations_are_tenants(on_postgres("orgs").await).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mapped_mode_on_sqlite() {
     full_cycle(on_sqlite().await).await;
@@ -225,7 +286,7 @@ async fn an_adapter_adds_an_attribute() {
         }
     }
     let engine = Engine::new(Arc::new(reg), store, Settings::default()).with_adapter(Arc::new(Links));
-    let auth = FnAuthenticator(|_: &Parts| Ok(Principal::new("default", "test")));
+    let auth = FnAuthenticator(|_: &Parts| Ok(Principal::new("1", "test")));
     let base = serve(
         axum::Router::new()
             .nest("/scim/v2", ScimService::new(Arc::new(engine), Arc::new(auth), ScimConfig::default()).router()),
@@ -261,7 +322,7 @@ async fn authenticators_reject() {
     let engine = Engine::new(Arc::new(reg), store, Settings::default());
     let only_admins =
         FnAuthenticator(|parts: &Parts| match parts.headers.get("x-role").and_then(|v| v.to_str().ok()) {
-            Some("admin") => Ok(Principal::new("default", "admin")),
+            Some("admin") => Ok(Principal::new("1", "admin")),
             _ => Err(AuthError::Forbidden("SCIM is for administrators".into())),
         });
     let base =
@@ -289,7 +350,7 @@ async fn the_library_default_denies() {
         Arc::new(Engine::new(Arc::new(registry()), scim_store(&url, &registry()).await.unwrap(), Settings::default()));
     let base = serve(axum::Router::new().nest("/scim/v2", ScimService::from_engine(engine.clone()).router())).await;
     assert_eq!(reqwest::get(format!("{base}/scim/v2/Users")).await.unwrap().status(), 403);
-    let open = FnAuthenticator(|_: &Parts| Ok(Principal::new("default", "t")));
+    let open = FnAuthenticator(|_: &Parts| Ok(Principal::new("1", "t")));
     let scim = ScimService::from_engine(engine).with_authenticator(Arc::new(open));
     let base = serve(axum::Router::new().nest("/scim/v2", scim.router())).await;
     assert_eq!(reqwest::get(format!("{base}/scim/v2/Users")).await.unwrap().status(), 200);
