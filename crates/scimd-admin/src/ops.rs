@@ -48,14 +48,21 @@ pub fn now() -> String {
     scimd_proto::value::format_datetime(time::OffsetDateTime::now_utc())
 }
 
+/// The longest lifetime a token may be given (ten years); a longer one is a mistake.
+pub const MAX_LIFETIME_DAYS: u64 = 3_650;
+
 /// When a token made now with this lifetime (`90d`, `12h`, …) expires.
 pub fn expiry(lifetime: Option<&str>) -> Result<Option<String>, OpError> {
     let Some(text) = lifetime else { return Ok(None) };
-    let life = parse_lifetime(text).ok_or_else(|| {
-        OpError::Invalid("invalid_expiry", format!("'{text}' is not a lifetime such as 90d, 12h, 30m or 2w"))
-    })?;
-    let at = time::OffsetDateTime::now_utc() + life;
-    Ok(Some(scimd_proto::value::format_datetime(at)))
+    let invalid = || {
+        OpError::Invalid(
+            "invalid_expiry",
+            format!("'{text}' is not a lifetime such as 90d, 12h, 30m or 2w (at most {MAX_LIFETIME_DAYS} days)"),
+        )
+    };
+    let life = parse_lifetime(text).filter(|l| l.as_secs() <= MAX_LIFETIME_DAYS * 86_400).ok_or_else(invalid)?;
+    let at = time::OffsetDateTime::now_utc().checked_add(time::Duration::try_from(life).map_err(|_| invalid())?);
+    Ok(Some(scimd_proto::value::format_datetime(at.ok_or_else(invalid)?)))
 }
 
 /// Longest display name of a tenant or a token, in characters.

@@ -230,8 +230,10 @@ async fn admin_routes(db: Db) {
         404,
         "not_found",
     );
-    let bad_expiry = admin.call(Method::POST, "/tenants/acme/tokens", Some(json!({"expires_in": "forever"}))).await;
-    admin_error(&bad_expiry, 400, "invalid_expiry");
+    for bad in ["forever", "90", "0d", "-1d", "99999999999999w", "3651d"] {
+        let r = admin.call(Method::POST, "/tenants/acme/tokens", Some(json!({"expires_in": bad}))).await;
+        admin_error(&r, 400, "invalid_expiry");
+    }
     admin_error(&admin.call(Method::POST, "/tenants/nobody/tokens", Some(json!({}))).await, 404, "not_found");
     admin_error(&admin.call(Method::GET, "/tenants/nobody/tokens", None).await, 404, "not_found");
 
