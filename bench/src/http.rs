@@ -27,11 +27,21 @@ const READ_CHUNK: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct Target {
     addr: SocketAddr,
+    /// The `Host` header's value.
+    authority: String,
+    /// The base URL and token given (`--url`, `--token`) first; then, if any, those of
+    /// further tenants on the same server (`--tenants-file`).
+    endpoints: Vec<Endpoint>,
+    timeout: Duration,
+}
+
+/// A base path and the token that goes with it.
+#[derive(Debug)]
+struct Endpoint {
     /// `Host` and `Authorization` header lines, ready to copy into every request.
     fixed_headers: String,
     /// The base path without a trailing slash, e.g. `/scim/v2`.
     base_path: String,
-    timeout: Duration,
 }
 
 impl Target {
@@ -52,16 +62,36 @@ impl Target {
             .with_context(|| format!("resolving {host}"))?
             .next()
             .with_context(|| format!("{host} has no address"))?;
-        let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host);
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host).to_string();
+        let mut target = Target { addr, authority, endpoints: Vec::new(), timeout };
+        target.endpoints.push(target.endpoint(&uri, token)?);
+        Ok(target)
+    }
+
+    fn endpoint(&self, uri: &Uri, token: &str) -> Result<Endpoint> {
         if token.bytes().any(|b| b.is_ascii_control() || b == b' ') || token.is_empty() {
-            bail!("the token must be non-empty printable text without spaces");
+            bail!("a token must be non-empty printable text without spaces");
         }
-        Ok(Target {
-            addr,
-            fixed_headers: format!("Host: {authority}\r\nAuthorization: Bearer {token}\r\n"),
+        Ok(Endpoint {
+            fixed_headers: format!("Host: {}\r\nAuthorization: Bearer {token}\r\n", self.authority),
             base_path: uri.path().trim_end_matches('/').to_string(),
-            timeout,
         })
+    }
+
+    /// Adds the base URL and token of another tenant on the same server (same scheme, host
+    /// and port); returns its index for `Conn::send_to`.
+    pub fn add_endpoint(&mut self, url: &str, token: &str) -> Result<usize> {
+        let uri: Uri = url.parse().with_context(|| format!("'{url}' is not a URL"))?;
+        if uri.scheme_str() != Some("http") || uri.authority().map(|a| a.as_str()) != Some(self.authority.as_str()) {
+            bail!("{url}: every tenant must be on the server of --url (http://{})", self.authority);
+        }
+        self.endpoints.push(self.endpoint(&uri, token)?);
+        Ok(self.endpoints.len() - 1)
+    }
+
+    /// How many endpoints there are (`--url` and the tenants).
+    pub fn endpoints(&self) -> usize {
+        self.endpoints.len()
     }
 
     /// Whether the target is this machine (127.0.0.0/8, ::1).
@@ -93,8 +123,19 @@ impl Conn {
     /// On a transport failure, a malformed answer or a timeout the connection is dropped;
     /// the next request opens a new one.
     pub async fn send(&mut self, method: Method, path: &str, body: Option<Bytes>) -> Result<(u16, Bytes)> {
+        self.send_to(0, method, path, body).await
+    }
+
+    /// `send`, relative to the base URL and with the token of endpoint `at`.
+    pub async fn send_to(
+        &mut self,
+        at: usize,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<(u16, Bytes)> {
         let timeout = self.target.timeout;
-        match tokio::time::timeout(timeout, self.exchange(&method, path, body.as_deref())).await {
+        match tokio::time::timeout(timeout, self.exchange(at, &method, path, body.as_deref())).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(e)) => {
                 self.stream = None;
@@ -107,14 +148,14 @@ impl Conn {
         }
     }
 
-    async fn exchange(&mut self, method: &Method, path: &str, body: Option<&[u8]>) -> Result<(u16, Bytes)> {
+    async fn exchange(&mut self, at: usize, method: &Method, path: &str, body: Option<&[u8]>) -> Result<(u16, Bytes)> {
         if self.stream.is_none() {
             let stream = TcpStream::connect(self.target.addr).await?;
             stream.set_nodelay(true)?;
             self.stream = Some(stream);
             self.inbuf.clear();
         }
-        self.write_request(method, path, body);
+        self.write_request(at, method, path, body);
         let stream = self.stream.as_mut().expect("connected above");
         stream.write_all(&self.out).await?;
         let answer = read_response(stream, &mut self.inbuf, method == Method::HEAD).await?;
@@ -125,11 +166,11 @@ impl Conn {
         Ok((answer.status, answer.body))
     }
 
-    fn write_request(&mut self, method: &Method, path: &str, body: Option<&[u8]>) {
-        let t = &self.target;
+    fn write_request(&mut self, at: usize, method: &Method, path: &str, body: Option<&[u8]>) {
+        let e = &self.target.endpoints[at];
         let out = &mut self.out;
         out.clear();
-        for part in [method.as_str(), " ", &t.base_path, path, " HTTP/1.1\r\n", &t.fixed_headers] {
+        for part in [method.as_str(), " ", &e.base_path, path, " HTTP/1.1\r\n", &e.fixed_headers] {
             out.extend_from_slice(part.as_bytes());
         }
         if let Some(body) = body {

@@ -33,6 +33,14 @@ pub struct Args {
     /// seeding when it exists (to run the scenarios again against the same data)
     #[arg(long)]
     pub seed_file: Option<String>,
+    /// Further tenants of the same server, one per line: `BASE_URL TOKEN`. Each is seeded
+    /// with --tenant-users users, and the tenant_* scenarios send each request to a random
+    /// one of them.
+    #[arg(long)]
+    pub tenants_file: Option<String>,
+    /// Users to seed in each tenant of --tenants-file
+    #[arg(long, default_value_t = 100)]
+    pub tenant_users: usize,
     /// Groups to seed
     #[arg(long, default_value_t = 100)]
     pub groups: usize,
@@ -46,7 +54,8 @@ pub struct Args {
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
     /// Scenarios to run, comma-separated (get_user, filter, list, get_group, create_seq,
-    /// create_concurrent, patch_user, members)
+    /// create_concurrent, patch_user, members; with --tenants-file also tenant_get_user and
+    /// tenant_filter)
     #[arg(long, default_value = "get_user,filter,list,get_group,create_seq,create_concurrent,patch_user,members")]
     pub scenarios: String,
     /// Group sizes at which the `members` scenario times single-member adds
@@ -95,7 +104,18 @@ impl Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let target = Arc::new(http::Target::new(&args.url, &args.token, Duration::from_secs_f64(args.timeout))?);
+    let mut target = http::Target::new(&args.url, &args.token, Duration::from_secs_f64(args.timeout))?;
+    if let Some(path) = &args.tenants_file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let mut parts = line.split_whitespace();
+            let (Some(url), Some(token), None) = (parts.next(), parts.next(), parts.next()) else {
+                bail!("{path}:{}: expected `BASE_URL TOKEN`", n + 1);
+            };
+            target.add_endpoint(url, token).with_context(|| format!("{path}:{}", n + 1))?;
+        }
+    }
+    let target = Arc::new(target);
     // Only 127.0.0.0/8 and ::1, unless told otherwise.
     if !target.is_loopback() && !args.allow_remote {
         bail!("refusing to load {}: not a loopback address (pass --allow-remote to override)", args.url);

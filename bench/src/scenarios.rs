@@ -46,8 +46,10 @@ impl Outcome {
     }
 }
 
-/// One request of a scenario: method, path below the base URL, body.
+/// One request of a scenario: method, path below the base URL of endpoint `at` (0: `--url`;
+/// then the tenants of `--tenants-file`), body.
 pub struct Req {
+    pub at: usize,
     pub method: Method,
     pub path: String,
     pub body: Option<Bytes>,
@@ -55,16 +57,16 @@ pub struct Req {
 
 impl Req {
     fn get(path: String) -> Req {
-        Req { method: Method::GET, path, body: None }
+        Req { at: 0, method: Method::GET, path, body: None }
     }
     fn with_json(method: Method, path: String, body: &Value) -> Req {
-        Req { method, path, body: Some(Bytes::from(body.to_string())) }
+        Req { at: 0, method, path, body: Some(Bytes::from(body.to_string())) }
     }
 }
 
 /// A connection that sends and parses: for seeding and set-up, which need answers.
-async fn send_json(c: &mut Conn, method: Method, path: &str, body: Option<&Value>) -> Result<(u16, Value)> {
-    let (status, bytes) = c.send(method, path, body.map(|b| Bytes::from(b.to_string()))).await?;
+async fn send_json(c: &mut Conn, at: usize, method: Method, path: &str, body: Option<&Value>) -> Result<(u16, Value)> {
+    let (status, bytes) = c.send_to(at, method, path, body.map(|b| Bytes::from(b.to_string()))).await?;
     Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
 }
 
@@ -114,7 +116,7 @@ where
                 }
                 let req = one(n);
                 let t = Instant::now();
-                match conn.send(req.method, &req.path, req.body).await {
+                match conn.send_to(req.at, req.method, &req.path, req.body).await {
                     Ok((status, _)) => {
                         lat.push(t.elapsed().as_micros() as u64);
                         if !(200..300).contains(&status) {
@@ -148,6 +150,9 @@ where
 pub struct Seed {
     pub users: Vec<(String, String)>, // (id, userName)
     pub groups: Vec<String>,
+    /// The users of each tenant of `--tenants-file`, in its order.
+    #[serde(default)]
+    pub tenants: Vec<Vec<(String, String)>>,
 }
 
 fn user_body(prefix: &str, i: usize) -> Value {
@@ -180,9 +185,11 @@ impl UserTemplate {
     }
 }
 
-/// Creates users `range` with `clients` concurrent connections; returns (id, userName).
+/// Creates users `range` at endpoint `at` with `clients` concurrent connections; returns
+/// (id, userName).
 async fn create_users(
     target: &Arc<Target>,
+    at: usize,
     prefix: &str,
     range: std::ops::Range<usize>,
     clients: usize,
@@ -206,7 +213,7 @@ async fn create_users(
                 let mut attempt = 0;
                 let (status, resp) = loop {
                     attempt += 1;
-                    let (status, resp) = send_json(&mut c, Method::POST, "/Users", Some(&body)).await?;
+                    let (status, resp) = send_json(&mut c, at, Method::POST, "/Users", Some(&body)).await?;
                     if status < 500 || attempt >= 8 {
                         break (status, resp);
                     }
@@ -215,7 +222,7 @@ async fn create_users(
                 let id = match status {
                     201 => resp["id"].as_str().unwrap_or_default().to_string(),
                     // Seeded by an earlier run: look it up.
-                    409 => find_user(&mut c, &name).await?,
+                    409 => find_user(&mut c, at, &name).await?,
                     other => bail!("seeding user {i}: status {other}: {resp}"),
                 };
                 made.push((id, name));
@@ -230,9 +237,9 @@ async fn create_users(
     Ok(all)
 }
 
-async fn find_user(c: &mut Conn, name: &str) -> Result<String> {
+async fn find_user(c: &mut Conn, at: usize, name: &str) -> Result<String> {
     let path = format!("/Users?filter={}", enc(&format!("userName eq \"{name}\"")));
-    let (status, resp) = send_json(c, Method::GET, &path, None).await?;
+    let (status, resp) = send_json(c, at, Method::GET, &path, None).await?;
     if status != 200 {
         bail!("looking up {name}: status {status}");
     }
@@ -241,13 +248,13 @@ async fn find_user(c: &mut Conn, name: &str) -> Result<String> {
 
 async fn create_group(c: &mut Conn, name: &str, members: &[&str]) -> Result<String> {
     let body = json!({"schemas": [GROUP], "displayName": name, "members": members.iter().map(|m| json!({"value": m})).collect::<Vec<_>>()});
-    let (status, resp) = send_json(c, Method::POST, "/Groups?excludedAttributes=members", Some(&body)).await?;
+    let (status, resp) = send_json(c, 0, Method::POST, "/Groups?excludedAttributes=members", Some(&body)).await?;
     match status {
         201 => resp["id"].as_str().map(str::to_string).context("no id"),
         409 => {
             let path =
                 format!("/Groups?excludedAttributes=members&filter={}", enc(&format!("displayName eq \"{name}\"")));
-            let (_, found) = send_json(c, Method::GET, &path, None).await?;
+            let (_, found) = send_json(c, 0, Method::GET, &path, None).await?;
             found["Resources"][0]["id"].as_str().map(str::to_string).context("seeded group not found")
         }
         other => bail!("creating group {name}: status {other}: {resp}"),
@@ -268,7 +275,7 @@ pub fn enc(s: &str) -> String {
 
 async fn seed(target: &Arc<Target>, args: &Args) -> Result<Seed> {
     let t = Instant::now();
-    let users = create_users(target, &args.prefix, 0..args.users, args.seed_concurrency).await?;
+    let users = create_users(target, 0, &args.prefix, 0..args.users, args.seed_concurrency).await?;
     let mut groups = Vec::new();
     let mut rng = rand::rng();
     let mut c = Conn::new(target.clone());
@@ -281,7 +288,20 @@ async fn seed(target: &Arc<Target>, args: &Args) -> Result<Seed> {
         groups.push(create_group(&mut c, &format!("{} group {g}", args.prefix), &members).await?);
     }
     eprintln!("seeded {} users and {} groups in {:.1}s", users.len(), groups.len(), t.elapsed().as_secs_f64());
-    Ok(Seed { users, groups })
+    // Every tenant gets the same userNames: they are unique per tenant only.
+    let mut tenants = Vec::new();
+    for at in 1..target.endpoints() {
+        tenants.push(create_users(target, at, &args.prefix, 0..args.tenant_users, args.seed_concurrency).await?);
+    }
+    if !tenants.is_empty() {
+        eprintln!(
+            "seeded {} tenants of {} users in {:.1}s",
+            tenants.len(),
+            args.tenant_users,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(Seed { users, groups, tenants })
 }
 
 /// The population of `--seed-file` if it exists; otherwise a new one (kept there if asked).
@@ -314,6 +334,23 @@ fn scenario_request(name: &str, args: &Args, seed: &Arc<Seed>) -> Result<Box<dyn
         "filter" => Box::new(move |_| {
             Req::get(format!("/Users?filter={}", enc(&format!("userName eq \"{}\"", pick(&s.users).1))))
         }),
+        // The same, each request to a random tenant of `--tenants-file`.
+        "tenant_get_user" | "tenant_filter" => {
+            if s.tenants.is_empty() || s.tenants.iter().any(Vec::is_empty) {
+                bail!("{name} needs --tenants-file and --tenant-users above 0");
+            }
+            let by_id = name == "tenant_get_user";
+            Box::new(move |_| {
+                let at = rand::rng().random_range(0..s.tenants.len());
+                let (id, user_name) = pick(&s.tenants[at]);
+                let path = if by_id {
+                    format!("/Users/{id}")
+                } else {
+                    format!("/Users?filter={}", enc(&format!("userName eq \"{user_name}\"")))
+                };
+                Req { at: at + 1, ..Req::get(path) }
+            })
+        }
         "list" => Box::new(move |_| {
             let start = rand::rng().random_range(1..=s.users.len().saturating_sub(100).max(1));
             Req::get(format!("/Users?startIndex={start}&count=100"))
@@ -323,6 +360,7 @@ fn scenario_request(name: &str, args: &Args, seed: &Arc<Seed>) -> Result<Box<dyn
             // Names no earlier run used, so every create is a new user.
             let template = UserTemplate::new(&format!("{}-new-{}-{}", args.prefix, std::process::id(), name));
             Box::new(move |n| Req {
+                at: 0,
                 method: Method::POST,
                 path: "/Users".into(),
                 body: Some(template.body(n as usize)),
@@ -336,23 +374,24 @@ fn scenario_request(name: &str, args: &Args, seed: &Arc<Seed>) -> Result<Box<dyn
     })
 }
 
-/// Runs the requested scenarios (`--runs` times each; the median run by req/s is kept).
+/// Runs the requested scenarios `--runs` times in rounds (each round runs every scenario
+/// once, so that a drift of the machine's speed meets every scenario alike); for each, the
+/// median run by req/s is kept. `members` runs once, at the end.
 pub async fn run_all(target: Arc<Target>, args: &Args) -> Result<Vec<Outcome>> {
     let wanted: Vec<&str> = args.scenarios.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    let needs_seed = wanted.iter().any(|s| matches!(*s, "get_user" | "filter" | "list" | "get_group" | "patch_user"));
-    let seed = Arc::new(if needs_seed { seeded(&target, args).await? } else { Seed { users: vec![], groups: vec![] } });
-    let mut results = Vec::new();
-    for name in wanted {
-        if name == "members" {
-            results.extend(members(&target, args).await?);
-            continue;
-        }
-        let clients = if name == "create_seq" { 1 } else { args.concurrency };
-        let mut runs = Vec::new();
-        for run in 0..args.runs.max(1) {
+    let needs_seed = wanted.iter().any(|s| {
+        matches!(*s, "get_user" | "filter" | "list" | "get_group" | "patch_user" | "tenant_get_user" | "tenant_filter")
+    });
+    let empty = Seed { users: vec![], groups: vec![], tenants: vec![] };
+    let seed = Arc::new(if needs_seed { seeded(&target, args).await? } else { empty });
+    let timed: Vec<&str> = wanted.iter().copied().filter(|n| *n != "members").collect();
+    let mut runs: Vec<Vec<Outcome>> = vec![Vec::new(); timed.len()];
+    for round in 0..args.runs.max(1) {
+        for (i, name) in timed.iter().enumerate() {
+            let clients = if *name == "create_seq" { 1 } else { args.concurrency };
             let one = scenario_request(name, args, &seed)?;
-            // Creates of later runs must not collide with earlier ones.
-            let offset = run as u64 * args.max_requests;
+            // Creates of later rounds must not collide with earlier ones.
+            let offset = round as u64 * args.max_requests;
             let run = drive(&target, args, name, clients, move |n| one(n + offset)).await;
             eprintln!(
                 "{name}: {:.0} req/s, p50 {:.2} ms, errors {}, non-2xx {}",
@@ -361,10 +400,16 @@ pub async fn run_all(target: Arc<Target>, args: &Args) -> Result<Vec<Outcome>> {
                 run.errors,
                 run.non_2xx
             );
-            runs.push(run);
+            runs[i].push(run);
         }
-        runs.sort_by(|a, b| a.rps().total_cmp(&b.rps()));
-        results.push(runs.swap_remove(runs.len() / 2));
+    }
+    let mut results = Vec::new();
+    for mut of_one in runs {
+        of_one.sort_by(|a, b| a.rps().total_cmp(&b.rps()));
+        results.push(of_one.swap_remove(of_one.len() / 2));
+    }
+    if wanted.contains(&"members") {
+        results.extend(members(&target, args).await?);
     }
     Ok(results)
 }
@@ -378,7 +423,7 @@ async fn members(target: &Arc<Target>, args: &Args) -> Result<Vec<Outcome>> {
     let prefix = format!("{}-members", args.prefix);
     eprintln!("members: creating {biggest} users");
     let t = Instant::now();
-    let pool = create_users(target, &prefix, 0..biggest, args.seed_concurrency).await?;
+    let pool = create_users(target, 0, &prefix, 0..biggest, args.seed_concurrency).await?;
     eprintln!("members: {} users in {:.1}s", pool.len(), t.elapsed().as_secs_f64());
     let mut c = Conn::new(target.clone());
     let group = create_group(&mut c, &format!("{prefix} big group {}", std::process::id()), &[]).await?;
@@ -393,7 +438,7 @@ async fn members(target: &Arc<Target>, args: &Args) -> Result<Vec<Outcome>> {
                 pool[next..size.min(next + 1000)].iter().map(|(id, _)| json!({"value": id})).collect();
             next += batch.len();
             let body = json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": batch}]});
-            let (status, resp) = send_json(&mut c, Method::PATCH, &path, Some(&body)).await?;
+            let (status, resp) = send_json(&mut c, 0, Method::PATCH, &path, Some(&body)).await?;
             if !(200..300).contains(&status) {
                 bail!("growing the group to {size}: status {status}: {resp}");
             }

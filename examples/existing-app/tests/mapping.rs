@@ -210,7 +210,7 @@ async fn organisations_are_tenants(r: Running) {
     let (status, created) = call(GLOBEX, reqwest::Method::POST, "/scim/v2/Users".into(), Some(ada)).await;
     assert_eq!(status, 201, "{created}");
     let globex_ada = created["id"].as_str().unwrap().to_string();
-    let row = r.app_users().await.into_iter().find(|u| u["id"].to_string() == globex_ada).unwrap();
+    let row = r.app_users().await.into_iter().find(|u| u["id"].as_i64() == globex_ada.parse().ok()).unwrap();
     assert_eq!(row["organization_id"], globex, "written with the organisation the token names");
     let filter = format!("/scim/v2/Users?filter={}", enc(r#"userName eq "ada@app.example""#));
     let acme = r.get(&filter).await;
