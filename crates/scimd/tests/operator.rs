@@ -258,3 +258,29 @@ fn tenant_and_token_commands() {
     assert_eq!(get(&admin_url, &admin).0, 401);
     assert!(refused(&db, &["admin-token", "revoke", &id]).contains("not found"));
 }
+
+/// The admin API on a listener of its own (`admin_listen`), and not on the SCIM one; or
+/// switched off.
+#[test]
+fn the_admin_api_listens_where_it_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let admin = ok(&db, &["admin-token", "create"]).trim().to_string();
+    let admin_port = common::process::free_port();
+    let listen = format!("127.0.0.1:{admin_port}");
+    let server = Scimd::serve(&db, "scim-token", &[("SCIMD_ADMIN_LISTEN", &listen)], None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_err() {
+        assert!(Instant::now() < deadline, "the admin listener did not open");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(get(&format!("http://{listen}/admin/v1/tenants"), &admin).0, 200);
+    assert_eq!(get(&format!("{}/admin/v1/tenants", server.root()), &admin).0, 404);
+    assert_eq!(get(&format!("http://{listen}/scim/v2/Users"), "scim-token").0, 404, "no SCIM on the admin listener");
+    assert_eq!(get(&format!("{}/Users", server.base()), "scim-token").0, 200);
+    drop(server);
+
+    let server = Scimd::serve(&db, "scim-token", &[("SCIMD_ADMIN_API", "false")], None);
+    assert_eq!(get(&format!("{}/admin/v1/tenants", server.root()), &admin).0, 404);
+    assert_eq!(get(&format!("{}/Users", server.base()), "scim-token").0, 200);
+}

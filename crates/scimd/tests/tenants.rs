@@ -321,8 +321,14 @@ async fn each_tenant_has_its_url_and_sees_only_its_data() {
     assert_eq!(theirs.status, 201, "{}", theirs.body);
     let theirs_id = theirs.body["id"].as_str().unwrap().to_string();
 
-    // Locations carry the URL the request came in on.
+    // Locations carry the URL the request came in on, `$ref`s too.
     assert_eq!(theirs.headers["location"], format!("{acme}/Users/{theirs_id}"));
+    let team = json!({"schemas": [GROUP], "displayName": "Team", "members": [{"value": theirs_id}]});
+    let team = scim(&s, Method::POST, &format!("{acme}/Groups"), &acme_token, Some(team)).await;
+    assert_eq!(team.body["members"][0]["$ref"], format!("{acme}/Users/{theirs_id}"), "{}", team.body);
+    let team_id = team.body["id"].as_str().unwrap().to_string();
+    let via_root = scim(&s, Method::GET, &format!("{}/Groups/{team_id}", s.base), &acme_token, None).await;
+    assert_eq!(via_root.body["members"][0]["$ref"], format!("{}/Users/{theirs_id}", s.base));
     assert_eq!(theirs.body["meta"]["location"], format!("{acme}/Users/{theirs_id}"));
     let via_root = scim(&s, Method::GET, &format!("{}/Users/{theirs_id}", s.base), &acme_token, None).await;
     assert_eq!(
@@ -394,6 +400,33 @@ async fn each_tenant_has_its_url_and_sees_only_its_data() {
     let r = scim(&s, Method::PUT, &format!("{acme}/Users/{ours_id}"), &acme_token, Some(user("x"))).await;
     r.assert_error(404, None);
     assert_eq!(s.get(&format!("/Users/{ours_id}")).await.body["userName"], "ada@example.com");
+}
+
+/// Behind a proxy (`base_url`), a tenant's locations are the public URL with `/t/{tenant}`
+/// before the prefix, in `meta.location`, `Location` and every `$ref`.
+#[tokio::test]
+async fn a_configured_base_url_holds_for_tenant_urls() {
+    let s = TestServer::with(|c| c.base_url = Some("https://scim.example.com/scim/v2".into())).await;
+    let admin = Admin::new(&s).await;
+    let created = admin.call(Method::POST, "/tenants", Some(json!({"slug": "acme"}))).await;
+    assert_eq!(created.body["scim_base_url"], "https://scim.example.com/t/acme/scim/v2");
+    let token = created.body["token"]["secret"].as_str().unwrap().to_string();
+    let local = format!("{}/t/acme/scim/v2", s.root);
+    let public = "https://scim.example.com/t/acme/scim/v2";
+    let u = scim(&s, Method::POST, &format!("{local}/Users"), &token, Some(user("ada"))).await;
+    let id = u.body["id"].as_str().unwrap().to_string();
+    assert_eq!(u.headers["location"], format!("{public}/Users/{id}"));
+    assert_eq!(u.body["meta"]["location"], format!("{public}/Users/{id}"));
+    let g = json!({"schemas": [GROUP], "displayName": "Staff", "members": [{"value": id}]});
+    let g = scim(&s, Method::POST, &format!("{local}/Groups"), &token, Some(g)).await;
+    assert_eq!(g.body["members"][0]["$ref"], format!("{public}/Users/{id}"));
+    let read = scim(&s, Method::GET, &format!("{local}/Users/{id}"), &token, None).await;
+    assert_eq!(read.body["groups"][0]["$ref"], format!("{public}/Groups/{}", g.body["id"].as_str().unwrap()));
+    // /scim/v2 keeps the configured URL as it is.
+    let root = scim(&s, Method::GET, &format!("{}/Users/{id}", s.base), &token, None).await;
+    assert_eq!(root.body["meta"]["location"], format!("https://scim.example.com/scim/v2/Users/{id}"));
+    let spc = scim(&s, Method::GET, &format!("{local}/ServiceProviderConfig"), &token, None).await;
+    assert_eq!(spc.body["meta"]["location"], format!("{public}/ServiceProviderConfig"));
 }
 
 #[tokio::test]
