@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ops::{Directory, OpError};
 use scimd_core::tenants::{Tenant, TenantSettings, TenantState};
-use scimd_core::tokens::{NewToken, Scope, Throttle, TokenInfo, verify_token};
+use scimd_core::tokens::{NewToken, Scope, Throttle, TokenInfo, Verified, verify_token};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -167,7 +167,7 @@ async fn authenticate(State(inner): St, req: Request, next: Next) -> Response {
     let Some(presented) = presented else { return unauthorized().into_response() };
     let now = ops::now();
     match verify_token(inner.dir.tokens.as_ref(), Scope::Admin, &presented, &now).await {
-        Ok(Some(info)) => {
+        Ok(Some(Verified { info, .. })) => {
             if inner.token_uses.due(&info.id) {
                 let tokens = inner.dir.tokens.clone();
                 tokio::spawn(async move {

@@ -5,10 +5,9 @@ use async_trait::async_trait;
 use axum::http::header;
 use axum::http::request::Parts;
 use scimd_core::tenants::{TenantSettings, TenantStore};
-use scimd_core::tokens::{Scope, Throttle, TokenInfo, TokenStore, verify_token};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use scimd_core::tokens::{Scope, Throttle, TokenInfo, TokenStore, Verified, verify_token};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// An authenticated caller: which tenant's data it may touch, who it is (for logs), and
 /// its tenant's own settings, when it has any.
@@ -54,17 +53,13 @@ pub fn bearer(parts: &Parts) -> Result<&str, AuthError> {
     if token.is_empty() { Err(AuthError::Invalid) } else { Ok(token) }
 }
 
-/// How long a tenant's settings are used before they are read again: what a change (or a
-/// revocation of the tenant) takes to reach every replica.
-const SETTINGS_TTL: Duration = Duration::from_secs(1);
-
 /// Bearer tokens checked against their stored SHA-256 hashes (`scimd token …`), for the
-/// SCIM endpoints: the token's tenant, if active, with its settings. The token's last use
-/// and the tenant's last request are written at most once a minute each.
+/// SCIM endpoints: the token's tenant, if active, with its settings, read together in one
+/// query. The token's last use and the tenant's last request are written at most once a
+/// minute each.
 pub struct BearerTokens {
     tokens: Arc<dyn TokenStore>,
     tenants: Arc<dyn TenantStore>,
-    settings: Mutex<HashMap<String, (Instant, TenantSettings)>>,
     token_uses: Throttle,
     tenant_requests: Throttle,
 }
@@ -74,28 +69,9 @@ impl BearerTokens {
         BearerTokens {
             tokens,
             tenants,
-            settings: Mutex::new(HashMap::new()),
             token_uses: Throttle::new(Duration::from_secs(60)),
             tenant_requests: Throttle::new(Duration::from_secs(60)),
         }
-    }
-
-    async fn tenant_settings(&self, slug: &str) -> Result<TenantSettings, AuthError> {
-        let cached = {
-            let cache = self.settings.lock().unwrap_or_else(|p| p.into_inner());
-            cache.get(slug).filter(|(at, _)| at.elapsed() < SETTINGS_TTL).map(|(_, s)| s.clone())
-        };
-        if let Some(settings) = cached {
-            return Ok(settings);
-        }
-        let tenant = self.tenants.tenant(slug).await.map_err(|e| AuthError::Unavailable(e.to_string()))?;
-        let settings = tenant.map(|t| t.settings).unwrap_or_default();
-        let mut cache = self.settings.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() > 10_000 {
-            cache.retain(|_, (at, _)| at.elapsed() < SETTINGS_TTL);
-        }
-        cache.insert(slug.to_string(), (Instant::now(), settings.clone()));
-        Ok(settings)
     }
 
     /// Writes, off the request's path, what is due of the token's last use and the
@@ -127,12 +103,11 @@ impl Authenticator for BearerTokens {
     async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
         let token = bearer(parts)?;
         let now = scimd_proto::value::format_datetime(time::OffsetDateTime::now_utc());
-        let info = match verify_token(self.tokens.as_ref(), Scope::Scim, token, &now).await {
-            Ok(Some(info)) => info,
+        let Verified { info, settings } = match verify_token(self.tokens.as_ref(), Scope::Scim, token, &now).await {
+            Ok(Some(found)) => found,
             Ok(None) => return Err(AuthError::Invalid),
             Err(e) => return Err(AuthError::Unavailable(e.to_string())),
         };
-        let settings = self.tenant_settings(&info.tenant).await?;
         self.record_use(&info, &now);
         Ok(Principal { subject: format!("token:{}", info.id), tenant: info.tenant, settings })
     }

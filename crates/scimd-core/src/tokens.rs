@@ -3,6 +3,7 @@
 //! admin API; never both. Tokens may expire, and record (to the minute) when they were last
 //! used.
 
+use crate::tenants::TenantSettings;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -74,19 +75,31 @@ pub fn hashes_match(a: &str, b: &str) -> bool {
 pub trait TokenStore: Send + Sync + 'static {
     async fn insert_token(&self, info: &TokenInfo, hash: &str) -> Result<(), StoreError>;
     /// The usable token of `scope` whose hash is `hash`, with that stored hash: not revoked,
-    /// not expired at `now`, and (SCIM) of an active tenant.
-    async fn find_active_token(
-        &self,
-        scope: Scope,
-        hash: &str,
-        now: &str,
-    ) -> Result<Option<(TokenInfo, String)>, StoreError>;
+    /// not expired at `now`, and (SCIM) of an active tenant, whose settings come with it.
+    async fn find_active_token(&self, scope: Scope, hash: &str, now: &str) -> Result<Option<Found>, StoreError>;
     /// The tokens of a tenant (SCIM), or all admin tokens (`tenant` is then ignored).
     async fn list_tokens(&self, scope: Scope, tenant: &str) -> Result<Vec<TokenInfo>, StoreError>;
     /// Revokes by id; false when no such active token exists.
     async fn revoke_token(&self, scope: Scope, tenant: &str, id: &str, now: &str) -> Result<bool, StoreError>;
     /// Records that the token opened a request at `now`.
     async fn touch_token(&self, scope: Scope, id: &str, now: &str) -> Result<(), StoreError>;
+}
+
+/// A token as `TokenStore::find_active_token` finds it.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub info: TokenInfo,
+    /// The stored hash, to compare again in constant time.
+    pub hash: String,
+    /// A SCIM token's tenant's settings (read with the token: one query per request).
+    pub settings: TenantSettings,
+}
+
+/// A token that opens its API, and (SCIM) its tenant's settings.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub info: TokenInfo,
+    pub settings: TenantSettings,
 }
 
 /// What a new token is.
@@ -127,12 +140,14 @@ pub async fn verify_token(
     scope: Scope,
     presented: &str,
     now: &str,
-) -> Result<Option<TokenInfo>, StoreError> {
+) -> Result<Option<Verified>, StoreError> {
     let hash = hash_secret(presented);
     Ok(match store.find_active_token(scope, &hash, now).await? {
         // The lookup is by hash; the stored hash is compared again in constant time so
         // that no comparison on secret-derived bytes can leak timing.
-        Some((info, stored)) if hashes_match(&stored, &hash) => Some(info),
+        Some(found) if hashes_match(&found.hash, &hash) => {
+            Some(Verified { info: found.info, settings: found.settings })
+        }
         _ => None,
     })
 }

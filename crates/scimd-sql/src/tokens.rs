@@ -6,7 +6,7 @@ use crate::sql::Sql;
 use crate::store::{Pools, SqlStore, sql};
 use async_trait::async_trait;
 use scimd_core::store::StoreError;
-use scimd_core::tokens::{Scope, TokenInfo, TokenStore};
+use scimd_core::tokens::{Found, Scope, TokenInfo, TokenStore};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -25,20 +25,17 @@ fn columns(scope: Scope) -> &'static str {
     }
 }
 
-fn decode(scope: Scope, r: &Row) -> std::result::Result<(TokenInfo, String), DbError> {
-    Ok((
-        TokenInfo {
-            id: r.text(0)?,
-            scope,
-            tenant: r.text(1)?,
-            name: r.text(2)?,
-            created: r.text(3)?,
-            expires: r.opt_text(4),
-            last_used: r.opt_text(5),
-            revoked: r.opt_text(6),
-        },
-        r.text(7)?,
-    ))
+fn decode(scope: Scope, r: &Row) -> std::result::Result<TokenInfo, DbError> {
+    Ok(TokenInfo {
+        id: r.text(0)?,
+        scope,
+        tenant: r.text(1)?,
+        name: r.text(2)?,
+        created: r.text(3)?,
+        expires: r.opt_text(4),
+        last_used: r.opt_text(5),
+        revoked: r.opt_text(6),
+    })
 }
 
 /// `… WHERE id = ?` for a token of this scope (and, SCIM, of this tenant).
@@ -74,19 +71,23 @@ impl<P: Pools> TokenStore for SqlStore<P> {
         Ok(())
     }
 
-    async fn find_active_token(&self, scope: Scope, hash: &str, now: &str) -> Result<Option<(TokenInfo, String)>> {
+    async fn find_active_token(&self, scope: Scope, hash: &str, now: &str) -> Result<Option<Found>> {
         let mut s = sql(self.pools.dialect());
-        s.push("SELECT ").push(columns(scope)).push(" FROM ").push(table(scope)).push(" k");
-        if scope == Scope::Scim {
-            // A disabled (or erased) tenant's tokens open nothing.
-            s.push(" JOIN scimd_tenants n ON n.slug = k.tenant AND n.state = 'active'");
-        }
+        s.push("SELECT ").push(columns(scope));
+        match scope {
+            // A disabled (or erased) tenant's tokens open nothing; its settings come along.
+            Scope::Scim => s
+                .push(", n.settings FROM scim_tokens k")
+                .push(" JOIN scimd_tenants n ON n.slug = k.tenant AND n.state = 'active'"),
+            Scope::Admin => s.push(", '{}' FROM scimd_admin_tokens k"),
+        };
         s.push(" WHERE k.hash = ").bind_text(hash).push(" AND k.revoked IS NULL");
         s.push(" AND (k.expires IS NULL OR k.expires > ").bind_text(now).push(")");
-        Ok(match self.pools.read_one(s).await?.first() {
-            Some(r) => Some(decode(scope, r)?),
-            None => None,
-        })
+        let Some(r) = self.pools.read_one(s).await?.into_iter().next() else { return Ok(None) };
+        let info = decode(scope, &r)?;
+        let settings = serde_json::from_str(r.str(8)?)
+            .map_err(|_| StoreError::Backend(format!("tenant {}: corrupt settings", info.tenant)))?;
+        Ok(Some(Found { hash: r.text(7)?, info, settings }))
     }
 
     async fn list_tokens(&self, scope: Scope, tenant: &str) -> Result<Vec<TokenInfo>> {
@@ -97,7 +98,7 @@ impl<P: Pools> TokenStore for SqlStore<P> {
         }
         s.push(" ORDER BY k.created, k.id");
         let rows = self.pools.read_one(s).await?;
-        rows.iter().map(|r| decode(scope, r).map(|(info, _)| info).map_err(Into::into)).collect()
+        rows.iter().map(|r| decode(scope, r).map_err(Into::into)).collect()
     }
 
     async fn revoke_token(&self, scope: Scope, tenant: &str, id: &str, now: &str) -> Result<bool> {

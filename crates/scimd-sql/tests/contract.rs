@@ -742,7 +742,8 @@ async fn tokens<S: TokenStore + TenantStore + Store>(s: &S) {
     assert!(matches!(s.create_tenant(&tenant("t")).await, Err(StoreError::Uniqueness(_))));
     let t = create_token(s, scim_token("t", "okta", None), NOW).await.unwrap();
     let found = verify_token(s, Scope::Scim, &t.secret, NOW).await.unwrap().expect("a new token opens its tenant");
-    assert_eq!((found.name.as_str(), found.tenant.as_str()), ("okta", "t"));
+    assert_eq!((found.info.name.as_str(), found.info.tenant.as_str()), ("okta", "t"));
+    assert_eq!(found.settings, TenantSettings::default());
     assert!(verify_token(s, Scope::Scim, "scimd_wrong", NOW).await.unwrap().is_none());
     assert!(verify_token(s, Scope::Admin, &t.secret, NOW).await.unwrap().is_none(), "SCIM token opened the admin API");
 
@@ -793,6 +794,8 @@ async fn tokens<S: TokenStore + TenantStore + Store>(s: &S) {
     };
     s.update_tenant("t", None, None, Some(&settings)).await.unwrap();
     assert_eq!(s.tenant("t").await.unwrap().unwrap().settings, settings);
+    let verified = verify_token(s, Scope::Scim, &second.secret, LATER).await.unwrap().unwrap();
+    assert_eq!(verified.settings, settings, "a token comes with its tenant's settings");
     s.touch_tenant("t", LATER).await.unwrap();
     assert_eq!(s.tenant("t").await.unwrap().unwrap().last_request.as_deref(), Some(LATER));
 
@@ -805,7 +808,7 @@ async fn tokens<S: TokenStore + TenantStore + Store>(s: &S) {
     .await
     .unwrap();
     assert!(admin.secret.starts_with("scimd_admin_"));
-    assert_eq!(verify_token(s, Scope::Admin, &admin.secret, NOW).await.unwrap().unwrap().tenant, "");
+    assert_eq!(verify_token(s, Scope::Admin, &admin.secret, NOW).await.unwrap().unwrap().info.tenant, "");
     assert!(verify_token(s, Scope::Scim, &admin.secret, NOW).await.unwrap().is_none(), "admin token opened SCIM");
     assert_eq!(s.list_tokens(Scope::Admin, "").await.unwrap().len(), 1);
     assert_eq!(s.list_tokens(Scope::Scim, "t").await.unwrap().len(), 2);
