@@ -185,10 +185,12 @@ impl<S: Send + Sync> FromRequestParts<S> for BaseUrl {
     }
 }
 
-/// The authenticated caller and the public URL its responses refer to.
+/// The authenticated caller, the public URL its responses refer to, and the request's id
+/// (`x-request-id`, as a request-id layer sets it), if any.
 pub struct Caller {
     pub principal: crate::auth::Principal,
     pub base_url: String,
+    pub request_id: Option<String>,
 }
 
 impl Caller {
@@ -197,6 +199,7 @@ impl Caller {
             tenant: &self.principal.tenant,
             base_url: &self.base_url,
             delete_policy: self.principal.settings.delete_policy,
+            request_id: self.request_id.as_deref(),
         }
     }
 }
@@ -210,7 +213,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .remove::<crate::auth::Principal>()
             .ok_or_else(|| ApiError::Internal("the authentication layer is missing".into()))?;
         let BaseUrl(base_url) = BaseUrl::from_request_parts(parts, state).await?;
-        Ok(Caller { principal, base_url })
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() <= 200)
+            .map(str::to_string);
+        Ok(Caller { principal, base_url, request_id })
     }
 }
 

@@ -4,9 +4,11 @@
 
 use crate::adapter::Adapter;
 use crate::answer::{self, Body, Placeheld, Renderer};
+use crate::events::{Operation, Written};
+use crate::recording::Recording;
 use crate::store::{
-    Change, Decide, DeletePolicy, Kind, ListQuery, MemberChange, MemberRef, Modify, NewResource, SortKey, Store,
-    StoreError, StoredResource,
+    Change, Decide, DeletePolicy, Deletion, Kind, ListQuery, MemberChange, MemberRef, Modify, NewResource, SortKey,
+    Store, StoreError, StoredResource,
 };
 use scimd_proto::filter::{self, Filter, FilterLimits};
 use scimd_proto::messages::{ListResponse, Page, SortOrder};
@@ -40,18 +42,19 @@ impl Default for Settings {
 }
 
 /// Per-request context: whose data, the public URL of the SCIM root the request came in on
-/// (for `meta.location` and `$ref`, without a trailing slash), and the tenant's own delete
-/// policy when it has one.
+/// (for `meta.location` and `$ref`, without a trailing slash), the tenant's own delete
+/// policy when it has one, and the request's id (named in the events it causes).
 #[derive(Debug, Clone)]
 pub struct Ctx<'a> {
     pub tenant: &'a str,
     pub base_url: &'a str,
     pub delete_policy: Option<DeletePolicy>,
+    pub request_id: Option<&'a str>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(tenant: &'a str, base_url: &'a str) -> Ctx<'a> {
-        Ctx { tenant, base_url, delete_policy: None }
+        Ctx { tenant, base_url, delete_policy: None, request_id: None }
     }
 }
 
@@ -252,7 +255,9 @@ impl Engine {
         let members = Self::take_members(kind, &mut attrs).unwrap_or_default();
         let has_members = !members.is_empty();
         let new = NewResource { id: uuid::Uuid::now_v7().to_string(), attributes: attrs, members, now: now() };
-        let stored = self.store.create(ctx.tenant, kind, new).await?;
+        let renderer = self.renderer(ctx);
+        let rec = Recording { op: Operation::Create, request_id: ctx.request_id, renderer: &renderer, schema: &schema };
+        let stored = self.store.create(ctx.tenant, kind, new, &|w: &Written<'_>| rec.events(w)).await?;
         if has_members {
             return self.load_rendered(ctx, kind, &stored.id, &projection).await;
         }
@@ -261,9 +266,11 @@ impl Engine {
 
     /// The single write path for existing resources: `decide` runs on the locked current
     /// state inside the store's transaction; the response is the state this write produced.
+    #[allow(clippy::too_many_arguments)]
     async fn modify(
         &self,
         ctx: &Ctx<'_>,
+        op: Operation,
         kind: Kind,
         id: &str,
         load_relations: bool,
@@ -273,8 +280,15 @@ impl Engine {
         known_id(kind, id)?;
         let schema = self.schema(kind)?;
         let now = now();
-        let opts =
-            Modify { load_relations, return_relations: Self::wants_relation(kind, &schema, projection), now: &now };
+        let renderer = self.renderer(ctx);
+        let rec = Recording { op, request_id: ctx.request_id, renderer: &renderer, schema: &schema };
+        let record = |w: &Written<'_>| rec.events(w);
+        let opts = Modify {
+            load_relations,
+            return_relations: Self::wants_relation(kind, &schema, projection),
+            now: &now,
+            record: &record,
+        };
         let stored = self.store.modify(ctx.tenant, kind, id, opts, decide).await.map_err(|e| match e {
             StoreError::NotFound => ScimError::not_found(format!("{} {id} not found", kind.name())).into(),
             other => EngineError::from(other),
@@ -310,7 +324,7 @@ impl Engine {
                 members: members.clone().map(MemberChange::Replace).into_iter().collect(),
             })
         };
-        self.modify(ctx, kind, id, false, &projection, &decide).await
+        self.modify(ctx, Operation::Replace, kind, id, false, &projection, &decide).await
     }
 
     /// `PATCH /{Users|Groups}/{id}` (RFC 7644 §3.5.2), all or nothing, on the locked current
@@ -349,7 +363,7 @@ impl Engine {
             // Re-adding a value that is there changes nothing and makes no new version.
             Ok(Change { attributes: (next != base).then_some(next), members })
         };
-        self.modify(ctx, kind, id, needs_members, &projection, &decide).await
+        self.modify(ctx, Operation::Patch, kind, id, needs_members, &projection, &decide).await
     }
 
     /// `DELETE /{Users|Groups}/{id}` under the configured policy.
@@ -363,13 +377,30 @@ impl Engine {
                     let changed = attrs.insert("active".into(), Value::Bool(false)) != Some(Value::Bool(false));
                     Ok(Change { attributes: changed.then_some(attrs), members: vec![] })
                 };
-                self.modify(ctx, kind, id, false, &Projection::default(), &decide).await.map(|_| ())
+                self.modify(ctx, Operation::Deactivate, kind, id, false, &Projection::default(), &decide)
+                    .await
+                    .map(|_| ())
             }
             // A group has no `active`: deactivating one means retiring it.
             (policy, _) => {
                 known_id(kind, id)?;
                 let policy = if policy == DeletePolicy::Deactivate { DeletePolicy::Retire } else { policy };
-                if self.store.delete(ctx.tenant, kind, id, policy, if_match, &now()).await? {
+                let schema = self.schema(kind)?;
+                let renderer = self.renderer(ctx);
+                let rec = Recording {
+                    op: Operation::Delete,
+                    request_id: ctx.request_id,
+                    renderer: &renderer,
+                    schema: &schema,
+                };
+                let now = now();
+                let how = Deletion {
+                    policy,
+                    expected_version: if_match,
+                    now: &now,
+                    record: &|w: &Written<'_>| rec.events(w),
+                };
+                if self.store.delete(ctx.tenant, kind, id, how).await? {
                     Ok(())
                 } else {
                     Err(ScimError::not_found(format!("{} {id} not found", kind.name())).into())

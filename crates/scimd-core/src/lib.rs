@@ -2,12 +2,16 @@
 //!
 //! The engine of scimd: the `Store` contract that storage adapters implement, the token
 //! machinery behind bearer authentication, and the SCIM operations (`Engine`), which apply
-//! the rules of `scimd-proto` and know nothing of HTTP or SQL.
+//! the rules of `scimd-proto` and know nothing of HTTP or SQL; and the change events every
+//! write records (`events`).
 
 pub mod adapter;
 pub mod answer;
 pub mod engine;
+pub mod events;
+pub mod recording;
 pub mod store;
+pub mod streams;
 pub mod tenants;
 pub mod tokens;
 

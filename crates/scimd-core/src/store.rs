@@ -2,6 +2,7 @@
 //! columns the protocol needs indexed, keeps group membership as rows, and answers
 //! filtered, sorted, paged queries. Every call is one transaction.
 
+pub use crate::events::Record;
 use async_trait::async_trait;
 use scimd_proto::ScimError;
 use scimd_proto::filter::Filter;
@@ -128,13 +129,25 @@ pub struct Change {
 pub type Decide<'a> = dyn Fn(&StoredResource) -> Result<Change, ScimError> + Send + Sync + 'a;
 
 /// Options of `Store::modify`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Modify<'a> {
     /// Load `members`/`groups` into the state handed to `decide`.
     pub load_relations: bool,
     /// Load them into the state returned.
     pub return_relations: bool,
     pub now: &'a str,
+    /// Turns what the write did into its events (recorded in its transaction).
+    pub record: &'a Record<'a>,
+}
+
+/// How `Store::delete` deletes.
+#[derive(Clone)]
+pub struct Deletion<'a> {
+    pub policy: DeletePolicy,
+    /// Only this version is deleted (`If-Match`).
+    pub expected_version: Option<i64>,
+    pub now: &'a str,
+    pub record: &'a Record<'a>,
 }
 
 /// What `DELETE` does to the data (RFC 7644 §3.6 says the resource is gone either way,
@@ -262,7 +275,14 @@ impl std::fmt::Display for Outage {
 /// application tables).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    async fn create(&self, tenant: &str, kind: Kind, new: NewResource) -> Result<StoredResource, StoreError>;
+    /// Creates a resource; `record` turns what was written into the events recorded with it.
+    async fn create(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        new: NewResource,
+        record: &Record<'_>,
+    ) -> Result<StoredResource, StoreError>;
     async fn get(
         &self,
         tenant: &str,
@@ -283,17 +303,8 @@ pub trait Store: Send + Sync + 'static {
         decide: &Decide<'_>,
     ) -> Result<StoredResource, StoreError>;
     /// Deletes under a policy other than `Deactivate` (which the engine does with `modify`).
-    /// With `expected_version`, only that version is deleted (`If-Match`). Returns false
-    /// when there was nothing to delete.
-    async fn delete(
-        &self,
-        tenant: &str,
-        kind: Kind,
-        id: &str,
-        policy: DeletePolicy,
-        expected_version: Option<i64>,
-        now: &str,
-    ) -> Result<bool, StoreError>;
+    /// Returns false when there was nothing to delete.
+    async fn delete(&self, tenant: &str, kind: Kind, id: &str, how: Deletion<'_>) -> Result<bool, StoreError>;
     async fn list(&self, tenant: &str, kind: Kind, query: &ListQuery<'_>) -> Result<ListPage, StoreError>;
     /// A live resource and all its related values in batches, from one snapshot, for an
     /// answer too large to hold (see `INLINE_RELATIONS`); None when there is no such

@@ -6,6 +6,7 @@
 
 pub mod compile;
 mod conn;
+mod events;
 mod health;
 pub mod layout;
 pub mod mapped;

@@ -8,15 +8,17 @@
 //! to SCIM (an identity provider can match and link them) before SCIM ever wrote them.
 
 use crate::conn::{Cell, DbError, Row, Tx};
+use crate::events::{self, Delta};
 use crate::layout::{Column, ColumnType, Relation, TenantColumn, TenantType, View, push_tenant, tenant_fits};
 use crate::retry::retrying;
 use crate::rows::{RelationRow, assemble};
 use crate::sql::{Bind, Dialect, Sql};
 use crate::store::{Pools, query_page};
 use async_trait::async_trait;
+use scimd_core::events::{EventLog, LoggedEvent, MemberDelta, Written};
 use scimd_core::store::{
-    Decide, DeletePolicy, Kind, ListPage, ListQuery, MemberChange, MemberRef, Modify, NewResource, Store, StoreError,
-    StoredResource,
+    Decide, DeletePolicy, Deletion, Kind, ListPage, ListQuery, MemberChange, MemberRef, Modify, NewResource, Record,
+    Store, StoreError, StoredResource,
 };
 use scimd_proto::schema::{AttrType, ResourceSchema};
 use scimd_proto::value::fold_case;
@@ -423,6 +425,10 @@ impl<P: Pools> MappedStore<P> {
             ));
             tx.exec(s).await?;
         }
+        tx.exec(events::mapped_table(d)).await?;
+        for index in events::mapped_indexes(d) {
+            tx.exec(index).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -666,7 +672,8 @@ async fn fetch(
 
 /// Records a change of the rows of `r` whose keys `which` selects (as `k`): a new version and
 /// `lastModified`. An application row SCIM has not written yet gets its side row here.
-async fn touch(tx: &mut dyn Tx, r: &Resolved, which: Sql, now: &str) -> Result<()> {
+/// Returns the rows' keys and new versions.
+async fn touch(tx: &mut dyn Tx, r: &Resolved, which: Sql, now: &str) -> Result<Vec<(i64, i64)>> {
     let mut s = Sql::new(tx.dialect());
     s.push("INSERT INTO ").push(&r.map.side_table);
     s.push(" (app_id, attributes, created, last_modified, version) SELECT k, ");
@@ -674,9 +681,8 @@ async fn touch(tx: &mut dyn Tx, r: &Resolved, which: Sql, now: &str) -> Result<(
     s.push(", ").bind_text(now).push(", ").bind_text(now).push(", 1 FROM (").append(which);
     // `WHERE TRUE`: SQLite would otherwise read the ON of the upsert as a join constraint.
     s.push(") w WHERE TRUE ON CONFLICT (app_id) DO UPDATE SET last_modified = excluded.last_modified, ");
-    s.push("version = ").push(&r.map.side_table).push(".version + 1");
-    tx.exec(s).await?;
-    Ok(())
+    s.push("version = ").push(&r.map.side_table).push(".version + 1 RETURNING app_id, version");
+    tx.rows(s).await?.iter().map(|row| Ok((row.int(0)?, row.int(1)?))).collect()
 }
 
 /// Refuses a name another live row of the tenant already has, whatever its case.
@@ -845,10 +851,10 @@ impl<P: Pools> MappedStore<P> {
         tenant: &str,
         group: i64,
         changes: &[MemberChange],
-    ) -> Result<bool> {
+    ) -> Result<Delta> {
         let m = &self.mapping.members;
         let d = tx.dialect();
-        let mut changed = false;
+        let mut delta = Delta::default();
         for change in changes {
             let (clear, add, mut remove): (bool, &[MemberRef], Vec<i64>) = match change {
                 MemberChange::Add(refs) => (false, refs, vec![]),
@@ -877,7 +883,14 @@ impl<P: Pools> MappedStore<P> {
                     .push(&m.group_column)
                     .push(" = ")
                     .bind(Bind::Int(group));
-                changed |= tx.exec(s).await? > 0;
+                s.push(&format!(" RETURNING CAST({} AS BIGINT)", m.user_column));
+                let gone = tx
+                    .rows(s)
+                    .await?
+                    .iter()
+                    .map(|r| r.int(0).map(|k| k.to_string()))
+                    .collect::<std::result::Result<_, _>>()?;
+                delta.removed(gone);
             }
             for k in remove {
                 let mut s = Sql::new(d);
@@ -888,7 +901,9 @@ impl<P: Pools> MappedStore<P> {
                     .push(" = ")
                     .bind(Bind::Int(group));
                 s.push(" AND ").push(&m.user_column).push(" = ").bind(Bind::Int(k));
-                changed |= tx.exec(s).await? > 0;
+                if tx.exec(s).await? > 0 {
+                    delta.removed(vec![k.to_string()]);
+                }
             }
             for k in add {
                 // The application's table may have no unique constraint to lean on.
@@ -901,10 +916,12 @@ impl<P: Pools> MappedStore<P> {
                     .push(" WHERE NOT EXISTS (SELECT 1 FROM ");
                 s.push(&m.table).push(" WHERE ").push(&m.group_column).push(" = ").bind(Bind::Int(group));
                 s.push(" AND ").push(&m.user_column).push(" = ").bind(Bind::Int(k)).push(")");
-                changed |= tx.exec(s).await? > 0;
+                if tx.exec(s).await? > 0 {
+                    delta.added(vec![(k.to_string(), "User".to_string())]);
+                }
             }
         }
-        Ok(changed)
+        Ok(delta)
     }
 
     async fn relations(
@@ -987,7 +1004,13 @@ fn forbidden() -> StoreError {
 
 /// The writes, each one transaction, run again by `retrying` after a conflict.
 impl<P: Pools> MappedStore<P> {
-    async fn create_once(&self, tenant: &str, kind: Kind, new: &NewResource) -> Result<StoredResource> {
+    async fn create_once(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        new: &NewResource,
+        record: &Record<'_>,
+    ) -> Result<StoredResource> {
         if !self.tenant_ok(tenant) {
             return Err(forbidden());
         }
@@ -997,13 +1020,25 @@ impl<P: Pools> MappedStore<P> {
         check_unique(&mut *tx, r, tenant, &name, None).await?;
         let revived = self.retired_with_name(&mut *tx, r, tenant, &name).await?;
         let key = self.write(&mut *tx, r, tenant, Write::Create(revived), &new.attributes, &new.now).await?;
+        let mut members = MemberDelta::default();
         if kind == Kind::Group && !new.members.is_empty() {
             if revived.is_some() {
                 self.change_members(&mut *tx, tenant, key, &[MemberChange::RemoveAll]).await?;
             }
-            self.change_members(&mut *tx, tenant, key, &[MemberChange::Add(new.members.clone())]).await?;
+            let add = [MemberChange::Add(new.members.clone())];
+            members = self.change_members(&mut *tx, tenant, key, &add).await?.net();
         }
         let (_, stored) = fetch(&mut *tx, r, tenant, key, false).await?.ok_or(StoreError::NotFound)?;
+        let written = Written {
+            kind,
+            id: &stored.id,
+            before: None,
+            after: Some(&stored),
+            members: &members,
+            left_groups: &[],
+            now: &new.now,
+        };
+        events::append(&mut *tx, tenant, &record(&written), &new.now).await?;
         tx.commit().await.map_err(|e: DbError| e.unique_on(r.name_attr))?;
         Ok(stored)
     }
@@ -1035,15 +1070,31 @@ impl<P: Pools> MappedStore<P> {
             self.write(&mut *tx, r, tenant, Write::Update(key), attrs, opts.now).await?;
             changed = true;
         }
+        let mut members = Delta::default();
         if kind == Kind::Group && !change.members.is_empty() {
-            changed |= self.change_members(&mut *tx, tenant, key, &change.members).await?;
+            members = self.change_members(&mut *tx, tenant, key, &change.members).await?;
+            changed |= members.rows_changed;
         }
+        let members = members.net();
         if changed {
             let mut which = Sql::new(tx.dialect());
             which.push("SELECT ").bind(Bind::Int(key)).push(" AS k");
             touch(&mut *tx, r, which, opts.now).await?;
         }
         let (_, after) = fetch(&mut *tx, r, tenant, key, false).await?.ok_or(StoreError::NotFound)?;
+        if changed {
+            current.attributes.remove(kind.relation());
+            let written = Written {
+                kind,
+                id,
+                before: Some(&current),
+                after: Some(&after),
+                members: &members,
+                left_groups: &[],
+                now: opts.now,
+            };
+            events::append(&mut *tx, tenant, &(opts.record)(&written), opts.now).await?;
+        }
         let mut one = [(key, after)];
         if opts.return_relations {
             self.relations(&mut *tx, tenant, kind, &mut one).await?;
@@ -1052,31 +1103,27 @@ impl<P: Pools> MappedStore<P> {
         Ok(one.into_iter().next().map(|(_, r)| r).expect("one item"))
     }
 
-    async fn delete_once(
-        &self,
-        tenant: &str,
-        kind: Kind,
-        id: &str,
-        policy: DeletePolicy,
-        expected_version: Option<i64>,
-        now: &str,
-    ) -> Result<bool> {
+    async fn delete_once(&self, tenant: &str, kind: Kind, id: &str, how: &Deletion<'_>) -> Result<bool> {
         let Some(key) = parse_key(id).filter(|_| self.tenant_ok(tenant)) else { return Ok(false) };
+        let (policy, now) = (how.policy, how.now);
         let r = self.resolved(kind);
         let m = &self.mapping.members;
         let mut tx = self.pools.write().await?;
         let d = tx.dialect();
         let Some((_, current)) = fetch(&mut *tx, r, tenant, key, true).await? else { return Ok(false) };
-        if expected_version.is_some_and(|v| v != current.version) {
+        if how.expected_version.is_some_and(|v| v != current.version) {
             return Err(StoreError::VersionMismatch);
         }
         // Memberships go either way: for SCIM the resource no longer exists, and the groups
         // a user leaves have changed.
+        let mut left_groups = Vec::new();
         if kind == Kind::User {
             let mut which = Sql::new(d);
             which.push(&format!("SELECT DISTINCT {} AS k FROM {} WHERE {} = ", m.group_column, m.table, m.user_column));
             which.bind(Bind::Int(key));
-            touch(&mut *tx, &self.groups, which, now).await?;
+            for (group, version) in touch(&mut *tx, &self.groups, which, now).await? {
+                left_groups.push((group.to_string(), version));
+            }
         }
         let mut s = Sql::new(d);
         let column = if kind == Kind::User { &m.user_column } else { &m.group_column };
@@ -1112,6 +1159,10 @@ impl<P: Pools> MappedStore<P> {
                 tx.exec(s).await?;
             }
         }
+        let none = MemberDelta::default();
+        let written =
+            Written { kind, id, before: Some(&current), after: None, members: &none, left_groups: &left_groups, now };
+        events::append(&mut *tx, tenant, &(how.record)(&written), now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -1119,8 +1170,8 @@ impl<P: Pools> MappedStore<P> {
 
 #[async_trait]
 impl<P: Pools> Store for MappedStore<P> {
-    async fn create(&self, tenant: &str, kind: Kind, new: NewResource) -> Result<StoredResource> {
-        retrying(|| self.create_once(tenant, kind, &new)).await
+    async fn create(&self, tenant: &str, kind: Kind, new: NewResource, record: &Record<'_>) -> Result<StoredResource> {
+        retrying(|| self.create_once(tenant, kind, &new, record)).await
     }
 
     async fn get(&self, tenant: &str, kind: Kind, id: &str, with_relations: bool) -> Result<Option<StoredResource>> {
@@ -1146,16 +1197,8 @@ impl<P: Pools> Store for MappedStore<P> {
         retrying(|| self.modify_once(tenant, kind, id, opts.clone(), decide)).await
     }
 
-    async fn delete(
-        &self,
-        tenant: &str,
-        kind: Kind,
-        id: &str,
-        policy: DeletePolicy,
-        expected_version: Option<i64>,
-        now: &str,
-    ) -> Result<bool> {
-        retrying(|| self.delete_once(tenant, kind, id, policy, expected_version, now)).await
+    async fn delete(&self, tenant: &str, kind: Kind, id: &str, how: Deletion<'_>) -> Result<bool> {
+        retrying(|| self.delete_once(tenant, kind, id, &how)).await
     }
 
     async fn list(&self, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage> {
@@ -1181,5 +1224,21 @@ impl<P: Pools> Store for MappedStore<P> {
         tx.rows(s).await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl<P: Pools> EventLog for MappedStore<P> {
+    async fn events_after(&self, tenant: &str, after: i64, limit: u32) -> Result<Vec<LoggedEvent>> {
+        events::after(&self.pools, tenant, after, limit).await
+    }
+
+    async fn last_seq(&self, tenant: &str) -> Result<i64> {
+        events::last(&self.pools, tenant).await
+    }
+
+    /// (An application's database has no streams: events go by age alone.)
+    async fn prune_events(&self, before: &str) -> Result<u64> {
+        events::prune(&self.pools, before, false).await
     }
 }

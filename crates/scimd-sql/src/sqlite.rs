@@ -51,6 +51,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (20261201000001, include_str!("../migrations/sqlite/20261201000001_health.sql")),
     (20261201000002, include_str!("../migrations/sqlite/20261201000002_member_order.sql")),
     (20261201000003, include_str!("../migrations/sqlite/20261201000003_tenants.sql")),
+    (20261201000004, include_str!("../migrations/sqlite/20261201000004_events.sql")),
 ];
 
 pub struct SqlitePools {

@@ -3,15 +3,18 @@
 
 use crate::compile::Compiler;
 use crate::conn::{Row, Tx};
+use crate::events;
+use crate::events::Delta;
 use crate::health::{PROBE, PROBE_END, WriteHealth};
 use crate::layout::{Table, View, own_view, table};
 use crate::retry::retrying;
 use crate::rows::{Derived, derive, relation_values};
 use crate::sql::{Bind, Dialect, Sql};
 use async_trait::async_trait;
+use scimd_core::events::{EventLog, LoggedEvent, MemberDelta, Written};
 use scimd_core::store::{
-    Decide, DeletePolicy, INLINE_RELATIONS, Kind, ListPage, ListQuery, MemberChange, MemberRef, Modify, NewResource,
-    RelationBatches, RelationStream, Store, StoreError, StoredResource,
+    Decide, DeletePolicy, Deletion, INLINE_RELATIONS, Kind, ListPage, ListQuery, MemberChange, MemberRef, Modify,
+    NewResource, Record, RelationBatches, RelationStream, Store, StoreError, StoredResource,
 };
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -340,15 +343,16 @@ async fn resolve_members(
         .collect()
 }
 
+/// Adds members (all of them checked); returns those that were not members yet.
 async fn add_members(
     tx: &mut dyn Tx,
     tenant: &str,
     group_id: &str,
     group_seq: i64,
     refs: &[MemberRef],
-) -> Result<bool> {
+) -> Result<Vec<(String, String)>> {
     let resolved = resolve_members(tx, tenant, group_id, refs).await?;
-    let mut changed = false;
+    let mut added = Vec::new();
     for chunk in resolved.chunks(200) {
         let mut s = sql(tx.dialect());
         s.push("INSERT INTO scim_members (tenant, group_seq, member_id, member_type) VALUES ");
@@ -366,42 +370,49 @@ async fn add_members(
                 .bind_text(*kind)
                 .push(")");
         }
-        s.push(" ON CONFLICT (group_seq, member_id) DO NOTHING");
-        changed |= tx.exec(s).await? > 0;
+        // The rows inserted, in the order given (RETURNING follows the VALUES).
+        s.push(" ON CONFLICT (group_seq, member_id) DO NOTHING RETURNING member_id, member_type");
+        for row in tx.rows(s).await? {
+            added.push((row.text(0)?, row.text(1)?));
+        }
     }
-    Ok(changed)
+    Ok(added)
 }
 
-async fn remove_all_members(tx: &mut dyn Tx, group_seq: i64) -> Result<bool> {
+/// Removes every member; returns who they were.
+async fn remove_all_members(tx: &mut dyn Tx, group_seq: i64) -> Result<Vec<String>> {
     let mut s = sql(tx.dialect());
-    s.push("DELETE FROM scim_members WHERE group_seq = ").bind(Bind::Int(group_seq));
-    Ok(tx.exec(s).await? > 0)
+    s.push("DELETE FROM scim_members WHERE group_seq = ").bind(Bind::Int(group_seq)).push(" RETURNING member_id");
+    tx.rows(s).await?.iter().map(|r| r.text(0).map_err(Into::into)).collect()
 }
 
-async fn remove_members(tx: &mut dyn Tx, group_seq: i64, ids: &[&str]) -> Result<bool> {
-    let mut changed = false;
+/// Removes these members; returns those that were members.
+async fn remove_members(tx: &mut dyn Tx, group_seq: i64, ids: &[&str]) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
     for chunk in ids.chunks(500) {
         let mut s = sql(tx.dialect());
         s.push("DELETE FROM scim_members WHERE group_seq = ").bind(Bind::Int(group_seq)).push(" AND member_id IN (");
         bind_list(&mut s, chunk.iter().copied());
-        s.push(")");
-        changed |= tx.exec(s).await? > 0;
+        s.push(") RETURNING member_id");
+        for row in tx.rows(s).await? {
+            removed.push(row.text(0)?);
+        }
     }
-    Ok(changed)
+    Ok(removed)
 }
 
-/// Applies membership changes as set operations; returns whether any row changed.
+/// Applies membership changes as set operations; returns the members gained and lost.
 async fn change_members(
     tx: &mut dyn Tx,
     tenant: &str,
     group_id: &str,
     group_seq: i64,
     changes: &[MemberChange],
-) -> Result<bool> {
-    let mut changed = false;
+) -> Result<Delta> {
+    let mut delta = Delta::default();
     for change in changes {
         match change {
-            MemberChange::Add(refs) => changed |= add_members(tx, tenant, group_id, group_seq, refs).await?,
+            MemberChange::Add(refs) => delta.added(add_members(tx, tenant, group_id, group_seq, refs).await?),
             // The difference only: a replace by the same set changes nothing (no new version),
             // and members that stay keep their place in the list.
             MemberChange::Replace(refs) => {
@@ -411,21 +422,29 @@ async fn change_members(
                     tx.rows(s).await?.iter().map(|r| r.text(0)).collect::<std::result::Result<_, _>>()?;
                 let wanted: HashSet<&str> = refs.iter().map(|r| r.value.as_str()).collect();
                 let gone: Vec<&str> = current.iter().map(String::as_str).filter(|m| !wanted.contains(m)).collect();
-                changed |= remove_members(tx, group_seq, &gone).await?;
+                delta.removed(remove_members(tx, group_seq, &gone).await?);
                 // Resolved all (so that an unknown id is refused even when present).
-                changed |= add_members(tx, tenant, group_id, group_seq, refs).await?;
+                delta.added(add_members(tx, tenant, group_id, group_seq, refs).await?);
             }
-            MemberChange::RemoveAll => changed |= remove_all_members(tx, group_seq).await?,
+            MemberChange::RemoveAll => delta.removed(remove_all_members(tx, group_seq).await?),
             MemberChange::Remove(ids) => {
-                changed |= remove_members(tx, group_seq, &ids.iter().map(String::as_str).collect::<Vec<_>>()).await?
+                delta.removed(remove_members(tx, group_seq, &ids.iter().map(String::as_str).collect::<Vec<_>>()).await?)
             }
         }
     }
-    Ok(changed)
+    Ok(delta)
 }
 
-/// Removes a resource from every group it belongs to, bumping those groups' versions.
-async fn drop_memberships(tx: &mut dyn Tx, tenant: &str, id: &str, now: &str) -> Result<()> {
+/// A resource without its relation attribute (what events compare).
+fn without_relations(kind: Kind, r: &StoredResource) -> StoredResource {
+    let mut r = r.clone();
+    r.attributes.remove(kind.relation());
+    r
+}
+
+/// Removes a resource from every group it belongs to, bumping those groups' versions;
+/// returns those groups with their new versions.
+async fn drop_memberships(tx: &mut dyn Tx, tenant: &str, id: &str, now: &str) -> Result<Vec<(String, i64)>> {
     let d = tx.dialect();
     let mut s = sql(d);
     s.push("UPDATE scim_groups SET version = version + 1, last_modified = ")
@@ -434,12 +453,12 @@ async fn drop_memberships(tx: &mut dyn Tx, tenant: &str, id: &str, now: &str) ->
         .bind_text(tenant)
         .push(" AND member_id = ")
         .bind_text(id)
-        .push(")");
-    tx.exec(s).await?;
+        .push(") RETURNING id, version");
+    let left = tx.rows(s).await?.iter().map(|r| Ok((r.text(0)?, r.int(1)?))).collect::<Result<Vec<_>>>()?;
     let mut s = sql(d);
     s.push("DELETE FROM scim_members WHERE tenant = ").bind_text(tenant).push(" AND member_id = ").bind_text(id);
     tx.exec(s).await?;
-    Ok(())
+    Ok(left)
 }
 
 /// The related values of a page's resources (`Relations::Capped`), read for just those
@@ -551,7 +570,13 @@ fn push_derived_columns(s: &mut Sql, layout: &Table, d: &Derived) {
 
 /// The writes, each one transaction, run again by `retrying` after a conflict.
 impl<P: Pools> SqlStore<P> {
-    async fn create_once(&self, tenant: &str, kind: Kind, new: &NewResource) -> Result<StoredResource> {
+    async fn create_once(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        new: &NewResource,
+        record: &Record<'_>,
+    ) -> Result<StoredResource> {
         let layout = table(kind);
         let d = derive(kind, &new.attributes)?;
         let json = serde_json::Value::Object(new.attributes.clone()).to_string();
@@ -595,17 +620,29 @@ impl<P: Pools> SqlStore<P> {
             .ok_or_else(|| StoreError::Backend("INSERT returned no row".into()))?;
         let seq = row.int(0)?;
         write_side_rows(&mut *tx, layout, tenant, seq, &d, false).await?;
+        let mut members = MemberDelta::default();
         if kind == Kind::Group && !new.members.is_empty() {
-            add_members(&mut *tx, tenant, &new.id, seq, &new.members).await?;
+            members.added = add_members(&mut *tx, tenant, &new.id, seq, &new.members).await?;
         }
-        tx.commit().await.map_err(|e| e.unique_on(layout.name_attr))?;
-        Ok(StoredResource {
+        let stored = StoredResource {
             id: new.id.clone(),
             attributes: new.attributes.clone(),
             created: new.now.clone(),
             last_modified: new.now.clone(),
             version: 1,
-        })
+        };
+        let written = Written {
+            kind,
+            id: &new.id,
+            before: None,
+            after: Some(&stored),
+            members: &members,
+            left_groups: &[],
+            now: &new.now,
+        };
+        events::append(&mut *tx, tenant, &record(&written), &new.now).await?;
+        tx.commit().await.map_err(|e| e.unique_on(layout.name_attr))?;
+        Ok(stored)
     }
 
     async fn modify_once(
@@ -634,6 +671,7 @@ impl<P: Pools> SqlStore<P> {
         };
         let change = decide(&current).map_err(StoreError::Rejected)?;
         let mut changed = false;
+        let mut members = Delta::default();
         if let Some(attrs) = &change.attributes {
             let derived = derive(kind, attrs)?;
             let mut s = sql(d);
@@ -647,8 +685,10 @@ impl<P: Pools> SqlStore<P> {
             changed = true;
         }
         if kind == Kind::Group && !change.members.is_empty() {
-            changed |= change_members(&mut *tx, tenant, id, seq, &change.members).await?;
+            members = change_members(&mut *tx, tenant, id, seq, &change.members).await?;
+            changed |= members.rows_changed;
         }
+        let members = members.net();
         if changed {
             let mut s = sql(d);
             s.push("UPDATE ")
@@ -662,33 +702,37 @@ impl<P: Pools> SqlStore<P> {
         let (_, after) = fetch_one(&mut *tx, layout, tenant, id, false, Relations::of(opts.return_relations))
             .await?
             .ok_or(StoreError::NotFound)?;
+        if changed {
+            let (before, after_alone) = (without_relations(kind, &current), without_relations(kind, &after));
+            let written = Written {
+                kind,
+                id,
+                before: Some(&before),
+                after: Some(&after_alone),
+                members: &members,
+                left_groups: &[],
+                now: opts.now,
+            };
+            events::append(&mut *tx, tenant, &(opts.record)(&written), opts.now).await?;
+        }
         tx.commit().await.map_err(|e| e.unique_on(layout.name_attr))?;
         Ok(after)
     }
 
-    async fn delete_once(
-        &self,
-        tenant: &str,
-        kind: Kind,
-        id: &str,
-        policy: DeletePolicy,
-        expected_version: Option<i64>,
-        now: &str,
-    ) -> Result<bool> {
+    async fn delete_once(&self, tenant: &str, kind: Kind, id: &str, how: &Deletion<'_>) -> Result<bool> {
         let layout = table(kind);
+        let now = how.now;
         let mut tx = self.pools.write().await?;
         let d = tx.dialect();
-        let Some((seq, StoredResource { version, .. })) =
-            fetch_one(&mut *tx, layout, tenant, id, true, Relations::None).await?
-        else {
+        let Some((seq, current)) = fetch_one(&mut *tx, layout, tenant, id, true, Relations::None).await? else {
             return Ok(false);
         };
-        if expected_version.is_some_and(|v| v != version) {
+        if how.expected_version.is_some_and(|v| v != current.version) {
             return Err(StoreError::VersionMismatch);
         }
-        drop_memberships(&mut *tx, tenant, id, now).await?;
+        let left_groups = drop_memberships(&mut *tx, tenant, id, now).await?;
         let mut s = sql(d);
-        match policy {
+        match how.policy {
             DeletePolicy::Erase => {
                 s.push("DELETE FROM ").push(layout.table).push(" WHERE seq = ").bind(Bind::Int(seq));
             }
@@ -716,6 +760,10 @@ impl<P: Pools> SqlStore<P> {
             }
         }
         tx.exec(s).await?;
+        let none = MemberDelta::default();
+        let written =
+            Written { kind, id, before: Some(&current), after: None, members: &none, left_groups: &left_groups, now };
+        events::append(&mut *tx, tenant, &(how.record)(&written), now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -723,8 +771,8 @@ impl<P: Pools> SqlStore<P> {
 
 #[async_trait]
 impl<P: Pools> Store for SqlStore<P> {
-    async fn create(&self, tenant: &str, kind: Kind, new: NewResource) -> Result<StoredResource> {
-        self.recorded(retrying(|| self.create_once(tenant, kind, &new)).await)
+    async fn create(&self, tenant: &str, kind: Kind, new: NewResource, record: &Record<'_>) -> Result<StoredResource> {
+        self.recorded(retrying(|| self.create_once(tenant, kind, &new, record)).await)
     }
 
     async fn get(&self, tenant: &str, kind: Kind, id: &str, with_rel: bool) -> Result<Option<StoredResource>> {
@@ -746,16 +794,8 @@ impl<P: Pools> Store for SqlStore<P> {
         self.recorded(retrying(|| self.modify_once(tenant, kind, id, opts.clone(), decide)).await)
     }
 
-    async fn delete(
-        &self,
-        tenant: &str,
-        kind: Kind,
-        id: &str,
-        policy: DeletePolicy,
-        expected_version: Option<i64>,
-        now: &str,
-    ) -> Result<bool> {
-        self.recorded(retrying(|| self.delete_once(tenant, kind, id, policy, expected_version, now)).await)
+    async fn delete(&self, tenant: &str, kind: Kind, id: &str, how: Deletion<'_>) -> Result<bool> {
+        self.recorded(retrying(|| self.delete_once(tenant, kind, id, &how)).await)
     }
 
     async fn list(&self, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage> {
@@ -789,5 +829,20 @@ impl<P: Pools> Store for SqlStore<P> {
         }
         self.pools.read_one(sql(self.pools.dialect()).push("SELECT 1").clone()).await?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl<P: Pools> EventLog for SqlStore<P> {
+    async fn events_after(&self, tenant: &str, after: i64, limit: u32) -> Result<Vec<LoggedEvent>> {
+        events::after(&self.pools, tenant, after, limit).await
+    }
+
+    async fn last_seq(&self, tenant: &str) -> Result<i64> {
+        events::last(&self.pools, tenant).await
+    }
+
+    async fn prune_events(&self, before: &str) -> Result<u64> {
+        events::prune(&self.pools, before, true).await
     }
 }

@@ -12,9 +12,10 @@ mod stores;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
+use scimd_core::events::{NewEvent, Written, no_events};
 use scimd_core::store::{
-    Change, DeletePolicy, Kind, ListQuery, MemberChange, MemberRef, Modify, NewResource, SortKey, Store, StoreError,
-    StoredResource,
+    Change, DeletePolicy, Deletion, Kind, ListQuery, MemberChange, MemberRef, Modify, NewResource, SortKey, Store,
+    StoreError, StoredResource,
 };
 use scimd_core::tenants::{Tenant, TenantSettings, TenantState, TenantStore};
 use scimd_core::tokens::{Scope, TokenInfo, TokenRequest, TokenStore, create_token, verify_token};
@@ -107,6 +108,7 @@ contract!(
     totals_follow_every_write,
     a_delete_touches_only_its_own_memberships,
     large_relations_come_whole_from_one_snapshot,
+    every_committed_write_records_its_events,
 );
 
 const NOW: &str = "2026-01-01T00:00:00.000000Z";
@@ -116,12 +118,22 @@ fn attrs(v: Value) -> Map<String, Value> {
     v.as_object().unwrap().clone()
 }
 
+/// How the store tests delete (recording no events).
+fn del(policy: DeletePolicy, expected_version: Option<i64>, now: &'static str) -> Deletion<'static> {
+    Deletion { policy, expected_version, now, record: &no_events }
+}
+
 /// Creates a user and returns the id the store gave it.
 async fn new_user(s: &dyn Store, tenant: &str, id: &str, v: Value) -> String {
-    s.create(tenant, Kind::User, NewResource { id: id.into(), attributes: attrs(v), members: vec![], now: NOW.into() })
-        .await
-        .unwrap_or_else(|e| panic!("creating {id}: {e}"))
-        .id
+    s.create(
+        tenant,
+        Kind::User,
+        NewResource { id: id.into(), attributes: attrs(v), members: vec![], now: NOW.into() },
+        &no_events,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("creating {id}: {e}"))
+    .id
 }
 
 async fn new_group(s: &dyn Store, id: &str, name: &str, members: &[&str]) -> Result<String, StoreError> {
@@ -130,6 +142,7 @@ async fn new_group(s: &dyn Store, id: &str, name: &str, members: &[&str]) -> Res
         "t",
         Kind::Group,
         NewResource { id: id.into(), attributes: attrs(json!({"displayName": name})), members, now: NOW.into() },
+        &no_events,
     )
     .await
     .map(|r| r.id)
@@ -151,7 +164,7 @@ async fn change(
         }
         Ok(Change { attributes: attributes.clone().map(attrs), members: members.clone() })
     };
-    let opts = Modify { load_relations: false, return_relations: false, now: LATER };
+    let opts = Modify { load_relations: false, return_relations: false, now: LATER, record: &no_events };
     s.modify(tenant, kind, id, opts, &decide).await.map(|r| r.version)
 }
 
@@ -189,9 +202,9 @@ async fn create_get_update_delete(env: &Env<'_>) {
     assert_eq!((got.version, got.created.as_str(), got.last_modified.as_str()), (2, NOW, LATER));
     assert!(s.get("t", Kind::User, "nope", false).await.unwrap().is_none());
     assert!(matches!(change(s, "t", Kind::User, "nope", None, vec![], None).await, Err(StoreError::NotFound)));
-    assert!(s.delete("t", Kind::User, &u1, DeletePolicy::Retire, None, LATER).await.unwrap());
+    assert!(s.delete("t", Kind::User, &u1, del(DeletePolicy::Retire, None, LATER)).await.unwrap());
     assert!(s.get("t", Kind::User, &u1, false).await.unwrap().is_none());
-    assert!(!s.delete("t", Kind::User, &u1, DeletePolicy::Retire, None, LATER).await.unwrap());
+    assert!(!s.delete("t", Kind::User, &u1, del(DeletePolicy::Retire, None, LATER)).await.unwrap());
 }
 
 async fn names_are_unique_regardless_of_case(env: &Env<'_>) {
@@ -207,6 +220,7 @@ async fn names_are_unique_regardless_of_case(env: &Env<'_>) {
                 members: vec![],
                 now: NOW.into(),
             },
+            &no_events,
         )
         .await;
     assert!(matches!(dup, Err(StoreError::Uniqueness(ref a)) if a == "userName"), "{dup:?}");
@@ -218,7 +232,7 @@ async fn names_are_unique_regardless_of_case(env: &Env<'_>) {
         matches!(new_group(s, "g2", "ADMINS", &[]).await, Err(StoreError::Uniqueness(ref a)) if a == "displayName")
     );
     // A deleted name is free again.
-    s.delete("t", Kind::User, &u1, DeletePolicy::Retire, None, LATER).await.unwrap();
+    s.delete("t", Kind::User, &u1, del(DeletePolicy::Retire, None, LATER)).await.unwrap();
     new_user(s, "t", "u4", json!({"userName": "ünïcode@example.com"})).await;
 }
 
@@ -258,7 +272,7 @@ async fn membership_is_a_set_of_rows(env: &Env<'_>) {
     assert_eq!(got.attributes["groups"], json!([{"value": g, "display": "G"}]));
     // Deleting a member removes it everywhere and bumps the group's version.
     let before = version(s, Kind::Group, &g).await;
-    s.delete("t", Kind::User, a, DeletePolicy::Erase, None, LATER).await.unwrap();
+    s.delete("t", Kind::User, a, del(DeletePolicy::Erase, None, LATER)).await.unwrap();
     assert_eq!(member_ids(s, &g).await, vec![c]);
     assert_eq!(version(s, Kind::Group, &g).await, before + 1);
     change(s, "t", Kind::Group, &g, None, vec![MemberChange::RemoveAll], None).await.unwrap();
@@ -271,7 +285,7 @@ async fn versions_guard_updates(env: &Env<'_>) {
     let stale = change(s, "t", Kind::User, &u, Some(json!({"userName": "v", "title": "x"})), vec![], Some(7)).await;
     assert!(matches!(stale, Err(StoreError::Rejected(ref e)) if e.status == 412), "{stale:?}");
     assert!(matches!(
-        s.delete("t", Kind::User, &u, DeletePolicy::Erase, Some(7), LATER).await,
+        s.delete("t", Kind::User, &u, del(DeletePolicy::Erase, Some(7), LATER)).await,
         Err(StoreError::VersionMismatch)
     ));
     assert_eq!(version(s, Kind::User, &u).await, 1);
@@ -281,8 +295,8 @@ async fn delete_policies(env: &Env<'_>) {
     let s = env.store;
     let r = new_user(s, "t", "r", json!({"userName": "r", "active": true})).await;
     let e = new_user(s, "t", "e", json!({"userName": "e"})).await;
-    s.delete("t", Kind::User, &r, DeletePolicy::Retire, None, LATER).await.unwrap();
-    s.delete("t", Kind::User, &e, DeletePolicy::Erase, None, LATER).await.unwrap();
+    s.delete("t", Kind::User, &r, del(DeletePolicy::Retire, None, LATER)).await.unwrap();
+    s.delete("t", Kind::User, &e, del(DeletePolicy::Erase, None, LATER)).await.unwrap();
     let registry = Registry::standard();
     let schema = registry.resource("User").unwrap();
     let q = ListQuery { schema: &schema, filter: None, sort: None, offset: 0, count: 10, with_relations: false };
@@ -351,7 +365,7 @@ async fn tenants_are_isolated(env: &Env<'_>) {
     }
     assert!(s.get(b, Kind::User, &a1, true).await.unwrap().is_none());
     assert!(matches!(change(s, b, Kind::User, &a1, None, vec![], None).await, Err(StoreError::NotFound)));
-    assert!(!s.delete(b, Kind::User, &a1, DeletePolicy::Erase, None, LATER).await.unwrap());
+    assert!(!s.delete(b, Kind::User, &a1, del(DeletePolicy::Erase, None, LATER)).await.unwrap());
     let other = s.list(b, Kind::User, &q).await.unwrap();
     assert!(other.resources.iter().all(|r| r.id != a1), "{other:?}");
     assert!(s.get(a, Kind::User, &a1, false).await.unwrap().is_some(), "the other tenant's delete did nothing");
@@ -385,14 +399,14 @@ async fn totals_follow_every_write(env: &Env<'_>) {
         members: vec![],
         now: NOW.into(),
     };
-    assert!(matches!(s.create("t", Kind::User, dup).await, Err(StoreError::Uniqueness(_))));
+    assert!(matches!(s.create("t", Kind::User, dup, &no_events).await, Err(StoreError::Uniqueness(_))));
     let g0 = new_group(s, "g0", "g0", &[]).await.unwrap();
     assert_eq!(total("t", Kind::User).await, 4);
     assert_eq!(total("t", Kind::Group).await, 1);
-    s.delete("t", Kind::User, &ids[1], DeletePolicy::Retire, None, LATER).await.unwrap();
-    s.delete("t", Kind::User, &ids[2], DeletePolicy::Erase, None, LATER).await.unwrap();
-    assert!(!s.delete("t", Kind::User, &ids[1], DeletePolicy::Erase, None, LATER).await.unwrap(), "already gone");
-    s.delete("t", Kind::Group, &g0, DeletePolicy::Erase, None, LATER).await.unwrap();
+    s.delete("t", Kind::User, &ids[1], del(DeletePolicy::Retire, None, LATER)).await.unwrap();
+    s.delete("t", Kind::User, &ids[2], del(DeletePolicy::Erase, None, LATER)).await.unwrap();
+    assert!(!s.delete("t", Kind::User, &ids[1], del(DeletePolicy::Erase, None, LATER)).await.unwrap(), "already gone");
+    s.delete("t", Kind::Group, &g0, del(DeletePolicy::Erase, None, LATER)).await.unwrap();
     assert_eq!(total("t", Kind::User).await, 2);
     assert_eq!(total("t", Kind::Group).await, 0);
     if env.tenants {
@@ -421,13 +435,13 @@ async fn a_delete_touches_only_its_own_memberships(env: &Env<'_>) {
         let g1 = new_group(s, &format!("{p}-g1"), &format!("{p}-g1"), &[&u[1]]).await.unwrap();
         let g2 = new_group(s, &format!("{p}-g2"), &format!("{p}-g2"), &[&u[2], &u[0]]).await.unwrap();
         let (v1, v2) = (version(s, Kind::Group, &g1).await, version(s, Kind::Group, &g2).await);
-        assert!(s.delete("t", Kind::User, &u[0], policy, None, LATER).await.unwrap(), "{p}");
+        assert!(s.delete("t", Kind::User, &u[0], del(policy, None, LATER)).await.unwrap(), "{p}");
         assert_eq!(member_ids(s, &g1).await, vec![u[1].clone()], "{p}: a group u1 was never in keeps its members");
         assert_eq!(version(s, Kind::Group, &g1).await, v1, "{p}: and its version");
         assert_eq!(member_ids(s, &g2).await, vec![u[2].clone()], "{p}: u1 left the group it was in");
         assert_eq!(version(s, Kind::Group, &g2).await, v2 + 1, "{p}: which has a new version");
         // Deleting a group leaves every other group's members alone.
-        assert!(s.delete("t", Kind::Group, &g2, policy, None, LATER).await.unwrap(), "{p}");
+        assert!(s.delete("t", Kind::Group, &g2, del(policy, None, LATER)).await.unwrap(), "{p}");
         assert_eq!(member_ids(s, &g1).await, vec![u[1].clone()], "{p}: deleting g2 leaves g1 alone");
         let u3 = s.get("t", Kind::User, &u[2], true).await.unwrap().unwrap();
         assert!(u3.attributes.get("groups").is_none(), "{p}: {u3:?}");
@@ -670,7 +684,7 @@ async fn filters_agree_with_the_evaluator(env: &Env<'_>) {
         }
         let id = format!("id-{}{i:03}", WORDS[i % 4]);
         let now = format!("2026-01-01T00:00:{:02}.000000Z", i % 60);
-        s.create("t", Kind::User, NewResource { id, attributes: a, members: vec![], now }).await.unwrap();
+        s.create("t", Kind::User, NewResource { id, attributes: a, members: vec![], now }, &no_events).await.unwrap();
     }
     env.application_rows().await;
     // What a client reads: every live user, rendered as a GET would render it.
@@ -893,7 +907,7 @@ async fn sqlite_concurrent_writes_keep_exactly_the_acknowledged_ones() {
                 (Kind::User, json!({"userName": format!("name{}", i / 2)}), vec![])
             };
             let new = NewResource { id: format!("r{i}"), attributes: attrs(attributes), members, now: NOW.into() };
-            (i, store.create("t", kind, new).await)
+            (i, store.create("t", kind, new, &no_events).await)
         }));
     }
     let mut acknowledged = BTreeSet::new();
@@ -924,4 +938,110 @@ async fn sqlite_concurrent_writes_keep_exactly_the_acknowledged_ones() {
     let schema = registry.resource("Group").unwrap();
     let q = ListQuery { schema: &schema, filter: None, sort: None, offset: 0, count: 0, with_relations: false };
     assert_eq!(store.list("t", Kind::Group, &q).await.unwrap().total, 0);
+}
+
+/// A recorder that writes down what the store reported, so the log shows it.
+fn report(w: &Written<'_>) -> Vec<NewEvent> {
+    let version = |r: Option<&StoredResource>| r.map(|r| r.version);
+    let mut added: Vec<&str> = w.members.added.iter().map(|(id, _)| id.as_str()).collect();
+    added.sort();
+    let mut removed: Vec<&str> = w.members.removed.iter().map(String::as_str).collect();
+    removed.sort();
+    vec![NewEvent {
+        resource_type: w.kind.name().into(),
+        resource_id: w.id.into(),
+        payload: json!({
+            "before": version(w.before), "after": version(w.after), "added": added, "removed": removed,
+            "left": w.left_groups.iter().map(|(g, v)| json!([g, v])).collect::<Vec<_>>(),
+            "title": w.after.and_then(|a| a.attributes.get("title").cloned()),
+        }),
+    }]
+}
+
+/// The transactional outbox: each committed write appends what it did, in the same
+/// transaction; a refused write, or one that changes nothing, appends nothing; sequence
+/// numbers grow; each tenant reads only its own.
+async fn every_committed_write_records_its_events(env: &Env<'_>) {
+    let (s, log) = (env.store, env.log);
+    let events = async |tenant: &str, after: i64| log.events_after(tenant, after, 1000).await.unwrap();
+    assert!(events("t", 0).await.is_empty());
+    let create = |name: &str, members: Vec<MemberRef>, kind: Kind| {
+        let key = if kind == Kind::User { "userName" } else { "displayName" };
+        NewResource { id: format!("e-{name}"), attributes: attrs(json!({key: name})), members, now: NOW.into() }
+    };
+    let ann = s.create("t", Kind::User, create("ann", vec![], Kind::User), &report).await.unwrap().id;
+    let bob = s.create("t", Kind::User, create("bob", vec![], Kind::User), &report).await.unwrap().id;
+    // Refused: a duplicate name, an unknown member. Nothing recorded.
+    assert!(s.create("t", Kind::User, create("ANN", vec![], Kind::User), &report).await.is_err());
+    let bad = create("g-bad", refs(&["no-such-member"]), Kind::Group);
+    assert!(s.create("t", Kind::Group, bad, &report).await.is_err());
+    let g = s.create("t", Kind::Group, create("staff", refs(&[&ann]), Kind::Group), &report).await.unwrap().id;
+    let log1 = events("t", 0).await;
+    assert_eq!(log1.len(), 3, "{log1:?}");
+    assert_eq!(
+        log1[0].payload,
+        json!({"before": null, "after": 1, "added": [], "removed": [], "left": [], "title": null})
+    );
+    assert_eq!((log1[0].resource_type.as_str(), log1[0].resource_id.as_str()), ("User", ann.as_str()));
+    assert_eq!(log1[2].payload["added"], json!([ann]));
+    assert!(log1.windows(2).all(|w| w[0].seq < w[1].seq), "sequence numbers grow");
+    assert!(log1.iter().all(|e| e.tenant == "t" && e.time == NOW));
+    assert_eq!(log.last_seq("t").await.unwrap(), log1[2].seq);
+
+    let modify = |id: String, kind: Kind, change: Change, expected: Option<i64>| async move {
+        let decide = move |current: &StoredResource| -> Result<Change, ScimError> {
+            if expected.is_some_and(|v| v != current.version) {
+                return Err(ScimError::precondition_failed("stale"));
+            }
+            Ok(change.clone())
+        };
+        let opts = Modify { load_relations: false, return_relations: false, now: LATER, record: &report };
+        s.modify("t", kind, &id, opts, &decide).await
+    };
+    // A change records before and after; a refused one (412) and a no-op record nothing.
+    let titled = Change { attributes: Some(attrs(json!({"userName": "ann", "title": "Dr"}))), members: vec![] };
+    modify(ann.clone(), Kind::User, titled.clone(), Some(1)).await.unwrap();
+    assert!(modify(ann.clone(), Kind::User, titled.clone(), Some(1)).await.is_err());
+    let same = Change { attributes: None, members: vec![MemberChange::Add(refs(&[&ann]))] };
+    modify(g.clone(), Kind::Group, same, None).await.unwrap();
+    // Members: the net change, whatever form it took.
+    let swap = Change {
+        attributes: None,
+        members: vec![MemberChange::Add(refs(&[&bob])), MemberChange::Remove(vec![ann.clone()])],
+    };
+    modify(g.clone(), Kind::Group, swap, None).await.unwrap();
+    let back_and_forth = Change {
+        attributes: None,
+        members: vec![MemberChange::Add(refs(&[&ann])), MemberChange::Remove(vec![ann.clone()])],
+    };
+    modify(g.clone(), Kind::Group, back_and_forth, None).await.unwrap();
+    let log2 = events("t", log1[2].seq).await;
+    // (A member added and removed again in one write changed rows, and so the version: the
+    // store reports the write, with no net change of members.)
+    assert_eq!(log2.len(), 3, "{log2:?}");
+    assert_eq!((log2[2].payload["added"].clone(), log2[2].payload["removed"].clone()), (json!([]), json!([])));
+    assert_eq!(log2[0].payload["before"], 1);
+    assert_eq!(log2[0].payload["after"], 2);
+    assert_eq!(log2[0].payload["title"], "Dr");
+    assert_eq!((log2[1].payload["added"].clone(), log2[1].payload["removed"].clone()), (json!([bob]), json!([ann])));
+    assert!(log2.iter().all(|e| e.time == LATER));
+
+    // A deleted user's event names the groups it left, with their new versions.
+    let before_delete = version(s, Kind::Group, &g).await;
+    let how = Deletion { policy: DeletePolicy::Retire, expected_version: None, now: LATER, record: &report };
+    assert!(s.delete("t", Kind::User, &bob, how.clone()).await.unwrap());
+    assert!(!s.delete("t", Kind::User, &bob, how).await.unwrap(), "nothing to delete, nothing recorded");
+    let log3 = events("t", log2[2].seq).await;
+    assert_eq!(log3.len(), 1, "{log3:?}");
+    assert_eq!(log3[0].payload["after"], Value::Null);
+    assert_eq!(log3[0].payload["left"], json!([[g, before_delete + 1]]));
+    assert_eq!(version(s, Kind::Group, &g).await, before_delete + 1);
+
+    // Another tenant's events are its own.
+    if env.tenants {
+        s.create("other", Kind::User, create("ann", vec![], Kind::User), &report).await.unwrap();
+        assert_eq!(events("other", 0).await.len(), 1);
+        assert_eq!(events("t", 0).await.len(), 7);
+        assert!(events("other", 0).await[0].seq > log3[0].seq);
+    }
 }

@@ -4,7 +4,8 @@
 
 mod stores;
 
-use scimd_core::store::{Kind, ListQuery, MemberRef, NewResource, Store, StoreError};
+use scimd_core::events::no_events;
+use scimd_core::store::{Deletion, Kind, ListQuery, MemberRef, NewResource, Store, StoreError};
 use scimd_proto::Registry;
 use scimd_sql::{
     MappedStore, Mapping, MembershipMap, PgPools, PostgresSettings, SqlitePools, SqliteSettings, TableMap, Tenancy,
@@ -35,15 +36,20 @@ fn tables(sql_type: &str, postgres: bool) -> Vec<String> {
 
 async fn user(s: &dyn Store, tenant: &str, name: &str) -> Result<String, StoreError> {
     let attributes = json!({"userName": name}).as_object().unwrap().clone();
-    s.create(tenant, Kind::User, NewResource { id: String::new(), attributes, members: vec![], now: NOW.into() })
-        .await
-        .map(|r| r.id)
+    s.create(
+        tenant,
+        Kind::User,
+        NewResource { id: String::new(), attributes, members: vec![], now: NOW.into() },
+        &no_events,
+    )
+    .await
+    .map(|r| r.id)
 }
 
 async fn group(s: &dyn Store, tenant: &str, name: &str, members: &[&str]) -> Result<String, StoreError> {
     let attributes = json!({"displayName": name}).as_object().unwrap().clone();
     let members = members.iter().map(|m| MemberRef { value: m.to_string() }).collect();
-    s.create(tenant, Kind::Group, NewResource { id: String::new(), attributes, members, now: NOW.into() })
+    s.create(tenant, Kind::Group, NewResource { id: String::new(), attributes, members, now: NOW.into() }, &no_events)
         .await
         .map(|r| r.id)
 }
@@ -70,7 +76,16 @@ async fn isolated(s: &dyn Store, a: &str, b: &str, wrong: Option<&str>, app_row:
     assert_eq!(names(s, a, Kind::User).await, ["ada", "app-written"]);
     assert_eq!(names(s, b, Kind::User).await, ["ada"]);
     assert!(s.get(a, Kind::User, &ada_b, false).await.unwrap().is_none());
-    assert!(!s.delete(a, Kind::User, &ada_b, scimd_core::DeletePolicy::Erase, None, NOW).await.unwrap());
+    assert!(
+        !s.delete(
+            a,
+            Kind::User,
+            &ada_b,
+            Deletion { policy: scimd_core::DeletePolicy::Erase, expected_version: None, now: NOW, record: &no_events }
+        )
+        .await
+        .unwrap()
+    );
     // Members: the tenant's own users only.
     assert!(matches!(group(s, a, "staff", &[&ada_b]).await, Err(StoreError::InvalidMember(_))));
     let g = group(s, a, "staff", &[&ada_a]).await.unwrap();

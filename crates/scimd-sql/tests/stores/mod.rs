@@ -3,6 +3,7 @@
 //! one tenant or with a tenant column.
 #![allow(dead_code)]
 
+use scimd_core::events::EventLog;
 use scimd_core::store::Store;
 use scimd_proto::Registry;
 use scimd_sql::{
@@ -24,6 +25,8 @@ pub enum Under {
 /// What a test sees of a store.
 pub struct Env<'a> {
     pub store: &'a dyn Store,
+    /// The same store's event log.
+    pub log: &'a dyn EventLog,
     /// Over an application's tables.
     pub mapped: bool,
     /// Holds several tenants (the mapped mode without a tenant column serves one).
@@ -48,13 +51,13 @@ impl Under {
     }
 
     pub fn env(&self) -> Env<'_> {
-        let (store, mapped, tenants): (&dyn Store, bool, bool) = match self {
-            Under::Sqlite(s, _) => (&**s, false, true),
-            Under::Postgres(s, _, _) => (&**s, false, true),
-            Under::MappedSqlite(s, _, column) => (&**s, true, *column),
-            Under::MappedPostgres(s, _, _, column) => (&**s, true, *column),
+        let (store, log, mapped, tenants): (&dyn Store, &dyn EventLog, bool, bool) = match self {
+            Under::Sqlite(s, _) => (&**s, &**s, false, true),
+            Under::Postgres(s, _, _) => (&**s, &**s, false, true),
+            Under::MappedSqlite(s, _, column) => (&**s, &**s, true, *column),
+            Under::MappedPostgres(s, _, _, column) => (&**s, &**s, true, *column),
         };
-        Env { store, mapped, tenants, nested_groups: !mapped, insertion_order: !mapped, under: self }
+        Env { store, log, mapped, tenants, nested_groups: !mapped, insertion_order: !mapped, under: self }
     }
 
     pub async fn finish(self) {
