@@ -129,6 +129,7 @@ pub struct Engine {
     store: Arc<dyn Store>,
     settings: Settings,
     adapter: Arc<dyn Adapter>,
+    changes: Arc<tokio::sync::Notify>,
 }
 
 fn now() -> String {
@@ -137,7 +138,13 @@ fn now() -> String {
 
 impl Engine {
     pub fn new(registry: Arc<Registry>, store: Arc<dyn Store>, settings: Settings) -> Engine {
-        Engine { registry, store, settings, adapter: Arc::new(crate::adapter::Identity) }
+        Engine {
+            registry,
+            store,
+            settings,
+            adapter: Arc::new(crate::adapter::Identity),
+            changes: Arc::new(tokio::sync::Notify::new()),
+        }
     }
 
     /// Reshapes resources on their way in and out (see `Adapter`).
@@ -156,6 +163,16 @@ impl Engine {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Woken after every write this engine commits: what event delivery and event tails
+    /// wait on, so that a change goes out at once.
+    pub fn changes(&self) -> Arc<tokio::sync::Notify> {
+        self.changes.clone()
+    }
+
+    fn changed(&self) {
+        self.changes.notify_waiters();
     }
 
     fn schema(&self, kind: Kind) -> EngineResult<ResourceSchema<'_>> {
@@ -258,6 +275,7 @@ impl Engine {
         let renderer = self.renderer(ctx);
         let rec = Recording { op: Operation::Create, request_id: ctx.request_id, renderer: &renderer, schema: &schema };
         let stored = self.store.create(ctx.tenant, kind, new, &|w: &Written<'_>| rec.events(w)).await?;
+        self.changed();
         if has_members {
             return self.load_rendered(ctx, kind, &stored.id, &projection).await;
         }
@@ -293,6 +311,7 @@ impl Engine {
             StoreError::NotFound => ScimError::not_found(format!("{} {id} not found", kind.name())).into(),
             other => EngineError::from(other),
         })?;
+        self.changed();
         self.answer(ctx, kind, &schema, stored, projection).await
     }
 
@@ -401,6 +420,7 @@ impl Engine {
                     record: &|w: &Written<'_>| rec.events(w),
                 };
                 if self.store.delete(ctx.tenant, kind, id, how).await? {
+                    self.changed();
                     Ok(())
                 } else {
                     Err(ScimError::not_found(format!("{} {id} not found", kind.name())).into())

@@ -111,6 +111,8 @@ pub trait EventLog: Send + Sync + 'static {
     async fn events_after(&self, tenant: &str, after: i64, limit: u32) -> Result<Vec<LoggedEvent>, StoreError>;
     /// The newest event's sequence number of a tenant (0 when it has none).
     async fn last_seq(&self, tenant: &str) -> Result<i64, StoreError>;
+    /// How many of a tenant's events come after `after`.
+    async fn count_after(&self, tenant: &str, after: i64) -> Result<u64, StoreError>;
     /// Removes events recorded before `before` that every stream of their tenant has
     /// received; returns how many.
     async fn prune_events(&self, before: &str) -> Result<u64, StoreError>;

@@ -148,3 +148,12 @@ pub trait StreamStore: Send + Sync + 'static {
     /// Of a poll stream's events after its cursor, those acknowledged already.
     async fn acknowledged(&self, id: &str) -> Result<Vec<i64>, StoreError>;
 }
+
+/// The server's ES256 signing keys, shared by every replica.
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    /// Every key, oldest first: (kid, secret scalar, public JWK as JSON text).
+    async fn signing_keys(&self) -> Result<Vec<(String, String, String)>, StoreError>;
+    /// Stores a new key; false when one with this kid exists.
+    async fn add_signing_key(&self, kid: &str, secret: &str, public_jwk: &str, now: &str) -> Result<bool, StoreError>;
+}

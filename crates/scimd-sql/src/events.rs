@@ -2,10 +2,10 @@
 //! sequence order.
 //!
 //! On SQLite writes are serialised, so a row's number is its commit order and is the
-//! sequence. On PostgreSQL transactions commit in any order: an event gets its sequence
-//! only once no transaction that could still add an event before it is running
-//! (`sequence`), so a reader that has passed sequence N never misses an event numbered
-//! below N later.
+//! sequence. On PostgreSQL transactions commit in any order, so a row's id is not: an event
+//! gets its sequence after it has committed (`sequence`), from a sequencer that numbers
+//! what it can see after the highest number already given, so a reader that has passed
+//! sequence N never finds an event numbered below N later.
 
 use crate::conn::{Row, Tx};
 use crate::sql::{Bind, Dialect, Sql};
@@ -91,8 +91,14 @@ impl Delta {
 /// A key for PostgreSQL's advisory lock that lets one sequencer run at a time.
 const SEQUENCER_LOCK: i64 = 0x5c1d_e7e4;
 
-/// PostgreSQL: numbers the events of every committed transaction older than the oldest
-/// still running, in transaction order; returns how many. Nothing to do on SQLite.
+/// PostgreSQL: numbers the committed events not numbered yet; returns how many. Nothing to
+/// do on SQLite.
+///
+/// Runs take turns (an advisory lock), and each one's statement sees every commit before
+/// it, including the numbers the previous run gave. Within a run, events go in the order
+/// they were inserted: two writes to the same resource are serialised by its row lock,
+/// and the second inserts its events only after the first has committed, so one
+/// resource's events keep their order.
 pub(crate) async fn sequence<P: Pools>(pools: &P) -> Result<u64> {
     if pools.dialect() != Dialect::Postgres {
         return Ok(0);
@@ -108,8 +114,8 @@ pub(crate) async fn sequence<P: Pools>(pools: &P) -> Result<u64> {
     tx.rows(lock).await?;
     let mut s = sql(Dialect::Postgres);
     s.push(
-        "WITH ready AS (SELECT id, row_number() OVER (ORDER BY xid, id) AS n FROM scimd_events \
-         WHERE seq IS NULL AND xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY xid, id LIMIT 10000), \
+        "WITH ready AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM scimd_events \
+         WHERE seq IS NULL ORDER BY id LIMIT 10000), \
          base AS (SELECT COALESCE(MAX(seq), 0) AS b FROM scimd_events) \
          UPDATE scimd_events e SET seq = base.b + ready.n FROM ready, base WHERE e.id = ready.id",
     );
@@ -160,6 +166,16 @@ pub(crate) async fn last<P: Pools>(pools: &P, tenant: &str) -> Result<i64> {
     Ok(rows.first().map(|r| r.int(0)).transpose()?.unwrap_or(0))
 }
 
+/// How many of a tenant's events come after `after`.
+pub(crate) async fn count<P: Pools>(pools: &P, tenant: &str, after: i64) -> Result<u64> {
+    sequence(pools).await?;
+    let mut s = sql(pools.dialect());
+    s.push("SELECT COUNT(*) FROM scimd_events WHERE tenant = ").bind_text(tenant).push(" AND seq > ");
+    s.bind(Bind::Int(after));
+    let rows = pools.read_one(s).await?;
+    Ok(rows.first().map(|r| r.int(0)).transpose()?.unwrap_or(0).max(0) as u64)
+}
+
 /// Removes events recorded before `before`; with `streams`, only those every stream of
 /// their tenant has received.
 pub(crate) async fn prune<P: Pools>(pools: &P, before: &str, streams: bool) -> Result<u64> {
@@ -187,7 +203,7 @@ pub(crate) fn mapped_table(d: Dialect) -> Sql {
         }
         Dialect::Postgres => {
             "CREATE TABLE IF NOT EXISTS scimd_events (id BIGSERIAL PRIMARY KEY, \
-             xid xid8 NOT NULL DEFAULT pg_current_xact_id(), seq BIGINT UNIQUE, tenant TEXT NOT NULL, \
+             seq BIGINT UNIQUE, tenant TEXT NOT NULL, \
              txn TEXT NOT NULL, time TEXT NOT NULL, resource_type TEXT NOT NULL, resource_id TEXT NOT NULL, \
              payload JSONB NOT NULL)"
         }
@@ -206,7 +222,7 @@ pub(crate) fn mapped_indexes(d: Dialect) -> Vec<Sql> {
     push("CREATE INDEX IF NOT EXISTS scimd_events_tenant ON scimd_events (tenant, seq)");
     push("CREATE INDEX IF NOT EXISTS scimd_events_time ON scimd_events (time)");
     if d == Dialect::Postgres {
-        push("CREATE INDEX IF NOT EXISTS scimd_events_unsequenced ON scimd_events (xid, id) WHERE seq IS NULL");
+        push("CREATE INDEX IF NOT EXISTS scimd_events_unsequenced ON scimd_events (id) WHERE seq IS NULL");
     }
     out
 }

@@ -16,6 +16,7 @@ mod rows;
 pub mod sql;
 pub mod sqlite;
 pub mod store;
+mod streams;
 mod tenants;
 mod tokens;
 

@@ -1237,6 +1237,10 @@ impl<P: Pools> EventLog for MappedStore<P> {
         events::last(&self.pools, tenant).await
     }
 
+    async fn count_after(&self, tenant: &str, after: i64) -> Result<u64> {
+        events::count(&self.pools, tenant, after).await
+    }
+
     /// (An application's database has no streams: events go by age alone.)
     async fn prune_events(&self, before: &str) -> Result<u64> {
         events::prune(&self.pools, before, false).await

@@ -842,6 +842,10 @@ impl<P: Pools> EventLog for SqlStore<P> {
         events::last(&self.pools, tenant).await
     }
 
+    async fn count_after(&self, tenant: &str, after: i64) -> Result<u64> {
+        events::count(&self.pools, tenant, after).await
+    }
+
     async fn prune_events(&self, before: &str) -> Result<u64> {
         events::prune(&self.pools, before, true).await
     }

@@ -29,7 +29,8 @@ fn settings_json(settings: &TenantSettings) -> Result<String> {
 }
 
 /// The tables that hold a tenant's data, children first.
-const TENANT_TABLES: &[&str] = &["scim_members", "scim_user_emails", "scim_users", "scim_groups", "scim_tokens"];
+const TENANT_TABLES: &[&str] =
+    &["scim_members", "scim_user_emails", "scim_users", "scim_groups", "scim_tokens", "scimd_events", "scimd_streams"];
 
 #[async_trait]
 impl<P: Pools> TenantStore for SqlStore<P> {
@@ -84,6 +85,10 @@ impl<P: Pools> TenantStore for SqlStore<P> {
     async fn delete_tenant(&self, slug: &str) -> Result<bool> {
         let mut tx = self.pools.write().await?;
         let d = tx.dialect();
+        let mut s = sql(d);
+        s.push("DELETE FROM scimd_stream_acks WHERE stream_id IN (SELECT id FROM scimd_streams WHERE tenant = ");
+        s.bind_text(slug).push(")");
+        tx.exec(s).await?;
         for table in TENANT_TABLES {
             let mut s = sql(d);
             s.push("DELETE FROM ").push(table).push(" WHERE tenant = ").bind_text(slug);

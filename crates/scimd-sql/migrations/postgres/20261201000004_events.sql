@@ -1,11 +1,9 @@
 -- Change events (see the SQLite migration's comments). Here writes commit concurrently and
--- in any order, so an event's sequence is given after its transaction has committed: the
--- sequencer numbers, in the order of their transaction ids, the events of every
--- transaction older than the oldest one still running (pg_snapshot_xmin), so that no
--- event can ever appear behind one a reader has already passed.
+-- in any order, so an event's sequence is given after its transaction has committed: one
+-- sequencer at a time numbers every committed event it can see, after the highest number
+-- given so far, so no event can ever appear behind one a reader has already passed.
 CREATE TABLE scimd_events (
     id             BIGSERIAL PRIMARY KEY,
-    xid            xid8 NOT NULL DEFAULT pg_current_xact_id(),
     seq            BIGINT UNIQUE,
     tenant         TEXT NOT NULL,
     txn            TEXT NOT NULL,
@@ -14,7 +12,7 @@ CREATE TABLE scimd_events (
     resource_id    TEXT NOT NULL,
     payload        JSONB NOT NULL
 );
-CREATE INDEX scimd_events_unsequenced ON scimd_events (xid, id) WHERE seq IS NULL;
+CREATE INDEX scimd_events_unsequenced ON scimd_events (id) WHERE seq IS NULL;
 CREATE INDEX scimd_events_tenant ON scimd_events (tenant, seq);
 CREATE INDEX scimd_events_time ON scimd_events (time);
 
