@@ -13,6 +13,7 @@
 //! # }
 //! ```
 
+mod events;
 pub mod ops;
 
 use axum::Router;
@@ -39,6 +40,8 @@ const MAX_BODY: usize = 64 * 1024;
 
 struct Inner {
     dir: Directory,
+    /// A tenant's events and streams, when the server has them.
+    events: Option<scimd_events::manage::Streams>,
     token_uses: Throttle,
 }
 
@@ -46,16 +49,24 @@ type St = State<Arc<Inner>>;
 
 /// The admin API, ready to mount.
 pub struct AdminService {
-    inner: Arc<Inner>,
+    dir: Directory,
+    events: Option<scimd_events::manage::Streams>,
 }
 
 impl AdminService {
     pub fn new(dir: Directory) -> AdminService {
-        AdminService { inner: Arc::new(Inner { dir, token_uses: Throttle::new(Duration::from_secs(60)) }) }
+        AdminService { dir, events: None }
+    }
+
+    /// With the event feed and the event streams of each tenant.
+    pub fn with_events(self, streams: scimd_events::manage::Streams) -> AdminService {
+        AdminService { events: Some(streams), ..self }
     }
 
     /// The routes, to be nested at `/admin/v1`.
     pub fn router(self) -> Router {
+        let inner =
+            Arc::new(Inner { dir: self.dir, events: self.events, token_uses: Throttle::new(Duration::from_secs(60)) });
         let protected = Router::new()
             .route("/tenants", get(list_tenants).post(create_tenant))
             .route("/tenants/{slug}", get(get_tenant).patch(update_tenant).delete(delete_tenant))
@@ -64,7 +75,8 @@ impl AdminService {
             .route("/tenants/{slug}/stats", get(tenant_stats))
             .route("/tenants/{slug}/tokens", get(list_tokens).post(create_token))
             .route("/tenants/{slug}/tokens/{id}", axum::routing::delete(revoke_token))
-            .route_layer(middleware::from_fn_with_state(self.inner.clone(), authenticate));
+            .merge(events::routes())
+            .route_layer(middleware::from_fn_with_state(inner.clone(), authenticate));
         Router::new()
             .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
             .merge(protected)
@@ -73,7 +85,7 @@ impl AdminService {
             // Answers carry secrets and state that changes: no cache keeps them.
             .layer(SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
             .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-            .with_state(self.inner)
+            .with_state(inner)
     }
 }
 

@@ -54,6 +54,9 @@ pub struct ScimConfig {
     /// A request rate limit per tenant (a tenant's own setting overrides it); none by
     /// default.
     pub rate_limit: Option<limit::RateLimit>,
+    /// The RFC 9967 event URIs the server delivers, published as
+    /// `securityEvents.eventUris`; none (and no `securityEvents`) by default.
+    pub event_uris: Vec<String>,
 }
 
 impl Default for ScimConfig {
@@ -64,6 +67,7 @@ impl Default for ScimConfig {
             request_timeout: Duration::from_secs(30),
             documentation_uri: None,
             rate_limit: None,
+            event_uris: Vec::new(),
         }
     }
 }
@@ -95,6 +99,7 @@ impl ScimService {
             bulk: None,
             etag: true,
             sort: true,
+            event_uris: config.event_uris.clone(),
             auth_schemes: vec![(
                 "oauthbearertoken".into(),
                 "OAuth Bearer Token".into(),

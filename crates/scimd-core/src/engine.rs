@@ -153,6 +153,13 @@ impl Engine {
         self
     }
 
+    /// Wakes `changes` after every write (see `changes`): a notifier shared with the event
+    /// workers built before the engine.
+    pub fn with_changes(mut self, changes: Arc<tokio::sync::Notify>) -> Engine {
+        self.changes = changes;
+        self
+    }
+
     pub fn registry(&self) -> &Registry {
         &self.registry
     }

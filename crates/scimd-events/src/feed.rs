@@ -96,6 +96,8 @@ impl EventTail {
             }
             // Registered before reading, so that a write between the read and the wait wakes it.
             let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
             let events = self.log.events_after(&self.tenant, self.after, 100).await?;
             if events.is_empty() {
                 tokio::select! {

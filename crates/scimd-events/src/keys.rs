@@ -49,8 +49,10 @@ impl KeyRing {
         Ok(keys.last().and_then(|(kid, secret, _)| jws::es256(secret, kid)))
     }
 
-    /// The JWK Set of every key's public half (RFC 7517 §5).
+    /// The JWK Set of every key's public half (RFC 7517 §5); a key is made if there is
+    /// none yet, so that a receiver can fetch it before the first SET.
     pub async fn jwks(&self) -> Result<Value, StoreError> {
+        self.es256().await?;
         let keys: Vec<Value> = self
             .store
             .signing_keys()

@@ -5,8 +5,10 @@
 //! (RFC 8936, `poll`); and as a plain JSON feed, or in process (`feed`).
 
 pub mod feed;
+pub mod http;
 pub mod jws;
 pub mod keys;
+pub mod manage;
 pub mod poll;
 pub mod push;
 pub mod set;

@@ -197,6 +197,9 @@ pub struct ProviderFeatures {
     pub bulk: Option<(u64, u64)>,
     pub etag: bool,
     pub sort: bool,
+    /// RFC 9967 event URIs delivered to event streams; `securityEvents` is published when
+    /// there are some.
+    pub event_uris: Vec<String>,
     /// Authentication schemes, as `(type, name, description)`.
     pub auth_schemes: Vec<(String, String, String)>,
 }
@@ -222,6 +225,10 @@ impl ProviderFeatures {
         });
         if let Some(doc) = &self.documentation_uri {
             v["documentationUri"] = Value::String(doc.clone());
+        }
+        if !self.event_uris.is_empty() {
+            // RFC 9967 §4: events are delivered to streams; requests never complete later.
+            v["securityEvents"] = json!({"asyncRequest": "none", "eventUris": self.event_uris});
         }
         v
     }

@@ -1,4 +1,5 @@
-//! The management commands: `scimd tenant …`, `scimd token …`, `scimd admin-token …`.
+//! The management commands: `scimd tenant …`, `scimd token …`, `scimd admin-token …`,
+//! `scimd stream …`.
 //!
 //! Their output is an interface: scripts parse it. Values a script wants come on lines of
 //! their own (`SCIM base URL: …`, `Bearer token: …`), tables have a header line and one row
@@ -6,11 +7,14 @@
 //! stderr.
 
 use crate::config::Config;
+use crate::events::Events;
 use crate::server::{ensure_tenant, open_store, tenant_urls};
 use anyhow::{Result, bail};
 use scimd_admin::ops::{Directory, OpError};
+use scimd_core::streams::{Alg, Delivery, Format};
 use scimd_core::tenants::TenantState;
 use scimd_core::tokens::TokenInfo;
+use scimd_events::manage::{Start, StreamError, StreamRequest};
 
 /// `scimd tenant …`.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -79,6 +83,76 @@ pub enum AdminTokenAction {
     List,
     /// Revoke an admin token by id.
     Revoke { id: String },
+}
+
+/// `scimd stream …`: a tenant's event streams.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum StreamAction {
+    /// Create a stream and print its id, and its secret and poll token (shown once).
+    Create {
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long, default_value = "events")]
+        name: String,
+        /// Push the events to this URL (RFC 8935); without it, the receiver polls (RFC 8936).
+        #[arg(long, value_name = "URL")]
+        push: Option<String>,
+        /// The Authorization header value the push receiver wants, e.g. "Bearer …".
+        #[arg(long)]
+        authorization: Option<String>,
+        /// The SETs' aud (default: the receiver's URL, or the poll URL).
+        #[arg(long)]
+        audience: Option<String>,
+        /// `full` (the data) or `notice` (what changed, not the values).
+        #[arg(long, default_value = "full")]
+        format: String,
+        /// Event types wanted, e.g. `create,deactivate` (default: all).
+        #[arg(long, value_delimiter = ',')]
+        events: Vec<String>,
+        /// HS256 (the stream's own secret) or ES256 (the server's keys, /events/jwks.json).
+        #[arg(long, default_value = "HS256")]
+        alg: String,
+        /// `now`, `beginning`, or a sequence number to start after.
+        #[arg(long, default_value = "now")]
+        from: String,
+    },
+    /// List a tenant's streams with their delivery state.
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Stop delivering; the stream keeps its place.
+    Pause {
+        id: String,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Deliver again from where the stream stopped (also a failing one).
+    Resume {
+        id: String,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Deliver again from `--from` (`beginning`, `now` or a sequence number).
+    Replay {
+        id: String,
+        #[arg(long)]
+        tenant: Option<String>,
+        #[arg(long)]
+        from: String,
+    },
+    /// Give an HS256 stream a new secret and print it (shown once).
+    RotateSecret {
+        id: String,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Delete a stream.
+    Delete {
+        id: String,
+        #[arg(long)]
+        tenant: Option<String>,
+    },
 }
 
 /// The stores, on a database that has its first tenant (as `scimd serve` would make it), so
@@ -169,6 +243,81 @@ pub async fn admin_token(config: &Config, action: AdminTokenAction) -> Result<()
         AdminTokenAction::Revoke { id } => {
             dir.revoke_admin_token(&id).await.map_err(fail)?;
             println!("revoked admin token {id}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn stream(config: &Config, action: StreamAction) -> Result<()> {
+    let backend = open_store(config).await?;
+    ensure_tenant(config, &backend).await?;
+    let streams = Events::new(config, &backend, &tenant_urls(config, None)).streams();
+    let or_default = |t: Option<String>| t.unwrap_or_else(|| config.tenant.clone());
+    let fail = |e: StreamError| anyhow::anyhow!("{e}");
+    let start = |text: &str| {
+        Start::parse(text).ok_or_else(|| anyhow::anyhow!("--from is now, beginning or a sequence number, not '{text}'"))
+    };
+    match action {
+        StreamAction::Create { tenant, name, push, authorization, audience, format, events, alg, from } => {
+            let tenant = or_default(tenant);
+            let req = StreamRequest {
+                name: Some(name),
+                delivery: Some(if push.is_some() { Delivery::Push } else { Delivery::Poll }),
+                endpoint: push,
+                authorization,
+                audience,
+                format: Some(Format::parse(&format).ok_or_else(|| anyhow::anyhow!("--format is full or notice"))?),
+                event_types: events,
+                alg: Some(Alg::parse(&alg).ok_or_else(|| anyhow::anyhow!("--alg is HS256 or ES256"))?),
+                from: start(&from)?,
+            };
+            let c = streams.create(&tenant, req).await.map_err(fail)?;
+            eprintln!("created stream '{}' for tenant '{tenant}'; secrets are shown once", c.stream.name);
+            println!("Stream id: {}", c.stream.id);
+            if let Some(secret) = &c.secret {
+                println!("Signing secret: {secret}");
+            }
+            if let Some(token) = &c.poll_token {
+                println!("Poll URL: {}", streams.poll_url(&c.stream.id));
+                println!("Poll token: {token}");
+            }
+        }
+        StreamAction::List { tenant } => {
+            let mut rows = vec![row(["ID", "NAME", "DELIVERY", "STATE", "CURSOR", "BACKLOG", "LAST ERROR"])];
+            for s in streams.list(&or_default(tenant)).await.map_err(fail)? {
+                let backlog = streams.backlog(&s).await.map_err(fail)?;
+                rows.push(row([
+                    &s.id,
+                    &s.name,
+                    s.delivery.as_str(),
+                    s.state.as_str(),
+                    &s.cursor.to_string(),
+                    &backlog.to_string(),
+                    s.delivery_state.last_error.as_deref().unwrap_or("-"),
+                ]));
+            }
+            print_table(&rows);
+        }
+        StreamAction::Pause { id, tenant } => {
+            streams.pause(&or_default(tenant), &id).await.map_err(fail)?;
+            println!("paused stream {id}");
+        }
+        StreamAction::Resume { id, tenant } => {
+            streams.resume(&or_default(tenant), &id).await.map_err(fail)?;
+            println!("resumed stream {id}");
+        }
+        StreamAction::Replay { id, tenant, from } => {
+            let s = streams.replay(&or_default(tenant), &id, start(&from)?).await.map_err(fail)?;
+            println!("stream {id} delivers again after sequence number {}", s.cursor);
+        }
+        StreamAction::RotateSecret { id, tenant } => {
+            let secret = streams.rotate_secret(&or_default(tenant), &id).await.map_err(fail)?;
+            eprintln!("stream {id} has a new secret; it is shown once:");
+            println!("{secret}");
+        }
+        StreamAction::Delete { id, tenant } => {
+            streams.delete(&or_default(tenant), &id).await.map_err(fail)?;
+            println!("deleted stream {id}");
         }
     }
     Ok(())

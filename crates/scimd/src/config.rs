@@ -77,6 +77,15 @@ pub struct Config {
     pub rate_limit_per_second: f64,
     /// Requests a token may send at once after being idle.
     pub rate_limit_burst: u32,
+    /// The `iss` of the change events' SETs; the server's public root URL if unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_issuer: Option<String>,
+    /// Hours a push stream keeps retrying a failing receiver before it is marked failing.
+    pub event_retry_hours: u64,
+    /// Seconds a push receiver has to answer one SET.
+    pub event_push_timeout_secs: u64,
+    /// Days change events are kept (longer while a stream has still to deliver them).
+    pub event_retention_days: u64,
 }
 
 impl Default for Config {
@@ -111,6 +120,10 @@ impl Default for Config {
             documentation_uri: None,
             rate_limit_per_second: 0.0,
             rate_limit_burst: 50,
+            event_issuer: None,
+            event_retry_hours: 24,
+            event_push_timeout_secs: 10,
+            event_retention_days: 7,
         }
     }
 }
@@ -146,6 +159,10 @@ const ENV: &[(&str, &str)] = &[
     ("SCIMD_DOCUMENTATION_URI", "documentation_uri"),
     ("SCIMD_RATE_LIMIT_PER_SECOND", "rate_limit_per_second"),
     ("SCIMD_RATE_LIMIT_BURST", "rate_limit_burst"),
+    ("SCIMD_EVENT_ISSUER", "event_issuer"),
+    ("SCIMD_EVENT_RETRY_HOURS", "event_retry_hours"),
+    ("SCIMD_EVENT_PUSH_TIMEOUT_SECS", "event_push_timeout_secs"),
+    ("SCIMD_EVENT_RETENTION_DAYS", "event_retention_days"),
 ];
 
 impl Config {
@@ -206,6 +223,12 @@ impl Config {
         }
         if !(self.rate_limit_per_second >= 0.0 && self.rate_limit_per_second.is_finite()) {
             bail!("rate_limit_per_second must be 0 (no limit) or a positive number");
+        }
+        if self.event_retention_days == 0 {
+            bail!("event_retention_days must be at least 1");
+        }
+        if self.event_push_timeout_secs == 0 {
+            bail!("event_push_timeout_secs must be at least 1");
         }
         if !self.path_prefix.starts_with('/') {
             bail!("path_prefix must start with '/'");

@@ -3,5 +3,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod events;
 pub mod http;
 pub mod server;

@@ -54,6 +54,11 @@ enum Command {
         #[command(subcommand)]
         action: cli::AdminTokenAction,
     },
+    /// Manage a tenant's change-event streams (push to a URL, or polled by a receiver).
+    Stream {
+        #[command(subcommand)]
+        action: cli::StreamAction,
+    },
 }
 
 fn main() -> Result<()> {
@@ -84,6 +89,7 @@ fn main() -> Result<()> {
             Command::Tenant { action } => cli::tenant(&config, action).await,
             Command::Token { action } => cli::token(&config, action).await,
             Command::AdminToken { action } => cli::admin_token(&config, action).await,
+            Command::Stream { action } => cli::stream(&config, action).await,
         }
     })
 }

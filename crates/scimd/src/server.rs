@@ -1,6 +1,7 @@
 //! Wiring: the store, the engine, the HTTP stack, first-start token, graceful shutdown.
 
 use crate::config::Config;
+use crate::events::Events;
 use anyhow::{Context, Result, bail};
 use axum::Router;
 use axum::http::{HeaderName, StatusCode, header};
@@ -10,6 +11,8 @@ use scimd_admin::AdminService;
 use scimd_admin::ops::{Directory, TenantUrls};
 use scimd_axum::auth::BearerTokens;
 use scimd_axum::{ScimConfig, ScimService};
+use scimd_core::events::EventLog;
+use scimd_core::streams::{KeyStore, StreamStore};
 use scimd_core::tenants::{Tenant, TenantState, TenantStore};
 use scimd_core::tokens::{Scope, TokenRequest, TokenStore, create_token};
 use scimd_core::{Engine, Settings, Store};
@@ -20,16 +23,41 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::sync::Notify;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
-/// The store behind the three contracts.
+/// The store behind the contracts, and what is woken when it changes.
+#[derive(Clone)]
 pub struct Backend {
     pub store: Arc<dyn Store>,
     pub tokens: Arc<dyn TokenStore>,
     pub tenants: Arc<dyn TenantStore>,
+    pub log: Arc<dyn EventLog>,
+    pub streams: Arc<dyn StreamStore>,
+    pub keys: Arc<dyn KeyStore>,
+    /// Woken after every write of this process (the engine's), so events go out at once.
+    pub changes: Arc<Notify>,
+}
+
+impl Backend {
+    /// One SQL store behind every contract.
+    fn of<S>(store: Arc<S>) -> Backend
+    where
+        S: Store + TokenStore + TenantStore + EventLog + StreamStore + KeyStore,
+    {
+        Backend {
+            store: store.clone(),
+            tokens: store.clone(),
+            tenants: store.clone(),
+            log: store.clone(),
+            streams: store.clone(),
+            keys: store,
+            changes: Arc::new(Notify::new()),
+        }
+    }
 }
 
 /// A database URL with any password hidden, for messages.
@@ -53,7 +81,7 @@ pub async fn open_store(config: &Config) -> Result<Backend> {
         };
         let store =
             Arc::new(SqliteStore::open(url, &settings).await.with_context(|| format!("opening {}", redact_url(url)))?);
-        return Ok(Backend { store: store.clone(), tokens: store.clone(), tenants: store });
+        return Ok(Backend::of(store));
     }
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let settings = PostgresSettings {
@@ -67,7 +95,7 @@ pub async fn open_store(config: &Config) -> Result<Backend> {
         let store = Arc::new(
             PostgresStore::open(url, &settings).await.with_context(|| format!("opening {}", redact_url(url)))?,
         );
-        return Ok(Backend { store: store.clone(), tokens: store.clone(), tenants: store });
+        return Ok(Backend::of(store));
     }
     bail!("unsupported database URL '{}': use sqlite://PATH or postgres://…", redact_url(url))
 }
@@ -128,6 +156,7 @@ pub async fn serve(config: Config) -> Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let workers = Events::new(&config, &backend, &urls).spawn(&config, stopping.clone());
     let admin = match admin_listener {
         Some(admin_listener) => {
             let addr = admin_listener.local_addr()?;
@@ -141,6 +170,9 @@ pub async fn serve(config: Config) -> Result<()> {
     crate::http::serve(listener, app, config.http(), stopped(stopping)).await?;
     if let Some(admin) = admin {
         admin.await??;
+    }
+    for worker in workers {
+        let _ = worker.await;
     }
     tracing::info!("scimd stopped");
     Ok(())
@@ -193,8 +225,12 @@ pub fn build_app(config: &Config, backend: &Backend, local: SocketAddr) -> Resul
         max_page_size: config.max_page_size,
         filter_limits: FilterLimits { max_len: config.max_filter_length, ..FilterLimits::default() },
     };
-    let engine = Arc::new(Engine::new(Arc::new(Registry::standard()), backend.store.clone(), settings));
+    let engine = Arc::new(
+        Engine::new(Arc::new(Registry::standard()), backend.store.clone(), settings)
+            .with_changes(backend.changes.clone()),
+    );
     let urls = tenant_urls(config, Some(local));
+    let events = Events::new(config, backend, &urls);
     let scim = ScimService::new(
         engine,
         Arc::new(BearerTokens::new(backend.tokens.clone(), backend.tenants.clone())),
@@ -207,6 +243,7 @@ pub fn build_app(config: &Config, backend: &Backend, local: SocketAddr) -> Resul
                 per_second: config.rate_limit_per_second,
                 burst: config.rate_limit_burst,
             }),
+            event_uris: scimd_events::set::EVENT_URIS.iter().map(|u| u.to_string()).collect(),
         },
     );
     // A configured base URL holds for `/scim/v2`; under a tenant's URL, its own.
@@ -216,7 +253,8 @@ pub fn build_app(config: &Config, backend: &Backend, local: SocketAddr) -> Resul
         .nest(&format!("/t/{{tenant}}{prefix}"), scim.router_at(tenant_base))
         .nest(&prefix, scim.router())
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(move || ready(store.clone())));
+        .route("/readyz", get(move || ready(store.clone())))
+        .merge(events.endpoints());
     if config.admin_api && config.admin_listen.is_none() {
         app = app.merge(admin_app(config, backend, &urls));
     }
@@ -227,9 +265,10 @@ pub fn build_app(config: &Config, backend: &Backend, local: SocketAddr) -> Resul
 }
 
 /// The admin API, at `/admin/v1`.
-pub fn admin_app(_config: &Config, backend: &Backend, urls: &ScimUrls) -> Router {
+pub fn admin_app(config: &Config, backend: &Backend, urls: &ScimUrls) -> Router {
     let dir = Directory { tenants: backend.tenants.clone(), tokens: backend.tokens.clone(), urls: urls.0.clone() };
-    Router::new().nest("/admin/v1", AdminService::new(dir).router())
+    let streams = Events::new(config, backend, urls).streams();
+    Router::new().nest("/admin/v1", AdminService::new(dir).with_events(streams).router())
 }
 
 /// Request ids, request spans, and the redaction of credentials in them.
