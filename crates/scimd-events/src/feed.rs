@@ -36,13 +36,18 @@ fn everything(tenant: &str) -> Stream {
     }
 }
 
-/// One event of the feed: `{"seq", "time", "txn", "sub_id", "events"}`.
+/// One event of the feed: `{"seq", "time", "txn", "resource_type", "op", "request_id",
+/// "sub_id", "events"}`.
 pub fn item(event: &LoggedEvent) -> Value {
     let claims = set::claims(event, &everything(&event.tenant), "").unwrap_or_else(|| json!({}));
+    let payload = |key: &str| event.payload.get(key).cloned().unwrap_or(Value::Null);
     json!({
         "seq": event.seq,
         "time": event.time,
         "txn": event.txn,
+        "resource_type": event.resource_type,
+        "op": payload(scimd_core::events::payload::OP),
+        "request_id": payload(scimd_core::events::payload::REQUEST_ID),
         "sub_id": claims.get("sub_id").cloned().unwrap_or(Value::Null),
         "events": claims.get("events").cloned().unwrap_or_else(|| json!({})),
     })

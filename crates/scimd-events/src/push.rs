@@ -37,7 +37,7 @@ impl Default for PushSettings {
             issuer: "scimd".into(),
             retry_window: Duration::from_secs(24 * 3600),
             timeout: Duration::from_secs(10),
-            lease: Duration::from_secs(30),
+            lease: Duration::from_secs(15),
             idle_poll: Duration::from_millis(200),
             concurrency: 16,
         }
@@ -71,6 +71,8 @@ pub struct Pusher {
     pub wake: Arc<Notify>,
     client: reqwest::Client,
     owner: String,
+    /// Streams being delivered by this process.
+    busy: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 fn now_text() -> String {
@@ -102,7 +104,7 @@ impl Pusher {
             .build()
             .expect("an HTTP client with these settings");
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::now_v7().simple());
-        Pusher { streams, log, keys, settings, wake, client, owner }
+        Pusher { streams, log, keys, settings, wake, client, owner, busy: Default::default() }
     }
 
     /// Delivers until `stop` says so.
@@ -125,11 +127,19 @@ impl Pusher {
                 {
                     Ok(due) => {
                         for stream in due {
+                            // A lease that ran out while its delivery is still running here.
+                            if !self.busy.lock().unwrap_or_else(|e| e.into_inner()).insert(stream.id.clone()) {
+                                continue;
+                            }
                             let Ok(permit) = slots.clone().acquire_owned().await else { return };
                             let me = self.clone();
                             tokio::spawn(async move {
+                                let id = stream.id.clone();
                                 me.deliver(stream).await;
+                                me.busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
                                 drop(permit);
+                                // Events written during the delivery's last read: look again now.
+                                me.wake.notify_waiters();
                             });
                         }
                     }

@@ -3,7 +3,7 @@
 
 use crate::conn::{DbError, Row};
 use crate::events;
-use crate::sql::{Bind, Sql};
+use crate::sql::{Bind, Dialect, Sql};
 use crate::store::{Pools, SqlStore, sql};
 use async_trait::async_trait;
 use scimd_core::store::StoreError;
@@ -163,25 +163,34 @@ impl<P: Pools> StreamStore for SqlStore<P> {
 
     async fn lease_due_streams(&self, owner: &str, now: &str, until: &str, max: u32) -> Result<Vec<Stream>> {
         events::sequence(&self.pools).await?;
-        let mut tx = self.pools.write().await?;
-        let d = tx.dialect();
         // Due: active push streams of active tenants, with an event beyond their cursor,
         // whose retry time has come, and which no live lease holds.
+        let due = |d: Dialect| {
+            let mut s = sql(d);
+            s.push(
+                "SELECT s.id FROM scimd_streams s JOIN scimd_tenants n ON n.slug = s.tenant \
+                 AND n.state = 'active' WHERE s.delivery = 'push' AND s.state = 'active'",
+            );
+            // A stream under a live lease, even this process's, is being delivered already.
+            s.push(" AND (s.lease_until IS NULL OR s.lease_until < ").bind_text(now).push(")");
+            s.push(" AND (s.next_attempt IS NULL OR s.next_attempt <= ").bind_text(now).push(")");
+            s.push(
+                " AND EXISTS (SELECT 1 FROM scimd_events e WHERE e.tenant = s.tenant AND e.seq > s.cursor) \
+                 ORDER BY s.next_attempt, s.id LIMIT ",
+            );
+            s.bind(Bind::Int(i64::from(max)));
+            s
+        };
+        // A read first: most looks find nothing due, and need no write transaction.
+        if self.pools.read_one(due(self.pools.dialect())).await?.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pools.write().await?;
+        let d = tx.dialect();
         let mut s = sql(d);
         s.push("UPDATE scimd_streams SET lease_owner = ").bind_text(owner).push(", lease_until = ").bind_text(until);
-        s.push(
-            " WHERE id IN (SELECT s.id FROM scimd_streams s JOIN scimd_tenants n ON n.slug = s.tenant \
-             AND n.state = 'active' WHERE s.delivery = 'push' AND s.state = 'active'",
-        );
-        s.push(" AND (s.lease_until IS NULL OR s.lease_until < ").bind_text(now);
-        s.push(" OR s.lease_owner = ").bind_text(owner).push(")");
-        s.push(" AND (s.next_attempt IS NULL OR s.next_attempt <= ").bind_text(now).push(")");
-        s.push(
-            " AND EXISTS (SELECT 1 FROM scimd_events e WHERE e.tenant = s.tenant AND e.seq > s.cursor) \
-             ORDER BY s.next_attempt, s.id LIMIT ",
-        );
-        s.bind(Bind::Int(i64::from(max)));
-        if d == crate::sql::Dialect::Postgres {
+        s.push(" WHERE id IN (").append(due(d));
+        if d == Dialect::Postgres {
             // Two replicas leasing at once skip each other's rows instead of waiting.
             s.push(" FOR UPDATE OF s SKIP LOCKED");
         }

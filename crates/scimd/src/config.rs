@@ -80,8 +80,9 @@ pub struct Config {
     /// The `iss` of the change events' SETs; the server's public root URL if unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event_issuer: Option<String>,
-    /// Hours a push stream keeps retrying a failing receiver before it is marked failing.
-    pub event_retry_hours: u64,
+    /// Hours a push stream keeps retrying a failing receiver before it is marked failing
+    /// (fractions allowed).
+    pub event_retry_hours: f64,
     /// Seconds a push receiver has to answer one SET.
     pub event_push_timeout_secs: u64,
     /// Days change events are kept (longer while a stream has still to deliver them).
@@ -121,7 +122,7 @@ impl Default for Config {
             rate_limit_per_second: 0.0,
             rate_limit_burst: 50,
             event_issuer: None,
-            event_retry_hours: 24,
+            event_retry_hours: 24.0,
             event_push_timeout_secs: 10,
             event_retention_days: 7,
         }
@@ -223,6 +224,9 @@ impl Config {
         }
         if !(self.rate_limit_per_second >= 0.0 && self.rate_limit_per_second.is_finite()) {
             bail!("rate_limit_per_second must be 0 (no limit) or a positive number");
+        }
+        if !(self.event_retry_hours > 0.0 && self.event_retry_hours <= 24.0 * 365.0) {
+            bail!("event_retry_hours must be more than 0 and at most a year (8760)");
         }
         if self.event_retention_days == 0 {
             bail!("event_retention_days must be at least 1");

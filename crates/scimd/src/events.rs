@@ -63,7 +63,7 @@ impl Events {
     pub fn spawn(&self, config: &Config, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
         let settings = PushSettings {
             issuer: self.issuer.clone(),
-            retry_window: Duration::from_secs(config.event_retry_hours.saturating_mul(3600)),
+            retry_window: Duration::from_secs_f64(config.event_retry_hours * 3600.0),
             timeout: Duration::from_secs(config.event_push_timeout_secs),
             ..PushSettings::default()
         };

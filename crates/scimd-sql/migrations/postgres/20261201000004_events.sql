@@ -33,7 +33,7 @@ CREATE TABLE scimd_streams (
     cursor         BIGINT NOT NULL,
     created        TEXT NOT NULL,
     delivered      TEXT,
-    attempts       INTEGER NOT NULL DEFAULT 0,
+    attempts       BIGINT NOT NULL DEFAULT 0,
     failing_since  TEXT,
     next_attempt   TEXT,
     last_error     TEXT,
