@@ -81,6 +81,36 @@ call("invalid settings", "PATCH", "/tenants/" + slug, {"settings": {"delete_poli
 call("invalid expiry", "POST", "/tenants/%s/tokens" % slug, {"expires_in": "soon"}, expect=400)
 call("no such tenant", "GET", "/tenants/no-such-tenant", expect=404)
 call("no such token", "DELETE", "/tenants/%s/tokens/000000000000" % slug, expect=404)
+# Change events: the feed and event streams.
+tenant_token = created.json()["token"]["secret"] if created.status_code == 201 else ""
+scim = requests.post(created.json()["scim_base_url"] + "/Users", timeout=10,
+                     headers={"Authorization": "Bearer " + tenant_token, "Content-Type": "application/scim+json"},
+                     json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "feed@example.com"})
+check("a SCIM write to feed the log", scim.status_code == 201, scim.text)
+feed = call("the event feed", "GET", "/tenants/%s/events?after=0&limit=10" % slug, expect=200)
+check("the feed holds the write", feed.status_code == 200 and len(feed.json()["events"]) == 1, feed.text)
+call("the feed, past its end", "GET", "/tenants/%s/events?after=1000" % slug, expect=200)
+push = call("a push stream", "POST", "/tenants/%s/streams" % slug,
+            {"name": "app", "endpoint": "https://receiver.example.com/events", "authorization": "Bearer x",
+             "format": "notice", "event_types": ["create", "deactivate"], "from": "beginning"}, expect=201)
+poll = call("a poll stream", "POST", "/tenants/%s/streams" % slug, {"delivery": "poll", "alg": "ES256", "from": 0}, expect=201)
+call("list streams", "GET", "/tenants/%s/streams" % slug, expect=200)
+if push.status_code == 201 and poll.status_code == 201:
+    sid, pid = push.json()["id"], poll.json()["id"]
+    call("read a stream", "GET", "/tenants/%s/streams/%s" % (slug, sid), expect=200)
+    call("pause", "POST", "/tenants/%s/streams/%s/pause" % (slug, sid), expect=200)
+    call("resume", "POST", "/tenants/%s/streams/%s/resume" % (slug, sid), expect=200)
+    call("replay from a sequence number", "POST", "/tenants/%s/streams/%s/replay" % (slug, sid), {"from": 0}, expect=200)
+    call("replay from now", "POST", "/tenants/%s/streams/%s/replay" % (slug, sid), {"from": "now"}, expect=200)
+    call("rotate the secret", "POST", "/tenants/%s/streams/%s/rotate-secret" % (slug, sid), expect=200)
+    call("an ES256 stream has no secret", "POST", "/tenants/%s/streams/%s/rotate-secret" % (slug, pid), expect=400)
+    call("invalid replay", "POST", "/tenants/%s/streams/%s/replay" % (slug, sid), {"from": "yesterday"}, expect=400)
+    call("delete a stream", "DELETE", "/tenants/%s/streams/%s" % (slug, pid), expect=204)
+    call("deleted stream", "GET", "/tenants/%s/streams/%s" % (slug, pid), expect=404)
+call("a push stream without a URL", "POST", "/tenants/%s/streams" % slug, {"delivery": "push"}, expect=400)
+call("an unknown event type", "POST", "/tenants/%s/streams" % slug, {"endpoint": "https://r.example.com", "event_types": ["boom"]}, expect=400)
+call("feed limit out of range", "GET", "/tenants/%s/events?limit=5000" % slug, expect=400)
+call("no such stream", "GET", "/tenants/%s/streams/nope" % slug, expect=404)
 call("delete a tenant", "DELETE", "/tenants/" + slug, expect=204)
 call("deleted", "GET", "/tenants/" + slug, expect=404)
 

@@ -73,14 +73,15 @@ pub fn claims(event: &LoggedEvent, stream: &Stream, issuer: &str) -> Option<Valu
             add(PUT, qualified(PUT), with_version(body));
             // A replacement's member changes, as the PATCH that would make them.
             if full && members.is_some() {
-                add(PATCH, qualified(PATCH), with_version(one("data", patch_op(&Map::new(), &[], members))));
+                let body = truncation(one("data", patch_op(&Map::new(), &[], members)), members);
+                add(PATCH, qualified(PATCH), with_version(body));
             }
         }
         "patch" => {
             let body = if full {
                 let top = pl.get(p::TOP_LEVEL).and_then(Value::as_array);
                 let changed: Vec<&str> = top.into_iter().flatten().filter_map(Value::as_str).collect();
-                one("data", patch_op(data.as_object()?, &changed, members))
+                truncation(one("data", patch_op(data.as_object()?, &changed, members)), members)
             } else {
                 one("attributes", attributes)
             };
@@ -118,6 +119,15 @@ pub fn claims(event: &LoggedEvent, stream: &Stream, issuer: &str) -> Option<Valu
         "sub_id": sub_id,
         "events": events,
     }))
+}
+
+/// A member change too large to list (more than `MAX_MEMBER_IDS` either way) lists the
+/// first ones and says how many there were: `"truncated": {"added": N, "removed": M}`.
+fn truncation(mut body: Map<String, Value>, members: Option<&Value>) -> Map<String, Value> {
+    if let Some(m) = members.filter(|m| m["truncated"] == true) {
+        body.insert("truncated".into(), json!({"added": m["addedCount"], "removed": m["removedCount"]}));
+    }
+    body
 }
 
 fn one(key: &str, value: Value) -> Map<String, Value> {
@@ -159,4 +169,79 @@ fn patch_op(data: &Map<String, Value>, changed: &[&str], members: Option<&Value>
         }
     }
     json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scimd_core::streams::{Alg, Delivery, DeliveryState, StreamState};
+
+    fn stream(format: Format, event_types: &[&str]) -> Stream {
+        Stream {
+            id: "s1".into(),
+            tenant: "t".into(),
+            name: "n".into(),
+            delivery: Delivery::Push,
+            endpoint: Some("https://r.example.com".into()),
+            authorization: None,
+            audience: "https://r.example.com".into(),
+            format,
+            event_types: event_types.iter().map(|t| t.to_string()).collect(),
+            alg: Alg::HS256,
+            secret: None,
+            state: StreamState::Active,
+            cursor: 0,
+            created: String::new(),
+            delivery_state: DeliveryState::default(),
+        }
+    }
+
+    fn event(payload: Value) -> LoggedEvent {
+        LoggedEvent {
+            seq: 7,
+            tenant: "t".into(),
+            txn: "x".into(),
+            time: "2026-11-30T10:00:00.000000Z".into(),
+            resource_type: "Group".into(),
+            resource_id: "g".into(),
+            payload,
+        }
+    }
+
+    /// A member change of more than 1,000 ids lists the first 1,000 and says how many.
+    #[test]
+    fn a_large_member_change_says_it_is_cut() {
+        let added: Vec<Value> = (0..1000).map(|i| json!({"value": format!("u{i}"), "type": "User"})).collect();
+        let e = event(json!({"op": "patch", "resourceType": "Group", "endpoint": "Groups", "id": "g",
+            "version": "W/\"9\"", "topLevel": [], "attributes": ["members"], "data": {},
+            "members": {"added": added, "removed": [], "truncated": true, "addedCount": 1500, "removedCount": 0}}));
+        let c = claims(&e, &stream(Format::Full, &[]), "https://scimd.test").unwrap();
+        let body = &c["events"]["urn:ietf:params:scim:event:prov:patch:full"];
+        assert_eq!(body["truncated"], json!({"added": 1500, "removed": 0}));
+        assert_eq!(body["data"]["Operations"][0]["value"].as_array().unwrap().len(), 1000);
+        assert_eq!(c["jti"], "s1.7");
+        // A small change says nothing of the kind.
+        let e = event(json!({"op": "patch", "resourceType": "Group", "endpoint": "Groups", "id": "g",
+            "version": "W/\"9\"", "topLevel": [], "attributes": ["members"], "data": {},
+            "members": {"added": [{"value": "u1", "type": "User"}], "removed": []}}));
+        let c = claims(&e, &stream(Format::Full, &[]), "https://scimd.test").unwrap();
+        assert!(c["events"]["urn:ietf:params:scim:event:prov:patch:full"].get("truncated").is_none());
+    }
+
+    /// A stream that wants only some event types gets only those; notice streams get the
+    /// names of what changed, not the values (RFC 9967 §2.4).
+    #[test]
+    fn streams_get_the_types_and_form_they_asked_for() {
+        let e = event(json!({"op": "patch", "resourceType": "User", "endpoint": "Users", "id": "u",
+            "version": "W/\"3\"", "topLevel": ["active"], "attributes": ["active"], "data": {"active": false},
+            "activation": "deactivate"}));
+        let only_deactivate = stream(Format::Full, &[DEACTIVATE]);
+        let c = claims(&e, &only_deactivate, "i").unwrap();
+        let keys: Vec<&String> = c["events"].as_object().unwrap().keys().collect();
+        assert_eq!(keys, vec![DEACTIVATE]);
+        assert!(claims(&e, &stream(Format::Full, &[CREATE]), "i").is_none(), "nothing this stream wants");
+        let c = claims(&e, &stream(Format::Notice, &[]), "i").unwrap();
+        assert_eq!(c["events"]["urn:ietf:params:scim:event:prov:patch:notice"]["attributes"], json!(["active"]));
+        assert!(!c.to_string().contains("false"), "a notice carries no values: {c}");
+    }
 }
