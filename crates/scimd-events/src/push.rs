@@ -8,7 +8,7 @@
 use crate::keys::KeyRing;
 use crate::set;
 use scimd_core::events::EventLog;
-use scimd_core::streams::{Failure, Stream, StreamStore};
+use scimd_core::streams::{DeliveryState, Failure, Stream, StreamStore};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
@@ -23,7 +23,8 @@ pub struct PushSettings {
     /// Time allowed for one receiver to answer.
     pub timeout: Duration,
     /// How long a lease holds without renewal: a process killed mid-delivery leaves its
-    /// streams to another after this.
+    /// streams to another after this. Longer than `timeout`: a lease is renewed before an
+    /// attempt, never during one.
     pub lease: Duration,
     /// How often to look for work written by other replicas.
     pub idle_poll: Duration,
@@ -182,11 +183,21 @@ impl Pusher {
                 break;
             }
             for event in events {
+                // A long backlog or a slow receiver: keep the lease (it outlasts one attempt).
+                if lease_at.elapsed() > self.settings.lease / 3 {
+                    if !self.streams.renew_lease(&stream.id, &self.owner, &later_text(self.settings.lease)).await? {
+                        return Ok(());
+                    }
+                    lease_at = Instant::now();
+                }
                 if let Some(claims) = set::claims(&event, &stream, &self.settings.issuer) {
                     let jwt = signer.sign(&claims);
                     if let Err(DeliveryError(why)) = self.post(&stream, &endpoint, jwt).await {
                         self.save(&stream, cursor, unsaved).await?;
-                        return self.fail(&stream, why).await;
+                        // A delivery since the stream was read ended its run of failures.
+                        let run =
+                            if cursor > stream.cursor { Default::default() } else { stream.delivery_state.clone() };
+                        return self.fail(&stream, &run, why).await;
                     }
                 }
                 cursor = event.seq;
@@ -197,13 +208,6 @@ impl Pusher {
                     }
                     (unsaved, saved_at) = (0, Instant::now());
                 }
-            }
-            // A long backlog: keep the lease.
-            if lease_at.elapsed() > self.settings.lease / 3 {
-                if !self.streams.renew_lease(&stream.id, &self.owner, &later_text(self.settings.lease)).await? {
-                    return Ok(());
-                }
-                lease_at = Instant::now();
             }
         }
         self.save(&stream, cursor, unsaved).await?;
@@ -218,10 +222,9 @@ impl Pusher {
         self.streams.delivered(&stream.id, &self.owner, cursor, &now_text()).await
     }
 
-    async fn fail(&self, stream: &Stream, why: String) -> Result<(), scimd_core::StoreError> {
-        let attempt = stream.delivery_state.attempts + 1;
-        let started = stream
-            .delivery_state
+    async fn fail(&self, stream: &Stream, run: &DeliveryState, why: String) -> Result<(), scimd_core::StoreError> {
+        let attempt = run.attempts + 1;
+        let started = run
             .failing_since
             .as_deref()
             .and_then(|t| time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok());

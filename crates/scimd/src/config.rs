@@ -87,6 +87,9 @@ pub struct Config {
     pub event_push_timeout_secs: u64,
     /// Days change events are kept (longer while a stream has still to deliver them).
     pub event_retention_days: u64,
+    /// Seconds a replica holds a push stream it delivers without renewing: when a replica
+    /// dies, another takes its streams over after this.
+    pub event_lease_secs: u64,
 }
 
 impl Default for Config {
@@ -125,6 +128,7 @@ impl Default for Config {
             event_retry_hours: 24.0,
             event_push_timeout_secs: 10,
             event_retention_days: 7,
+            event_lease_secs: 15,
         }
     }
 }
@@ -164,6 +168,7 @@ const ENV: &[(&str, &str)] = &[
     ("SCIMD_EVENT_RETRY_HOURS", "event_retry_hours"),
     ("SCIMD_EVENT_PUSH_TIMEOUT_SECS", "event_push_timeout_secs"),
     ("SCIMD_EVENT_RETENTION_DAYS", "event_retention_days"),
+    ("SCIMD_EVENT_LEASE_SECS", "event_lease_secs"),
 ];
 
 impl Config {
@@ -233,6 +238,14 @@ impl Config {
         }
         if self.event_push_timeout_secs == 0 {
             bail!("event_push_timeout_secs must be at least 1");
+        }
+        if self.event_lease_secs <= self.event_push_timeout_secs {
+            bail!(
+                "event_lease_secs ({}) must be longer than event_push_timeout_secs ({}): a lease must outlast \
+                 one delivery attempt",
+                self.event_lease_secs,
+                self.event_push_timeout_secs
+            );
         }
         if !self.path_prefix.starts_with('/') {
             bail!("path_prefix must start with '/'");

@@ -65,6 +65,7 @@ impl Events {
             issuer: self.issuer.clone(),
             retry_window: Duration::from_secs_f64(config.event_retry_hours * 3600.0),
             timeout: Duration::from_secs(config.event_push_timeout_secs),
+            lease: Duration::from_secs(config.event_lease_secs),
             ..PushSettings::default()
         };
         let pusher = Arc::new(Pusher::new(

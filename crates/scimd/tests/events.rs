@@ -112,7 +112,7 @@ struct Ack {
 /// Writes as an identity provider would, from `tasks` tasks at once, `rounds` rounds each,
 /// until done or until the server stops answering (killed). Some writes are refused on
 /// purpose: a duplicate userName (409) and a stale If-Match (412).
-async fn write_load(base: String, token: String, tag: &str, tasks: usize, rounds: usize, group: String) -> Vec<Ack> {
+async fn write_load(base: String, token: String, tag: String, tasks: usize, rounds: usize, group: String) -> Vec<Ack> {
     let mut handles = Vec::new();
     for t in 0..tasks {
         let (base, token, tag, group) = (base.clone(), token.clone(), tag.to_string(), group.clone());
@@ -249,16 +249,23 @@ fn check_delivery(receiver: &Receiver, feed: &[Value], acks: &[Ack], exactly_onc
 
 // ---------------------------------------------------------------- push through failures and kills
 
-/// A push stream through a receiver that fails one request in eleven (a 500, a 400 with an
-/// RFC 8935 error, a reply slower than the timeout), with the server killed (SIGKILL) in
-/// the middle of a write load and started again.
+/// A push stream through a receiver that fails one request in forty at random (500s,
+/// RFC 8935 errors, replies slower than the timeout, dropped connections), with the server
+/// killed (SIGKILL) three times in the middle of a write load and started again.
 async fn push_through_failures_and_kills(db: &str, extra: &[(&str, &str)]) {
-    let mut env: Vec<(&str, &str)> = vec![("SCIMD_EVENT_ISSUER", ISSUER), ("SCIMD_EVENT_PUSH_TIMEOUT_SECS", "1")];
+    let mut env: Vec<(&str, &str)> = vec![
+        ("SCIMD_EVENT_ISSUER", ISSUER),
+        ("SCIMD_EVENT_PUSH_TIMEOUT_SECS", "1"),
+        // A killed server's streams pass to the next one after 3 s.
+        ("SCIMD_EVENT_LEASE_SECS", "3"),
+    ];
     env.extend_from_slice(extra);
+    let seed: u64 = std::env::var("SCIMD_EVENTS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    eprintln!("receiver failures from seed {seed} (SCIMD_EVENTS_SEED={seed} repeats them)");
     let admin_secret = admin_token(db, &env);
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Scimd::serve(db, "events-token", &env, Some(&dir.path().join("first.log")));
-    let receiver = Receiver::start(Mode::FailEvery(11), ISSUER).await;
+    let mut server = Scimd::serve(db, "events-token", &env, Some(&dir.path().join("0.log")));
+    let receiver = Receiver::start(Mode::Random { per_mille: 25, seed }, ISSUER).await;
     let admin = Admin { root: server.root(), token: admin_secret.clone(), client: reqwest::Client::new() };
     let (status, stream) = admin
         .call(Method::POST, "/tenants/default/streams", Some(json!({"name": "app", "endpoint": receiver.url})))
@@ -281,25 +288,33 @@ async fn push_through_failures_and_kills(db: &str, extra: &[(&str, &str)]) {
     let group_id = group["id"].as_str().unwrap().to_string();
     let mut acks = vec![Ack { id: group_id.clone(), version: group_etag }];
 
-    // Killed while writing: the writes in flight may or may not have committed.
-    let load = tokio::spawn(write_load(server.base(), "events-token".into(), "a", 4, 60, group_id.clone()));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
-    acks.extend(load.await.unwrap());
-    assert!(acks.len() > 10, "the load ran before the kill: {}", acks.len());
-
-    let server = Scimd::serve(db, "events-token", &env, Some(&dir.path().join("second.log")));
+    // Killed while writing, three times: the writes in flight may or may not have committed.
+    for kill in 1..=3 {
+        let tag = format!("k{kill}");
+        let load = tokio::spawn(write_load(server.base(), "events-token".into(), tag, 4, 60, group_id.clone()));
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+        let done = load.await.unwrap();
+        assert!(!done.is_empty(), "the load ran before kill {kill}");
+        acks.extend(done);
+        server = Scimd::serve(db, "events-token", &env, Some(&dir.path().join(format!("{kill}.log"))));
+    }
     let admin = Admin { root: server.root(), ..admin };
-    acks.extend(write_load(server.base(), "events-token".into(), "b", 4, 12, group_id).await);
+    acks.extend(write_load(server.base(), "events-token".into(), "end".into(), 4, 10, group_id).await);
 
     let feed = admin.feed().await;
     let last = feed.last().unwrap()["seq"].as_i64().unwrap();
-    until("the stream to deliver everything", Duration::from_secs(120), async || {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
         let s = admin.stream(&id).await;
-        s["cursor"].as_i64() == Some(last) && s["backlog"] == 0
-    })
-    .await;
+        if s["cursor"].as_i64() == Some(last) && s["backlog"] == 0 {
+            break;
+        }
+        let log = std::fs::read_to_string(dir.path().join("3.log")).unwrap_or_default();
+        assert!(Instant::now() < deadline, "not delivered: {s}\nlast {last}\nserver log:\n{log}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     check_delivery(&receiver, &feed, &acks, false);
     assert!(receiver.received(|r| r.failed) > 3, "the receiver failed some requests");
     let s = admin.stream(&id).await;
@@ -365,8 +380,8 @@ async fn two_replicas_deliver_one_stream_once_in_order() {
     let group: Value = group.json().await.unwrap();
     let group_id = group["id"].as_str().unwrap().to_string();
     let (from_a, from_b) = tokio::join!(
-        write_load(a.base(), "replica-token".into(), "a", 3, 15, group_id.clone()),
-        write_load(b.base(), "replica-token".into(), "b", 3, 15, group_id)
+        write_load(a.base(), "replica-token".into(), "a".into(), 3, 15, group_id.clone()),
+        write_load(b.base(), "replica-token".into(), "b".into(), 3, 15, group_id)
     );
     let acks: Vec<Ack> = from_a.into_iter().chain(from_b).collect();
     let feed = admin.feed().await;
@@ -764,4 +779,52 @@ async fn an_embedded_application_tails_its_events() {
     let mut resumed =
         scimd_events::feed::EventTail::new(s.backend.log.clone(), "default", 1, s.backend.changes.clone());
     assert_eq!(resumed.next().await.unwrap().resource_id, second);
+}
+
+/// Retention: old events go, except those a stream of their tenant has still to deliver; those
+/// stay until it has them or is deleted.
+#[tokio::test]
+async fn old_events_are_pruned_unless_a_stream_still_needs_them() {
+    let s = TestServer::start().await;
+    let admin = admin_of(&s).await;
+    let (status, _) = admin.call(Method::POST, "/tenants", Some(json!({"slug": "other"}))).await;
+    assert_eq!(status, 201);
+    s.user("r1").await;
+    s.user("r2").await;
+    // The other tenant: one event, no stream.
+    let other = admin.call(Method::POST, "/tenants/other/tokens", Some(json!({}))).await.1["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s
+        .at(
+            Method::POST,
+            &format!("{}/t/other/scim/v2/Users", s.root),
+            &other,
+            Some(json!({"schemas": [USER], "userName": "o1"})),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    // A paused push stream that has received nothing.
+    let (_, stream) = admin
+        .call(
+            Method::POST,
+            "/tenants/default/streams",
+            Some(json!({"endpoint": "http://127.0.0.1:9/none", "from": "beginning"})),
+        )
+        .await;
+    let id = stream["id"].as_str().unwrap();
+    admin.call(Method::POST, &format!("/tenants/default/streams/{id}/pause"), None).await;
+    let future = "2999-01-01T00:00:00.000000Z";
+    // Everything is older than that; only the other tenant's event may go.
+    assert_eq!(s.backend.log.prune_events(future).await.unwrap(), 1);
+    assert_eq!(admin.feed().await.len(), 2, "undelivered events are kept");
+    // Not older than the retention: kept, stream or none.
+    assert_eq!(s.backend.log.prune_events("2000-01-01T00:00:00.000000Z").await.unwrap(), 0);
+    admin.call(Method::DELETE, &format!("/tenants/default/streams/{id}"), None).await;
+    assert_eq!(s.backend.log.prune_events(future).await.unwrap(), 2);
+    assert!(admin.feed().await.is_empty());
+    // Sequence numbers go on growing after a prune.
+    s.user("r3").await;
+    assert!(admin.feed().await[0]["seq"].as_i64().unwrap() > 3);
 }

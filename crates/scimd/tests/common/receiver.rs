@@ -7,6 +7,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,9 +19,10 @@ use std::time::Duration;
 pub enum Mode {
     /// 202 Accepted to everything.
     Accept,
-    /// Every `n`th request fails, in turn with a 500, an RFC 8935 error body and a reply too
-    /// slow for the sender's timeout; the rest are accepted.
-    FailEvery(u64),
+    /// Each request fails with probability `per_mille`/1000 (from a seeded generator), in one
+    /// of four ways: a 500, a 400 with an RFC 8935 error body, a reply slower than the
+    /// sender's timeout, or a connection dropped without an answer; the rest are accepted.
+    Random { per_mille: u32, seed: u64 },
     /// This status (and an RFC 8935 error body when it is 400) to everything.
     Refuse(u16),
 }
@@ -40,6 +43,7 @@ struct Inner {
     issuer: String,
     received: Mutex<Received>,
     requests: AtomicU64,
+    rng: Mutex<Option<StdRng>>,
 }
 
 pub struct Receiver {
@@ -57,6 +61,7 @@ impl Receiver {
             issuer: issuer.into(),
             received: Mutex::new(Received { sets: Vec::new(), rejected: Vec::new(), failed: 0 }),
             requests: AtomicU64::new(0),
+            rng: Mutex::new(None),
         });
         let app = Router::new().route("/events", axum::routing::post(receive)).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -104,28 +109,34 @@ pub fn seq_of(set: &Value) -> i64 {
 }
 
 async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
-    let n = inner.requests.fetch_add(1, Ordering::SeqCst) + 1;
+    inner.requests.fetch_add(1, Ordering::SeqCst);
     let mode = inner.mode.lock().unwrap().clone();
-    let fail = |status: StatusCode| {
-        inner.received.lock().unwrap().failed += 1;
-        status.into_response()
-    };
     match mode {
         Mode::Accept => {}
-        Mode::FailEvery(k) if n.is_multiple_of(k) => match (n / k) % 3 {
-            0 => return fail(StatusCode::INTERNAL_SERVER_ERROR),
-            1 => {
+        Mode::Random { per_mille, seed } => {
+            let roll = {
+                let mut rng = inner.rng.lock().unwrap();
+                let rng = rng.get_or_insert_with(|| StdRng::seed_from_u64(seed));
+                (rng.random_range(0..1000u32), rng.random_range(0..4u32))
+            };
+            if roll.0 < per_mille {
                 inner.received.lock().unwrap().failed += 1;
-                let err = json!({"err": "invalid_request", "description": "try again later"});
-                return (StatusCode::BAD_REQUEST, axum::Json(err)).into_response();
+                match roll.1 {
+                    0 => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                    1 => {
+                        let err = json!({"err": "invalid_request", "description": "try again later"});
+                        return (StatusCode::BAD_REQUEST, axum::Json(err)).into_response();
+                    }
+                    2 => {
+                        // Longer than the sender's timeout: it must give up on this one and retry.
+                        tokio::time::sleep(Duration::from_secs(3)).await;
+                        return StatusCode::ACCEPTED.into_response();
+                    }
+                    // The connection is dropped with no answer (the task serving it ends).
+                    _ => std::panic::resume_unwind(Box::new("dropped")),
+                }
             }
-            _ => {
-                // Longer than the sender's timeout: it must give up on this one and retry.
-                tokio::time::sleep(Duration::from_secs(3)).await;
-                return fail(StatusCode::ACCEPTED);
-            }
-        },
-        Mode::FailEvery(_) => {}
+        }
         Mode::Refuse(status) => {
             inner.received.lock().unwrap().failed += 1;
             let err = json!({"err": "access_denied", "description": "receiver refuses this stream"});
