@@ -54,8 +54,8 @@ pub struct Args {
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
     /// Scenarios to run, comma-separated (get_user, filter, list, get_group, create_seq,
-    /// create_concurrent, patch_user, members; with --tenants-file also tenant_get_user and
-    /// tenant_filter)
+    /// create_concurrent, patch_user, add_member, members; with --tenants-file also
+    /// tenant_get_user and tenant_filter)
     #[arg(long, default_value = "get_user,filter,list,get_group,create_seq,create_concurrent,patch_user,members")]
     pub scenarios: String,
     /// Group sizes at which the `members` scenario times single-member adds
@@ -82,6 +82,10 @@ pub struct Args {
     /// Upper bound on requests in one scenario run
     #[arg(long, default_value_t = 5_000_000)]
     pub max_requests: u64,
+    /// Send at most this many requests per second (an open-loop pace: request n is not sent
+    /// before n/rate seconds into the run); 0 sends as fast as the clients can
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
     /// Per-request timeout in seconds
     #[arg(long, default_value_t = 30.0)]
     pub timeout: f64,

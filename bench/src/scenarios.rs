@@ -106,13 +106,20 @@ where
     let mut tasks = Vec::new();
     for _ in 0..clients.max(1) {
         let (one, issued, mut conn) = (one.clone(), issued.clone(), Conn::new(target.clone()));
-        let max = args.max_requests;
+        let (max, rate) = (args.max_requests, args.rate);
         tasks.push(tokio::spawn(async move {
             let (mut lat, mut errors, mut non_2xx) = (Vec::new(), 0u64, 0u64);
             while Instant::now() < deadline {
                 let n = issued.fetch_add(1, Ordering::Relaxed);
                 if n >= max {
                     break;
+                }
+                if rate > 0.0 {
+                    let due = started + Duration::from_secs_f64(n as f64 / rate);
+                    if due >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep_until(due.into()).await;
                 }
                 let req = one(n);
                 let t = Instant::now();
@@ -370,6 +377,16 @@ fn scenario_request(name: &str, args: &Args, seed: &Arc<Seed>) -> Result<Box<dyn
             let body = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "name.givenName", "value": format!("Patched{n}")}]});
             Req::with_json(Method::PATCH, format!("/Users/{}", pick(&s.users).0), &body)
         }),
+        // A member added as Entra ID and Okta add one: no query parameters.
+        "add_member" => {
+            if s.groups.is_empty() {
+                bail!("add_member needs seeded groups (--groups above 0)");
+            }
+            Box::new(move |_| {
+                let body = json!({"schemas": [PATCH], "Operations": [{"op": "Add", "path": "members", "value": [{"value": pick(&s.users).0}]}]});
+                Req::with_json(Method::PATCH, format!("/Groups/{}", pick(&s.groups)), &body)
+            })
+        }
         other => bail!("unknown scenario '{other}'"),
     })
 }
@@ -380,7 +397,10 @@ fn scenario_request(name: &str, args: &Args, seed: &Arc<Seed>) -> Result<Box<dyn
 pub async fn run_all(target: Arc<Target>, args: &Args) -> Result<Vec<Outcome>> {
     let wanted: Vec<&str> = args.scenarios.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     let needs_seed = wanted.iter().any(|s| {
-        matches!(*s, "get_user" | "filter" | "list" | "get_group" | "patch_user" | "tenant_get_user" | "tenant_filter")
+        matches!(
+            *s,
+            "get_user" | "filter" | "list" | "get_group" | "patch_user" | "add_member" | "tenant_get_user" | "tenant_filter"
+        )
     });
     let empty = Seed { users: vec![], groups: vec![], tenants: vec![] };
     let seed = Arc::new(if needs_seed { seeded(&target, args).await? } else { empty });

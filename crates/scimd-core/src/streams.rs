@@ -116,7 +116,8 @@ pub trait StreamStore: Send + Sync + 'static {
     /// A poll stream by the hash of its poll token (if active or paused).
     async fn poll_stream(&self, id: &str, token_hash: &str) -> Result<Option<(Stream, String)>, StoreError>;
     async fn delete_stream(&self, tenant: &str, id: &str) -> Result<bool, StoreError>;
-    /// Sets the state; with `cursor`, moves the stream there (a replay); clears failures.
+    /// Sets the state; with `cursor`, moves the stream there (a replay); clears failures and
+    /// the lease (a delivery in progress stops at its next step).
     async fn set_stream_state(
         &self,
         tenant: &str,
@@ -124,7 +125,7 @@ pub trait StreamStore: Send + Sync + 'static {
         state: StreamState,
         cursor: Option<i64>,
     ) -> Result<Option<Stream>, StoreError>;
-    /// A new HS256 secret (rotation).
+    /// A new HS256 secret (rotation); clears the lease, so the next SET is signed with it.
     async fn set_stream_secret(&self, tenant: &str, id: &str, secret: &str) -> Result<bool, StoreError>;
 
     // Push delivery: one process at a time per stream, by lease.

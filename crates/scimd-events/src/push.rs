@@ -53,6 +53,11 @@ const BATCH: u32 = 100;
 /// A stream's progress is written after this many events delivered, or this long.
 const PROGRESS_EVERY: usize = 50;
 const PROGRESS_AFTER: Duration = Duration::from_millis(200);
+/// A delivery that has caught up keeps its stream this long, waiting for more events.
+const LINGER: Duration = Duration::from_secs(2);
+/// After a local write, delivery waits this long for more before it reads the log: the
+/// writes of a burst cost one read (and on PostgreSQL one sequencer run), not one each.
+const COALESCE: Duration = Duration::from_millis(10);
 
 /// The delay before retry number `attempt` (1-based): exponential, with ±20% jitter so that
 /// receivers coming back are not hit by every stream at once.
@@ -133,10 +138,10 @@ impl Pusher {
                                 continue;
                             }
                             let Ok(permit) = slots.clone().acquire_owned().await else { return };
-                            let me = self.clone();
+                            let (me, stop) = (self.clone(), stop.clone());
                             tokio::spawn(async move {
                                 let id = stream.id.clone();
-                                me.deliver(stream).await;
+                                me.deliver(stream, stop).await;
                                 me.busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
                                 drop(permit);
                                 // Events written during the delivery's last read: look again now.
@@ -148,7 +153,9 @@ impl Pusher {
                 }
             }
             tokio::select! {
-                _ = &mut woken => {}
+                // Writes come in bursts: one look for all of them. (Streams being delivered
+                // see their new events themselves.)
+                _ = &mut woken => tokio::time::sleep(COALESCE).await,
                 _ = tokio::time::sleep(self.settings.idle_poll) => {}
                 _ = stop.changed() => {}
             }
@@ -157,9 +164,9 @@ impl Pusher {
 
     /// Delivers a leased stream's events until none is left, a delivery fails or the lease
     /// is lost; then lets the lease go.
-    async fn deliver(&self, stream: Stream) {
+    async fn deliver(&self, stream: Stream, stop: tokio::sync::watch::Receiver<bool>) {
         let id = stream.id.clone();
-        match self.deliver_leased(stream).await {
+        match self.deliver_leased(stream, stop).await {
             Ok(()) => {}
             Err(e) => tracing::warn!(stream = %id, error = %e, "event delivery interrupted"),
         }
@@ -168,7 +175,11 @@ impl Pusher {
         }
     }
 
-    async fn deliver_leased(&self, stream: Stream) -> Result<(), scimd_core::StoreError> {
+    async fn deliver_leased(
+        &self,
+        stream: Stream,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<(), scimd_core::StoreError> {
         let Some(endpoint) = stream.endpoint.clone() else { return Ok(()) };
         let Some(signer) = self.keys.signer(&stream).await? else {
             tracing::error!(stream = %stream.id, "a stream without a usable signing key cannot push");
@@ -176,14 +187,45 @@ impl Pusher {
         };
         let mut cursor = stream.cursor;
         let (mut unsaved, mut saved_at) = (0usize, Instant::now());
-        let mut lease_at = Instant::now();
+        let (mut lease_at, mut idle_since) = (Instant::now(), Instant::now());
         loop {
+            // A long backlog, a slow receiver or a quiet spell: keep the lease (it outlasts
+            // one attempt, and is renewed before each).
+            if lease_at.elapsed() > self.settings.lease / 3 {
+                if !self.streams.renew_lease(&stream.id, &self.owner, &later_text(self.settings.lease)).await? {
+                    return Ok(());
+                }
+                lease_at = Instant::now();
+            }
+            // Listening before reading, so that a write committed meanwhile is not missed.
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
             let events = self.log.events_after(&stream.tenant, cursor, BATCH).await?;
             if events.is_empty() {
-                break;
+                if !self.save(&stream, cursor, unsaved).await? {
+                    return Ok(());
+                }
+                (unsaved, saved_at) = (0, Instant::now());
+                // Caught up: the stream stays with this delivery a little, for the next
+                // events of a burst, instead of being leased anew for each.
+                if idle_since.elapsed() >= LINGER || *stop.borrow() {
+                    return Ok(());
+                }
+                tokio::select! {
+                    // One read for the writes of a burst, not one for each.
+                    _ = &mut woken => tokio::time::sleep(COALESCE).await,
+                    _ = tokio::time::sleep(self.settings.idle_poll) => {}
+                    _ = stop.changed() => {}
+                }
+                // Still ours? A pause, resume or replay meanwhile took the lease away.
+                if !self.streams.renew_lease(&stream.id, &self.owner, &later_text(self.settings.lease)).await? {
+                    return Ok(());
+                }
+                lease_at = Instant::now();
+                continue;
             }
             for event in events {
-                // A long backlog or a slow receiver: keep the lease (it outlasts one attempt).
                 if lease_at.elapsed() > self.settings.lease / 3 {
                     if !self.streams.renew_lease(&stream.id, &self.owner, &later_text(self.settings.lease)).await? {
                         return Ok(());
@@ -195,8 +237,7 @@ impl Pusher {
                     if let Err(DeliveryError(why)) = self.post(&stream, &endpoint, jwt).await {
                         self.save(&stream, cursor, unsaved).await?;
                         // A delivery since the stream was read ended its run of failures.
-                        let run =
-                            if cursor > stream.cursor { Default::default() } else { stream.delivery_state.clone() };
+                        let run = if cursor > stream.cursor { Default::default() } else { stream.delivery_state.clone() };
                         return self.fail(&stream, &run, why).await;
                     }
                 }
@@ -209,9 +250,8 @@ impl Pusher {
                     (unsaved, saved_at) = (0, Instant::now());
                 }
             }
+            idle_since = Instant::now();
         }
-        self.save(&stream, cursor, unsaved).await?;
-        Ok(())
     }
 
     /// Records progress; false when the lease was lost (another process has the stream).

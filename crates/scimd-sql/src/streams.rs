@@ -133,7 +133,9 @@ impl<P: Pools> StreamStore for SqlStore<P> {
         let d = tx.dialect();
         let mut s = sql(d);
         s.push("UPDATE scimd_streams SET state = ").bind_text(state.as_str());
-        s.push(", attempts = 0, failing_since = NULL, next_attempt = NULL");
+        // The lease goes too: a delivery in progress stops at its next step, so that it
+        // neither sends past a pause nor records its old position over a replay.
+        s.push(", attempts = 0, failing_since = NULL, next_attempt = NULL, lease_owner = NULL, lease_until = NULL");
         if let Some(c) = cursor {
             s.push(", cursor = ").bind(Bind::Int(c));
         }
@@ -154,7 +156,7 @@ impl<P: Pools> StreamStore for SqlStore<P> {
     async fn set_stream_secret(&self, tenant: &str, id: &str, secret: &str) -> Result<bool> {
         let mut tx = self.pools.write().await?;
         let mut s = sql(tx.dialect());
-        s.push("UPDATE scimd_streams SET secret = ").bind_text(secret);
+        s.push("UPDATE scimd_streams SET lease_owner = NULL, lease_until = NULL, secret = ").bind_text(secret);
         s.push(" WHERE tenant = ").bind_text(tenant).push(" AND id = ").bind_text(id).push(" AND alg = 'HS256'");
         let n = tx.exec(s).await?;
         tx.commit().await?;
