@@ -129,9 +129,9 @@ PY
   kill "$server"; wait "$server" 2>/dev/null || true; server=""
   kill "$rx"; wait "$rx" 2>/dev/null || true; rx=""
 
-  python3 - "$work" "$store" "$runs" "$out/events-$store-$day.json" <<'PY'
+  python3 - "$work" "$store" "$runs" "$out/events-$store-$day.json" "$rate" <<'PY'
 import datetime, json, statistics, sys
-work, store, runs, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+work, store, runs, out, rate = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
 def rounds(tenant, scenario):
     return [next(r for r in json.load(open("%s/%s-%s-%d.json" % (work, store, tenant, i)))["results"] if r["scenario"] == scenario)
             for i in range(1, runs + 1)]
@@ -156,7 +156,7 @@ lags = sorted((first[e["seq"]] - micros(e["time"])) / 1000 for e in events if e[
 missing = sum(1 for e in events if e["seq"] not in first)
 lag_run = next(r for r in json.load(open("%s/%s-lag.json" % (work, store)))["results"])
 q = lambda p: lags[min(len(lags) - 1, int(round((len(lags) - 1) * p)))]
-result["lag"] = {"target_rate": None, "achieved_rps": lag_run["rps"], "events": len(events), "missing": missing,
+result["lag"] = {"target_rate": rate, "achieved_rps": lag_run["rps"], "events": len(events), "missing": missing,
                  "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": lags[-1]}
 json.dump(result, open(out, "w"), indent=1)
 print("\n%s: with a push stream / without, median of %d rounds in turns" % (store, runs))

@@ -399,7 +399,14 @@ pub async fn run_all(target: Arc<Target>, args: &Args) -> Result<Vec<Outcome>> {
     let needs_seed = wanted.iter().any(|s| {
         matches!(
             *s,
-            "get_user" | "filter" | "list" | "get_group" | "patch_user" | "add_member" | "tenant_get_user" | "tenant_filter"
+            "get_user"
+                | "filter"
+                | "list"
+                | "get_group"
+                | "patch_user"
+                | "add_member"
+                | "tenant_get_user"
+                | "tenant_filter"
         )
     });
     let empty = Seed { users: vec![], groups: vec![], tenants: vec![] };

@@ -237,7 +237,8 @@ impl Pusher {
                     if let Err(DeliveryError(why)) = self.post(&stream, &endpoint, jwt).await {
                         self.save(&stream, cursor, unsaved).await?;
                         // A delivery since the stream was read ended its run of failures.
-                        let run = if cursor > stream.cursor { Default::default() } else { stream.delivery_state.clone() };
+                        let run =
+                            if cursor > stream.cursor { Default::default() } else { stream.delivery_state.clone() };
                         return self.fail(&stream, &run, why).await;
                     }
                 }

@@ -6,6 +6,8 @@
 //! application's.
 #![doc = include_str!("../../../docs/embedding.md")]
 
+pub mod access;
+
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::extract::State;
@@ -13,6 +15,7 @@ use axum::http::request::Parts;
 use axum::routing::get;
 use scimd_axum::auth::{AuthError, Authenticator, Principal, bearer};
 use scimd_axum::{ScimConfig, ScimService};
+use scimd_core::events::EventLog;
 use scimd_core::tokens::{hash_secret, hashes_match};
 use scimd_core::{Adapter, Engine, Kind, Settings, Store};
 use scimd_proto::Registry;
@@ -199,14 +202,17 @@ impl Db {
     }
 }
 
-/// The SCIM store over the application's tables (its own connections to the same database).
-pub async fn scim_store(url: &str, registry: &Registry) -> Result<Arc<dyn Store>> {
+/// The SCIM store over the application's tables (its own connections to the same database),
+/// and the log of the changes it made.
+pub async fn scim_store(url: &str, registry: &Registry) -> Result<(Arc<dyn Store>, Arc<dyn EventLog>)> {
     Ok(if url.starts_with("postgres") {
         let pools = PgPools::connect(url, &PostgresSettings::default()).await?;
-        Arc::new(MappedStore::new(pools, mapping(), registry).await?)
+        let store = Arc::new(MappedStore::new(pools, mapping(), registry).await?);
+        (store.clone(), store)
     } else {
         let pools = SqlitePools::connect(url, &SqliteSettings::default()).await?;
-        Arc::new(MappedStore::new(pools, mapping(), registry).await?)
+        let store = Arc::new(MappedStore::new(pools, mapping(), registry).await?);
+        (store.clone(), store)
     })
 }
 
@@ -238,12 +244,22 @@ pub async fn app(database_url: &str, scim_token: &str) -> Result<(Router, Db)> {
     db.seed().await?;
     db.set_scim_token(1, scim_token).await?;
     let registry = registry();
-    let store = scim_store(database_url, &registry).await?;
+    let (store, log) = scim_store(database_url, &registry).await?;
     let engine = Engine::new(Arc::new(registry), store, Settings::default());
+    // Acme's deactivated and deleted users lose their access as soon as the change commits.
+    access::follow(db.clone(), log, engine.changes(), 1);
     let auth = OrganizationTokens { db: db.clone() };
     let scim = ScimService::new(Arc::new(engine), Arc::new(auth), ScimConfig::default());
-    let router = Router::new().route("/users", get(list_users)).with_state(db.clone()).nest("/scim/v2", scim.router());
+    let router = Router::new()
+        .route("/users", get(list_users))
+        .route("/access-revocations", get(list_revocations))
+        .with_state(db.clone())
+        .nest("/scim/v2", scim.router());
     Ok((router, db))
+}
+
+async fn list_revocations(State(db): State<Db>) -> Result<axum::Json<Vec<Value>>, (axum::http::StatusCode, String)> {
+    db.revocations().await.map(axum::Json).map_err(|e| (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 async fn list_users(State(db): State<Db>) -> Result<axum::Json<Vec<Value>>, (axum::http::StatusCode, String)> {

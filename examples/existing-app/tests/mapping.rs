@@ -179,6 +179,23 @@ async fn full_cycle(r: Running) {
     assert_eq!(row["is_active"], false);
     assert_eq!(r.app_count("SELECT COUNT(*) FROM group_members WHERE user_id NOT IN (1, 2)").await, 0);
 
+    // The application heard of both through its event tail, once each, in order.
+    let mut revoked = Value::Null;
+    for _ in 0..50 {
+        revoked = r.get("/access-revocations").await;
+        if revoked.as_array().is_some_and(|a| a.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let reasons: Vec<(&str, &str)> = revoked
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["user_id"].as_str().unwrap(), v["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(reasons, vec![(id.as_str(), "deactivated"), (id.as_str(), "deleted")], "{revoked}");
+
     // The application's own rows are as they were (Grace left a SCIM group, not Founders).
     let after = r.app_users().await;
     for before in &seeded {
@@ -273,7 +290,7 @@ async fn an_adapter_adds_an_attribute() {
     )
     .unwrap();
     reg.add_extension("User", "urn:example:links:1.0:User", false).unwrap();
-    let store = scim_store(&url, &reg).await.unwrap();
+    let (store, _) = scim_store(&url, &reg).await.unwrap();
     struct Links;
     impl scimd_core::Adapter for Links {
         fn to_scim(&self, kind: scimd_core::Kind, id: &str, attributes: &mut serde_json::Map<String, Value>) {
@@ -318,7 +335,7 @@ async fn authenticators_reject() {
     let url = format!("sqlite://{}", dir.path().join("app.db").display());
     Db::open(&url).await.unwrap();
     let reg = registry();
-    let store = scim_store(&url, &reg).await.unwrap();
+    let (store, _) = scim_store(&url, &reg).await.unwrap();
     let engine = Engine::new(Arc::new(reg), store, Settings::default());
     let only_admins =
         FnAuthenticator(|parts: &Parts| match parts.headers.get("x-role").and_then(|v| v.to_str().ok()) {
@@ -346,8 +363,11 @@ async fn the_library_default_denies() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("app.db").display());
     Db::open(&url).await.unwrap();
-    let engine =
-        Arc::new(Engine::new(Arc::new(registry()), scim_store(&url, &registry()).await.unwrap(), Settings::default()));
+    let engine = Arc::new(Engine::new(
+        Arc::new(registry()),
+        scim_store(&url, &registry()).await.unwrap().0,
+        Settings::default(),
+    ));
     let base = serve(axum::Router::new().nest("/scim/v2", ScimService::from_engine(engine.clone()).router())).await;
     assert_eq!(reqwest::get(format!("{base}/scim/v2/Users")).await.unwrap().status(), 403);
     let open = FnAuthenticator(|_: &Parts| Ok(Principal::new("1", "t")));
