@@ -66,6 +66,7 @@ pub fn error_response(e: &ScimError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::to_value(e.to_body()).unwrap_or_default();
     let mut resp = json_response(status, &body);
+    resp.extensions_mut().insert(crate::metrics::ErrorType(e.scim_type.map(|t| t.as_str())));
     match status {
         StatusCode::UNAUTHORIZED => {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"scimd\""));

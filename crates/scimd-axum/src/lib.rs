@@ -19,6 +19,7 @@ pub mod error;
 pub mod extract;
 mod handlers;
 pub mod limit;
+pub mod metrics;
 pub mod panic;
 
 use auth::{AuthError, Authenticator};
@@ -74,6 +75,7 @@ impl Default for ScimConfig {
 
 struct Inner {
     engine: Arc<Engine>,
+    metrics: Arc<metrics::Metrics>,
     /// Also bounds how long a streamed answer may take to write.
     request_timeout: Duration,
     auth: Arc<dyn Authenticator>,
@@ -108,13 +110,26 @@ impl ScimService {
         };
         let limiter = limit::Limiter::new(config.rate_limit);
         let request_timeout = config.request_timeout;
-        ScimService { inner: Arc::new(Inner { engine, request_timeout, auth, features, limiter }), config }
+        let metrics = Arc::new(metrics::Metrics::default());
+        ScimService { inner: Arc::new(Inner { engine, metrics, request_timeout, auth, features, limiter }), config }
     }
 
     /// The service with the library's defaults: `DenyAll` (nobody gets in until the
     /// application chooses an authenticator) and `ScimConfig::default()`.
     pub fn from_engine(engine: Arc<Engine>) -> ScimService {
         ScimService::new(engine, Arc::new(auth::DenyAll), ScimConfig::default())
+    }
+
+    /// The metrics of every router of this service (`Metrics::render` for Prometheus).
+    pub fn metrics(&self) -> Arc<metrics::Metrics> {
+        self.inner.metrics.clone()
+    }
+
+    /// Counts into `metrics` instead of a set of its own (one set for several services).
+    pub fn with_metrics(mut self, metrics: Arc<metrics::Metrics>) -> ScimService {
+        let inner = Arc::get_mut(&mut self.inner).expect("not shared before the router is built");
+        inner.metrics = metrics;
+        self
     }
 
     /// Replaces the authenticator.
@@ -149,6 +164,7 @@ impl ScimService {
             // chain of `.layer` calls would box (and clone, per request) every layer apart.
             .layer(
                 ServiceBuilder::new()
+                    .layer(middleware::from_fn_with_state(self.inner.metrics.clone(), metrics::measure))
                     .layer(middleware::from_fn(panic::catch_panic))
                     .layer(middleware::map_response(scim_errors_only))
                     .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -188,33 +204,43 @@ async fn authenticate(axum::extract::State(state): State, req: Request, next: Ne
     match state.auth.authenticate(&parts).await {
         // A token of another tenant is answered as a wrong one: nothing says the URL's
         // tenant exists.
-        Ok(principal) if url_tenant.as_ref().is_some_and(|t| *t != principal.tenant) => {
-            error_response(&ScimError::new(401, None, "missing or invalid bearer token"))
-        }
+        Ok(principal) if url_tenant.as_ref().is_some_and(|t| *t != principal.tenant) => refused(),
         Ok(principal) => {
             let s = &principal.settings;
             let own = s.rate_limit_per_second.map(|per_second| limit::RateLimit {
                 per_second,
                 burst: s.rate_limit_burst.unwrap_or(limit::RateLimit::DEFAULT_BURST),
             });
-            if let Err(wait) = state.limiter.check(&principal.tenant, own) {
-                let mut resp = error_response(&ScimError::new(429, None, "too many requests; retry later"));
-                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                resp.headers_mut().insert(header::RETRY_AFTER, secs.max(1).into());
-                return resp;
-            }
-            parts.extensions.insert(principal);
-            next.run(Request::from_parts(parts, body)).await
+            let answered_for = metrics::AnsweredFor(principal.tenant.clone());
+            let mut resp = match state.limiter.check(&principal.tenant, own) {
+                Err(wait) => {
+                    let mut resp = error_response(&ScimError::new(429, None, "too many requests; retry later"));
+                    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                    resp.headers_mut().insert(header::RETRY_AFTER, secs.max(1).into());
+                    resp
+                }
+                Ok(()) => {
+                    parts.extensions.insert(principal);
+                    next.run(Request::from_parts(parts, body)).await
+                }
+            };
+            resp.extensions_mut().insert(answered_for);
+            resp
         }
-        Err(AuthError::Missing | AuthError::Invalid) => {
-            error_response(&ScimError::new(401, None, "missing or invalid bearer token"))
-        }
+        Err(AuthError::Missing | AuthError::Invalid) => refused(),
         Err(AuthError::Forbidden(why)) => error_response(&ScimError::new(403, None, why)),
         Err(AuthError::Unavailable(why)) => {
             tracing::warn!(cause = %why, "authentication backend unavailable");
             error::unavailable_response(scimd_core::Outage::Unreachable)
         }
     }
+}
+
+/// The 401 of a missing, wrong, expired or revoked token, or one of another tenant.
+fn refused() -> Response {
+    let mut resp = error_response(&ScimError::new(401, None, "missing or invalid bearer token"));
+    resp.extensions_mut().insert(metrics::AuthFailed);
+    resp
 }
 
 /// Replaces any error response that is not already a SCIM Error (a 405 from routing, a
@@ -230,6 +256,9 @@ async fn scim_errors_only(resp: Response) -> Response {
     let mut out = error_response(&for_status(status));
     if let Some(allow) = allow {
         out.headers_mut().insert(header::ALLOW, allow);
+    }
+    if let Some(tenant) = resp.extensions().get::<metrics::AnsweredFor>().cloned() {
+        out.extensions_mut().insert(tenant);
     }
     out
 }

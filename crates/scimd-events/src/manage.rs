@@ -128,6 +128,10 @@ fn endpoint(text: &str) -> Result<String> {
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(bad());
     }
+    // Credentials in a URL end up in logs and error messages; they go in `authorization`.
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("invalid_endpoint", "put the receiver's credentials in authorization, not in the URL"));
+    }
     Ok(text)
 }
 

@@ -294,7 +294,7 @@ impl Pusher {
         if let Some(auth) = &stream.authorization {
             req = req.header(reqwest::header::AUTHORIZATION, auth);
         }
-        let resp = req.send().await.map_err(|e| DeliveryError(describe(&e)))?;
+        let resp = req.send().await.map_err(|e| DeliveryError(describe(e)))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());
@@ -313,12 +313,13 @@ impl Pusher {
     }
 }
 
-fn describe(e: &reqwest::Error) -> String {
+fn describe(e: reqwest::Error) -> String {
     if e.is_timeout() {
         "the receiver did not answer in time".into()
     } else if e.is_connect() {
         "could not connect to the receiver".into()
     } else {
-        format!("sending failed: {e}")
+        // Without the URL: the stream names its receiver already.
+        format!("sending failed: {}", e.without_url())
     }
 }

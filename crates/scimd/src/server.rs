@@ -40,6 +40,8 @@ pub struct Backend {
     pub keys: Arc<dyn KeyStore>,
     /// Woken after every write of this process (the engine's), so events go out at once.
     pub changes: Arc<Notify>,
+    /// The SCIM endpoints' metrics, counted by every router of this process.
+    pub metrics: Arc<scimd_axum::metrics::Metrics>,
 }
 
 impl Backend {
@@ -56,6 +58,7 @@ impl Backend {
             streams: store.clone(),
             keys: store,
             changes: Arc::new(Notify::new()),
+            metrics: Default::default(),
         }
     }
 }
@@ -245,7 +248,8 @@ pub fn build_app(config: &Config, backend: &Backend, local: SocketAddr) -> Resul
             }),
             event_uris: scimd_events::set::EVENT_URIS.iter().map(|u| u.to_string()).collect(),
         },
-    );
+    )
+    .with_metrics(backend.metrics.clone());
     // A configured base URL holds for `/scim/v2`; under a tenant's URL, its own.
     let tenant_base = config.base_url.as_ref().map(|_| urls.tenant("{tenant}"));
     let store = backend.store.clone();
@@ -268,7 +272,9 @@ pub fn build_app(config: &Config, backend: &Backend, local: SocketAddr) -> Resul
 pub fn admin_app(config: &Config, backend: &Backend, urls: &ScimUrls) -> Router {
     let dir = Directory { tenants: backend.tenants.clone(), tokens: backend.tokens.clone(), urls: urls.0.clone() };
     let streams = Events::new(config, backend, urls).streams();
-    Router::new().nest("/admin/v1", AdminService::new(dir).with_events(streams).router())
+    Router::new()
+        .nest("/admin/v1", AdminService::new(dir).with_events(streams).router())
+        .merge(crate::metrics::router(backend))
 }
 
 /// Request ids, request spans, and the redaction of credentials in them.

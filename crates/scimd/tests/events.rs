@@ -717,6 +717,7 @@ async fn stream_management_rules() {
         (json!({"delivery": "push"}), "invalid_endpoint"),
         (json!({"endpoint": "ftp://example.com/x"}), "invalid_endpoint"),
         (json!({"endpoint": "not a url"}), "invalid_endpoint"),
+        (json!({"endpoint": "https://user:pass@example.com/x"}), "invalid_endpoint"),
         (json!({"delivery": "poll", "endpoint": "https://example.com/x"}), "invalid_request"),
         (json!({"endpoint": "https://example.com/x", "event_types": ["explode"]}), "invalid_event_type"),
         (json!({"endpoint": "https://example.com/x", "from": "yesterday"}), "invalid_request"),

@@ -1,0 +1,92 @@
+//! `GET /metrics`: Prometheus metrics, opened by an admin token (they name tenants and
+//! streams). The SCIM endpoints' own (scimd-axum), and each event stream's state, backlog and
+//! delivery lag, read from the database at each scrape.
+
+use crate::server::Backend;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use scimd_core::StoreError;
+use scimd_core::streams::StreamState;
+use scimd_core::tokens::{Scope, verify_token};
+use std::fmt::Write as _;
+
+/// The route, to be merged where the admin API is served.
+pub fn router(backend: &Backend) -> Router {
+    Router::new().route("/metrics", axum::routing::get(scrape)).with_state(backend.clone())
+}
+
+async fn scrape(State(backend): State<Backend>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    let now = crate::server::now();
+    match token {
+        Some(t) => match verify_token(backend.tokens.as_ref(), Scope::Admin, t, &now).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return unauthorized(),
+            Err(e) => return unavailable(&e),
+        },
+        None => return unauthorized(),
+    }
+    let mut out = String::new();
+    backend.metrics.render(&mut out);
+    if let Err(e) = streams(&backend, &mut out).await {
+        return unavailable(&e);
+    }
+    let mut resp = out.into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    resp
+}
+
+fn unauthorized() -> Response {
+    let mut resp = (StatusCode::UNAUTHORIZED, "an admin token is required\n").into_response();
+    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"scimd-admin\""));
+    resp
+}
+
+fn unavailable(e: &StoreError) -> Response {
+    tracing::warn!(error = %e, "metrics: database unavailable");
+    (StatusCode::SERVICE_UNAVAILABLE, "the database is unavailable\n").into_response()
+}
+
+/// Each stream's state (1 for its current one), backlog, and how long its oldest event not
+/// yet delivered has waited.
+async fn streams(backend: &Backend, out: &mut String) -> Result<(), StoreError> {
+    let now = time::OffsetDateTime::now_utc();
+    let (mut state, mut backlog, mut lag) = (String::new(), String::new(), String::new());
+    for tenant in backend.tenants.tenants().await? {
+        for s in backend.streams.streams(&tenant.slug).await? {
+            let labels = format!("tenant=\"{}\",stream=\"{}\"", tenant.slug, s.id);
+            for st in [StreamState::Active, StreamState::Paused, StreamState::Failing] {
+                let on = u8::from(s.state == st);
+                let _ = writeln!(state, "scimd_event_stream_state{{{labels},state=\"{}\"}} {on}", st.as_str());
+            }
+            let n = backend.log.count_after(&tenant.slug, s.cursor).await?;
+            let _ = writeln!(backlog, "scimd_event_stream_backlog{{{labels}}} {n}");
+            let oldest = backend.log.events_after(&tenant.slug, s.cursor, 1).await?;
+            let waited = oldest
+                .first()
+                .and_then(|e| time::OffsetDateTime::parse(&e.time, &time::format_description::well_known::Rfc3339).ok())
+                .map(|t| (now - t).as_seconds_f64().max(0.0))
+                .unwrap_or(0.0);
+            let _ = writeln!(lag, "scimd_event_stream_lag_seconds{{{labels}}} {waited}");
+        }
+    }
+    out.push_str("# HELP scimd_event_stream_state An event stream's state: 1 for the one it is in.\n");
+    out.push_str("# TYPE scimd_event_stream_state gauge\n");
+    out.push_str(&state);
+    out.push_str(
+        "# HELP scimd_event_stream_backlog Events a stream has still to deliver (or its receiver to acknowledge).\n",
+    );
+    out.push_str("# TYPE scimd_event_stream_backlog gauge\n");
+    out.push_str(&backlog);
+    out.push_str("# HELP scimd_event_stream_lag_seconds How long the oldest event a stream has still to deliver has waited (0: none).\n");
+    out.push_str("# TYPE scimd_event_stream_lag_seconds gauge\n");
+    out.push_str(&lag);
+    Ok(())
+}

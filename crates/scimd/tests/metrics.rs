@@ -1,0 +1,89 @@
+//! `GET /metrics`: scraped after known traffic, its series say what was sent.
+
+mod common;
+
+use common::TestServer;
+use reqwest::Method;
+use scimd_core::tokens::{Scope, TokenRequest, create_token};
+use serde_json::json;
+
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+
+/// The value of the series `name{labels}` (exactly these labels), if present.
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_the_requests_sent() {
+    let s = TestServer::start().await;
+    let req = TokenRequest { scope: Scope::Admin, tenant: "", name: "prometheus", secret: None, expires: None };
+    let admin = create_token(s.backend.tokens.as_ref(), req, "2026-01-01T00:00:00.000000Z").await.unwrap().secret;
+    let scrape = async |token: Option<&str>| {
+        s.request(Method::GET, &format!("{}/metrics", s.root), token, None, None, &[]).await
+    };
+    assert_eq!(scrape(None).await.status, 401, "metrics name tenants: an admin token is required");
+    assert_eq!(scrape(Some(&s.token)).await.status, 401, "a SCIM token does not open them");
+
+    for name in ["m1", "m2", "m3"] {
+        assert_eq!(s.post("/Users", json!({"schemas": [USER], "userName": name})).await.status, 201);
+    }
+    assert_eq!(s.post("/Users", json!({"schemas": [USER], "userName": "M1"})).await.status, 409);
+    assert_eq!(s.get("/Users?filter=userName%20eq%20%22m1%22").await.status, 200);
+    assert_eq!(s.get("/Groups/nope").await.status, 404);
+    for _ in 0..2 {
+        assert_eq!(s.raw(Method::GET, "/Users", Some("wrong"), None, None, &[]).await.status, 401);
+    }
+    // A stream that has delivered nothing (no worker runs in this test): its backlog is the log.
+    let (status, _) = {
+        let r = s
+            .at(
+                Method::POST,
+                &format!("{}/admin/v1/tenants/default/streams", s.root),
+                &admin,
+                Some(json!({"endpoint": "http://127.0.0.1:9/none", "from": "beginning"})),
+            )
+            .await;
+        (r.status, r.body)
+    };
+    assert_eq!(status, 201);
+
+    let r = scrape(Some(&admin)).await;
+    assert_eq!(r.status, 200);
+    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = r.body.as_str().unwrap().to_string();
+    let series = |s: &str| value(&text, s);
+    assert_eq!(
+        series(r#"scimd_requests_total{tenant="default",resource="User",method="POST",status="2xx"}"#),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        series(r#"scimd_requests_total{tenant="default",resource="User",method="POST",status="4xx"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        series(r#"scimd_requests_total{tenant="default",resource="User",method="GET",status="2xx"}"#),
+        Some(1.0)
+    );
+    assert_eq!(
+        series(r#"scimd_requests_total{tenant="default",resource="Group",method="GET",status="4xx"}"#),
+        Some(1.0)
+    );
+    assert_eq!(series(r#"scimd_requests_total{tenant="",resource="User",method="GET",status="4xx"}"#), Some(2.0));
+    assert_eq!(series(r#"scimd_scim_errors_total{status="409",scim_type="uniqueness"}"#), Some(1.0));
+    assert_eq!(series(r#"scimd_scim_errors_total{status="404",scim_type=""}"#), Some(1.0));
+    assert_eq!(series(r#"scimd_scim_errors_total{status="401",scim_type=""}"#), Some(2.0));
+    assert_eq!(series("scimd_auth_failures_total"), Some(2.0));
+    assert_eq!(series(r#"scimd_request_duration_seconds_count{resource="User",method="POST"}"#), Some(4.0));
+    assert_eq!(series(r#"scimd_request_duration_seconds_bucket{resource="User",method="POST",le="+Inf"}"#), Some(4.0));
+    // Three users created: three events waiting.
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("scimd_event_stream_backlog{tenant=\"default\""))
+        .expect("a backlog series");
+    assert!(line.ends_with(" 3"), "{line}");
+    let lag = text.lines().find(|l| l.starts_with("scimd_event_stream_lag_seconds{tenant=\"default\"")).unwrap();
+    assert!(lag.rsplit(' ').next().unwrap().parse::<f64>().unwrap() >= 0.0);
+    assert!(text.lines().any(|l| l.starts_with("scimd_event_stream_state{") && l.contains("state=\"active\"} 1")));
+}
