@@ -131,9 +131,16 @@ pub trait StreamStore: Send + Sync + 'static {
     // Push delivery: one process at a time per stream, by lease.
 
     /// Active push streams with events beyond their cursor, due now, not leased by another
-    /// process; each now leased to `owner` until `until`.
-    async fn lease_due_streams(&self, owner: &str, now: &str, until: &str, max: u32)
-    -> Result<Vec<Stream>, StoreError>;
+    /// process and not in `busy` (delivered by this one already); each now leased to `owner`
+    /// until `until`.
+    async fn lease_due_streams(
+        &self,
+        owner: &str,
+        busy: &[String],
+        now: &str,
+        until: &str,
+        max: u32,
+    ) -> Result<Vec<Stream>, StoreError>;
     /// Extends a lease held by `owner`; false when it was lost.
     async fn renew_lease(&self, id: &str, owner: &str, until: &str) -> Result<bool, StoreError>;
     async fn release_lease(&self, id: &str, owner: &str) -> Result<(), StoreError>;

@@ -126,9 +126,10 @@ impl Pusher {
             woken.as_mut().enable();
             let free = slots.available_permits() as u32;
             if free > 0 {
+                let busy: Vec<String> = self.busy.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect();
                 match self
                     .streams
-                    .lease_due_streams(&self.owner, &now_text(), &later_text(self.settings.lease), free)
+                    .lease_due_streams(&self.owner, &busy, &now_text(), &later_text(self.settings.lease), free)
                     .await
                 {
                     Ok(due) => {

@@ -163,7 +163,14 @@ impl<P: Pools> StreamStore for SqlStore<P> {
         Ok(n > 0)
     }
 
-    async fn lease_due_streams(&self, owner: &str, now: &str, until: &str, max: u32) -> Result<Vec<Stream>> {
+    async fn lease_due_streams(
+        &self,
+        owner: &str,
+        busy: &[String],
+        now: &str,
+        until: &str,
+        max: u32,
+    ) -> Result<Vec<Stream>> {
         events::sequence(&self.pools).await?;
         // Due: active push streams of active tenants, with an event beyond their cursor,
         // whose retry time has come, and which no live lease holds.
@@ -176,6 +183,11 @@ impl<P: Pools> StreamStore for SqlStore<P> {
             // A stream under a live lease, even this process's, is being delivered already.
             s.push(" AND (s.lease_until IS NULL OR s.lease_until < ").bind_text(now).push(")");
             s.push(" AND (s.next_attempt IS NULL OR s.next_attempt <= ").bind_text(now).push(")");
+            // A delivery of this process that lost its lease (a pause, a replay, a new secret)
+            // finishes first: it notices at its next step.
+            for id in busy {
+                s.push(" AND s.id <> ").bind_text(id.as_str());
+            }
             s.push(
                 " AND EXISTS (SELECT 1 FROM scimd_events e WHERE e.tenant = s.tenant AND e.seq > s.cursor) \
                  ORDER BY s.next_attempt, s.id LIMIT ",
