@@ -844,3 +844,83 @@ async fn old_events_are_pruned_unless_a_stream_still_needs_them() {
     s.user("r3").await;
     assert!(admin.feed().await[0]["seq"].as_i64().unwrap() > 3);
 }
+
+/// `scimd stream …`: the lines scripts read, and every action.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("scimd.db").display());
+    let run = |args: &[&str]| {
+        let out = command(&db).args(args).output().unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    };
+    let (ok, created, _) = run(&["stream", "create", "--name", "app", "--events", "create,deactivate"]);
+    assert!(ok);
+    let line = |prefix: &str| {
+        created
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("{prefix} in {created}"))
+            .to_string()
+    };
+    let (id, secret, poll_url, token) =
+        (line("Stream id: "), line("Signing secret: "), line("Poll URL: "), line("Poll token: "));
+    assert!(poll_url.ends_with(&format!("/events/streams/{id}/poll")), "{poll_url}");
+
+    // The poll token works on a running server, for the events the stream asked for.
+    let server = Scimd::serve(&db, "cli-token", &[], None);
+    TestClient { base: server.base(), token: "cli-token".into() }.user("cli-user").await;
+    let url = format!("{}/events/streams/{id}/poll", server.root());
+    let answer: Value = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&json!({"returnImmediately": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sets: Vec<&Value> = answer["sets"].as_object().unwrap().values().collect();
+    assert_eq!(sets.len(), 1, "{answer}");
+    assert!(signed_with(&secret)(sets[0].as_str().unwrap()), "signed with the secret the command printed");
+
+    let (ok, list, _) = run(&["stream", "list"]);
+    assert!(ok);
+    let mut lines = list.lines();
+    let header: Vec<&str> = lines.next().unwrap().split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(header, ["ID", "NAME", "DELIVERY", "STATE", "CURSOR", "BACKLOG", "LAST ERROR"]);
+    let row: Vec<&str> = lines.next().unwrap().split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(row[..4], [id.as_str(), "app", "poll", "active"]);
+
+    assert_eq!(run(&["stream", "pause", &id]).1.trim(), format!("paused stream {id}"));
+    assert!(run(&["stream", "list"]).1.contains("paused"));
+    assert_eq!(run(&["stream", "resume", &id]).1.trim(), format!("resumed stream {id}"));
+    let (ok, replayed, _) = run(&["stream", "replay", &id, "--from", "beginning"]);
+    assert!(ok);
+    assert_eq!(replayed.trim(), format!("stream {id} delivers again after sequence number 0"));
+    let (ok, rotated, _) = run(&["stream", "rotate-secret", &id]);
+    assert!(ok && rotated.trim().len() >= 43 && rotated.trim() != secret, "{rotated}");
+    // Refusals say why, and exit non-zero.
+    let (ok, _, err) = run(&["stream", "create", "--push", "ftp://example.com/x"]);
+    assert!(!ok && err.contains("http"), "{err}");
+    let (ok, _, err) = run(&["stream", "replay", &id, "--from", "yesterday"]);
+    assert!(!ok && err.contains("--from"), "{err}");
+    let (ok, _, err) = run(&["stream", "pause", "nope"]);
+    assert!(!ok && err.contains("not found"), "{err}");
+    assert_eq!(run(&["stream", "delete", &id]).1.trim(), format!("deleted stream {id}"));
+    assert_eq!(run(&["stream", "list"]).1.lines().count(), 1, "only the header");
+}
+
+/// `ServiceProviderConfig` says what RFC 9967 §4 defines.
+#[tokio::test]
+async fn the_service_provider_config_announces_security_events() {
+    let s = TestServer::start().await;
+    let spc = s.get("/ServiceProviderConfig").await.body;
+    assert_eq!(spc["securityEvents"]["asyncRequest"], "none");
+    let uris: Vec<&str> =
+        spc["securityEvents"]["eventUris"].as_array().unwrap().iter().map(|u| u.as_str().unwrap()).collect();
+    for uri in [CREATE, PATCH, PUT, DELETE, ACTIVATE, DEACTIVATE, "urn:ietf:params:scim:event:prov:patch:notice"] {
+        assert!(uris.contains(&uri), "{uri} in {uris:?}");
+    }
+}
