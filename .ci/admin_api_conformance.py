@@ -111,6 +111,11 @@ call("a push stream without a URL", "POST", "/tenants/%s/streams" % slug, {"deli
 call("an unknown event type", "POST", "/tenants/%s/streams" % slug, {"endpoint": "https://r.example.com", "event_types": ["boom"]}, expect=400)
 call("feed limit out of range", "GET", "/tenants/%s/events?limit=5000" % slug, expect=400)
 call("no such stream", "GET", "/tenants/%s/streams/nope" % slug, expect=404)
+# The activity log: the SCIM write above, and filters.
+call("the activity log", "GET", "/tenants/%s/activity" % slug, expect=200)
+call("failures only, a page", "GET", "/tenants/%s/activity?status=failed&limit=5&before=1000000" % slug, expect=200)
+call("by resource and time", "GET", "/tenants/%s/activity?resource_id=x&since=2026-01-01T00:00:00Z&until=2999-01-01T00:00:00Z" % slug, expect=200)
+call("an unknown status class", "GET", "/tenants/%s/activity?status=6xx" % slug, expect=400)
 call("delete a tenant", "DELETE", "/tenants/" + slug, expect=204)
 call("deleted", "GET", "/tenants/" + slug, expect=404)
 

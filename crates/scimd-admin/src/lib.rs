@@ -13,6 +13,7 @@
 //! # }
 //! ```
 
+mod activity;
 mod events;
 pub mod ops;
 
@@ -40,6 +41,8 @@ const MAX_BODY: usize = 64 * 1024;
 
 struct Inner {
     dir: Directory,
+    /// The tenants' activity log, when the server keeps one.
+    activity: Option<Arc<dyn scimd_core::activity::ActivityLog>>,
     /// A tenant's events and streams, when the server has them.
     events: Option<scimd_events::manage::Streams>,
     token_uses: Throttle,
@@ -51,11 +54,12 @@ type St = State<Arc<Inner>>;
 pub struct AdminService {
     dir: Directory,
     events: Option<scimd_events::manage::Streams>,
+    activity: Option<Arc<dyn scimd_core::activity::ActivityLog>>,
 }
 
 impl AdminService {
     pub fn new(dir: Directory) -> AdminService {
-        AdminService { dir, events: None }
+        AdminService { dir, events: None, activity: None }
     }
 
     /// With the event feed and the event streams of each tenant.
@@ -63,10 +67,19 @@ impl AdminService {
         AdminService { events: Some(streams), ..self }
     }
 
+    /// With each tenant's activity log.
+    pub fn with_activity(self, log: Arc<dyn scimd_core::activity::ActivityLog>) -> AdminService {
+        AdminService { activity: Some(log), ..self }
+    }
+
     /// The routes, to be nested at `/admin/v1`.
     pub fn router(self) -> Router {
-        let inner =
-            Arc::new(Inner { dir: self.dir, events: self.events, token_uses: Throttle::new(Duration::from_secs(60)) });
+        let inner = Arc::new(Inner {
+            dir: self.dir,
+            events: self.events,
+            activity: self.activity,
+            token_uses: Throttle::new(Duration::from_secs(60)),
+        });
         let protected = Router::new()
             .route("/tenants", get(list_tenants).post(create_tenant))
             .route("/tenants/{slug}", get(get_tenant).patch(update_tenant).delete(delete_tenant))
@@ -76,6 +89,7 @@ impl AdminService {
             .route("/tenants/{slug}/tokens", get(list_tokens).post(create_token))
             .route("/tenants/{slug}/tokens/{id}", axum::routing::delete(revoke_token))
             .merge(events::routes())
+            .merge(activity::routes())
             .route_layer(middleware::from_fn_with_state(inner.clone(), authenticate));
         Router::new()
             .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))

@@ -66,7 +66,8 @@ pub fn error_response(e: &ScimError) -> Response {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::to_value(e.to_body()).unwrap_or_default();
     let mut resp = json_response(status, &body);
-    resp.extensions_mut().insert(crate::metrics::ErrorType(e.scim_type.map(|t| t.as_str())));
+    resp.extensions_mut()
+        .insert(crate::metrics::ErrorInfo { scim_type: e.scim_type.map(|t| t.as_str()), detail: e.detail.clone() });
     match status {
         StatusCode::UNAUTHORIZED => {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"scimd\""));

@@ -14,6 +14,7 @@
 //! Every failure, including unknown routes, wrong methods, oversized bodies and timeouts,
 //! is answered with a SCIM Error body.
 
+pub mod activity;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -76,6 +77,7 @@ impl Default for ScimConfig {
 struct Inner {
     engine: Arc<Engine>,
     metrics: Arc<metrics::Metrics>,
+    activity: Option<Arc<activity::ActivityRecorder>>,
     /// Also bounds how long a streamed answer may take to write.
     request_timeout: Duration,
     auth: Arc<dyn Authenticator>,
@@ -111,7 +113,10 @@ impl ScimService {
         let limiter = limit::Limiter::new(config.rate_limit);
         let request_timeout = config.request_timeout;
         let metrics = Arc::new(metrics::Metrics::default());
-        ScimService { inner: Arc::new(Inner { engine, metrics, request_timeout, auth, features, limiter }), config }
+        ScimService {
+            inner: Arc::new(Inner { engine, metrics, activity: None, request_timeout, auth, features, limiter }),
+            config,
+        }
     }
 
     /// The service with the library's defaults: `DenyAll` (nobody gets in until the
@@ -129,6 +134,13 @@ impl ScimService {
     pub fn with_metrics(mut self, metrics: Arc<metrics::Metrics>) -> ScimService {
         let inner = Arc::get_mut(&mut self.inner).expect("not shared before the router is built");
         inner.metrics = metrics;
+        self
+    }
+
+    /// Records every authenticated request in the activity log, through `recorder`.
+    pub fn with_activity(mut self, recorder: Arc<activity::ActivityRecorder>) -> ScimService {
+        let inner = Arc::get_mut(&mut self.inner).expect("not shared before the router is built");
+        inner.activity = Some(recorder);
         self
     }
 
@@ -173,7 +185,11 @@ impl ScimService {
                     ))
                     .layer(Extension(ConfiguredBase(base_url.map(|b| b.trim_end_matches('/').to_string()))))
                     .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
-                    .layer(middleware::from_fn_with_state(state.clone(), authenticate)),
+                    .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+                    .layer(middleware::from_fn_with_state(
+                        (self.inner.activity.clone(), self.config.max_body_bytes),
+                        activity::record,
+                    )),
             )
             .with_state(state)
     }

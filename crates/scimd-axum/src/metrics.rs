@@ -24,9 +24,12 @@ pub(crate) struct AnsweredFor(pub(crate) String);
 #[derive(Clone, Copy)]
 pub(crate) struct AuthFailed;
 
-/// The `scimType` of an error response: set by `error_response`.
-#[derive(Clone, Copy)]
-pub(crate) struct ErrorType(pub(crate) Option<&'static str>);
+/// What an error response says: set by `error_response`.
+#[derive(Clone)]
+pub(crate) struct ErrorInfo {
+    pub(crate) scim_type: Option<&'static str>,
+    pub(crate) detail: String,
+}
 
 #[derive(Default)]
 struct Histogram {
@@ -111,7 +114,7 @@ impl Metrics {
         h.sum += secs;
         h.count += 1;
         if status >= 400 {
-            let scim_type = resp.extensions().get::<ErrorType>().and_then(|t| t.0).unwrap_or("");
+            let scim_type = resp.extensions().get::<ErrorInfo>().and_then(|t| t.scim_type).unwrap_or("");
             *s.errors.entry((status, scim_type)).or_default() += 1;
         }
         if resp.extensions().get::<AuthFailed>().is_some() {
@@ -186,7 +189,7 @@ mod tests {
         ok.extensions_mut().insert(AnsweredFor("acme".into()));
         m.record(Some("acme"), "User", "POST", &ok, 0.002);
         let mut dup = StatusCode::CONFLICT.into_response();
-        dup.extensions_mut().insert(ErrorType(Some("uniqueness")));
+        dup.extensions_mut().insert(ErrorInfo { scim_type: Some("uniqueness"), detail: String::new() });
         m.record(Some("acme"), "User", "POST", &dup, 0.0007);
         let mut denied = StatusCode::UNAUTHORIZED.into_response();
         denied.extensions_mut().insert(AuthFailed);

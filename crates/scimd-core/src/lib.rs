@@ -5,6 +5,7 @@
 //! the rules of `scimd-proto` and know nothing of HTTP or SQL; and the change events every
 //! write records (`events`).
 
+pub mod activity;
 pub mod adapter;
 pub mod answer;
 pub mod engine;

@@ -4,6 +4,7 @@
 //! path (`store`) over a per-dialect transaction (`conn`). Filters, sorting and paging
 //! compile to SQL with bound parameters (`compile`); membership is a table of rows.
 
+mod activity;
 pub mod compile;
 mod conn;
 mod events;

@@ -42,6 +42,9 @@ impl Default for SqliteSettings {
     }
 }
 
+/// Below this much free space on the database's disk, the store reports storage full.
+const MIN_FREE_BYTES: u64 = 1024 * 1024;
+
 /// scimd's own migrations, applied in order, each once.
 const MIGRATIONS: &[(i64, &str)] = &[
     (20261122000001, include_str!("../migrations/sqlite/20261122000001_init.sql")),
@@ -52,6 +55,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (20261201000002, include_str!("../migrations/sqlite/20261201000002_member_order.sql")),
     (20261201000003, include_str!("../migrations/sqlite/20261201000003_tenants.sql")),
     (20261201000004, include_str!("../migrations/sqlite/20261201000004_events.sql")),
+    (20261201000005, include_str!("../migrations/sqlite/20261201000005_activity.sql")),
 ];
 
 pub struct SqlitePools {
@@ -561,6 +565,15 @@ impl Pools for SqlitePools {
     }
     /// On a connection opened for it (a few hundred microseconds), so that a slow client
     /// holds no reader the other requests need. (In memory, on the shared connection.)
+    fn storage_full(&self) -> bool {
+        let Some(path) = &self.path else { return false };
+        let dir = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty());
+        match rustix::fs::statvfs(dir.unwrap_or(std::path::Path::new("."))) {
+            Ok(st) => st.f_bavail.saturating_mul(st.f_frsize) < MIN_FREE_BYTES,
+            Err(_) => false,
+        }
+    }
+
     async fn snapshot(&self) -> Result<Box<dyn Tx>, StoreError> {
         let permit = self.snapshots.clone().acquire_owned().await.map_err(backend)?;
         let conn = match &self.path {

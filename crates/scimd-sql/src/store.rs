@@ -33,6 +33,12 @@ pub trait Pools: Send + Sync + 'static {
     /// A read-only transaction on one snapshot that may stay open while an answer streams
     /// (seconds, for a slow client): on a connection of its own, with few at a time.
     async fn snapshot(&self) -> Result<Box<dyn Tx>>;
+    /// Whether the disk under the database is (all but) full, where that can be known: a
+    /// small write may still succeed there (into space the log file already holds) while
+    /// a real one fails.
+    fn storage_full(&self) -> bool {
+        false
+    }
 }
 
 /// The SQL store over any `Pools` (SQLite or PostgreSQL).
@@ -820,6 +826,10 @@ impl<P: Pools> Store for SqlStore<P> {
     }
 
     async fn ping(&self) -> Result<()> {
+        if self.pools.storage_full() {
+            let why = "less than 1 MiB free on the database's disk".to_string();
+            return Err(StoreError::Unavailable(scimd_core::store::Outage::StorageFull, why));
+        }
         if self.writes.failing().is_some() {
             let probe = self.probe_write().await;
             self.writes.record(&probe);

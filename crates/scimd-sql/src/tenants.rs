@@ -29,8 +29,16 @@ fn settings_json(settings: &TenantSettings) -> Result<String> {
 }
 
 /// The tables that hold a tenant's data, children first.
-const TENANT_TABLES: &[&str] =
-    &["scim_members", "scim_user_emails", "scim_users", "scim_groups", "scim_tokens", "scimd_events", "scimd_streams"];
+const TENANT_TABLES: &[&str] = &[
+    "scim_members",
+    "scim_user_emails",
+    "scim_users",
+    "scim_groups",
+    "scim_tokens",
+    "scimd_events",
+    "scimd_streams",
+    "scimd_activity",
+];
 
 #[async_trait]
 impl<P: Pools> TenantStore for SqlStore<P> {

@@ -90,6 +90,12 @@ pub struct Config {
     /// Seconds a replica holds a push stream it delivers without renewing: when a replica
     /// dies, another takes its streams over after this.
     pub event_lease_secs: u64,
+    /// Record every authenticated SCIM request in the activity log.
+    pub activity_log: bool,
+    /// Requests of each tenant the activity log keeps (the newest).
+    pub activity_retention_requests: u32,
+    /// Days the activity log keeps a request at most.
+    pub activity_retention_days: u64,
 }
 
 impl Default for Config {
@@ -129,6 +135,9 @@ impl Default for Config {
             event_push_timeout_secs: 10,
             event_retention_days: 7,
             event_lease_secs: 15,
+            activity_log: true,
+            activity_retention_requests: 10_000,
+            activity_retention_days: 7,
         }
     }
 }
@@ -169,6 +178,9 @@ const ENV: &[(&str, &str)] = &[
     ("SCIMD_EVENT_PUSH_TIMEOUT_SECS", "event_push_timeout_secs"),
     ("SCIMD_EVENT_RETENTION_DAYS", "event_retention_days"),
     ("SCIMD_EVENT_LEASE_SECS", "event_lease_secs"),
+    ("SCIMD_ACTIVITY_LOG", "activity_log"),
+    ("SCIMD_ACTIVITY_RETENTION_REQUESTS", "activity_retention_requests"),
+    ("SCIMD_ACTIVITY_RETENTION_DAYS", "activity_retention_days"),
 ];
 
 impl Config {
@@ -232,6 +244,11 @@ impl Config {
         }
         if !(self.event_retry_hours > 0.0 && self.event_retry_hours <= 24.0 * 365.0) {
             bail!("event_retry_hours must be more than 0 and at most a year (8760)");
+        }
+        if self.activity_retention_days == 0 || self.activity_retention_requests == 0 {
+            bail!(
+                "activity_retention_days and activity_retention_requests must be at least 1 (activity_log = false turns the log off)"
+            );
         }
         if self.event_retention_days == 0 {
             bail!("event_retention_days must be at least 1");

@@ -11,6 +11,7 @@ use scimd_admin::AdminService;
 use scimd_admin::ops::{Directory, TenantUrls};
 use scimd_axum::auth::BearerTokens;
 use scimd_axum::{ScimConfig, ScimService};
+use scimd_core::activity::ActivityLog;
 use scimd_core::events::EventLog;
 use scimd_core::streams::{KeyStore, StreamStore};
 use scimd_core::tenants::{Tenant, TenantState, TenantStore};
@@ -42,13 +43,14 @@ pub struct Backend {
     pub changes: Arc<Notify>,
     /// The SCIM endpoints' metrics, counted by every router of this process.
     pub metrics: Arc<scimd_axum::metrics::Metrics>,
+    pub activity: Arc<dyn ActivityLog>,
 }
 
 impl Backend {
     /// One SQL store behind every contract.
     fn of<S>(store: Arc<S>) -> Backend
     where
-        S: Store + TokenStore + TenantStore + EventLog + StreamStore + KeyStore,
+        S: Store + TokenStore + TenantStore + EventLog + StreamStore + KeyStore + ActivityLog,
     {
         Backend {
             store: store.clone(),
@@ -56,7 +58,8 @@ impl Backend {
             tenants: store.clone(),
             log: store.clone(),
             streams: store.clone(),
-            keys: store,
+            keys: store.clone(),
+            activity: store,
             changes: Arc::new(Notify::new()),
             metrics: Default::default(),
         }
@@ -159,7 +162,8 @@ pub async fn serve(config: Config) -> Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let workers = Events::new(&config, &backend, &urls).spawn(&config, stopping.clone());
+    let mut workers = Events::new(&config, &backend, &urls).spawn(&config, stopping.clone());
+    workers.push(crate::activity::spawn_pruning(&config, &backend, stopping.clone()));
     let admin = match admin_listener {
         Some(admin_listener) => {
             let addr = admin_listener.local_addr()?;
@@ -250,6 +254,11 @@ pub fn build_app(config: &Config, backend: &Backend, local: SocketAddr) -> Resul
         },
     )
     .with_metrics(backend.metrics.clone());
+    let scim = if config.activity_log {
+        scim.with_activity(scimd_axum::activity::ActivityRecorder::spawn(backend.activity.clone()))
+    } else {
+        scim
+    };
     // A configured base URL holds for `/scim/v2`; under a tenant's URL, its own.
     let tenant_base = config.base_url.as_ref().map(|_| urls.tenant("{tenant}"));
     let store = backend.store.clone();
@@ -272,9 +281,8 @@ pub fn build_app(config: &Config, backend: &Backend, local: SocketAddr) -> Resul
 pub fn admin_app(config: &Config, backend: &Backend, urls: &ScimUrls) -> Router {
     let dir = Directory { tenants: backend.tenants.clone(), tokens: backend.tokens.clone(), urls: urls.0.clone() };
     let streams = Events::new(config, backend, urls).streams();
-    Router::new()
-        .nest("/admin/v1", AdminService::new(dir).with_events(streams).router())
-        .merge(crate::metrics::router(backend))
+    let admin = AdminService::new(dir).with_events(streams).with_activity(backend.activity.clone());
+    Router::new().nest("/admin/v1", admin.router()).merge(crate::metrics::router(backend))
 }
 
 /// Request ids, request spans, and the redaction of credentials in them.
