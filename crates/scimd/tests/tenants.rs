@@ -88,11 +88,19 @@ async fn admin_routes(db: Db) {
             "/openapi.json",
             "/tenants",
             "/tenants/{slug}",
+            "/tenants/{slug}/activity",
             "/tenants/{slug}/disable",
             "/tenants/{slug}/enable",
+            "/tenants/{slug}/events",
             "/tenants/{slug}/stats",
+            "/tenants/{slug}/streams",
+            "/tenants/{slug}/streams/{id}",
+            "/tenants/{slug}/streams/{id}/pause",
+            "/tenants/{slug}/streams/{id}/replay",
+            "/tenants/{slug}/streams/{id}/resume",
+            "/tenants/{slug}/streams/{id}/rotate-secret",
             "/tenants/{slug}/tokens",
-            "/tenants/{slug}/tokens/{id}"
+            "/tenants/{slug}/tokens/{id}",
         ]
     );
 

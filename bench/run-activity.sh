@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The activity log's cost: two servers on the same store, one with the activity log
+# (the default), one without (`activity_log = false`), the same data seeded in each; the
+# scenarios run against each server in turns, RUNS rounds, and each ratio is "with" over
+# "without" in the same round.
+#
+# Usage: bench/run-activity.sh [OUT_DIR]          (default: bench/results)
+# Environment: PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres),
+#              USERS (10000), RUNS (5), DURATION (seconds per scenario, 5),
+#              SCENARIOS (get_user,filter,create_concurrent,patch_user,add_member), ONLY ("sqlite pg").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-bench/results}
+mkdir -p "$out"
+work=$(mktemp -d)
+users=${USERS:-10000} runs=${RUNS:-5} duration=${DURATION:-5}
+scenarios=${SCENARIOS:-get_user,filter,create_concurrent,patch_user,add_member}
+only=${ONLY:-"sqlite pg"}
+pg_admin=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+day=$(date -u +%F)
+
+cargo build --release --locked -p scimd -p scimd-bench
+scimd=target/release/scimd bench=target/release/scimd-bench
+
+pids=() dbs=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  for d in "${dbs[@]}"; do psql "$pg_admin" -qAt -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+
+for store in $only; do
+  for mode in on off; do
+    case $store in
+      sqlite) db="sqlite://$work/$store-$mode.db" ;;
+      pg)
+        name="scimd_bench_activity_${mode}_$$"
+        psql "$pg_admin" -qAt -c "CREATE DATABASE $name" >/dev/null
+        dbs+=("$name")
+        db="${pg_admin%/*}/$name"
+        ;;
+      *) echo "unknown store $store (sqlite, pg)"; exit 1 ;;
+    esac
+    port=$(free_port)
+    token=$(SCIMD_DATABASE_URL=$db "$scimd" token create --name bench 2>/dev/null)
+    flag=true; [ "$mode" = off ] && flag=false
+    SCIMD_DATABASE_URL=$db SCIMD_LISTEN=127.0.0.1:$port SCIMD_ACTIVITY_LOG=$flag SCIMD_LOG_LEVEL=warn \
+      "$scimd" serve >"$work/$store-$mode.log" 2>&1 &
+    pids+=($!)
+    declare "pid_$mode=$!" "url_$mode=http://127.0.0.1:$port/scim/v2" "token_$mode=$token"
+    for _ in $(seq 1 300); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+    url="url_$mode"
+    "$bench" --url "${!url}" --token "$token" --users "$users" --groups 50 --seed-file "$work/$store-$mode.seed" \
+      --scenarios get_user --duration 0.2 --label seed >/dev/null
+  done
+  for r in $(seq 1 "$runs"); do
+    for mode in on off; do
+      url="url_$mode" token="token_$mode" pid="pid_$mode"
+      "$bench" --url "${!url}" --token "${!token}" --seed-file "$work/$store-$mode.seed" --scenarios "$scenarios" \
+        --duration "$duration" --pid "${!pid}" --label "activity-$mode" --json "$work/$store-$mode-$r.json" >/dev/null
+    done
+  done
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  pids=()
+  python3 - "$work" "$store" "$runs" "$out/activity-$store-$day.json" <<'PY'
+import json, statistics, sys
+work, store, runs, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+def load(mode, i):
+    return {r["scenario"]: r for r in json.load(open("%s/%s-%s-%d.json" % (work, store, mode, i)))["results"]}
+rounds = [(load("on", i), load("off", i)) for i in range(1, runs + 1)]
+result = {"store": store, "runs": runs, "scenarios": {}}
+print("\n%s: activity log on / off, median of %d rounds in turns" % (store, runs))
+print("| scenario | off: req/s, p50 | on: req/s, p50 | ratio (median of rounds) |")
+print("|---|---|---|---|")
+for name in rounds[0][0]:
+    on = [r[0][name] for r in rounds]
+    off = [r[1][name] for r in rounds]
+    ratios = [a["rps"] / b["rps"] for a, b in zip(on, off)]
+    m = lambda xs, k: statistics.median(x[k] for x in xs)
+    result["scenarios"][name] = {"off_rps": m(off, "rps"), "on_rps": m(on, "rps"), "off_p50_ms": m(off, "p50_ms"),
+                                 "on_p50_ms": m(on, "p50_ms"), "ratios": ratios, "median_ratio": statistics.median(ratios)}
+    s = result["scenarios"][name]
+    print("| %s | %.0f, %.2f ms | %.0f, %.2f ms | %.2f |" % (name, s["off_rps"], s["off_p50_ms"], s["on_rps"], s["on_p50_ms"], s["median_ratio"]))
+json.dump(result, open(out, "w"), indent=1)
+PY
+done
