@@ -90,6 +90,9 @@ pub struct Config {
     /// Seconds a replica holds a push stream it delivers without renewing: when a replica
     /// dies, another takes its streams over after this.
     pub event_lease_secs: u64,
+    /// Publish `securityEvents` (RFC 9967 §4) in ServiceProviderConfig. Off by default:
+    /// client libraries that hold ServiceProviderConfig to RFC 7643's attributes refuse it.
+    pub advertise_security_events: bool,
     /// Record every authenticated SCIM request in the activity log.
     pub activity_log: bool,
     /// Requests of each tenant the activity log keeps (the newest).
@@ -135,6 +138,7 @@ impl Default for Config {
             event_push_timeout_secs: 10,
             event_retention_days: 7,
             event_lease_secs: 15,
+            advertise_security_events: false,
             activity_log: true,
             activity_retention_requests: 10_000,
             activity_retention_days: 7,
@@ -178,6 +182,7 @@ const ENV: &[(&str, &str)] = &[
     ("SCIMD_EVENT_PUSH_TIMEOUT_SECS", "event_push_timeout_secs"),
     ("SCIMD_EVENT_RETENTION_DAYS", "event_retention_days"),
     ("SCIMD_EVENT_LEASE_SECS", "event_lease_secs"),
+    ("SCIMD_ADVERTISE_SECURITY_EVENTS", "advertise_security_events"),
     ("SCIMD_ACTIVITY_LOG", "activity_log"),
     ("SCIMD_ACTIVITY_RETENTION_REQUESTS", "activity_retention_requests"),
     ("SCIMD_ACTIVITY_RETENTION_DAYS", "activity_retention_days"),

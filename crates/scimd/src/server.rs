@@ -250,7 +250,10 @@ pub fn build_app(config: &Config, backend: &Backend, local: SocketAddr) -> Resul
                 per_second: config.rate_limit_per_second,
                 burst: config.rate_limit_burst,
             }),
-            event_uris: scimd_events::set::EVENT_URIS.iter().map(|u| u.to_string()).collect(),
+            event_uris: match config.advertise_security_events {
+                true => scimd_events::set::EVENT_URIS.iter().map(|u| u.to_string()).collect(),
+                false => Vec::new(),
+            },
         },
     )
     .with_metrics(backend.metrics.clone());

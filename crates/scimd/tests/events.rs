@@ -912,10 +912,13 @@ async fn the_stream_commands() {
     assert_eq!(run(&["stream", "list"]).1.lines().count(), 1, "only the header");
 }
 
-/// `ServiceProviderConfig` says what RFC 9967 §4 defines.
+/// `ServiceProviderConfig` says what RFC 9967 §4 defines, when asked to (strict RFC 7643
+/// clients refuse the attribute, so it is off by default).
 #[tokio::test]
 async fn the_service_provider_config_announces_security_events() {
-    let s = TestServer::start().await;
+    let quiet = TestServer::start().await;
+    assert!(quiet.get("/ServiceProviderConfig").await.body.get("securityEvents").is_none());
+    let s = TestServer::with(|c| c.advertise_security_events = true).await;
     let spc = s.get("/ServiceProviderConfig").await.body;
     assert_eq!(spc["securityEvents"]["asyncRequest"], "none");
     let uris: Vec<&str> =
