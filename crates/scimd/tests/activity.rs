@@ -40,7 +40,7 @@ async fn send(s: &TestServer, method: Method, path: &str, body: Option<Value>) -
 }
 
 async fn what_the_log_keeps(db: Db) {
-    let s = TestServer::on_db(db, "activity", |_| {}).await;
+    let s = TestServer::on_db(db, "activity", |c| c.activity_log = true).await;
     let admin = admin_token(&s).await;
     let created =
         send(&s, Method::POST, "/Users", Some(json!({"schemas": [USER], "userName": "ann", "password": "Secret-1!"})))
@@ -131,8 +131,8 @@ async fn what_the_log_keeps_on_postgres() {
 }
 
 #[tokio::test]
-async fn the_log_can_be_switched_off() {
-    let s = TestServer::with(|c| c.activity_log = false).await;
+async fn the_log_is_off_unless_asked_for() {
+    let s = TestServer::start().await;
     let admin = admin_token(&s).await;
     s.user("quiet").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
