@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use ops::{Directory, OpError};
 use scimd_core::tenants::{Tenant, TenantSettings, TenantState};
-use scimd_core::tokens::{NewToken, Scope, Throttle, TokenInfo, Verified, verify_token};
+use scimd_core::tokens::{NewToken, Scope, Throttle, TokenInfo, TokenStore, Verified, bearer_token, verify_token};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -45,21 +45,47 @@ struct Inner {
     activity: Option<Arc<dyn scimd_core::activity::ActivityLog>>,
     /// A tenant's events and streams, when the server has them.
     events: Option<scimd_events::manage::Streams>,
-    token_uses: Throttle,
+    auth: AdminAuth,
 }
 
 type St = State<Arc<Inner>>;
+
+/// The admin tokens' check: of the API's routes, and of any served beside them (`protect`),
+/// such as `/metrics`. A token's last use is written at most once a minute.
+#[derive(Clone)]
+pub struct AdminAuth {
+    tokens: Arc<dyn TokenStore>,
+    uses: Arc<Throttle>,
+}
+
+impl AdminAuth {
+    pub fn new(tokens: Arc<dyn TokenStore>) -> AdminAuth {
+        AdminAuth { tokens, uses: Arc::new(Throttle::new(Duration::from_secs(60))) }
+    }
+
+    /// `router`'s routes, opened by admin tokens only.
+    pub fn protect<S: Clone + Send + Sync + 'static>(&self, router: Router<S>) -> Router<S> {
+        router.route_layer(middleware::from_fn_with_state(self.clone(), authenticate))
+    }
+}
 
 /// The admin API, ready to mount.
 pub struct AdminService {
     dir: Directory,
     events: Option<scimd_events::manage::Streams>,
     activity: Option<Arc<dyn scimd_core::activity::ActivityLog>>,
+    auth: AdminAuth,
 }
 
 impl AdminService {
     pub fn new(dir: Directory) -> AdminService {
-        AdminService { dir, events: None, activity: None }
+        let auth = AdminAuth::new(dir.tokens.clone());
+        AdminService { dir, events: None, activity: None, auth }
+    }
+
+    /// The check of admin tokens these routes use, for routes served beside them.
+    pub fn auth(&self) -> AdminAuth {
+        self.auth.clone()
     }
 
     /// With the event feed and the event streams of each tenant.
@@ -74,12 +100,7 @@ impl AdminService {
 
     /// The routes, to be nested at `/admin/v1`.
     pub fn router(self) -> Router {
-        let inner = Arc::new(Inner {
-            dir: self.dir,
-            events: self.events,
-            activity: self.activity,
-            token_uses: Throttle::new(Duration::from_secs(60)),
-        });
+        let inner = Arc::new(Inner { dir: self.dir, events: self.events, activity: self.activity, auth: self.auth });
         let protected = Router::new()
             .route("/tenants", get(list_tenants).post(create_tenant))
             .route("/tenants/{slug}", get(get_tenant).patch(update_tenant).delete(delete_tenant))
@@ -89,8 +110,8 @@ impl AdminService {
             .route("/tenants/{slug}/tokens", get(list_tokens).post(create_token))
             .route("/tenants/{slug}/tokens/{id}", axum::routing::delete(revoke_token))
             .merge(events::routes())
-            .merge(activity::routes())
-            .route_layer(middleware::from_fn_with_state(inner.clone(), authenticate));
+            .merge(activity::routes());
+        let protected = inner.auth.protect(protected);
         Router::new()
             .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
             .merge(protected)
@@ -181,21 +202,15 @@ type Result<T> = std::result::Result<T, AdminError>;
 
 // ---------------------------------------------------------------- authentication
 
-async fn authenticate(State(inner): St, req: Request, next: Next) -> Response {
+async fn authenticate(State(auth): State<AdminAuth>, req: Request, next: Next) -> Response {
     let unauthorized = || AdminError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid admin token");
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_string());
+    let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
     let Some(presented) = presented else { return unauthorized().into_response() };
-    let now = ops::now();
-    match verify_token(inner.dir.tokens.as_ref(), Scope::Admin, &presented, &now).await {
+    let now = scimd_proto::value::now();
+    match verify_token(auth.tokens.as_ref(), Scope::Admin, presented, &now).await {
         Ok(Some(Verified { info, .. })) => {
-            if inner.token_uses.due(&info.id) {
-                let tokens = inner.dir.tokens.clone();
+            if auth.uses.due(&info.id) {
+                let tokens = auth.tokens.clone();
                 tokio::spawn(async move {
                     let _ = tokens.touch_token(Scope::Admin, &info.id, &now).await;
                 });

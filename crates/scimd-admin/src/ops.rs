@@ -4,6 +4,7 @@
 use scimd_core::store::StoreError;
 use scimd_core::tenants::{Tenant, TenantSettings, TenantState, TenantStats, TenantStore, valid_slug};
 use scimd_core::tokens::{NewToken, Scope, TokenInfo, TokenRequest, TokenStore, create_token, parse_lifetime};
+use scimd_proto::value::now;
 use std::sync::Arc;
 
 /// What failed, for an answer or a message.
@@ -42,10 +43,6 @@ impl TenantUrls {
     pub fn scim_base(&self, slug: &str) -> String {
         format!("{}/t/{slug}{}", self.root.trim_end_matches('/'), self.prefix)
     }
-}
-
-pub fn now() -> String {
-    scimd_proto::value::format_datetime(time::OffsetDateTime::now_utc())
 }
 
 /// The longest lifetime a token may be given (ten years); a longer one is a mistake.

@@ -56,15 +56,14 @@ impl ActivityRecorder {
     }
 }
 
-/// The resource a request touched: from its path, or for a creation from its `Location`.
+/// The resource a request touched: from its path below the SCIM root (the metrics' own
+/// reading of it), or for a creation from its `Location`.
 fn touched(path: &str, resp: &Response) -> (Option<String>, Option<String>) {
-    let mut parts = path.trim_start_matches('/').split('/').skip_while(|p| !matches!(*p, "Users" | "Groups"));
-    let kind = match parts.next() {
-        Some("Users") => "User",
-        Some("Groups") => "Group",
-        _ => return (None, None),
-    };
-    let id = match parts.next().filter(|p| !p.is_empty() && *p != ".search") {
+    let kind = crate::metrics::resource(path);
+    if !matches!(kind, "User" | "Group") {
+        return (None, None);
+    }
+    let id = match path.trim_start_matches('/').split('/').nth(1).filter(|p| !p.is_empty() && *p != ".search") {
         Some(id) => Some(id.to_string()),
         None => resp
             .headers()
@@ -94,6 +93,7 @@ pub(crate) async fn record(
     let method = req.method().clone();
     let uri = req.extensions().get::<OriginalUri>().map(|u| u.0.clone()).unwrap_or_else(|| req.uri().clone());
     let path = uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let below_root = req.uri().path().to_string();
     // A body is kept only if the request fails; it is read here (as the handler would)
     // and handed on.
     let (req, body) = if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
@@ -116,10 +116,10 @@ pub(crate) async fn record(
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let error = resp.extensions().get::<ErrorInfo>();
-    let (resource_type, resource_id) = touched(uri.path(), &resp);
+    let (resource_type, resource_id) = touched(&below_root, &resp);
     recorder.push(Activity {
         tenant,
-        time: scimd_proto::value::format_datetime(time::OffsetDateTime::now_utc()),
+        time: scimd_proto::value::now(),
         method: method.as_str().to_string(),
         path,
         status,

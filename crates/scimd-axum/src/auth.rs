@@ -44,13 +44,8 @@ pub trait Authenticator: Send + Sync + 'static {
 /// The bearer token of an `Authorization` header, if any.
 pub fn bearer(parts: &Parts) -> Result<&str, AuthError> {
     let value = parts.headers.get(header::AUTHORIZATION).ok_or(AuthError::Missing)?;
-    let text = value.to_str().map_err(|_| AuthError::Invalid)?.trim();
-    let (scheme, token) = text.split_once(' ').ok_or(AuthError::Invalid)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(AuthError::Invalid);
-    }
-    let token = token.trim();
-    if token.is_empty() { Err(AuthError::Invalid) } else { Ok(token) }
+    let text = value.to_str().map_err(|_| AuthError::Invalid)?;
+    scimd_core::tokens::bearer_token(text).ok_or(AuthError::Invalid)
 }
 
 /// Bearer tokens checked against their stored SHA-256 hashes (`scimd token …`), for the
@@ -102,7 +97,7 @@ impl BearerTokens {
 impl Authenticator for BearerTokens {
     async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
         let token = bearer(parts)?;
-        let now = scimd_proto::value::format_datetime(time::OffsetDateTime::now_utc());
+        let now = scimd_proto::value::now();
         let Verified { info, settings } = match verify_token(self.tokens.as_ref(), Scope::Scim, token, &now).await {
             Ok(Some(found)) => found,
             Ok(None) => return Err(AuthError::Invalid),

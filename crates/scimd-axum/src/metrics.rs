@@ -56,7 +56,7 @@ pub struct Metrics {
 }
 
 /// The resource type a path below the SCIM root is about.
-fn resource(path: &str) -> &'static str {
+pub(crate) fn resource(path: &str) -> &'static str {
     match path.trim_start_matches('/').split('/').next().unwrap_or("") {
         "Users" => "User",
         "Groups" => "Group",

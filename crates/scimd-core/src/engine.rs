@@ -132,9 +132,7 @@ pub struct Engine {
     changes: Arc<tokio::sync::Notify>,
 }
 
-fn now() -> String {
-    scimd_proto::value::format_datetime(time::OffsetDateTime::now_utc())
-}
+use scimd_proto::value::now;
 
 impl Engine {
     pub fn new(registry: Arc<Registry>, store: Arc<dyn Store>, settings: Settings) -> Engine {

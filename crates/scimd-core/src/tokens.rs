@@ -52,11 +52,15 @@ pub struct NewToken {
 
 /// Makes a new random secret for a scope.
 pub fn generate_secret(scope: Scope) -> String {
-    let bytes: [u8; 32] = rand::random();
-    let prefix = match scope {
+    random_secret(match scope {
         Scope::Scim => TOKEN_PREFIX,
         Scope::Admin => ADMIN_TOKEN_PREFIX,
-    };
+    })
+}
+
+/// 256 random bits in hex after `prefix`, which says what the secret opens.
+pub fn random_secret(prefix: &str) -> String {
+    let bytes: [u8; 32] = rand::random();
     format!("{prefix}{}", hex::encode(bytes))
 }
 
@@ -181,6 +185,14 @@ impl Throttle {
         last.insert(key.to_string(), now);
         true
     }
+}
+
+/// The token of an `Authorization` header's value when its scheme is `Bearer` (any case);
+/// None for another scheme or an empty token.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Parses a lifetime such as `90d`, `12h`, `30m` or `3600s`.

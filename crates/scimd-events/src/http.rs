@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use scimd_core::tokens::{hash_secret, hashes_match};
+use scimd_core::tokens::{bearer_token, hash_secret, hashes_match};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -49,8 +49,7 @@ fn unavailable(e: &scimd_core::StoreError) -> Response {
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let (scheme, token) = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    bearer_token(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
 }
 
 async fn poll(

@@ -36,8 +36,7 @@ impl KeyRing {
                 }
                 let kid = uuid::Uuid::now_v7().simple().to_string();
                 let (secret, jwk) = jws::new_es256_key(&kid);
-                let now = scimd_proto::value::format_datetime(time::OffsetDateTime::now_utc());
-                self.store.add_signing_key(&kid, &secret, &jwk.to_string(), &now).await?;
+                self.store.add_signing_key(&kid, &secret, &jwk.to_string(), &scimd_proto::value::now()).await?;
                 // Another replica may have made one at the same moment: use the newest.
                 self.newest().await?.ok_or_else(|| StoreError::Backend("no signing key after adding one".into()))
             })

@@ -7,7 +7,7 @@ use scimd_core::StoreError;
 use scimd_core::events::EventLog;
 use scimd_core::streams::{Alg, Delivery, Format, Stream, StreamState, StreamStore};
 use scimd_core::tenants::TenantStore;
-use scimd_core::tokens::hash_secret;
+use scimd_core::tokens::{hash_secret, random_secret};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -156,8 +156,7 @@ fn event_types(asked: &[String]) -> Result<Vec<String>> {
 
 /// A new poll token: shown once, stored as its hash.
 fn poll_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    format!("scimd_poll_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    random_secret("scimd_poll_")
 }
 
 impl Streams {
@@ -225,7 +224,7 @@ impl Streams {
             secret: secret.clone(),
             state: StreamState::Active,
             cursor: self.cursor(tenant, req.from).await?,
-            created: scimd_proto::value::format_datetime(time::OffsetDateTime::now_utc()),
+            created: scimd_proto::value::now(),
             delivery_state: Default::default(),
         };
         self.store.create_stream(&stream, token.as_deref().map(hash_secret).as_deref()).await?;

@@ -45,7 +45,6 @@ pub struct Poller {
 impl Poller {
     /// Answers one poll of `stream` (authenticated already): `{"sets": {jti: SET}, "moreAvailable": …}`.
     pub async fn poll(&self, stream: &Stream, req: PollRequest, long_poll: Duration) -> Result<Value, StoreError> {
-        let now = || scimd_proto::value::format_datetime(time::OffsetDateTime::now_utc());
         // Acknowledgements first: what was received, and what the receiver could not use.
         let mut done: Vec<i64> = req.ack.iter().filter_map(|j| set::seq_of(&stream.id, j)).collect();
         for (jti, err) in &req.set_errs {
@@ -55,7 +54,7 @@ impl Poller {
                 done.push(seq);
             }
         }
-        self.streams.acknowledge(&stream.id, &done, &now()).await?;
+        self.streams.acknowledge(&stream.id, &done, &scimd_proto::value::now()).await?;
         let max = req.max_events.map(|m| m.min(MAX_EVENTS as u64) as usize).unwrap_or(100);
         if max == 0 || stream.state == StreamState::Paused {
             return Ok(json!({"sets": {}, "moreAvailable": false}));
@@ -114,7 +113,6 @@ impl Poller {
     }
 
     async fn skip(&self, stream: &Stream, seqs: &[i64]) -> Result<(), StoreError> {
-        let now = scimd_proto::value::format_datetime(time::OffsetDateTime::now_utc());
-        self.streams.acknowledge(&stream.id, seqs, &now).await
+        self.streams.acknowledge(&stream.id, seqs, &scimd_proto::value::now()).await
     }
 }

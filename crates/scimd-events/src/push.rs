@@ -9,6 +9,7 @@ use crate::keys::KeyRing;
 use crate::set;
 use scimd_core::events::EventLog;
 use scimd_core::streams::{DeliveryState, Failure, Stream, StreamStore};
+use scimd_proto::value::now;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
@@ -81,10 +82,6 @@ pub struct Pusher {
     busy: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
-fn now_text() -> String {
-    scimd_proto::value::format_datetime(time::OffsetDateTime::now_utc())
-}
-
 fn later_text(by: Duration) -> String {
     let at = time::OffsetDateTime::now_utc() + by;
     scimd_proto::value::format_datetime(at)
@@ -129,7 +126,7 @@ impl Pusher {
                 let busy: Vec<String> = self.busy.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect();
                 match self
                     .streams
-                    .lease_due_streams(&self.owner, &busy, &now_text(), &later_text(self.settings.lease), free)
+                    .lease_due_streams(&self.owner, &busy, &now(), &later_text(self.settings.lease), free)
                     .await
                 {
                     Ok(due) => {
@@ -190,14 +187,6 @@ impl Pusher {
         let (mut unsaved, mut saved_at) = (0usize, Instant::now());
         let (mut lease_at, mut idle_since) = (Instant::now(), Instant::now());
         loop {
-            // A long backlog, a slow receiver or a quiet spell: keep the lease (it outlasts
-            // one attempt, and is renewed before each).
-            if lease_at.elapsed() > self.settings.lease / 3 {
-                if !self.streams.renew_lease(&stream.id, &self.owner, &later_text(self.settings.lease)).await? {
-                    return Ok(());
-                }
-                lease_at = Instant::now();
-            }
             // Listening before reading, so that a write committed meanwhile is not missed.
             let woken = self.wake.notified();
             tokio::pin!(woken);
@@ -220,18 +209,16 @@ impl Pusher {
                     _ = stop.changed() => {}
                 }
                 // Still ours? A pause, resume or replay meanwhile took the lease away.
-                if !self.streams.renew_lease(&stream.id, &self.owner, &later_text(self.settings.lease)).await? {
+                if !self.keep_lease(&stream, &mut lease_at, true).await? {
                     return Ok(());
                 }
-                lease_at = Instant::now();
                 continue;
             }
             for event in events {
-                if lease_at.elapsed() > self.settings.lease / 3 {
-                    if !self.streams.renew_lease(&stream.id, &self.owner, &later_text(self.settings.lease)).await? {
-                        return Ok(());
-                    }
-                    lease_at = Instant::now();
+                // A long backlog or a slow receiver: keep the lease (it outlasts one attempt,
+                // and is renewed before each when due).
+                if !self.keep_lease(&stream, &mut lease_at, false).await? {
+                    return Ok(());
                 }
                 if let Some(claims) = set::claims(&event, &stream, &self.settings.issuer) {
                     let jwt = signer.sign(&claims);
@@ -256,12 +243,28 @@ impl Pusher {
         }
     }
 
+    /// Renews the lease when a third of it has passed since `renewed` (or now, when `now`);
+    /// false when it was lost: another process, or an operator's action, has the stream.
+    async fn keep_lease(
+        &self,
+        stream: &Stream,
+        renewed: &mut Instant,
+        now: bool,
+    ) -> Result<bool, scimd_core::StoreError> {
+        if !now && renewed.elapsed() <= self.settings.lease / 3 {
+            return Ok(true);
+        }
+        let kept = self.streams.renew_lease(&stream.id, &self.owner, &later_text(self.settings.lease)).await?;
+        *renewed = Instant::now();
+        Ok(kept)
+    }
+
     /// Records progress; false when the lease was lost (another process has the stream).
     async fn save(&self, stream: &Stream, cursor: i64, unsaved: usize) -> Result<bool, scimd_core::StoreError> {
         if unsaved == 0 {
             return Ok(true);
         }
-        self.streams.delivered(&stream.id, &self.owner, cursor, &now_text()).await
+        self.streams.delivered(&stream.id, &self.owner, cursor, &now()).await
     }
 
     async fn fail(&self, stream: &Stream, run: &DeliveryState, why: String) -> Result<(), scimd_core::StoreError> {
@@ -280,7 +283,7 @@ impl Pusher {
             tracing::warn!(stream = %stream.id, tenant = %stream.tenant, attempt, retry_in = ?wait, error = %why,
                 "event delivery failed; will retry");
         }
-        let failure = Failure { error: why, next_attempt: later_text(wait), give_up, now: now_text() };
+        let failure = Failure { error: why, next_attempt: later_text(wait), give_up, now: now() };
         self.streams.failed(&stream.id, &self.owner, &failure).await
     }
 

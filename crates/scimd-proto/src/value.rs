@@ -13,6 +13,11 @@ pub fn parse_datetime(text: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(text, &Rfc3339).ok()
 }
 
+/// The current instant as `format_datetime` writes it: what every record's time is.
+pub fn now() -> String {
+    format_datetime(OffsetDateTime::now_utc())
+}
+
 /// The canonical text of an instant: UTC, microseconds, `Z`. Its byte order is time order,
 /// which lets stores compare stored instants as text.
 pub fn format_datetime(t: OffsetDateTime) -> String {

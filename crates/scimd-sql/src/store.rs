@@ -62,7 +62,7 @@ impl<P: Pools> SqlStore<P> {
     async fn probe_write(&self) -> Result<()> {
         let mut tx = self.pools.write().await?;
         let mut s = sql(tx.dialect());
-        let now = scimd_proto::value::format_datetime(std::time::SystemTime::now().into());
+        let now = scimd_proto::value::now();
         s.push(PROBE).bind_text(now).push(PROBE_END);
         tx.exec(s).await?;
         tx.commit().await?;

@@ -1,10 +1,9 @@
-//! Change events in the server: the push worker and the pruning of old events, the poll and
-//! JWKS endpoints, and the admin API's streams.
+//! Change events in the server: the push worker, the poll and JWKS endpoints, and the admin
+//! API's streams.
 
 use crate::config::Config;
 use crate::server::{Backend, ScimUrls};
 use axum::Router;
-use scimd_events::keys::KeyRing;
 use scimd_events::manage::Streams;
 use scimd_events::poll::Poller;
 use scimd_events::push::{PushSettings, Pusher};
@@ -13,14 +12,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// How often events older than the retention are removed.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-
-/// Everything events need, built once per process.
+/// What the parts of events need: the backend, and names the configuration gives.
 #[derive(Clone)]
 pub struct Events {
     backend: Backend,
-    keys: Arc<KeyRing>,
     /// The SETs' `iss`.
     issuer: String,
     /// The server's public root, for poll URLs.
@@ -31,7 +26,6 @@ impl Events {
     pub fn new(config: &Config, backend: &Backend, urls: &ScimUrls) -> Events {
         Events {
             backend: backend.clone(),
-            keys: Arc::new(KeyRing::new(backend.keys.clone())),
             issuer: config.event_issuer.clone().unwrap_or_else(|| urls.0.root.clone()),
             root: urls.0.root.clone(),
         }
@@ -42,11 +36,11 @@ impl Events {
         let poller = Poller {
             streams: self.backend.streams.clone(),
             log: self.backend.log.clone(),
-            keys: self.keys.clone(),
+            keys: self.backend.keys.clone(),
             issuer: self.issuer.clone(),
             wake: self.backend.changes.clone(),
         };
-        scimd_events::http::router(poller, self.keys.clone())
+        scimd_events::http::router(poller, self.backend.keys.clone())
     }
 
     /// Stream management, for the admin API and the command line.
@@ -59,8 +53,8 @@ impl Events {
         }
     }
 
-    /// Starts delivering push streams and pruning old events, until `stop`.
-    pub fn spawn(&self, config: &Config, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    /// Starts delivering push streams, until `stop`.
+    pub fn spawn(&self, config: &Config, stop: watch::Receiver<bool>) -> JoinHandle<()> {
         let settings = PushSettings {
             issuer: self.issuer.clone(),
             retry_window: Duration::from_secs_f64(config.event_retry_hours * 3600.0),
@@ -71,29 +65,10 @@ impl Events {
         let pusher = Arc::new(Pusher::new(
             self.backend.streams.clone(),
             self.backend.log.clone(),
-            self.keys.clone(),
+            self.backend.keys.clone(),
             settings,
             self.backend.changes.clone(),
         ));
-        let push = tokio::spawn(pusher.run(stop.clone()));
-        let prune = tokio::spawn(prune(self.backend.clone(), config.event_retention_days, stop));
-        vec![push, prune]
-    }
-}
-
-/// Removes, every hour, the events older than the retention that every stream has had.
-async fn prune(backend: Backend, days: u64, mut stop: watch::Receiver<bool>) {
-    loop {
-        let keep = time::Duration::days(days.min(36_500) as i64);
-        let before = scimd_proto::value::format_datetime(time::OffsetDateTime::now_utc() - keep);
-        match backend.log.prune_events(&before).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(events = n, before = %before, "removed old change events"),
-            Err(e) => tracing::warn!(error = %e, "could not remove old change events"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(PRUNE_EVERY) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
+        tokio::spawn(pusher.run(stop))
     }
 }

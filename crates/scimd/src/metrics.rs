@@ -5,34 +5,19 @@
 use crate::server::Backend;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use scimd_admin::AdminAuth;
 use scimd_core::StoreError;
 use scimd_core::streams::StreamState;
-use scimd_core::tokens::{Scope, verify_token};
 use std::fmt::Write as _;
 
-/// The route, to be merged where the admin API is served.
-pub fn router(backend: &Backend) -> Router {
-    Router::new().route("/metrics", axum::routing::get(scrape)).with_state(backend.clone())
+/// The route, to be merged where the admin API is served, behind its token check.
+pub fn router(backend: &Backend, auth: &AdminAuth) -> Router {
+    auth.protect(Router::new().route("/metrics", axum::routing::get(scrape)).with_state(backend.clone()))
 }
 
-async fn scrape(State(backend): State<Backend>, headers: HeaderMap) -> Response {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
-    let now = crate::server::now();
-    match token {
-        Some(t) => match verify_token(backend.tokens.as_ref(), Scope::Admin, t, &now).await {
-            Ok(Some(_)) => {}
-            Ok(None) => return unauthorized(),
-            Err(e) => return unavailable(&e),
-        },
-        None => return unauthorized(),
-    }
+async fn scrape(State(backend): State<Backend>) -> Response {
     let mut out = String::new();
     backend.metrics.render(&mut out);
     if let Err(e) = streams(&backend, &mut out).await {
@@ -40,12 +25,6 @@ async fn scrape(State(backend): State<Backend>, headers: HeaderMap) -> Response 
     }
     let mut resp = out.into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
-    resp
-}
-
-fn unauthorized() -> Response {
-    let mut resp = (StatusCode::UNAUTHORIZED, "an admin token is required\n").into_response();
-    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"scimd-admin\""));
     resp
 }
 

@@ -17,7 +17,8 @@ use scimd_core::streams::{KeyStore, StreamStore};
 use scimd_core::tenants::{Tenant, TenantState, TenantStore};
 use scimd_core::tokens::{Scope, TokenRequest, TokenStore, create_token};
 use scimd_core::{Engine, Settings, Store};
-use scimd_proto::value::format_datetime;
+use scimd_events::keys::KeyRing;
+use scimd_proto::value::now;
 use scimd_proto::{FilterLimits, Registry};
 use scimd_sql::{Durability, PostgresSettings, PostgresStore, SqliteSettings, SqliteStore};
 use std::net::SocketAddr;
@@ -38,7 +39,8 @@ pub struct Backend {
     pub tenants: Arc<dyn TenantStore>,
     pub log: Arc<dyn EventLog>,
     pub streams: Arc<dyn StreamStore>,
-    pub keys: Arc<dyn KeyStore>,
+    /// The ES256 keys, read once and shared by every part that signs or publishes them.
+    pub keys: Arc<KeyRing>,
     /// Woken after every write of this process (the engine's), so events go out at once.
     pub changes: Arc<Notify>,
     /// The SCIM endpoints' metrics, counted by every router of this process.
@@ -58,7 +60,7 @@ impl Backend {
             tenants: store.clone(),
             log: store.clone(),
             streams: store.clone(),
-            keys: store.clone(),
+            keys: Arc::new(KeyRing::new(store.clone())),
             activity: store,
             changes: Arc::new(Notify::new()),
             metrics: Default::default(),
@@ -120,10 +122,6 @@ pub async fn backup(config: &Config, file: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn now() -> String {
-    format_datetime(time::OffsetDateTime::now_utc())
-}
-
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -162,8 +160,8 @@ pub async fn serve(config: Config) -> Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let mut workers = Events::new(&config, &backend, &urls).spawn(&config, stopping.clone());
-    workers.push(crate::activity::spawn_pruning(&config, &backend, stopping.clone()));
+    let mut workers = crate::upkeep::spawn(&config, &backend, &stopping);
+    workers.push(Events::new(&config, &backend, &urls).spawn(&config, stopping.clone()));
     let admin = match admin_listener {
         Some(admin_listener) => {
             let addr = admin_listener.local_addr()?;
@@ -285,7 +283,8 @@ pub fn admin_app(config: &Config, backend: &Backend, urls: &ScimUrls) -> Router 
     let dir = Directory { tenants: backend.tenants.clone(), tokens: backend.tokens.clone(), urls: urls.0.clone() };
     let streams = Events::new(config, backend, urls).streams();
     let admin = AdminService::new(dir).with_events(streams).with_activity(backend.activity.clone());
-    Router::new().nest("/admin/v1", admin.router()).merge(crate::metrics::router(backend))
+    let metrics = crate::metrics::router(backend, &admin.auth());
+    Router::new().nest("/admin/v1", admin.router()).merge(metrics)
 }
 
 /// Request ids, request spans, and the redaction of credentials in them.

@@ -1,0 +1,57 @@
+//! What is kept how long: change events past `event_retention_days` (once every stream of
+//! their tenant has had them), every hour; each tenant's activity log past its newest
+//! `activity_retention_requests` or `activity_retention_days`, every five minutes.
+
+use crate::config::Config;
+use crate::server::Backend;
+use scimd_core::StoreError;
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+const EVENTS_EVERY: Duration = Duration::from_secs(3600);
+const ACTIVITY_EVERY: Duration = Duration::from_secs(300);
+
+/// Starts the pruning jobs, until `stop`.
+pub fn spawn(config: &Config, backend: &Backend, stop: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    let (log, days) = (backend.log.clone(), config.event_retention_days);
+    let events = repeat(EVENTS_EVERY, stop.clone(), "old change events", move || {
+        let log = log.clone();
+        async move { log.prune_events(&days_ago(days)).await }
+    });
+    let (log, keep, days) =
+        (backend.activity.clone(), config.activity_retention_requests, config.activity_retention_days);
+    let activity = repeat(ACTIVITY_EVERY, stop.clone(), "old activity records", move || {
+        let log = log.clone();
+        async move { log.prune_activity(keep, &days_ago(days)).await }
+    });
+    vec![events, activity]
+}
+
+/// The instant `days` days ago, as records store times.
+fn days_ago(days: u64) -> String {
+    let ago = time::OffsetDateTime::now_utc() - time::Duration::days(days.min(36_500) as i64);
+    scimd_proto::value::format_datetime(ago)
+}
+
+/// Runs `job` now and then every `every` until `stop`, logging what it removed.
+fn repeat<F, Fut>(every: Duration, mut stop: watch::Receiver<bool>, what: &'static str, job: F) -> JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = Result<u64, StoreError>> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            match job().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "removed {what}"),
+                Err(e) => tracing::warn!(error = %e, "could not remove {what}"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    })
+}
