@@ -47,6 +47,14 @@ pub struct ActivityQuery {
     pub limit: u32,
 }
 
+/// Requests over a period, and failures among them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ActivitySummary {
+    pub requests: u64,
+    /// Answered 4xx or 5xx.
+    pub failed: u64,
+}
+
 /// Where activity is kept.
 #[async_trait]
 pub trait ActivityLog: Send + Sync + 'static {
@@ -54,6 +62,8 @@ pub trait ActivityLog: Send + Sync + 'static {
     async fn record_activity(&self, batch: &[Activity]) -> Result<(), StoreError>;
     /// A tenant's records matching `q`, newest first, with their ids.
     async fn activity(&self, tenant: &str, q: &ActivityQuery) -> Result<Vec<(i64, Activity)>, StoreError>;
+    /// How many requests a tenant's log holds from `since` on, and how many of them failed.
+    async fn activity_summary(&self, tenant: &str, since: &str) -> Result<ActivitySummary, StoreError>;
     /// Keeps each tenant's newest `keep` records, none older than `before`; how many went.
     async fn prune_activity(&self, keep: u32, before: &str) -> Result<u64, StoreError>;
 }

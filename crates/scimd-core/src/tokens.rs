@@ -1,6 +1,6 @@
 //! Bearer tokens: generated with a CSPRNG, stored only as SHA-256 hashes, compared in
-//! constant time. A token opens one API (`Scope`): the SCIM endpoints of one tenant, or the
-//! admin API; never both. Tokens may expire, and record (to the minute) when they were last
+//! constant time. A token opens one API (`Scope`): the SCIM endpoints of one tenant, the
+//! admin API, or (a console session, kept in a cookie) the console; never two of them. Tokens may expire, and record (to the minute) when they were last
 //! used.
 
 use crate::tenants::TenantSettings;
@@ -17,6 +17,7 @@ use crate::store::StoreError;
 /// scanners) and to tell from other credentials, and an admin token from a SCIM one.
 pub const TOKEN_PREFIX: &str = "scimd_";
 pub const ADMIN_TOKEN_PREFIX: &str = "scimd_admin_";
+pub const SESSION_PREFIX: &str = "scimd_session_";
 
 /// Which API a token opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,6 +26,8 @@ pub enum Scope {
     Scim,
     /// The admin API (every tenant).
     Admin,
+    /// The console: a session an admin token opened; it ends with that token.
+    Console,
 }
 
 /// A token as listed: never its secret, never its hash.
@@ -32,7 +35,8 @@ pub enum Scope {
 pub struct TokenInfo {
     pub id: String,
     pub scope: Scope,
-    /// The tenant of a SCIM token; empty for an admin token.
+    /// Whose it is: a SCIM token's tenant, a console session's admin token (its id); empty
+    /// for an admin token.
     pub tenant: String,
     pub name: String,
     pub created: String,
@@ -55,6 +59,7 @@ pub fn generate_secret(scope: Scope) -> String {
     random_secret(match scope {
         Scope::Scim => TOKEN_PREFIX,
         Scope::Admin => ADMIN_TOKEN_PREFIX,
+        Scope::Console => SESSION_PREFIX,
     })
 }
 
@@ -81,7 +86,8 @@ pub trait TokenStore: Send + Sync + 'static {
     /// The usable token of `scope` whose hash is `hash`, with that stored hash: not revoked,
     /// not expired at `now`, and (SCIM) of an active tenant, whose settings come with it.
     async fn find_active_token(&self, scope: Scope, hash: &str, now: &str) -> Result<Option<Found>, StoreError>;
-    /// The tokens of a tenant (SCIM), or all admin tokens (`tenant` is then ignored).
+    /// The tokens of a tenant (SCIM), the sessions of an admin token (console), or all
+    /// admin tokens (`tenant` is then ignored).
     async fn list_tokens(&self, scope: Scope, tenant: &str) -> Result<Vec<TokenInfo>, StoreError>;
     /// Revokes by id; false when no such active token exists.
     async fn revoke_token(&self, scope: Scope, tenant: &str, id: &str, now: &str) -> Result<bool, StoreError>;
@@ -110,7 +116,7 @@ pub struct Verified {
 #[derive(Debug, Clone)]
 pub struct TokenRequest<'a> {
     pub scope: Scope,
-    /// A SCIM token's tenant (ignored for admin tokens).
+    /// A SCIM token's tenant, a console session's admin token (ignored for admin tokens).
     pub tenant: &'a str,
     pub name: &'a str,
     /// This secret (a bootstrap token from the environment), or a new random one.
@@ -125,7 +131,7 @@ pub async fn create_token(store: &dyn TokenStore, req: TokenRequest<'_>, now: &s
         id: uuid::Uuid::now_v7().simple().to_string()[20..].to_string(),
         scope: req.scope,
         tenant: match req.scope {
-            Scope::Scim => req.tenant.to_string(),
+            Scope::Scim | Scope::Console => req.tenant.to_string(),
             Scope::Admin => String::new(),
         },
         name: req.name.to_string(),

@@ -5,7 +5,7 @@ use crate::conn::Row;
 use crate::sql::{Bind, Sql};
 use crate::store::{Pools, SqlStore, sql};
 use async_trait::async_trait;
-use scimd_core::activity::{Activity, ActivityLog, ActivityQuery};
+use scimd_core::activity::{Activity, ActivityLog, ActivityQuery, ActivitySummary};
 use scimd_core::store::StoreError;
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -103,6 +103,15 @@ impl<P: Pools> ActivityLog for SqlStore<P> {
         }
         s.push(" ORDER BY id DESC LIMIT ").bind(Bind::Int(i64::from(q.limit.clamp(1, 1000))));
         self.pools.read_one(s).await?.iter().map(decode).collect()
+    }
+
+    async fn activity_summary(&self, tenant: &str, since: &str) -> Result<ActivitySummary> {
+        let mut s = sql(self.pools.dialect());
+        s.push("SELECT COUNT(*), COUNT(CASE WHEN status >= 400 THEN 1 END) FROM scimd_activity WHERE tenant = ");
+        s.bind_text(tenant).push(" AND time >= ").bind_text(since);
+        let rows = self.pools.read_one(s).await?;
+        let count = |i| rows.first().and_then(|r| r.opt_int(i)).and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+        Ok(ActivitySummary { requests: count(0), failed: count(1) })
     }
 
     async fn prune_activity(&self, keep: u32, before: &str) -> Result<u64> {

@@ -56,6 +56,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (20261201000003, include_str!("../migrations/sqlite/20261201000003_tenants.sql")),
     (20261201000004, include_str!("../migrations/sqlite/20261201000004_events.sql")),
     (20261201000005, include_str!("../migrations/sqlite/20261201000005_activity.sql")),
+    (20261201000006, include_str!("../migrations/sqlite/20261201000006_console.sql")),
 ];
 
 pub struct SqlitePools {

@@ -1,5 +1,6 @@
 //! Tokens in SQL: SCIM tokens (per tenant) in `scim_tokens`, admin tokens in
-//! `scimd_admin_tokens`. Only hashes are stored.
+//! `scimd_admin_tokens`, console sessions (per admin token) in `scimd_console_sessions`.
+//! Only hashes are stored.
 
 use crate::conn::{DbError, Row};
 use crate::sql::Sql;
@@ -14,15 +15,23 @@ fn table(scope: Scope) -> &'static str {
     match scope {
         Scope::Scim => "scim_tokens",
         Scope::Admin => "scimd_admin_tokens",
+        Scope::Console => "scimd_console_sessions",
+    }
+}
+
+/// The column naming whose a token is (`TokenInfo::tenant`), if the scope has one.
+fn owner(scope: Scope) -> Option<&'static str> {
+    match scope {
+        Scope::Scim => Some("tenant"),
+        Scope::Admin => None,
+        Scope::Console => Some("admin_token"),
     }
 }
 
 /// The columns `decode` reads, in its order (`k` is the token table).
-fn columns(scope: Scope) -> &'static str {
-    match scope {
-        Scope::Scim => "k.id, k.tenant, k.name, k.created, k.expires, k.last_used, k.revoked, k.hash",
-        Scope::Admin => "k.id, '', k.name, k.created, k.expires, k.last_used, k.revoked, k.hash",
-    }
+fn columns(scope: Scope) -> String {
+    let owner = owner(scope).map_or("''".to_string(), |c| format!("k.{c}"));
+    format!("k.id, {owner}, k.name, k.created, k.expires, k.last_used, k.revoked, k.hash")
 }
 
 fn decode(scope: Scope, r: &Row) -> std::result::Result<TokenInfo, DbError> {
@@ -46,17 +55,23 @@ fn whose(s: &mut Sql, scope: Scope, tenant: &str, id: &str) {
     }
 }
 
+/// `k` may be used at `now`: not revoked, not expired.
+fn usable(s: &mut Sql, k: &str, now: &str) {
+    s.push(" AND ").push(k).push(".revoked IS NULL AND (").push(k).push(".expires IS NULL OR ").push(k);
+    s.push(".expires > ").bind_text(now).push(")");
+}
+
 #[async_trait]
 impl<P: Pools> TokenStore for SqlStore<P> {
     async fn insert_token(&self, info: &TokenInfo, hash: &str) -> Result<()> {
         let mut tx = self.pools.write().await?;
         let mut s = sql(tx.dialect());
         s.push("INSERT INTO ").push(table(info.scope)).push(" (id, ");
-        if info.scope == Scope::Scim {
-            s.push("tenant, ");
+        if let Some(owner) = owner(info.scope) {
+            s.push(owner).push(", ");
         }
         s.push("name, hash, created, expires) VALUES (").bind_text(info.id.as_str()).push(", ");
-        if info.scope == Scope::Scim {
+        if owner(info.scope).is_some() {
             s.bind_text(info.tenant.as_str()).push(", ");
         }
         s.bind_text(info.name.as_str()).push(", ").bind_text(hash).push(", ").bind_text(info.created.as_str());
@@ -73,16 +88,22 @@ impl<P: Pools> TokenStore for SqlStore<P> {
 
     async fn find_active_token(&self, scope: Scope, hash: &str, now: &str) -> Result<Option<Found>> {
         let mut s = sql(self.pools.dialect());
-        s.push("SELECT ").push(columns(scope));
+        s.push("SELECT ").push(&columns(scope));
         match scope {
             // A disabled (or erased) tenant's tokens open nothing; its settings come along.
             Scope::Scim => s
                 .push(", n.settings FROM scim_tokens k")
                 .push(" JOIN scimd_tenants n ON n.slug = k.tenant AND n.state = 'active'"),
             Scope::Admin => s.push(", '{}' FROM scimd_admin_tokens k"),
+            // A session lasts only as long as the admin token that opened it.
+            Scope::Console => {
+                s.push(", '{}' FROM scimd_console_sessions k JOIN scimd_admin_tokens a ON a.id = k.admin_token");
+                usable(&mut s, "a", now);
+                &mut s
+            }
         };
-        s.push(" WHERE k.hash = ").bind_text(hash).push(" AND k.revoked IS NULL");
-        s.push(" AND (k.expires IS NULL OR k.expires > ").bind_text(now).push(")");
+        s.push(" WHERE k.hash = ").bind_text(hash);
+        usable(&mut s, "k", now);
         let Some(r) = self.pools.read_one(s).await?.into_iter().next() else { return Ok(None) };
         let info = decode(scope, &r)?;
         let settings = serde_json::from_str(r.str(8)?)
@@ -92,9 +113,9 @@ impl<P: Pools> TokenStore for SqlStore<P> {
 
     async fn list_tokens(&self, scope: Scope, tenant: &str) -> Result<Vec<TokenInfo>> {
         let mut s = sql(self.pools.dialect());
-        s.push("SELECT ").push(columns(scope)).push(" FROM ").push(table(scope)).push(" k");
-        if scope == Scope::Scim {
-            s.push(" WHERE k.tenant = ").bind_text(tenant);
+        s.push("SELECT ").push(&columns(scope)).push(" FROM ").push(table(scope)).push(" k");
+        if let Some(owner) = owner(scope) {
+            s.push(" WHERE k.").push(owner).push(" = ").bind_text(tenant);
         }
         s.push(" ORDER BY k.created, k.id");
         let rows = self.pools.read_one(s).await?;

@@ -70,6 +70,10 @@ pub struct Config {
     /// network).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_listen: Option<String>,
+    /// Serve the web console at `/admin` (with the admin API, on its listener).
+    pub console: bool,
+    /// Hours a console session lasts after signing in.
+    pub console_session_hours: u64,
     /// Published in ServiceProviderConfig.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub documentation_uri: Option<String>,
@@ -131,6 +135,8 @@ impl Default for Config {
             tenant: "default".into(),
             admin_api: true,
             admin_listen: None,
+            console: true,
+            console_session_hours: 12,
             documentation_uri: None,
             rate_limit_per_second: 0.0,
             rate_limit_burst: 50,
@@ -175,6 +181,8 @@ const ENV: &[(&str, &str)] = &[
     ("SCIMD_TENANT", "tenant"),
     ("SCIMD_ADMIN_API", "admin_api"),
     ("SCIMD_ADMIN_LISTEN", "admin_listen"),
+    ("SCIMD_CONSOLE", "console"),
+    ("SCIMD_CONSOLE_SESSION_HOURS", "console_session_hours"),
     ("SCIMD_DOCUMENTATION_URI", "documentation_uri"),
     ("SCIMD_RATE_LIMIT_PER_SECOND", "rate_limit_per_second"),
     ("SCIMD_RATE_LIMIT_BURST", "rate_limit_burst"),
@@ -255,6 +263,9 @@ impl Config {
             bail!(
                 "activity_retention_days and activity_retention_requests must be at least 1 (activity_log = false turns the log off)"
             );
+        }
+        if !(1..=24 * 30).contains(&self.console_session_hours) {
+            bail!("console_session_hours must be from 1 to 720 (30 days)");
         }
         if self.event_retention_days == 0 {
             bail!("event_retention_days must be at least 1");

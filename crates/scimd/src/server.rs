@@ -11,6 +11,7 @@ use scimd_admin::AdminService;
 use scimd_admin::ops::{Directory, TenantUrls};
 use scimd_axum::auth::BearerTokens;
 use scimd_axum::{ScimConfig, ScimService};
+use scimd_console::{Console, ConsoleParts};
 use scimd_core::activity::ActivityLog;
 use scimd_core::events::EventLog;
 use scimd_core::streams::{KeyStore, StreamStore};
@@ -150,7 +151,11 @@ pub async fn serve(config: Config) -> Result<()> {
         None => None,
     };
     let urls = tenant_urls(&config, Some(local));
-    first_start(&config, &backend, &urls).await?;
+    let console_url = match admin_listener.as_ref().map(|l| l.local_addr()).transpose()? {
+        Some(addr) => format!("http://{}{}", host_of(addr), scimd_console::ROOT),
+        None => format!("{}{}", urls.0.root, scimd_console::ROOT),
+    };
+    first_start(&config, &backend, &urls, &console_url).await?;
     let app = build_app(&config, &backend, local)?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -166,7 +171,7 @@ pub async fn serve(config: Config) -> Result<()> {
         Some(admin_listener) => {
             let addr = admin_listener.local_addr()?;
             tracing::info!(listen = %addr, "admin API and metrics on their own listener");
-            let admin = common_layers(admin_app(&config, &backend, &urls));
+            let admin = common_layers(admin_app(&config, &backend, &urls, engine(&config, &backend)?));
             Some(tokio::spawn(crate::http::serve(admin_listener, admin, config.http(), stopped(stopping.clone()))))
         }
         None => None,
@@ -196,13 +201,17 @@ pub fn tenant_urls(config: &Config, local: Option<SocketAddr>) -> ScimUrls {
         None => {
             let addr = local.or_else(|| config.listen.parse().ok());
             match addr {
-                Some(a) if a.ip().is_unspecified() => format!("http://localhost:{}", a.port()),
-                Some(a) => format!("http://{a}"),
+                Some(a) => format!("http://{}", host_of(a)),
                 None => format!("http://{}", config.listen),
             }
         }
     };
     ScimUrls(TenantUrls { root, prefix })
+}
+
+/// How this host is reached at `a`: a wildcard address is read as this host.
+fn host_of(a: SocketAddr) -> String {
+    if a.ip().is_unspecified() { format!("localhost:{}", a.port()) } else { a.to_string() }
 }
 
 /// The public URLs of the SCIM endpoints: `/scim/v2` (the token's tenant) and
@@ -224,20 +233,11 @@ impl ScimUrls {
 /// endpoints, and the request-id, tracing and header-redaction layers.
 pub fn build_app(config: &Config, backend: &Backend, local: SocketAddr) -> Result<Router> {
     let prefix = config.path_prefix.trim_end_matches('/').to_string();
-    let settings = Settings {
-        delete_policy: config.delete_policy()?,
-        default_page_size: config.default_page_size,
-        max_page_size: config.max_page_size,
-        filter_limits: FilterLimits { max_len: config.max_filter_length, ..FilterLimits::default() },
-    };
-    let engine = Arc::new(
-        Engine::new(Arc::new(Registry::standard()), backend.store.clone(), settings)
-            .with_changes(backend.changes.clone()),
-    );
+    let engine = engine(config, backend)?;
     let urls = tenant_urls(config, Some(local));
     let events = Events::new(config, backend, &urls);
     let scim = ScimService::new(
-        engine,
+        engine.clone(),
         Arc::new(BearerTokens::new(backend.tokens.clone(), backend.tenants.clone())),
         ScimConfig {
             base_url: config.base_url.clone(),
@@ -270,7 +270,7 @@ pub fn build_app(config: &Config, backend: &Backend, local: SocketAddr) -> Resul
         .route("/readyz", get(move || ready(store.clone())))
         .merge(events.endpoints());
     if config.admin_api && config.admin_listen.is_none() {
-        app = app.merge(admin_app(config, backend, &urls));
+        app = app.merge(admin_app(config, backend, &urls, engine.clone()));
     }
     let app = app.fallback(|| async {
         scimd_axum::error::error_response(&scimd_proto::ScimError::not_found("no such endpoint"))
@@ -278,13 +278,39 @@ pub fn build_app(config: &Config, backend: &Backend, local: SocketAddr) -> Resul
     Ok(common_layers(app))
 }
 
-/// The admin API, at `/admin/v1`.
-pub fn admin_app(config: &Config, backend: &Backend, urls: &ScimUrls) -> Router {
+/// The SCIM engine on the backend's store: the SCIM endpoints' and the console's.
+pub fn engine(config: &Config, backend: &Backend) -> Result<Arc<Engine>> {
+    let settings = Settings {
+        delete_policy: config.delete_policy()?,
+        default_page_size: config.default_page_size,
+        max_page_size: config.max_page_size,
+        filter_limits: FilterLimits { max_len: config.max_filter_length, ..FilterLimits::default() },
+    };
+    Ok(Arc::new(
+        Engine::new(Arc::new(Registry::standard()), backend.store.clone(), settings)
+            .with_changes(backend.changes.clone()),
+    ))
+}
+
+/// The admin API at `/admin/v1`, the metrics, and the console at `/admin` (unless it is off).
+pub fn admin_app(config: &Config, backend: &Backend, urls: &ScimUrls, engine: Arc<Engine>) -> Router {
     let dir = Directory { tenants: backend.tenants.clone(), tokens: backend.tokens.clone(), urls: urls.0.clone() };
     let streams = Events::new(config, backend, urls).streams();
-    let admin = AdminService::new(dir).with_events(streams).with_activity(backend.activity.clone());
+    let admin = AdminService::new(dir.clone()).with_events(streams.clone()).with_activity(backend.activity.clone());
     let metrics = crate::metrics::router(backend, &admin.auth());
-    Router::new().nest("/admin/v1", admin.router()).merge(metrics)
+    let app = Router::new().nest("/admin/v1", admin.router()).merge(metrics);
+    if !config.console {
+        return app;
+    }
+    let console = Console::new(ConsoleParts {
+        dir,
+        engine,
+        streams,
+        activity: backend.activity.clone(),
+        recording: config.activity_log,
+        session_lifetime: Duration::from_secs(config.console_session_hours * 3_600),
+    });
+    app.merge(console.router())
 }
 
 /// Request ids, request spans, and the redaction of credentials in them.
@@ -364,9 +390,10 @@ pub async fn ensure_tenant(config: &Config, backend: &Backend) -> Result<()> {
 }
 
 /// On a new database: the configured tenant and its first token, `SCIMD_BOOTSTRAP_TOKEN` or
-/// a new random one, printed once with the URL to give the identity provider. An upgraded
+/// a new random one, printed once with the URL to give the identity provider; and, when the
+/// console is served, where it is and a first admin token to sign in with. An upgraded
 /// database already has its tenants and tokens.
-async fn first_start(config: &Config, backend: &Backend, urls: &ScimUrls) -> Result<()> {
+async fn first_start(config: &Config, backend: &Backend, urls: &ScimUrls, console_url: &str) -> Result<()> {
     ensure_tenant(config, backend).await?;
     // A tenant the operator has deleted stays deleted; one with tokens (even revoked ones)
     // has been set up.
@@ -385,18 +412,41 @@ async fn first_start(config: &Config, backend: &Backend, urls: &ScimUrls) -> Res
         expires: None,
     };
     let token = create_token(backend.tokens.as_ref(), req, &now()).await?;
+    let console = config.admin_api && config.console;
     if from_env {
         eprintln!("scimd: registered SCIMD_BOOTSTRAP_TOKEN as token {} (only its hash is stored)", token.info.id);
-    } else {
+        if console {
+            eprintln!("scimd: the console is at {console_url}; sign in with a token from `scimd admin-token create`");
+        }
+        return Ok(());
+    }
+    // The first admin token, only while there is none: the console needs one to sign in.
+    let admin = match console && backend.tokens.list_tokens(Scope::Admin, "").await?.is_empty() {
+        true => {
+            let req = TokenRequest { scope: Scope::Admin, tenant: "", name: "initial", secret: None, expires: None };
+            Some(create_token(backend.tokens.as_ref(), req, &now()).await?)
+        }
+        false => None,
+    };
+    println!();
+    println!("  scimd created an API token. It is shown once; only its hash is stored.");
+    println!();
+    println!("    SCIM base URL:  {}", urls.scim_root());
+    println!("    Bearer token:   {}", token.secret);
+    println!();
+    println!("  Give both to your identity provider (Entra ID: Tenant URL and Secret Token;");
+    println!("  Okta: SCIM connector base URL and API token). Manage tokens with `scimd token`,");
+    println!("  more tenants with `scimd tenant create`.");
+    println!();
+    if let Some(admin) = admin {
+        println!("  Open the console and sign in with this admin token (also shown once; it opens the");
+        println!("  admin API too, so keep it to operators):");
         println!();
-        println!("  scimd created an API token. It is shown once; only its hash is stored.");
+        println!("    Console:        {console_url}");
+        println!("    Admin token:    {}", admin.secret);
         println!();
-        println!("    SCIM base URL:  {}", urls.scim_root());
-        println!("    Bearer token:   {}", token.secret);
-        println!();
-        println!("  Give both to your identity provider (Entra ID: Tenant URL and Secret Token;");
-        println!("  Okta: SCIM connector base URL and API token). Manage tokens with `scimd token`,");
-        println!("  more tenants with `scimd tenant create`.");
+    } else if console {
+        println!("  The console is at {console_url}; sign in with an admin token.");
         println!();
     }
     Ok(())
