@@ -91,6 +91,7 @@ impl Console {
             .route("/admin/sign-in", get(session::sign_in_form).post(session::sign_in))
             .route("/admin/assets/console.css", get(page::stylesheet))
             .route("/admin/assets/console.js", get(page::script))
+            .route("/admin/assets/icon.svg", get(page::icon))
             .merge(signed_in)
             .layer(SetResponseHeaderLayer::overriding(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)))
             .layer(SetResponseHeaderLayer::overriding(

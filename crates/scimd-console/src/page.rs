@@ -9,6 +9,7 @@ use maud::{DOCTYPE, Markup, html};
 
 const CSS: &str = include_str!("../assets/console.css");
 const JS: &str = include_str!("../assets/console.js");
+const ICON: &str = include_str!("../assets/icon.svg");
 
 /// The assets change only with the binary; their URLs carry its version.
 const ASSET_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -28,6 +29,10 @@ pub(crate) async fn script() -> Response {
     asset(JS, "text/javascript; charset=utf-8")
 }
 
+pub(crate) async fn icon() -> Response {
+    asset(ICON, "image/svg+xml")
+}
+
 fn document(title: &str, nav: Option<Markup>, content: Markup) -> Html<String> {
     let markup = html! {
         (DOCTYPE)
@@ -36,6 +41,7 @@ fn document(title: &str, nav: Option<Markup>, content: Markup) -> Html<String> {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · scimd" }
+                link rel="icon" href={ "/admin/assets/icon.svg?v=" (ASSET_VERSION) } type="image/svg+xml";
                 link rel="stylesheet" href={ "/admin/assets/console.css?v=" (ASSET_VERSION) };
                 script src={ "/admin/assets/console.js?v=" (ASSET_VERSION) } defer {}
             }

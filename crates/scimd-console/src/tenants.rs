@@ -127,7 +127,7 @@ async fn list_page(inner: &Inner, op: &Operator, page_no: usize, error: Option<C
             h2 { "Create a tenant" }
             form.row method="post" action="/admin/tenants" {
                 (csrf(op))
-                label { "Slug" input name="slug" required pattern="[a-z0-9][a-z0-9-]{0,62}" placeholder="acme"
+                label { "Slug" input name="slug" required pattern="[a-z0-9][a-z0-9\\-]{0,62}" placeholder="acme"
                     title="1 to 63 lower-case letters, digits and '-', not starting with '-'"; }
                 label { "Name" input name="name" placeholder="Acme Corporation"; }
                 button.primary type="submit" { "Create" }

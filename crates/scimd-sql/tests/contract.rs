@@ -858,6 +858,65 @@ async fn tokens_on_postgres() {
     under.finish().await;
 }
 
+/// Console sessions open the console only, and last no longer than their expiry, their
+/// sign-out, or the admin token that opened them.
+async fn console_sessions<S: TokenStore>(s: &S) {
+    let admin_req = |name| TokenRequest { scope: Scope::Admin, tenant: "", name, secret: None, expires: None };
+    let ops = create_token(s, admin_req("ops"), NOW).await.unwrap();
+    let other = create_token(s, admin_req("other"), NOW).await.unwrap();
+    fn session<'a>(admin: &'a str, expires: Option<&str>) -> TokenRequest<'a> {
+        TokenRequest {
+            scope: Scope::Console,
+            tenant: admin,
+            name: "ops",
+            secret: None,
+            expires: expires.map(String::from),
+        }
+    }
+    let a = create_token(s, session(&ops.info.id, None), NOW).await.unwrap();
+    let b = create_token(s, session(&ops.info.id, Some(LATER)), NOW).await.unwrap();
+    let c = create_token(s, session(&other.info.id, None), NOW).await.unwrap();
+    assert!(a.secret.starts_with("scimd_session_"));
+    let found =
+        verify_token(s, Scope::Console, &a.secret, NOW).await.unwrap().expect("a new session opens the console");
+    assert_eq!(found.info.tenant, ops.info.id, "a session names the admin token that opened it");
+    for scope in [Scope::Admin, Scope::Scim] {
+        assert!(verify_token(s, scope, &a.secret, NOW).await.unwrap().is_none(), "a session opened {scope:?}");
+    }
+    assert!(verify_token(s, Scope::Console, &ops.secret, NOW).await.unwrap().is_none(), "an admin token is no session");
+    let listed: Vec<String> =
+        s.list_tokens(Scope::Console, &ops.info.id).await.unwrap().into_iter().map(|t| t.id).collect();
+    assert_eq!(listed, [a.info.id.clone(), b.info.id.clone()]);
+    // Expiry, then sign-out.
+    assert!(verify_token(s, Scope::Console, &b.secret, NOW).await.unwrap().is_some());
+    assert!(verify_token(s, Scope::Console, &b.secret, LATER).await.unwrap().is_none(), "an expired session");
+    assert!(s.revoke_token(Scope::Console, "", &c.info.id, NOW).await.unwrap());
+    assert!(verify_token(s, Scope::Console, &c.secret, NOW).await.unwrap().is_none(), "a signed-out session");
+    assert!(
+        verify_token(s, Scope::Admin, &other.secret, NOW).await.unwrap().is_some(),
+        "signing out revoked its admin token"
+    );
+    // Revoking the admin token ends the sessions it opened, at once.
+    assert!(s.revoke_token(Scope::Admin, "", &ops.info.id, NOW).await.unwrap());
+    assert!(verify_token(s, Scope::Console, &a.secret, NOW).await.unwrap().is_none(), "outlived its admin token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_sessions_on_sqlite() {
+    let under = stores::sqlite().await;
+    let Under::Sqlite(store, _) = &under else { unreachable!() };
+    console_sessions(&**store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn console_sessions_on_postgres() {
+    let under = stores::postgres("console_sessions").await;
+    let Under::Postgres(store, _, _) = &under else { unreachable!() };
+    console_sessions(&**store).await;
+    under.finish().await;
+}
+
 /// During an initial sync the planner's statistics must follow the data: tables analysed
 /// while empty make PostgreSQL walk a whole index for a lookup by id. scimd re-analyses
 /// its tables once they have grown by half (whether or not autovacuum is on).
