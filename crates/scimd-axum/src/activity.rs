@@ -4,14 +4,13 @@
 //! counted), never the requests.
 
 use crate::auth::Principal;
-use crate::metrics::ErrorInfo;
+use crate::metrics::{ErrorInfo, Metrics};
 use axum::extract::{OriginalUri, Request};
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use scimd_core::activity::{Activity, ActivityLog, client_of, redact};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tokio::sync::mpsc;
 
@@ -25,12 +24,13 @@ const MAX_BODY: usize = 8 * 1024;
 /// The recorder of one process: the queue, and its writer task.
 pub struct ActivityRecorder {
     queue: mpsc::Sender<Activity>,
-    dropped: AtomicU64,
+    /// Where dropped records are counted (`scimd_activity_dropped_total`).
+    metrics: Arc<Metrics>,
 }
 
 impl ActivityRecorder {
     /// Starts the writer, on the current Tokio runtime.
-    pub fn spawn(log: Arc<dyn ActivityLog>) -> Arc<ActivityRecorder> {
+    pub fn spawn(log: Arc<dyn ActivityLog>, metrics: Arc<Metrics>) -> Arc<ActivityRecorder> {
         let (queue, mut rx) = mpsc::channel::<Activity>(QUEUE);
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
@@ -41,17 +41,12 @@ impl ActivityRecorder {
                 batch.clear();
             }
         });
-        Arc::new(ActivityRecorder { queue, dropped: AtomicU64::new(0) })
-    }
-
-    /// Records not written because the queue was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        Arc::new(ActivityRecorder { queue, metrics })
     }
 
     fn push(&self, a: Activity) {
         if self.queue.try_send(a).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.metrics.activity_dropped();
         }
     }
 }

@@ -11,6 +11,7 @@ use axum::response::Response;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// Latency buckets, in seconds.
@@ -53,6 +54,8 @@ struct Series {
 #[derive(Default)]
 pub struct Metrics {
     series: Mutex<Series>,
+    /// Activity records not written because the recorder's queue was full.
+    activity_dropped: AtomicU64,
 }
 
 /// The resource type a path below the SCIM root is about.
@@ -122,6 +125,10 @@ impl Metrics {
         }
     }
 
+    pub(crate) fn activity_dropped(&self) {
+        self.activity_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The metrics in Prometheus's text format.
     pub fn render(&self, out: &mut String) {
         let s = self.series.lock().unwrap_or_else(|e| e.into_inner());
@@ -159,6 +166,9 @@ impl Metrics {
         );
         out.push_str("# TYPE scimd_auth_failures_total counter\n");
         let _ = writeln!(out, "scimd_auth_failures_total {}", s.auth_failures);
+        out.push_str("# HELP scimd_activity_dropped_total Activity log records dropped because the database fell behind (the requests were answered).\n");
+        out.push_str("# TYPE scimd_activity_dropped_total counter\n");
+        let _ = writeln!(out, "scimd_activity_dropped_total {}", self.activity_dropped.load(Ordering::Relaxed));
     }
 }
 

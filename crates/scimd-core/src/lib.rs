@@ -11,6 +11,7 @@ pub mod answer;
 pub mod engine;
 pub mod events;
 pub mod recording;
+pub mod stats;
 pub mod store;
 pub mod streams;
 pub mod tenants;

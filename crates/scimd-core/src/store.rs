@@ -319,5 +319,9 @@ pub trait Store: Send + Sync + 'static {
         Ok(Some(RelationStream { resource, batches: Box::new(Whole(Some(values))) }))
     }
     /// Whether the store is reachable (for `/readyz`).
+    /// The database connections' use, for the metrics (nothing, where unknown).
+    fn db_stats(&self) -> crate::stats::DbStats {
+        crate::stats::DbStats::default()
+    }
     async fn ping(&self) -> Result<(), StoreError>;
 }

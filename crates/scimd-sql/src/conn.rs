@@ -235,7 +235,11 @@ macro_rules! impl_tx {
 impl_tx!(Postgres, Dialect::Postgres);
 
 /// One statement on a pool, outside any explicit transaction.
-pub async fn fetch_all<'p, DB>(pool: &'p sqlx::Pool<DB>, sql: Sql) -> DbResult<Vec<Row>>
+pub async fn fetch_all<'p, DB>(
+    pool: &'p sqlx::Pool<DB>,
+    sql: Sql,
+    wait: &scimd_core::stats::Histogram,
+) -> DbResult<Vec<Row>>
 where
     DB: sqlx::Database,
     for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
@@ -250,6 +254,8 @@ where
     for<'r> bool: sqlx::Decode<'r, DB>,
 {
     let q = bind_all!(sqlx::query::<DB>(AssertSqlSafe(sql.text)), sql.binds);
+    let asked = std::time::Instant::now();
     let mut conn = pool.acquire().await?;
+    wait.observe_duration(asked.elapsed());
     Ok(q.fetch_all(&mut *conn).await?.iter().map(decode).collect())
 }

@@ -1217,6 +1217,10 @@ impl<P: Pools> Store for MappedStore<P> {
         Ok(ListPage { total, resources: items.into_iter().map(|(_, r)| r).collect() })
     }
 
+    fn db_stats(&self) -> scimd_core::stats::DbStats {
+        self.pools.stats()
+    }
+
     async fn ping(&self) -> Result<()> {
         let mut tx = self.pools.read().await?;
         let mut s = Sql::new(tx.dialect());

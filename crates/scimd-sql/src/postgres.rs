@@ -12,6 +12,7 @@ use crate::sql::Dialect;
 use crate::sql::Sql;
 use crate::store::{Pools, SqlStore};
 use async_trait::async_trait;
+use scimd_core::stats::{DbStats, Histogram, PoolUse, WAIT_BOUNDS};
 use scimd_core::store::{Outage, StoreError};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -52,6 +53,10 @@ impl Default for PostgresSettings {
 
 pub struct PgPools {
     pool: PgPool,
+    /// The most connections the pool opens.
+    max: u32,
+    /// How long requests waited for a connection.
+    wait: Arc<Histogram>,
     health: Arc<Health>,
     /// Snapshots open at once (see `Pools::snapshot`).
     snapshots: Arc<tokio::sync::Semaphore>,
@@ -270,7 +275,9 @@ fn backend(e: sqlx::Error) -> StoreError {
 
 impl PgPools {
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
+        let asked = std::time::Instant::now();
         let tx = self.health.guard(self.pool.begin()).await?;
+        self.wait.observe_duration(asked.elapsed());
         Ok(Box::new(PgTx { tx, health: self.health.clone() }))
     }
 }
@@ -286,6 +293,14 @@ impl Pools for PgPools {
     async fn write(&self) -> Result<Box<dyn Tx>, StoreError> {
         self.begin().await
     }
+    fn stats(&self) -> DbStats {
+        let size = u64::from(self.pool.size());
+        let idle = self.pool.num_idle() as u64;
+        let wait = self.wait.snapshot();
+        let pool =
+            PoolUse { pool: "postgres", size, in_use: size.saturating_sub(idle), max: u64::from(self.max), wait };
+        DbStats { pools: vec![pool], group_commit: None }
+    }
     /// A REPEATABLE READ transaction, at most a quarter of the pool at once.
     async fn snapshot(&self) -> Result<Box<dyn Tx>, StoreError> {
         let permit = self.snapshots.clone().acquire_owned().await.map_err(|e| StoreError::Backend(e.to_string()))?;
@@ -299,7 +314,7 @@ impl Pools for PgPools {
             return Err(StoreError::Unavailable(Outage::Unreachable, why));
         }
         let result = tokio::select! {
-            r = crate::conn::fetch_all(&self.pool, sql) => r,
+            r = crate::conn::fetch_all(&self.pool, sql, &self.wait) => r,
             () = self.health.went_down() => Err(DbError::Unavailable(Outage::Unreachable, self.health.down().unwrap_or_default())),
         };
         Ok(self.health.check(result)?)
@@ -370,7 +385,15 @@ impl PgPools {
             stopped,
         ));
         let snapshots = Arc::new(tokio::sync::Semaphore::new((settings.max_connections as usize / 4).max(1)));
-        Ok(PgPools { pool, health, snapshots, _statistics: None, _watcher: stop })
+        Ok(PgPools {
+            pool,
+            max: settings.max_connections,
+            wait: Arc::new(Histogram::new(WAIT_BOUNDS)),
+            health,
+            snapshots,
+            _statistics: None,
+            _watcher: stop,
+        })
     }
 
     pub fn pool(&self) -> &PgPool {

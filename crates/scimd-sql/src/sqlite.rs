@@ -11,10 +11,11 @@ use rusqlite::config::DbConfig;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, ToSql};
+use scimd_core::stats::{DbStats, GROUP_BOUNDS, Histogram, PoolUse, WAIT_BOUNDS};
 use scimd_core::store::{Outage, StoreError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// Durability of acknowledged writes (SQLite `synchronous`).
@@ -73,6 +74,9 @@ pub struct SqlitePools {
     snapshots: Arc<tokio::sync::Semaphore>,
     /// Dropping it stops the checkpointer thread.
     _checkpointer: Option<std::sync::mpsc::Sender<()>>,
+    /// How long requests waited for a reader, and for the writer.
+    read_wait: Histogram,
+    write_wait: Arc<Histogram>,
 }
 
 /// How often the checkpointer copies committed WAL pages into the database file.
@@ -319,6 +323,9 @@ struct GroupCommit {
     queued: AtomicUsize,
     /// Touched only while the writer connection is held.
     state: std::sync::Mutex<GroupState>,
+    /// How long writes waited for the connection; how many each commit carried.
+    wait: Arc<Histogram>,
+    sizes: Histogram,
 }
 
 #[derive(Default)]
@@ -352,7 +359,12 @@ impl GroupCommit {
         if !state.open {
             return;
         }
-        let result = if state.waiting.is_empty() { control(conn, "ROLLBACK") } else { control(conn, "COMMIT") };
+        let result = if state.waiting.is_empty() {
+            control(conn, "ROLLBACK")
+        } else {
+            self.sizes.observe(state.waiting.len() as f64);
+            control(conn, "COMMIT")
+        };
         if result.is_err() {
             let _ = control(conn, "ROLLBACK");
         }
@@ -393,7 +405,10 @@ impl GroupedTx {
     async fn begin(group: Arc<GroupCommit>) -> DbResult<GroupedTx> {
         let conn = {
             let _queued = Queued::enter(&group.queued);
-            group.writer.clone().lock_owned().await
+            let asked = Instant::now();
+            let conn = group.writer.clone().lock_owned().await;
+            group.wait.observe_duration(asked.elapsed());
+            conn
         };
         let first = {
             let mut state = group.state();
@@ -505,11 +520,14 @@ impl SqlitePools {
                 .map(|_| open(&path, settings, false).map(|c| Arc::new(Mutex::new(c))))
                 .collect::<Result<_, _>>()?
         };
+        let write_wait = Arc::new(Histogram::new(WAIT_BOUNDS));
         let group = (!memory).then(|| {
             Arc::new(GroupCommit {
                 writer: write.clone(),
                 queued: AtomicUsize::new(0),
                 state: std::sync::Mutex::new(GroupState::default()),
+                wait: write_wait.clone(),
+                sizes: Histogram::new(GROUP_BOUNDS),
             })
         });
         Ok(SqlitePools {
@@ -521,6 +539,8 @@ impl SqlitePools {
             settings: settings.clone(),
             snapshots: Arc::new(tokio::sync::Semaphore::new(SNAPSHOTS)),
             _checkpointer: checkpointer,
+            read_wait: Histogram::new(WAIT_BOUNDS),
+            write_wait,
         })
     }
 
@@ -528,11 +548,15 @@ impl SqlitePools {
         // Take a free reader if there is one; otherwise wait for the next in turn.
         for c in &self.read {
             if let Ok(g) = c.clone().try_lock_owned() {
+                self.read_wait.observe(0.0);
                 return g;
             }
         }
+        let asked = Instant::now();
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.read.len();
-        self.read[i].clone().lock_owned().await
+        let g = self.read[i].clone().lock_owned().await;
+        self.read_wait.observe_duration(asked.elapsed());
+        g
     }
 
     /// Runs `f` on the writer connection, outside scimd's transactions (e.g. for an
@@ -557,7 +581,29 @@ impl Pools for SqlitePools {
     async fn write(&self) -> Result<Box<dyn Tx>, StoreError> {
         match &self.group {
             Some(group) => Ok(Box::new(GroupedTx::begin(group.clone()).await?)),
-            None => Ok(Box::new(SqliteTx::begin(self.write.clone().lock_owned().await, true)?)),
+            None => {
+                let asked = Instant::now();
+                let conn = self.write.clone().lock_owned().await;
+                self.write_wait.observe_duration(asked.elapsed());
+                Ok(Box::new(SqliteTx::begin(conn, true)?))
+            }
+        }
+    }
+    fn stats(&self) -> DbStats {
+        // A connection whose lock is held is in use (probed without waiting).
+        let busy = |c: &Arc<Mutex<Connection>>| u64::from(c.try_lock().is_err());
+        DbStats {
+            pools: vec![
+                PoolUse {
+                    pool: "read",
+                    size: self.read.len() as u64,
+                    in_use: self.read.iter().map(busy).sum(),
+                    max: self.read.len() as u64,
+                    wait: self.read_wait.snapshot(),
+                },
+                PoolUse { pool: "write", size: 1, in_use: busy(&self.write), max: 1, wait: self.write_wait.snapshot() },
+            ],
+            group_commit: self.group.as_ref().map(|g| g.sizes.snapshot()),
         }
     }
     async fn read_one(&self, sql: Sql) -> Result<Vec<Row>, StoreError> {

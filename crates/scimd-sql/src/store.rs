@@ -39,6 +39,10 @@ pub trait Pools: Send + Sync + 'static {
     fn storage_full(&self) -> bool {
         false
     }
+    /// The connections' use, for the metrics.
+    fn stats(&self) -> scimd_core::stats::DbStats {
+        scimd_core::stats::DbStats::default()
+    }
 }
 
 /// The SQL store over any `Pools` (SQLite or PostgreSQL).
@@ -823,6 +827,10 @@ impl<P: Pools> Store for SqlStore<P> {
         };
         let batches = SqlBatches { tx, kind, tenant: tenant.into(), id: id.into(), seq, after: i64::MIN, done: false };
         Ok(Some(RelationStream { resource, batches: Box::new(batches) }))
+    }
+
+    fn db_stats(&self) -> scimd_core::stats::DbStats {
+        self.pools.stats()
     }
 
     async fn ping(&self) -> Result<()> {

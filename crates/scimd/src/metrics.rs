@@ -1,6 +1,7 @@
 //! `GET /metrics`: Prometheus metrics, opened by an admin token (they name tenants and
-//! streams). The SCIM endpoints' own (scimd-axum), and each event stream's state, backlog and
-//! delivery lag, read from the database at each scrape.
+//! streams). The SCIM endpoints' own (scimd-axum); the database connections' use (pool size,
+//! in use, waits; SQLite group commits); and each event stream's state, backlog and delivery
+//! lag, read from the database at each scrape.
 
 use crate::server::Backend;
 use axum::Router;
@@ -9,6 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use scimd_admin::AdminAuth;
 use scimd_core::StoreError;
+use scimd_core::stats::{DbStats, HistogramSnapshot, PoolUse};
 use scimd_core::streams::StreamState;
 use std::fmt::Write as _;
 
@@ -20,12 +22,53 @@ pub fn router(backend: &Backend, auth: &AdminAuth) -> Router {
 async fn scrape(State(backend): State<Backend>) -> Response {
     let mut out = String::new();
     backend.metrics.render(&mut out);
+    database(&backend.store.db_stats(), &mut out);
     if let Err(e) = streams(&backend, &mut out).await {
         return unavailable(&e);
     }
     let mut resp = out.into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
     resp
+}
+
+fn histogram(out: &mut String, name: &str, labels: &str, h: &HistogramSnapshot) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    for (bound, n) in &h.buckets {
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", h.count);
+    let braced = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+    let _ = writeln!(out, "{name}_sum{braced} {}", h.sum);
+    let _ = writeln!(out, "{name}_count{braced} {}", h.count);
+}
+
+/// The connection pools: size, in use, most allowed, waits; SQLite's group commits.
+fn database(stats: &DbStats, out: &mut String) {
+    let gauges: [(&str, &str, fn(&PoolUse) -> u64); 3] = [
+        ("scimd_db_connections", "Database connections open, by pool.", |p: &PoolUse| p.size),
+        ("scimd_db_connections_in_use", "Database connections in use by a request now, by pool.", |p: &PoolUse| {
+            p.in_use
+        }),
+        ("scimd_db_connections_max", "The most connections a pool opens.", |p: &PoolUse| p.max),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for p in &stats.pools {
+            let _ = writeln!(out, "{name}{{pool=\"{}\"}} {}", p.pool, value(p));
+        }
+    }
+    out.push_str("# HELP scimd_db_wait_seconds Time from asking for a database connection to having it (PostgreSQL: with the transaction's BEGIN).\n");
+    out.push_str("# TYPE scimd_db_wait_seconds histogram\n");
+    for p in &stats.pools {
+        histogram(out, "scimd_db_wait_seconds", &format!("pool=\"{}\"", p.pool), &p.wait);
+    }
+    if let Some(groups) = &stats.group_commit {
+        out.push_str(
+            "# HELP scimd_sqlite_group_commit_writes Writes committed together by one SQLite commit (group commit).\n",
+        );
+        out.push_str("# TYPE scimd_sqlite_group_commit_writes histogram\n");
+        histogram(out, "scimd_sqlite_group_commit_writes", "", groups);
+    }
 }
 
 fn unavailable(e: &StoreError) -> Response {

@@ -256,7 +256,10 @@ pub fn build_app(config: &Config, backend: &Backend, local: SocketAddr) -> Resul
     )
     .with_metrics(backend.metrics.clone());
     let scim = if config.activity_log {
-        scim.with_activity(scimd_axum::activity::ActivityRecorder::spawn(backend.activity.clone()))
+        scim.with_activity(scimd_axum::activity::ActivityRecorder::spawn(
+            backend.activity.clone(),
+            backend.metrics.clone(),
+        ))
     } else {
         scim
     };

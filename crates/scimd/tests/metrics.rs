@@ -86,4 +86,80 @@ async fn metrics_count_the_requests_sent() {
     let lag = text.lines().find(|l| l.starts_with("scimd_event_stream_lag_seconds{tenant=\"default\"")).unwrap();
     assert!(lag.rsplit(' ').next().unwrap().parse::<f64>().unwrap() >= 0.0);
     assert!(text.lines().any(|l| l.starts_with("scimd_event_stream_state{") && l.contains("state=\"active\"} 1")));
+    // Every series the Grafana dashboard queries is served.
+    let dashboard = include_str!("../../../docs/grafana-dashboard.json");
+    let mut queried: Vec<&str> = dashboard
+        .match_indices("scimd_")
+        .map(|(at, _)| {
+            let rest = &dashboard[at..];
+            &rest[..rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len())]
+        })
+        .collect();
+    queried.dedup();
+    assert!(queried.len() >= 10, "{queried:?}");
+    for name in queried {
+        assert!(text.lines().any(|l| l.starts_with(name)), "the dashboard queries {name}, which is not served");
+    }
+}
+
+/// The database connections: each pool's size, use, limit and waits; on SQLite how many
+/// writes each group commit carried.
+async fn database_series(db: common::Db) {
+    let s = common::TestServer::on_db(db, "metrics_db", |_| {}).await;
+    let req = TokenRequest { scope: Scope::Admin, tenant: "", name: "prometheus", secret: None, expires: None };
+    let admin = create_token(s.backend.tokens.as_ref(), req, "2026-01-01T00:00:00.000000Z").await.unwrap().secret;
+    for i in 0..5 {
+        let r = s.call(Method::POST, "/Users", Some(json!({"schemas": [USER], "userName": format!("d{i}")}))).await;
+        assert_eq!(r.status, 201);
+    }
+    assert_eq!(s.call(Method::GET, "/Users?filter=userName%20eq%20%22d1%22", None).await.status, 200);
+    let r = s.request(Method::GET, &format!("{}/metrics", s.root), Some(&admin), None, None, &[]).await;
+    let text = r.body.as_str().unwrap().to_string();
+    let series = |name: &str| value(&text, name).unwrap_or_else(|| panic!("no {name} in\n{text}"));
+    match db {
+        common::Db::Sqlite => {
+            // The server's defaults: four readers, one writer.
+            assert_eq!(series(r#"scimd_db_connections{pool="read"}"#), 4.0);
+            assert_eq!(series(r#"scimd_db_connections_max{pool="read"}"#), 4.0);
+            assert_eq!(series(r#"scimd_db_connections{pool="write"}"#), 1.0);
+            assert!(series(r#"scimd_db_connections_in_use{pool="write"}"#) <= 1.0);
+            // Five creates committed (with the token's and tenant's last use, maybe): each
+            // write in exactly one commit, never more writes than commits can carry.
+            let (commits, writes) =
+                (series("scimd_sqlite_group_commit_writes_count"), series("scimd_sqlite_group_commit_writes_sum"));
+            assert!(commits >= 1.0 && writes >= 5.0 && writes >= commits, "{commits} commits, {writes} writes");
+            assert_eq!(series(r#"scimd_sqlite_group_commit_writes_bucket{le="+Inf"}"#), commits);
+            assert!(series(r#"scimd_db_wait_seconds_count{pool="write"}"#) >= 5.0);
+            assert!(series(r#"scimd_db_wait_seconds_count{pool="read"}"#) >= 1.0);
+        }
+        common::Db::Postgres => {
+            assert_eq!(series(r#"scimd_db_connections_max{pool="postgres"}"#), 4.0);
+            let (size, in_use) = (
+                series(r#"scimd_db_connections{pool="postgres"}"#),
+                series(r#"scimd_db_connections_in_use{pool="postgres"}"#),
+            );
+            assert!((1.0..=4.0).contains(&size) && in_use <= size, "{size} open, {in_use} in use");
+            // Every statement asked for a connection: the six requests' and the token checks'.
+            assert!(series(r#"scimd_db_wait_seconds_count{pool="postgres"}"#) >= 12.0);
+            assert!(!text.contains("scimd_sqlite_group_commit_writes"), "no group commit on PostgreSQL");
+        }
+    }
+    let cumulative: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with("scimd_db_wait_seconds_bucket{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(!cumulative.is_empty());
+    assert_eq!(series("scimd_activity_dropped_total"), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_series_on_sqlite() {
+    database_series(common::Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn database_series_on_postgres() {
+    database_series(common::Db::Postgres).await;
 }
