@@ -42,9 +42,12 @@ fn histogram(out: &mut String, name: &str, labels: &str, h: &HistogramSnapshot) 
     let _ = writeln!(out, "{name}_count{braced} {}", h.count);
 }
 
+/// A gauge of each pool: name, help, value.
+type Gauge = (&'static str, &'static str, fn(&PoolUse) -> u64);
+
 /// The connection pools: size, in use, most allowed, waits; SQLite's group commits.
 fn database(stats: &DbStats, out: &mut String) {
-    let gauges: [(&str, &str, fn(&PoolUse) -> u64); 3] = [
+    let gauges: [Gauge; 3] = [
         ("scimd_db_connections", "Database connections open, by pool.", |p: &PoolUse| p.size),
         ("scimd_db_connections_in_use", "Database connections in use by a request now, by pool.", |p: &PoolUse| {
             p.in_use
