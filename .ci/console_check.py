@@ -287,6 +287,17 @@ def main():
         check("resuming it", "The stream is delivering again." in text(), text())
         shot("tenant")
 
+        # On a phone's screen: nothing wider than the screen but the tables, which scroll.
+        driver.set_window_size(390, 844)
+        for path in ["/admin/tenants", "/admin/tenants/acme", "/admin/tenants/acme/activity?status=failed"]:
+            visit(root + path)
+            overflow = driver.execute_script(
+                "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            check("%s fits a phone's screen" % path, overflow <= 0, "%d px too wide" % overflow)
+        shot("phone")
+        driver.set_window_size(1280, 1000)
+        visit(root + "/admin/tenants/acme")
+
         # Revoking the token from the console: the identity provider is refused at once.
         row = driver.find_element(By.XPATH, "//td[text()='initial']/ancestor::tr")
         row.find_element(By.XPATH, ".//button[text()='Revoke']").click()

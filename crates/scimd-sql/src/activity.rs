@@ -1,5 +1,8 @@
 //! The activity log in SQL (`scimd_activity`): written in batches by the server's recorder,
-//! read newest first with filters, pruned to a bounded history per tenant.
+//! read newest first with filters, pruned to a bounded history per tenant. On PostgreSQL it
+//! is a table of the database; on SQLite a database file of its own (`Pools::activity`), so
+//! that its stream of small commits never makes the readers of the data drop their page
+//! caches, nor queues behind (or ahead of) SCIM writes.
 
 use crate::conn::Row;
 use crate::sql::{Bind, Sql};
@@ -9,6 +12,21 @@ use scimd_core::activity::{Activity, ActivityLog, ActivityQuery, ActivitySummary
 use scimd_core::store::StoreError;
 
 type Result<T> = std::result::Result<T, StoreError>;
+
+/// The connections the log is read and written on.
+fn log<P: Pools>(pools: &P) -> &dyn Pools {
+    pools.activity().unwrap_or(pools)
+}
+
+/// Erases a tenant's records (the tenant is being erased).
+pub(crate) async fn forget(log: &dyn Pools, tenant: &str) -> Result<()> {
+    let mut tx = log.write().await?;
+    let mut s = sql(tx.dialect());
+    s.push("DELETE FROM scimd_activity WHERE tenant = ").bind_text(tenant);
+    tx.exec(s).await?;
+    tx.commit().await?;
+    Ok(())
+}
 
 const COLUMNS: &str = "id, tenant, time, method, path, status, scim_type, detail, latency_us, resource_type, \
     resource_id, user_agent, client, request_id, request_body";
@@ -48,7 +66,7 @@ impl<P: Pools> ActivityLog for SqlStore<P> {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pools.write().await?;
+        let mut tx = log(&self.pools).write().await?;
         for chunk in batch.chunks(50) {
             let mut s = sql(tx.dialect());
             s.push(
@@ -80,7 +98,8 @@ impl<P: Pools> ActivityLog for SqlStore<P> {
     }
 
     async fn activity(&self, tenant: &str, q: &ActivityQuery) -> Result<Vec<(i64, Activity)>> {
-        let mut s = sql(self.pools.dialect());
+        let log = log(&self.pools);
+        let mut s = sql(log.dialect());
         s.push("SELECT ").push(COLUMNS).push(" FROM scimd_activity WHERE tenant = ").bind_text(tenant);
         if let Some(class) = q.status_class {
             let low = i64::from(class) * 100;
@@ -102,42 +121,60 @@ impl<P: Pools> ActivityLog for SqlStore<P> {
             s.push(" AND id < ").bind(Bind::Int(id));
         }
         s.push(" ORDER BY id DESC LIMIT ").bind(Bind::Int(i64::from(q.limit.clamp(1, 1000))));
-        self.pools.read_one(s).await?.iter().map(decode).collect()
+        log.read_one(s).await?.iter().map(decode).collect()
     }
 
     async fn activity_summary(&self, tenant: &str, since: &str) -> Result<ActivitySummary> {
-        let mut s = sql(self.pools.dialect());
+        let log = log(&self.pools);
+        let mut s = sql(log.dialect());
         s.push("SELECT COUNT(*), COUNT(CASE WHEN status >= 400 THEN 1 END) FROM scimd_activity WHERE tenant = ");
         s.bind_text(tenant).push(" AND time >= ").bind_text(since);
-        let rows = self.pools.read_one(s).await?;
+        let rows = log.read_one(s).await?;
         let count = |i| rows.first().and_then(|r| r.opt_int(i)).and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
         Ok(ActivitySummary { requests: count(0), failed: count(1) })
     }
 
     async fn prune_activity(&self, keep: u32, before: &str) -> Result<u64> {
-        let d = self.pools.dialect();
-        let mut tx = self.pools.write().await?;
+        let log = log(&self.pools);
+        let d = log.dialect();
+        // The tenants are the log's own: it may live apart from the tenants' table.
         let mut s = sql(d);
-        s.push("DELETE FROM scimd_activity WHERE time < ").bind_text(before);
-        let mut n = tx.exec(s).await?;
-        tx.commit().await?;
-        // Each tenant's newest `keep`: found by index, one tenant at a time, so that no
-        // statement holds the writer long.
-        let mut s = sql(d);
-        s.push("SELECT slug FROM scimd_tenants");
-        let tenants: Vec<String> = self.pools.read_one(s).await?.iter().filter_map(|r| r.opt_text(0)).collect();
+        s.push("SELECT DISTINCT tenant FROM scimd_activity");
+        let tenants: Vec<String> = log.read_one(s).await?.iter().filter_map(|r| r.opt_text(0)).collect();
+        let mut n = 0;
         for tenant in tenants {
+            // Everything up to the newest record that is too old, or that is past the
+            // newest `keep` (records are numbered in the order they came).
             let mut s = sql(d);
-            s.push("SELECT id FROM scimd_activity WHERE tenant = ").bind_text(tenant.as_str());
-            s.push(" ORDER BY id DESC LIMIT 1 OFFSET ").bind(Bind::Int(i64::from(keep)));
-            let Some(oldest_kept) = self.pools.read_one(s).await?.first().and_then(|r| r.opt_int(0)) else { continue };
-            let mut tx = self.pools.write().await?;
-            let mut s = sql(d);
-            s.push("DELETE FROM scimd_activity WHERE tenant = ").bind_text(tenant.as_str());
-            s.push(" AND id <= ").bind(Bind::Int(oldest_kept));
-            n += tx.exec(s).await?;
-            tx.commit().await?;
+            s.push("SELECT MAX(id) FROM (SELECT id FROM scimd_activity WHERE tenant = ").bind_text(tenant.as_str());
+            s.push(" AND time < ").bind_text(before).push(" UNION ALL SELECT id FROM (SELECT id FROM scimd_activity");
+            s.push(" WHERE tenant = ").bind_text(tenant.as_str()).push(" ORDER BY id DESC LIMIT 1 OFFSET ");
+            s.bind(Bind::Int(i64::from(keep))).push(") k) o");
+            let Some(last) = log.read_one(s).await?.first().and_then(|r| r.opt_int(0)) else { continue };
+            n += delete_up_to(log, &tenant, last).await?;
         }
         Ok(n)
+    }
+}
+
+/// Records of one tenant deleted in one transaction, at most: a long history goes in
+/// several, so that the log's writer is never held for long.
+const PRUNE_CHUNK: i64 = 5_000;
+
+/// Deletes a tenant's records up to `last`, oldest first, a chunk at a time.
+async fn delete_up_to(log: &dyn Pools, tenant: &str, last: i64) -> Result<u64> {
+    let mut n = 0;
+    loop {
+        let mut tx = log.write().await?;
+        let mut s = sql(tx.dialect());
+        s.push("DELETE FROM scimd_activity WHERE id IN (SELECT id FROM scimd_activity WHERE tenant = ");
+        s.bind_text(tenant).push(" AND id <= ").bind(Bind::Int(last)).push(" ORDER BY id LIMIT ");
+        s.bind(Bind::Int(PRUNE_CHUNK)).push(")");
+        let gone = tx.exec(s).await?;
+        tx.commit().await?;
+        n += gone;
+        if gone < PRUNE_CHUNK as u64 {
+            return Ok(n);
+        }
     }
 }

@@ -39,6 +39,11 @@ pub trait Pools: Send + Sync + 'static {
     fn storage_full(&self) -> bool {
         false
     }
+    /// Where the activity log lives when not in this database (SQLite keeps it in a file of
+    /// its own: see `sqlite::ACTIVITY_MIGRATIONS`).
+    fn activity(&self) -> Option<&dyn Pools> {
+        None
+    }
     /// The connections' use, for the metrics.
     fn stats(&self) -> scimd_core::stats::DbStats {
         scimd_core::stats::DbStats::default()

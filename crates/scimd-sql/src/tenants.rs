@@ -37,7 +37,6 @@ const TENANT_TABLES: &[&str] = &[
     "scim_tokens",
     "scimd_events",
     "scimd_streams",
-    "scimd_activity",
 ];
 
 #[async_trait]
@@ -97,7 +96,9 @@ impl<P: Pools> TenantStore for SqlStore<P> {
         s.push("DELETE FROM scimd_stream_acks WHERE stream_id IN (SELECT id FROM scimd_streams WHERE tenant = ");
         s.bind_text(slug).push(")");
         tx.exec(s).await?;
-        for table in TENANT_TABLES {
+        let separate_log = self.pools.activity();
+        let log_table = separate_log.is_none().then_some("scimd_activity");
+        for table in TENANT_TABLES.iter().copied().chain(log_table) {
             let mut s = sql(d);
             s.push("DELETE FROM ").push(table).push(" WHERE tenant = ").bind_text(slug);
             tx.exec(s).await?;
@@ -111,6 +112,13 @@ impl<P: Pools> TenantStore for SqlStore<P> {
         s.push("DELETE FROM scimd_tenants WHERE slug = ").bind_text(slug);
         let n = tx.exec(s).await?;
         tx.commit().await?;
+        // A log in a database of its own is erased after the tenant: should that fail, its
+        // records go with the log's retention, and the tenant is gone all the same.
+        if let Some(log) = separate_log
+            && let Err(e) = crate::activity::forget(log, slug).await
+        {
+            tracing::warn!(tenant = slug, error = %e, "could not erase the tenant's activity records");
+        }
         Ok(n > 0)
     }
 

@@ -107,6 +107,17 @@ async fn what_the_log_keeps(db: Db) {
     let other = activity(&s, &admin, "other", "", 0).await;
     assert!(other["activity"].as_array().unwrap().is_empty());
 
+    // Erasing a tenant erases its records: a new tenant of the same slug starts with none.
+    let made = s.at(Method::POST, &format!("{}/admin/v1/tenants/other/tokens", s.root), &admin, Some(json!({}))).await;
+    let other_token = made.body["secret"].as_str().unwrap().to_string();
+    let users_url = format!("{}/t/other/scim/v2/Users", s.root);
+    assert_eq!(s.request(Method::GET, &users_url, Some(&other_token), None, None, &[]).await.status, 200);
+    activity(&s, &admin, "other", "", 1).await;
+    assert_eq!(s.at(Method::DELETE, &format!("{}/admin/v1/tenants/other", s.root), &admin, None).await.status, 204);
+    let r = s.at(Method::POST, &format!("{}/admin/v1/tenants", s.root), &admin, Some(json!({"slug": "other"}))).await;
+    assert_eq!(r.status, 201);
+    assert!(activity(&s, &admin, "other", "", 0).await["activity"].as_array().unwrap().is_empty());
+
     // A bounded history: the newest N of each tenant.
     s.backend.activity.prune_activity(2, "2000-01-01T00:00:00.000000Z").await.unwrap();
     let kept = activity(&s, &admin, "default", "", 2).await;
