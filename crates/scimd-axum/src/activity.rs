@@ -22,6 +22,8 @@ const BATCH: usize = 2_000;
 /// same whatever it carries (the pages it touched go to the log file whole), so fewer,
 /// larger commits are what keeps the log cheap; records appear this much later.
 const LINGER: Duration = Duration::from_millis(200);
+/// How often the writer looks at the queue while a batch gathers.
+const GATHER_STEP: Duration = Duration::from_millis(10);
 /// The most of a failed request's body the log keeps, in bytes.
 const MAX_BODY: usize = 8 * 1024;
 
@@ -41,12 +43,15 @@ impl ActivityRecorder {
             while rx.recv_many(&mut batch, BATCH).await > 0 {
                 // Until the batch is full or has waited long enough: under load a full
                 // batch goes at once, so the writer keeps up with any rate it can insert.
+                // It looks at the queue now and then rather than waking for each record.
                 let deadline = tokio::time::Instant::now() + LINGER;
+                while rx.len() < BATCH - batch.len() && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(GATHER_STEP).await;
+                }
                 while batch.len() < BATCH {
-                    let room = BATCH - batch.len();
-                    match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
-                        Ok(n) if n > 0 => {}
-                        _ => break,
+                    match rx.try_recv() {
+                        Ok(a) => batch.push(a),
+                        Err(_) => break,
                     }
                 }
                 if let Err(e) = log.record_activity(&batch).await {
