@@ -12,39 +12,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bench/results}
 mkdir -p "$out"
-work=$(mktemp -d)
 users=${USERS:-10000} runs=${RUNS:-5} duration=${DURATION:-5}
 scenarios=${SCENARIOS:-get_user,filter,create_concurrent,patch_user,add_member}
 only=${ONLY:-"sqlite pg"}
-pg_admin=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 day=$(date -u +%F)
+source bench/lib.sh
 
 cargo build --release --locked -p scimd -p scimd-bench
 scimd=target/release/scimd bench=target/release/scimd-bench
 
-pids=() dbs=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  for d in "${dbs[@]}"; do psql "$pg_admin" -qAt -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
-
 for store in $only; do
   for mode in on off; do
-    case $store in
-      sqlite) db="sqlite://$work/$store-$mode.db" ;;
-      pg)
-        name="scimd_bench_activity_${mode}_$$"
-        psql "$pg_admin" -qAt -c "CREATE DATABASE $name" >/dev/null
-        dbs+=("$name")
-        db="${pg_admin%/*}/$name"
-        ;;
-      *) echo "unknown store $store (sqlite, pg)"; exit 1 ;;
-    esac
+    fresh_db "$store" "activity_$mode"
     port=$(free_port)
     token=$(SCIMD_DATABASE_URL=$db "$scimd" token create --name bench 2>/dev/null)
     admin=$(SCIMD_DATABASE_URL=$db "$scimd" admin-token create --name bench 2>/dev/null)
@@ -54,7 +33,7 @@ for store in $only; do
       "$scimd" serve >"$work/$store-$mode.log" 2>&1 &
     pids+=($!)
     declare "pid_$mode=$!" "url_$mode=http://127.0.0.1:$port/scim/v2" "token_$mode=$token"
-    for _ in $(seq 1 300); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+    wait_ready "http://127.0.0.1:$port"
     url="url_$mode"
     "$bench" --url "${!url}" --token "$token" --users "$users" --groups 50 --seed-file "$work/$store-$mode.seed" \
       --scenarios get_user --duration 0.2 --label seed >/dev/null

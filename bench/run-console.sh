@@ -10,32 +10,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 users=${USERS:-10000} rounds=${ROUNDS:-20} only=${ONLY:-"sqlite pg"}
-pg_admin=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-work=$(mktemp -d)
+source bench/lib.sh
 
 cargo build --release --locked -p scimd -p scimd-bench
 scimd=target/release/scimd bench=target/release/scimd-bench
 
-server="" pgdb=""
-cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null || true
-  wait 2>/dev/null || true
-  [ -n "$pgdb" ] && psql "$pg_admin" -qAt -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null 2>&1
-  rm -rf "$work"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
-
 for store in $only; do
-  case $store in
-    sqlite) db="sqlite://$work/console.db" ;;
-    pg)
-      pgdb="scimd_bench_console_$$"
-      psql "$pg_admin" -qAt -c "CREATE DATABASE $pgdb" >/dev/null
-      db="${pg_admin%/*}/$pgdb"
-      ;;
-    *) echo "unknown store $store (sqlite, pg)"; exit 1 ;;
-  esac
+  fresh_db "$store" console
   port=$(free_port)
   root=http://127.0.0.1:$port
   token=$(SCIMD_DATABASE_URL=$db "$scimd" token create --name bench 2>/dev/null)
@@ -43,7 +24,8 @@ for store in $only; do
   SCIMD_DATABASE_URL=$db SCIMD_LISTEN=127.0.0.1:$port SCIMD_ACTIVITY_LOG=true SCIMD_LOG_LEVEL=warn \
     "$scimd" serve >"$work/$store.log" 2>&1 &
   server=$!
-  for _ in $(seq 1 300); do curl -fsS "$root/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+  pids+=("$server")
+  wait_ready "$root"
   "$bench" --url "$root/scim/v2" --token "$token" --users "$users" --groups 50 --seed-file "$work/$store.seed" \
     --scenarios get_user,filter,patch_user,add_member --duration 2 --label traffic >/dev/null
   sleep 1
@@ -55,5 +37,4 @@ for store in $only; do
   python3 bench/console_pages.py "$root" "$admin" default "$user" "$group" "$rounds"
   kill "$server" 2>/dev/null || true
   wait "$server" 2>/dev/null || true
-  server=""
 done

@@ -15,27 +15,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bench/results}
 mkdir -p "$out"
-work=$(mktemp -d)
 users=${USERS:-2000} groups=${GROUP_COUNT:-50} runs=${RUNS:-5} duration=${DURATION:-5}
 rate=${RATE:-1000} lag_seconds=${LAG_SECONDS:-10}
 only=${ONLY:-"sqlite pg"}
-pg_admin=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 day=$(date -u +%F)
+source bench/lib.sh
 
 cargo build --release --locked -p scimd -p scimd-bench
 scimd=target/release/scimd bench=target/release/scimd-bench receiver=target/release/set-receiver
 
-server="" rx="" pgdb=""
-cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null || true
-  [ -n "$rx" ] && kill "$rx" 2>/dev/null || true
-  wait 2>/dev/null || true
-  [ -n "$pgdb" ] && psql "$pg_admin" -qAt -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null 2>&1
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 
 # The admin API: admin METHOD PATH [JSON] prints the answer.
 admin() {
@@ -61,23 +49,16 @@ drained() {
 }
 
 for store in $only; do
-  case $store in
-    sqlite) db="sqlite://$work/events.db" ;;
-    pg)
-      pgdb="scimd_bench_events_$$"
-      psql "$pg_admin" -qAt -c "CREATE DATABASE $pgdb" >/dev/null
-      db="${pg_admin%/*}/$pgdb"
-      ;;
-    *) echo "unknown store $store (sqlite, pg)"; exit 1 ;;
-  esac
+  fresh_db "$store" events
   port=$(free_port) rx_port=$(free_port)
   root="http://127.0.0.1:$port"
   admin_token=$(SCIMD_DATABASE_URL=$db "$scimd" admin-token create --name bench 2>/dev/null)
   SCIMD_DATABASE_URL=$db SCIMD_LISTEN=127.0.0.1:$port SCIMD_LOG_LEVEL=warn "$scimd" serve >"$work/$store.log" 2>&1 &
   server=$!
-  for _ in $(seq 1 300); do curl -fsS "$root/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+  wait_ready "$root"
   "$receiver" "127.0.0.1:$rx_port" "$work/$store-received.txt" &
   rx=$!
+  pids+=("$server" "$rx")
 
   for t in quiet streamed; do
     created=$(admin POST /tenants "{\"slug\": \"$t\"}")
@@ -126,8 +107,8 @@ while True:
         break
 json.dump(events, open(out, "w"))
 PY
-  kill "$server"; wait "$server" 2>/dev/null || true; server=""
-  kill "$rx"; wait "$rx" 2>/dev/null || true; rx=""
+  kill "$server"; wait "$server" 2>/dev/null || true
+  kill "$rx"; wait "$rx" 2>/dev/null || true
 
   python3 - "$work" "$store" "$runs" "$out/events-$store-$day.json" "$rate" <<'PY'
 import datetime, json, statistics, sys
@@ -168,7 +149,5 @@ l = result["lag"]
 print("\ndelivery lag at %.0f creates/s (%d events, %d missing): p50 %.1f ms, p99 %.1f ms, max %.1f ms"
       % (l["achieved_rps"], l["events"], l["missing"], l["p50_ms"], l["p99_ms"], l["max_ms"]))
 PY
-  if [ "$store" = pg ]; then
-    psql "$pg_admin" -qAt -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null; pgdb=""
-  fi
+  drop_dbs
 done

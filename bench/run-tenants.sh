@@ -14,43 +14,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bench/results}
 mkdir -p "$out"
-work=$(mktemp -d)
 tenants=${TENANTS:-1000} per=${PER:-100} users=${USERS:-100000} runs=${RUNS:-5} duration=${DURATION:-5}
 only=${ONLY:-"sqlite pg"}
-pg_admin=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 day=$(date -u +%F)
+source bench/lib.sh
 
 cargo build --release --locked -p scimd -p scimd-bench
 scimd=target/release/scimd bench=target/release/scimd-bench
 
-server="" pgdb=""
-cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null || true
-  wait 2>/dev/null || true
-  [ -n "$pgdb" ] && psql "$pg_admin" -qAt -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null 2>&1
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
-
 for store in $only; do
-  case $store in
-    sqlite) db="sqlite://$work/tenants.db" ;;
-    pg)
-      pgdb="scimd_bench_tenants_$$"
-      psql "$pg_admin" -qAt -c "CREATE DATABASE $pgdb" >/dev/null
-      db="${pg_admin%/*}/$pgdb"
-      ;;
-    *) echo "unknown store $store (sqlite, pg)"; exit 1 ;;
-  esac
+  fresh_db "$store" tenants
   port=$(free_port)
   root="http://127.0.0.1:$port"
   token=$(SCIMD_DATABASE_URL=$db "$scimd" token create --name bench 2>/dev/null)
   admin=$(SCIMD_DATABASE_URL=$db "$scimd" admin-token create --name bench 2>/dev/null)
   SCIMD_DATABASE_URL=$db SCIMD_LISTEN=127.0.0.1:$port "$scimd" serve >"$work/$store.log" 2>&1 &
   server=$!
-  for _ in $(seq 1 300); do curl -fsS "$root/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+  pids+=("$server")
+  wait_ready "$root"
 
   # The tenants, through the admin API: one line `BASE_URL TOKEN` each.
   python3 - "$root" "$admin" "$tenants" >"$work/tenants.txt" <<'EOF'
@@ -69,10 +50,8 @@ EOF
     --tenants-file "$work/tenants.txt" --tenant-users "$per" \
     --scenarios get_user,tenant_get_user,filter,tenant_filter --runs "$runs" --duration "$duration" \
     --pid "$server" --label "scimd-$store" --json "$out/tenants-$store-$day.json"
-  kill "$server"; wait "$server" 2>/dev/null || true; server=""
-  if [ "$store" = pg ]; then
-    psql "$pg_admin" -qAt -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null; pgdb=""
-  fi
+  kill "$server"; wait "$server" 2>/dev/null || true
+  drop_dbs
 done
 
 # The ratios: many small tenants against one big one, same run.
