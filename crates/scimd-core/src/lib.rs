@@ -15,6 +15,7 @@ pub mod stats;
 pub mod store;
 pub mod streams;
 pub mod tenants;
+pub mod token_cache;
 pub mod tokens;
 
 pub use adapter::Adapter;

@@ -16,6 +16,7 @@ use scimd_core::activity::ActivityLog;
 use scimd_core::events::EventLog;
 use scimd_core::streams::{KeyStore, StreamStore};
 use scimd_core::tenants::{Tenant, TenantState, TenantStore};
+use scimd_core::token_cache::{CachedTenants, CachedTokens, TOKEN_CACHE_TTL, TokenCache};
 use scimd_core::tokens::{Scope, TokenRequest, TokenStore, create_token};
 use scimd_core::{Engine, Settings, Store};
 use scimd_events::keys::KeyRing;
@@ -55,10 +56,13 @@ impl Backend {
     where
         S: Store + TokenStore + TenantStore + EventLog + StreamStore + KeyStore + ActivityLog,
     {
+        // Token lookups remembered for a moment (`token_cache`): one database round trip
+        // less per request.
+        let cache = TokenCache::new(TOKEN_CACHE_TTL);
         Backend {
             store: store.clone(),
-            tokens: store.clone(),
-            tenants: store.clone(),
+            tokens: Arc::new(CachedTokens::new(store.clone(), cache.clone())),
+            tenants: Arc::new(CachedTenants::new(store.clone(), cache)),
             log: store.clone(),
             streams: store.clone(),
             keys: Arc::new(KeyRing::new(store.clone())),
