@@ -186,7 +186,14 @@ async fn what_identity_providers_send_is_shown_as_text() {
     let refused =
         s.call(Method::POST, "/Users", Some(json!({"schemas": [USER], "userName": 7, "nickName": hostile}))).await;
     assert_eq!(refused.status, 400);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The log is written a moment after the answers (bounded wait).
+    for _ in 0..100 {
+        let failed = send(&s, Method::GET, "/admin/tenants/default/activity?status=failed", Some(&cookie), &[]).await;
+        if failed.body.contains("nickName") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for path in [
         "/admin/tenants/default/users".to_string(),
         format!("/admin/tenants/default/users/{id}"),

@@ -139,8 +139,8 @@ async fn database_series(db: common::Db) {
                 series(r#"scimd_db_connections_in_use{pool="postgres"}"#),
             );
             assert!((1.0..=4.0).contains(&size) && in_use <= size, "{size} open, {in_use} in use");
-            // Every statement asked for a connection: the six requests' and the token checks'.
-            assert!(series(r#"scimd_db_wait_seconds_count{pool="postgres"}"#) >= 12.0);
+            // Every statement asked for a connection: at least one per request.
+            assert!(series(r#"scimd_db_wait_seconds_count{pool="postgres"}"#) >= 6.0);
             assert!(!text.contains("scimd_sqlite_group_commit_writes"), "no group commit on PostgreSQL");
         }
     }
