@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use scimd_core::activity::ActivityQuery;
+use scimd_core::activity::{ActivityQuery, StatusFilter};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -59,19 +59,19 @@ async fn activity(
     let Ok(Query(f)) = q else {
         return Err(invalid("filters: status (2xx, 4xx, 5xx, failed), resource_id, since, until, before, limit"));
     };
-    let (status_class, failed) = match f.status.as_deref() {
-        None => (None, false),
-        Some("failed") => (None, true),
-        Some(c @ ("2xx" | "3xx" | "4xx" | "5xx")) => (Some(u16::from(c.as_bytes()[0] - b'0')), false),
-        Some(other) => return Err(invalid(format!("status is 2xx, 3xx, 4xx, 5xx or failed, not '{other}'"))),
+    let status = match f.status.as_deref() {
+        None => None,
+        Some(text) => Some(
+            StatusFilter::parse(text)
+                .ok_or_else(|| invalid(format!("status is 2xx, 3xx, 4xx, 5xx or failed, not '{text}'")))?,
+        ),
     };
     let limit = f.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(invalid("limit is from 1 to 1000"));
     }
     let query = ActivityQuery {
-        status_class,
-        failed,
+        status,
         resource_id: f.resource_id,
         since: time_filter("since", f.since)?,
         until: time_filter("until", f.until)?,

@@ -1,7 +1,7 @@
 //! Recording each authenticated SCIM request in the activity log, without making it wait:
 //! the request hands its record to a bounded queue, and one task writes the queue in
-//! batches, a few times a second. When the database falls behind and the queue is full, records are dropped (and
-//! counted), never the requests.
+//! batches, a few times a second. When the database falls behind and the queue is full,
+//! records are dropped (and counted), never the requests.
 
 use crate::auth::Principal;
 use crate::metrics::{ErrorInfo, Metrics};

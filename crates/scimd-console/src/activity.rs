@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use maud::html;
-use scimd_core::activity::{Activity, ActivityQuery};
+use scimd_core::activity::{Activity, ActivityQuery, StatusFilter};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -46,21 +46,15 @@ async fn activity(
     let p = &inner.parts;
     let t = p.dir.tenant(&slug).await?;
     let status = f.status.as_deref().filter(|s| !s.is_empty());
-    let (status_class, failed) = match status {
-        None => (None, false),
-        Some("failed") => (None, true),
-        Some(c @ ("2xx" | "3xx" | "4xx" | "5xx")) => (Some(u16::from(c.as_bytes()[0] - b'0')), false),
-        Some(_) => {
-            return Err(ConsoleError::new(
-                StatusCode::BAD_REQUEST,
-                "Show all requests, failed ones, or a status class.",
-            ));
-        }
+    let status_filter = match status {
+        None => None,
+        Some(text) => Some(StatusFilter::parse(text).ok_or_else(|| {
+            ConsoleError::new(StatusCode::BAD_REQUEST, "Show all requests, failed ones, or a status class.")
+        })?),
     };
     let resource_id = f.resource_id.as_deref().map(str::trim).filter(|r| !r.is_empty());
     let query = ActivityQuery {
-        status_class,
-        failed,
+        status: status_filter,
         resource_id: resource_id.map(str::to_string),
         before: f.before,
         limit: PER_PAGE,

@@ -31,13 +31,30 @@ pub struct Activity {
     pub request_body: Option<String>,
 }
 
+/// Which answers to read: one status class, or every failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// 2, 3, 4 or 5: answers of that class.
+    Class(u16),
+    /// 4xx and 5xx.
+    Failed,
+}
+
+impl StatusFilter {
+    /// As the admin API and the console name it: `2xx`, `3xx`, `4xx`, `5xx` or `failed`.
+    pub fn parse(text: &str) -> Option<StatusFilter> {
+        match text {
+            "failed" => Some(StatusFilter::Failed),
+            "2xx" | "3xx" | "4xx" | "5xx" => Some(StatusFilter::Class(u16::from(text.as_bytes()[0] - b'0'))),
+            _ => None,
+        }
+    }
+}
+
 /// Which records to read, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct ActivityQuery {
-    /// 2, 3, 4 or 5: only answers of that status class.
-    pub status_class: Option<u16>,
-    /// Only failures (4xx and 5xx).
-    pub failed: bool,
+    pub status: Option<StatusFilter>,
     pub resource_id: Option<String>,
     /// Times (RFC 3339, UTC) from and before which.
     pub since: Option<String>,
@@ -165,6 +182,16 @@ mod tests {
         let out = redact(body.as_bytes(), 20);
         assert!(out.ends_with(&format!("… ({} bytes in all)", body.len())), "{out}");
         assert!(out.len() < 60);
+    }
+
+    #[test]
+    fn status_filters_by_name() {
+        assert_eq!(StatusFilter::parse("4xx"), Some(StatusFilter::Class(4)));
+        assert_eq!(StatusFilter::parse("2xx"), Some(StatusFilter::Class(2)));
+        assert_eq!(StatusFilter::parse("failed"), Some(StatusFilter::Failed));
+        for bad in ["6xx", "4XX", "", "400"] {
+            assert_eq!(StatusFilter::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Bearer tokens: generated with a CSPRNG, stored only as SHA-256 hashes, compared in
 //! constant time. A token opens one API (`Scope`): the SCIM endpoints of one tenant, the
-//! admin API, or (a console session, kept in a cookie) the console; never two of them. Tokens may expire, and record (to the minute) when they were last
-//! used.
+//! admin API, or (a console session, kept in a cookie) the console; never two of them.
+//! Tokens may expire, and record (to the minute) when they were last used.
 
 use crate::tenants::TenantSettings;
 use async_trait::async_trait;

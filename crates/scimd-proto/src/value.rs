@@ -18,6 +18,12 @@ pub fn now() -> String {
     format_datetime(OffsetDateTime::now_utc())
 }
 
+/// The instant `days` days ago (at most a hundred years), as `now` writes instants: where a
+/// retention or a report's period starts.
+pub fn days_ago(days: u64) -> String {
+    format_datetime(OffsetDateTime::now_utc() - time::Duration::days(days.min(36_500) as i64))
+}
+
 /// The canonical text of an instant: UTC, microseconds, `Z`. Its byte order is time order,
 /// which lets stores compare stored instants as text.
 pub fn format_datetime(t: OffsetDateTime) -> String {

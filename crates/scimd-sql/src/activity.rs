@@ -8,7 +8,7 @@ use crate::conn::Row;
 use crate::sql::{Bind, Sql};
 use crate::store::{Pools, SqlStore, sql};
 use async_trait::async_trait;
-use scimd_core::activity::{Activity, ActivityLog, ActivityQuery, ActivitySummary};
+use scimd_core::activity::{Activity, ActivityLog, ActivityQuery, ActivitySummary, StatusFilter};
 use scimd_core::store::StoreError;
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -101,12 +101,15 @@ impl<P: Pools> ActivityLog for SqlStore<P> {
         let log = log(&self.pools);
         let mut s = sql(log.dialect());
         s.push("SELECT ").push(COLUMNS).push(" FROM scimd_activity WHERE tenant = ").bind_text(tenant);
-        if let Some(class) = q.status_class {
-            let low = i64::from(class) * 100;
-            s.push(" AND status >= ").bind(Bind::Int(low)).push(" AND status < ").bind(Bind::Int(low + 100));
-        }
-        if q.failed {
-            s.push(" AND status >= 400");
+        match q.status {
+            Some(StatusFilter::Class(class)) => {
+                let low = i64::from(class) * 100;
+                s.push(" AND status >= ").bind(Bind::Int(low)).push(" AND status < ").bind(Bind::Int(low + 100));
+            }
+            Some(StatusFilter::Failed) => {
+                s.push(" AND status >= 400");
+            }
+            None => {}
         }
         if let Some(id) = &q.resource_id {
             s.push(" AND resource_id = ").bind_text(id.as_str());

@@ -6,6 +6,7 @@
 use crate::config::Config;
 use crate::server::Backend;
 use scimd_core::StoreError;
+use scimd_proto::value::days_ago;
 use std::future::Future;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -28,12 +29,6 @@ pub fn spawn(config: &Config, backend: &Backend, stop: &watch::Receiver<bool>) -
         async move { log.prune_activity(keep, &days_ago(days)).await }
     });
     vec![events, activity]
-}
-
-/// The instant `days` days ago, as records store times.
-fn days_ago(days: u64) -> String {
-    let ago = time::OffsetDateTime::now_utc() - time::Duration::days(days.min(36_500) as i64);
-    scimd_proto::value::format_datetime(ago)
 }
 
 /// Runs `job` now and then every `every` until `stop`, logging what it removed.
