@@ -67,8 +67,8 @@ pub const GROUP_BOUNDS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
 /// One pool of connections.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolUse {
-    /// `read`, `write` (SQLite) or `postgres`.
-    pub pool: &'static str,
+    /// `read`, `write` (SQLite), `postgres`, or `replica HOST:PORT` (a PostgreSQL read replica).
+    pub pool: String,
     /// Connections open.
     pub size: u64,
     /// Of those, in use by a request now.
@@ -85,6 +85,21 @@ pub struct DbStats {
     pub pools: Vec<PoolUse>,
     /// SQLite: how many writes each group commit carried.
     pub group_commit: Option<HistogramSnapshot>,
+    /// PostgreSQL: the read replicas.
+    pub replicas: Vec<ReplicaUse>,
+}
+
+/// One PostgreSQL read replica.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaUse {
+    /// `host:port`.
+    pub replica: String,
+    /// How far behind the primary it is known to be; None while it does not answer.
+    pub lag_seconds: Option<f64>,
+    /// Reads it has served.
+    pub reads: u64,
+    /// Reads it failed that went to the primary instead.
+    pub fallbacks: u64,
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod health;
 pub mod layout;
 pub mod mapped;
 pub mod postgres;
+mod replicas;
 mod retry;
 mod rows;
 pub mod sql;

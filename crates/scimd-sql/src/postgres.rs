@@ -10,6 +10,7 @@
 use crate::conn::{DbError, DbResult, Permitted, Row, Tx};
 use crate::sql::Dialect;
 use crate::sql::Sql;
+use crate::replicas::{Replica, Replicas};
 use crate::store::{Pools, SqlStore};
 use async_trait::async_trait;
 use scimd_core::stats::{DbStats, Histogram, PoolUse, WAIT_BOUNDS};
@@ -36,6 +37,10 @@ pub struct PostgresSettings {
     pub schema: Option<String>,
     /// How often the server's reachability is checked (see `Health`).
     pub health_check: Duration,
+    /// Hot standbys of this server that serve reads (`replicas`).
+    pub read_urls: Vec<String>,
+    /// A replica further behind the primary than this is not read from.
+    pub max_replica_lag: Duration,
 }
 
 impl Default for PostgresSettings {
@@ -47,6 +52,8 @@ impl Default for PostgresSettings {
             statement_timeout: Duration::from_secs(30),
             schema: None,
             health_check: Duration::from_millis(500),
+            read_urls: vec![],
+            max_replica_lag: Duration::from_secs(1),
         }
     }
 }
@@ -60,6 +67,8 @@ pub struct PgPools {
     health: Arc<Health>,
     /// Snapshots open at once (see `Pools::snapshot`).
     snapshots: Arc<tokio::sync::Semaphore>,
+    /// Hot standbys that serve reads, when configured.
+    replicas: Option<Arc<Replicas>>,
     /// Dropping them stops the statistics keeper and the health watcher.
     _statistics: Option<tokio::sync::oneshot::Sender<()>>,
     _watcher: tokio::sync::oneshot::Sender<()>,
@@ -269,6 +278,30 @@ fn explain_connect_error(options: &PgConnectOptions, e: &sqlx::Error) -> String 
     }
 }
 
+/// The connection options of a URL; `application_name` is `scimd` unless the URL names one.
+fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    let options =
+        PgConnectOptions::from_str(url).map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
+    Ok(match options.get_application_name() {
+        Some(_) => options,
+        None => options.application_name("scimd"),
+    })
+}
+
+/// One connection first, on its own: a pool that cannot connect only says it timed out,
+/// where this says what failed.
+async fn first_connection(options: &PgConnectOptions, timeout: Duration) -> Result<(), StoreError> {
+    match tokio::time::timeout(timeout, <sqlx::PgConnection as sqlx::Connection>::connect_with(options)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(StoreError::Backend(explain_connect_error(options, &e))),
+        Err(_) => Err(StoreError::Backend(format!(
+            "PostgreSQL at {} did not answer within {timeout:?}: check the host and port in the database URL, \
+             and that no firewall drops the connection",
+            address(options),
+        ))),
+    }
+}
+
 fn backend(e: sqlx::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
@@ -297,9 +330,26 @@ impl Pools for PgPools {
         let size = u64::from(self.pool.size());
         let idle = self.pool.num_idle() as u64;
         let wait = self.wait.snapshot();
-        let pool =
-            PoolUse { pool: "postgres", size, in_use: size.saturating_sub(idle), max: u64::from(self.max), wait };
-        DbStats { pools: vec![pool], group_commit: None }
+        let pool = PoolUse {
+            pool: "postgres".into(),
+            size,
+            in_use: size.saturating_sub(idle),
+            max: u64::from(self.max),
+            wait,
+        };
+        let mut stats = DbStats { pools: vec![pool], group_commit: None, replicas: vec![] };
+        if let Some(replicas) = &self.replicas {
+            replicas.stats(&mut stats);
+        }
+        stats
+    }
+    fn replica(&self, tenant: &str) -> Option<&dyn Pools> {
+        self.replicas.as_ref()?.choose(tenant).map(|r: &Replica| r as &dyn Pools)
+    }
+    fn wrote(&self, tenant: &str) {
+        if let Some(replicas) = &self.replicas {
+            replicas.wrote(tenant);
+        }
     }
     /// A REPEATABLE READ transaction, at most a quarter of the pool at once.
     async fn snapshot(&self) -> Result<Box<dyn Tx>, StoreError> {
@@ -321,61 +371,60 @@ impl Pools for PgPools {
     }
 }
 
+/// Whether a pool's server takes writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Primary,
+    /// A hot standby: read-only, and allowed to be down when scimd starts.
+    Replica,
+}
+
 impl PgPools {
     /// Connects to `url` (`postgres://…`).
     pub async fn connect(url: &str, settings: &PostgresSettings) -> Result<PgPools, StoreError> {
+        PgPools::connect_as(url, settings, Role::Primary).await
+    }
+
+    async fn connect_as(url: &str, settings: &PostgresSettings, role: Role) -> Result<PgPools, StoreError> {
         if let Some(schema) = &settings.schema
             && (schema.is_empty() || !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
         {
             return Err(StoreError::Backend(format!("invalid schema name '{schema}'")));
         }
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?
-            .application_name("scimd")
+        let options = connect_options(url)?
             .options([("statement_timeout", settings.statement_timeout.as_millis().to_string())]);
-        // One connection first, on its own: a pool that cannot connect only says it timed
-        // out, where this says what failed.
-        let first = tokio::time::timeout(
-            settings.acquire_timeout,
-            <sqlx::PgConnection as sqlx::Connection>::connect_with(&options),
-        )
-        .await;
-        match first {
-            Ok(Ok(conn)) => drop(conn),
-            Ok(Err(e)) => return Err(StoreError::Backend(explain_connect_error(&options, &e))),
-            Err(_) => {
-                return Err(StoreError::Backend(format!(
-                    "PostgreSQL at {} did not answer within {:?}: check the host and port in the database URL, \
-                     and that no firewall drops the connection",
-                    address(&options),
-                    settings.acquire_timeout
-                )));
-            }
+        if role == Role::Primary {
+            first_connection(&options, settings.acquire_timeout).await?;
         }
         let schema = settings.schema.clone();
         let watched = options.clone();
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
-            .min_connections(settings.min_connections)
+            .min_connections(if role == Role::Primary { settings.min_connections } else { 0 })
             .acquire_timeout(settings.acquire_timeout)
             .after_connect(move |conn, _meta| {
                 let schema = schema.clone();
                 Box::pin(async move {
                     if let Some(schema) = schema {
-                        // A plain identifier, checked above.
-                        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
-                            .execute(&mut *conn)
-                            .await?;
+                        // A plain identifier, checked above. A standby has what the primary made.
+                        if role == Role::Primary {
+                            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
+                                .execute(&mut *conn)
+                                .await?;
+                        }
                         sqlx::query(sqlx::AssertSqlSafe(format!("SET search_path TO {schema}")))
                             .execute(&mut *conn)
                             .await?;
                     }
                     Ok(())
                 })
-            })
-            .connect_with(options)
-            .await
-            .map_err(backend)?;
+            });
+        let pool = match role {
+            Role::Primary => pool.connect_with(options).await.map_err(backend)?,
+            // Connections are made when first needed: a replica that is down at start is
+            // used once it answers.
+            Role::Replica => pool.connect_lazy_with(options),
+        };
         let health = Arc::new(Health::new());
         let (stop, stopped) = tokio::sync::oneshot::channel();
         tokio::spawn(watch_health(
@@ -391,9 +440,24 @@ impl PgPools {
             wait: Arc::new(Histogram::new(WAIT_BOUNDS)),
             health,
             snapshots,
+            replicas: None,
             _statistics: None,
             _watcher: stop,
         })
+    }
+
+    /// Connects to the read replicas of `settings` and starts following their positions.
+    async fn with_replicas(self, settings: &PostgresSettings) -> Result<PgPools, StoreError> {
+        if settings.read_urls.is_empty() {
+            return Ok(self);
+        }
+        let mut replicas = Vec::new();
+        for url in &settings.read_urls {
+            let pools = PgPools::connect_as(url, settings, Role::Replica).await?;
+            replicas.push((address(&connect_options(url)?), pools));
+        }
+        let replicas = Replicas::start(self.pool.clone(), replicas, settings.max_replica_lag);
+        Ok(PgPools { replicas: Some(Arc::new(replicas)), ..self })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -418,7 +482,8 @@ impl SqlStore<PgPools> {
             .map_err(backend)?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
         tokio::spawn(keep_statistics(pools.pool.clone(), stopped));
-        Ok(SqlStore::new(PgPools { _statistics: Some(stop), ..pools }))
+        let pools = PgPools { _statistics: Some(stop), ..pools }.with_replicas(settings).await?;
+        Ok(SqlStore::new(pools))
     }
 
     pub async fn close(&self) {

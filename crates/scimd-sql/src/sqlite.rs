@@ -620,15 +620,16 @@ impl Pools for SqlitePools {
         DbStats {
             pools: vec![
                 PoolUse {
-                    pool: "read",
+                    pool: "read".into(),
                     size: self.read.len() as u64,
                     in_use: self.read.iter().map(busy).sum(),
                     max: self.read.len() as u64,
                     wait: self.read_wait.snapshot(),
                 },
-                PoolUse { pool: "write", size: 1, in_use: busy(&self.write), max: 1, wait: self.write_wait.snapshot() },
+                PoolUse { pool: "write".into(), size: 1, in_use: busy(&self.write), max: 1, wait: self.write_wait.snapshot() },
             ],
             group_commit: self.group.as_ref().map(|g| g.sizes.snapshot()),
+            replicas: vec![],
         }
     }
     async fn read_one(&self, sql: Sql) -> Result<Vec<Row>, StoreError> {

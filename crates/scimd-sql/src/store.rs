@@ -48,6 +48,33 @@ pub trait Pools: Send + Sync + 'static {
     fn stats(&self) -> scimd_core::stats::DbStats {
         scimd_core::stats::DbStats::default()
     }
+    /// A read replica to read `tenant`'s resources from: one that holds every write this
+    /// process made for the tenant (see `replicas`). None: read here.
+    fn replica(&self, _tenant: &str) -> Option<&dyn Pools> {
+        None
+    }
+    /// Notes that a write of `tenant` has committed, or may have: until replicas hold it,
+    /// the tenant's reads stay here.
+    fn wrote(&self, _tenant: &str) {}
+}
+
+/// A read under way.
+type Pending<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 'a>>;
+
+/// Runs the read `op` on a replica fit for `tenant`, else on `primary`; a replica that
+/// cannot answer hands the read to the primary.
+async fn read_where<'a, T>(
+    primary: &'a dyn Pools,
+    tenant: &str,
+    op: impl Fn(&'a dyn Pools) -> Pending<'a, T>,
+) -> Result<T> {
+    if let Some(replica) = primary.replica(tenant) {
+        match op(replica).await {
+            Err(StoreError::Unavailable(..)) => {}
+            done => return done,
+        }
+    }
+    op(primary).await
 }
 
 /// The SQL store over any `Pools` (SQLite or PostgreSQL).
@@ -784,17 +811,40 @@ impl<P: Pools> SqlStore<P> {
     }
 }
 
+/// One page of a list, on one database.
+async fn list_on(pools: &dyn Pools, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage> {
+    let mut tx = pools.read().await?;
+    let select = columns(tx.dialect());
+    let (total, rows) = query_page(&mut *tx, own_view(kind), select, tenant, q).await?;
+    let mut items = rows.iter().map(|r| decode(kind, r)).collect::<Result<Vec<_>>>()?;
+    if q.with_relations {
+        with_relations(&mut *tx, table(kind), &mut items).await?;
+    }
+    tx.commit().await?;
+    Ok(ListPage { total, resources: items.into_iter().map(|(_, r)| r).collect() })
+}
+
+/// A resource and its relations in batches, from one snapshot of one database.
+async fn open_relations_on(pools: &dyn Pools, tenant: &str, kind: Kind, id: &str) -> Result<Option<RelationStream>> {
+    let mut tx = pools.snapshot().await?;
+    let Some((seq, resource)) = fetch_one(&mut *tx, table(kind), tenant, id, false, Relations::None).await? else {
+        return Ok(None);
+    };
+    let batches = SqlBatches { tx, kind, tenant: tenant.into(), id: id.into(), seq, after: i64::MIN, done: false };
+    Ok(Some(RelationStream { resource, batches: Box::new(batches) }))
+}
+
 #[async_trait]
 impl<P: Pools> Store for SqlStore<P> {
     async fn create(&self, tenant: &str, kind: Kind, new: NewResource, record: &Record<'_>) -> Result<StoredResource> {
-        self.recorded(retrying(|| self.create_once(tenant, kind, &new, record)).await)
+        let done = retrying(|| self.create_once(tenant, kind, &new, record)).await;
+        self.pools.wrote(tenant);
+        self.recorded(done)
     }
 
     async fn get(&self, tenant: &str, kind: Kind, id: &str, with_rel: bool) -> Result<Option<StoredResource>> {
-        let rows = self
-            .pools
-            .read_one(select_one(self.pools.dialect(), table(kind), tenant, id, Relations::of(with_rel)))
-            .await?;
+        let select = select_one(self.pools.dialect(), table(kind), tenant, id, Relations::of(with_rel));
+        let rows = read_where(&self.pools, tenant, |pools| Box::pin(pools.read_one(select.clone()))).await?;
         rows.first().map(|r| decode(kind, r)).transpose().map(|r| r.map(|(_, res)| res))
     }
 
@@ -806,32 +856,23 @@ impl<P: Pools> Store for SqlStore<P> {
         opts: Modify<'_>,
         decide: &Decide<'_>,
     ) -> Result<StoredResource> {
-        self.recorded(retrying(|| self.modify_once(tenant, kind, id, opts.clone(), decide)).await)
+        let done = retrying(|| self.modify_once(tenant, kind, id, opts.clone(), decide)).await;
+        self.pools.wrote(tenant);
+        self.recorded(done)
     }
 
     async fn delete(&self, tenant: &str, kind: Kind, id: &str, how: Deletion<'_>) -> Result<bool> {
-        self.recorded(retrying(|| self.delete_once(tenant, kind, id, &how)).await)
+        let done = retrying(|| self.delete_once(tenant, kind, id, &how)).await;
+        self.pools.wrote(tenant);
+        self.recorded(done)
     }
 
     async fn list(&self, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage> {
-        let mut tx = self.pools.read().await?;
-        let select = columns(tx.dialect());
-        let (total, rows) = query_page(&mut *tx, own_view(kind), select, tenant, q).await?;
-        let mut items = rows.iter().map(|r| decode(kind, r)).collect::<Result<Vec<_>>>()?;
-        if q.with_relations {
-            with_relations(&mut *tx, table(kind), &mut items).await?;
-        }
-        tx.commit().await?;
-        Ok(ListPage { total, resources: items.into_iter().map(|(_, r)| r).collect() })
+        read_where(&self.pools, tenant, |pools| Box::pin(list_on(pools, tenant, kind, q))).await
     }
 
     async fn open_relations(&self, tenant: &str, kind: Kind, id: &str) -> Result<Option<RelationStream>> {
-        let mut tx = self.pools.snapshot().await?;
-        let Some((seq, resource)) = fetch_one(&mut *tx, table(kind), tenant, id, false, Relations::None).await? else {
-            return Ok(None);
-        };
-        let batches = SqlBatches { tx, kind, tenant: tenant.into(), id: id.into(), seq, after: i64::MIN, done: false };
-        Ok(Some(RelationStream { resource, batches: Box::new(batches) }))
+        read_where(&self.pools, tenant, |pools| Box::pin(open_relations_on(pools, tenant, kind, id))).await
     }
 
     fn db_stats(&self) -> scimd_core::stats::DbStats {

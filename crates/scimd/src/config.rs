@@ -13,6 +13,12 @@ pub struct Config {
     pub listen: String,
     /// `sqlite://PATH` (embedded, the default) or `postgres://…`.
     pub database_url: String,
+    /// PostgreSQL hot standbys of `database_url` that serve reads: one URL, a list, or
+    /// several separated by commas (see the README's PostgreSQL section).
+    #[serde(deserialize_with = "one_or_more", skip_serializing_if = "Vec::is_empty")]
+    pub database_read_url: Vec<String>,
+    /// Milliseconds a read replica may be behind the primary and still serve reads.
+    pub max_replica_lag_ms: u64,
     /// Public URL of the SCIM root, used in `meta.location`; derived from requests if unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
@@ -111,6 +117,8 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:8080".into(),
             database_url: "sqlite://scimd.db".into(),
+            database_read_url: vec![],
+            max_replica_lag_ms: 1000,
             base_url: None,
             path_prefix: "/scim/v2".into(),
             delete_policy: "retire".into(),
@@ -157,6 +165,8 @@ impl Default for Config {
 const ENV: &[(&str, &str)] = &[
     ("SCIMD_LISTEN", "listen"),
     ("SCIMD_DATABASE_URL", "database_url"),
+    ("SCIMD_DATABASE_READ_URL", "database_read_url"),
+    ("SCIMD_MAX_REPLICA_LAG_MS", "max_replica_lag_ms"),
     ("SCIMD_BASE_URL", "base_url"),
     ("SCIMD_PATH_PREFIX", "path_prefix"),
     ("SCIMD_DELETE_POLICY", "delete_policy"),
@@ -196,6 +206,22 @@ const ENV: &[(&str, &str)] = &[
     ("SCIMD_ACTIVITY_RETENTION_REQUESTS", "activity_retention_requests"),
     ("SCIMD_ACTIVITY_RETENTION_DAYS", "activity_retention_days"),
 ];
+
+/// A list of URLs given as a TOML array, or as one string of URLs separated by commas
+/// (as an environment variable gives them).
+fn one_or_more<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Urls {
+        One(String),
+        More(Vec<String>),
+    }
+    let urls = match Urls::deserialize(d)? {
+        Urls::One(s) => s.split(',').map(str::to_string).collect(),
+        Urls::More(v) => v,
+    };
+    Ok(urls.into_iter().map(|u| u.trim().to_string()).filter(|u| !u.is_empty()).collect())
+}
 
 impl Config {
     /// Loads the file (if any) and applies the environment.
@@ -280,6 +306,12 @@ impl Config {
                 self.event_lease_secs,
                 self.event_push_timeout_secs
             );
+        }
+        if !self.database_read_url.is_empty() && !self.database_url.starts_with("postgres") {
+            bail!("database_read_url names PostgreSQL read replicas: database_url must be PostgreSQL too");
+        }
+        if let Some(bad) = self.database_read_url.iter().find(|u| !u.starts_with("postgres:") && !u.starts_with("postgresql:")) {
+            bail!("database_read_url: '{}' is not a postgres:// URL", crate::server::redact_url(bad));
         }
         if !self.path_prefix.starts_with('/') {
             bail!("path_prefix must start with '/'");

@@ -65,6 +65,21 @@ fn database(stats: &DbStats, out: &mut String) {
     for p in &stats.pools {
         histogram(out, "scimd_db_wait_seconds", &format!("pool=\"{}\"", p.pool), &p.wait);
     }
+    if !stats.replicas.is_empty() {
+        out.push_str("# HELP scimd_db_replica_lag_seconds How far a read replica is known to be behind the primary (absent while it does not answer).\n");
+        out.push_str("# TYPE scimd_db_replica_lag_seconds gauge\n");
+        for r in &stats.replicas {
+            if let Some(lag) = r.lag_seconds {
+                let _ = writeln!(out, "scimd_db_replica_lag_seconds{{replica=\"{}\"}} {lag}", r.replica);
+            }
+        }
+        out.push_str("# HELP scimd_db_replica_reads_total Reads a replica served, and reads it failed that the primary then served.\n");
+        out.push_str("# TYPE scimd_db_replica_reads_total counter\n");
+        for r in &stats.replicas {
+            let _ = writeln!(out, "scimd_db_replica_reads_total{{replica=\"{}\",outcome=\"served\"}} {}", r.replica, r.reads);
+            let _ = writeln!(out, "scimd_db_replica_reads_total{{replica=\"{}\",outcome=\"fell_back\"}} {}", r.replica, r.fallbacks);
+        }
+    }
     if let Some(groups) = &stats.group_commit {
         out.push_str(
             "# HELP scimd_sqlite_group_commit_writes Writes committed together by one SQLite commit (group commit).\n",

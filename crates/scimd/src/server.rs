@@ -104,6 +104,8 @@ pub async fn open_store(config: &Config) -> Result<Backend> {
             statement_timeout: Duration::from_secs(config.pg_statement_timeout_secs),
             schema: config.pg_schema.clone(),
             health_check: Duration::from_millis(config.pg_health_check_ms),
+            read_urls: config.database_read_url.clone(),
+            max_replica_lag: Duration::from_millis(config.max_replica_lag_ms),
         };
         let store = Arc::new(
             PostgresStore::open(url, &settings).await.with_context(|| format!("opening {}", redact_url(url)))?,
