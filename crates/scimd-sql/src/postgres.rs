@@ -8,9 +8,9 @@
 //! back the same way; the pool then reconnects by itself.
 
 use crate::conn::{DbError, DbResult, Permitted, Row, Tx};
+use crate::replicas::{Replica, Replicas};
 use crate::sql::Dialect;
 use crate::sql::Sql;
-use crate::replicas::{Replica, Replicas};
 use crate::store::{Pools, SqlStore};
 use async_trait::async_trait;
 use scimd_core::stats::{DbStats, Histogram, PoolUse, WAIT_BOUNDS};
@@ -391,8 +391,8 @@ impl PgPools {
         {
             return Err(StoreError::Backend(format!("invalid schema name '{schema}'")));
         }
-        let options = connect_options(url)?
-            .options([("statement_timeout", settings.statement_timeout.as_millis().to_string())]);
+        let options =
+            connect_options(url)?.options([("statement_timeout", settings.statement_timeout.as_millis().to_string())]);
         if role == Role::Primary {
             first_connection(&options, settings.acquire_timeout).await?;
         }
@@ -458,6 +458,11 @@ impl PgPools {
         }
         let replicas = Replicas::start(self.pool.clone(), replicas, settings.max_replica_lag);
         Ok(PgPools { replicas: Some(Arc::new(replicas)), ..self })
+    }
+
+    /// Whether the server answered the last health check.
+    pub(crate) fn reachable(&self) -> bool {
+        self.health.down().is_none()
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -59,7 +59,9 @@ impl Replica {
     fn set_fresh(&self, to: Option<Instant>) {
         let mut fresh = self.fresh_as_of.lock().unwrap_or_else(|e| e.into_inner());
         match (fresh.is_some(), to.is_some()) {
-            (true, false) => tracing::warn!(replica = %self.name, "read replica unavailable; its reads go to the primary"),
+            (true, false) => {
+                tracing::warn!(replica = %self.name, "read replica unavailable; its reads go to the primary")
+            }
             (false, true) => tracing::info!(replica = %self.name, "read replica in use"),
             _ => {}
         }
@@ -119,11 +121,7 @@ const WRITES_KEPT: usize = 4096;
 impl Replicas {
     /// Connects to each replica (lazily: one that is down at start is used once it
     /// answers) and starts watching their positions against `primary`.
-    pub(crate) fn start(
-        primary: sqlx::PgPool,
-        replicas: Vec<(String, PgPools)>,
-        max_lag: Duration,
-    ) -> Replicas {
+    pub(crate) fn start(primary: sqlx::PgPool, replicas: Vec<(String, PgPools)>, max_lag: Duration) -> Replicas {
         let mut watchers = Vec::new();
         let members: Vec<Arc<Replica>> = replicas
             .into_iter()
@@ -141,7 +139,13 @@ impl Replicas {
                 replica
             })
             .collect();
-        Replicas { members, next: AtomicUsize::new(0), max_lag, writes: Mutex::new(HashMap::new()), _watchers: watchers }
+        Replicas {
+            members,
+            next: AtomicUsize::new(0),
+            max_lag,
+            writes: Mutex::new(HashMap::new()),
+            _watchers: watchers,
+        }
     }
 
     /// A replica that holds every write of `tenant` this process made and is within
@@ -152,9 +156,10 @@ impl Replicas {
         let n = self.members.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         (0..n).map(|i| &*self.members[(start + i) % n]).find(|r| {
-            r.fresh_as_of().is_some_and(|fresh| {
-                now.saturating_duration_since(fresh) <= self.max_lag && written.is_none_or(|w| w < fresh)
-            })
+            r.pools.reachable()
+                && r.fresh_as_of().is_some_and(|fresh| {
+                    now.saturating_duration_since(fresh) <= self.max_lag && written.is_none_or(|w| w < fresh)
+                })
         })
     }
 
@@ -197,7 +202,8 @@ async fn watch(primary: sqlx::PgPool, replica: Arc<Replica>, mut stop: tokio::sy
         }
         let at = Instant::now();
         let position =
-            tokio::time::timeout(POLL_TIMEOUT, sqlx::query_scalar::<_, i64>(PRIMARY_POSITION).fetch_one(&primary)).await;
+            tokio::time::timeout(POLL_TIMEOUT, sqlx::query_scalar::<_, i64>(PRIMARY_POSITION).fetch_one(&primary))
+                .await;
         let Ok(Ok(position)) = position else {
             // The primary does not answer: nothing can be learnt now, and its own health
             // check answers requests.

@@ -310,7 +310,9 @@ impl Config {
         if !self.database_read_url.is_empty() && !self.database_url.starts_with("postgres") {
             bail!("database_read_url names PostgreSQL read replicas: database_url must be PostgreSQL too");
         }
-        if let Some(bad) = self.database_read_url.iter().find(|u| !u.starts_with("postgres:") && !u.starts_with("postgresql:")) {
+        if let Some(bad) =
+            self.database_read_url.iter().find(|u| !u.starts_with("postgres:") && !u.starts_with("postgresql:"))
+        {
             bail!("database_read_url: '{}' is not a postgres:// URL", crate::server::redact_url(bad));
         }
         if !self.path_prefix.starts_with('/') {
@@ -334,5 +336,40 @@ impl Config {
     pub fn delete_policy(&self) -> Result<DeletePolicy> {
         DeletePolicy::parse(&self.delete_policy)
             .with_context(|| format!("delete_policy must be retire, erase or deactivate, not '{}'", self.delete_policy))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_urls_are_one_a_list_or_several_separated_by_commas() {
+        let urls = |toml_text: &str| toml::from_str::<Config>(toml_text).unwrap().database_read_url;
+        assert_eq!(urls(r#"database_read_url = "postgres://r1/db""#), ["postgres://r1/db"]);
+        assert_eq!(
+            urls(r#"database_read_url = ["postgres://r1/db", "postgres://r2/db"]"#),
+            ["postgres://r1/db", "postgres://r2/db"]
+        );
+        // As SCIMD_DATABASE_READ_URL gives them.
+        assert_eq!(
+            urls(r#"database_read_url = "postgres://r1/db, postgres://r2/db,""#),
+            ["postgres://r1/db", "postgres://r2/db"]
+        );
+        assert!(urls("").is_empty());
+    }
+
+    #[test]
+    fn read_replicas_need_postgresql() {
+        let config = |primary: &str, replica: &str| Config {
+            database_url: primary.into(),
+            database_read_url: vec![replica.into()],
+            ..Config::default()
+        };
+        let err = config("sqlite://scimd.db", "postgres://r/db").check().unwrap_err().to_string();
+        assert!(err.contains("database_url must be PostgreSQL"), "{err}");
+        let err = config("postgres://p/db", "mysql://u:secret@r/db").check().unwrap_err().to_string();
+        assert!(err.contains("is not a postgres:// URL") && !err.contains("secret"), "{err}");
+        assert!(config("postgres://p/db", "postgresql://r/db").check().is_ok());
     }
 }

@@ -76,8 +76,16 @@ fn database(stats: &DbStats, out: &mut String) {
         out.push_str("# HELP scimd_db_replica_reads_total Reads a replica served, and reads it failed that the primary then served.\n");
         out.push_str("# TYPE scimd_db_replica_reads_total counter\n");
         for r in &stats.replicas {
-            let _ = writeln!(out, "scimd_db_replica_reads_total{{replica=\"{}\",outcome=\"served\"}} {}", r.replica, r.reads);
-            let _ = writeln!(out, "scimd_db_replica_reads_total{{replica=\"{}\",outcome=\"fell_back\"}} {}", r.replica, r.fallbacks);
+            let _ = writeln!(
+                out,
+                "scimd_db_replica_reads_total{{replica=\"{}\",outcome=\"served\"}} {}",
+                r.replica, r.reads
+            );
+            let _ = writeln!(
+                out,
+                "scimd_db_replica_reads_total{{replica=\"{}\",outcome=\"fell_back\"}} {}",
+                r.replica, r.fallbacks
+            );
         }
     }
     if let Some(groups) = &stats.group_commit {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod proxy;
 pub mod receiver;
 
 use reqwest::{Method, StatusCode};
