@@ -6,6 +6,8 @@
 #   .ci/pg_replica.sh stop DIR         stop it (fast shutdown)
 #   .ci/pg_replica.sh resume DIR PORT  start a stopped one again
 #
+# The replica takes TLS with a certificate for localhost and 127.0.0.1 from a CA of its own,
+# made here: DIR.ca.pem is that CA, for `sslmode=verify-full&sslrootcert=DIR.ca.pem`.
 # The primary must accept replication connections from 127.0.0.1: a line is added to its
 # pg_hba.conf when missing, and the server reloaded. Runs the server as the `postgres` user
 # (PostgreSQL refuses to run as root).
@@ -44,6 +46,18 @@ case $cmd in
     as_postgres "$bin/pg_basebackup" -h 127.0.0.1 -p 5432 -U postgres -D "$dir" -R -X stream -c fast
     # Debian keeps a cluster's configuration in /etc, outside the copied directory.
     [ -f "$dir/postgresql.conf" ] || as_postgres touch "$dir/postgresql.conf"
+    tls=$(mktemp -d)
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=scimd test CA" \
+      -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$tls/san.ext"
+    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial -days 2 \
+      -extfile "$tls/san.ext" -out "$tls/server.pem" 2>/dev/null
+    install -o postgres -g postgres -m 600 "$tls/server.key" "$dir/server.key" 2>/dev/null || install -m 600 "$tls/server.key" "$dir/server.key"
+    install -o postgres -g postgres -m 644 "$tls/server.pem" "$dir/server.pem" 2>/dev/null || install -m 644 "$tls/server.pem" "$dir/server.pem"
+    cp "$tls/ca.pem" "$dir.ca.pem"
+    rm -rf "$tls"
+    printf "ssl = on\nssl_cert_file = 'server.pem'\nssl_key_file = 'server.key'\n" | as_postgres tee -a "$dir/postgresql.conf" >/dev/null
     [ -f "$dir/pg_hba.conf" ] || as_postgres sh -c "printf 'local all all trust\nhost all all 127.0.0.1/32 trust\n' >'$dir/pg_hba.conf'"
     start_server
     # Replication is streaming when the primary lists the standby's WAL receiver.

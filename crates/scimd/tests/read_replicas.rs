@@ -191,3 +191,29 @@ async fn a_replica_that_never_answers_leaves_every_read_to_the_primary() {
     assert_eq!(stats.replicas.len(), 1);
     assert_eq!((stats.replicas[0].reads, stats.replicas[0].lag_seconds), (0, None), "{stats:?}");
 }
+
+#[tokio::test]
+#[cfg_attr(not(scimd_replica), ignore = "needs SCIMD_TEST_POSTGRES_URL and SCIMD_TEST_POSTGRES_REPLICA_URL")]
+async fn a_replica_is_reached_over_tls_with_its_certificate_verified() {
+    let _turn = REPLICA.lock().await;
+    let ca = std::env::var("SCIMD_TEST_POSTGRES_REPLICA_CA")
+        .expect("SCIMD_TEST_POSTGRES_REPLICA_CA names the CA of the replica's certificate (.ci/pg_replica.sh)");
+    let (prefix, at, path) = split_url(&replica_url());
+    let port = at.rsplit_once(':').unwrap().1;
+    // The certificate names localhost: verify-full checks the name as well as the chain.
+    let url = |query: &str| format!("{prefix}localhost:{port}{path}?{query}");
+
+    let verified = server("rr_tls", url(&format!("sslmode=verify-full&sslrootcert={ca}")), 1000).await;
+    let id = verified.user("over-tls").await;
+    until_replica_serves(&verified, &id).await;
+
+    // Without the CA the certificate cannot be verified: the replica is never read from, and
+    // reads are answered by the primary.
+    let unverified = server("rr_tls_bad", url("sslmode=verify-full"), 1000).await;
+    let id = unverified.user("unverified").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for _ in 0..10 {
+        assert_eq!(unverified.get(&format!("/Users/{id}")).await.status, 200);
+    }
+    assert_eq!(replica_use(&unverified), (0, None), "a replica whose certificate is not trusted was used");
+}
