@@ -144,8 +144,8 @@ pub struct View {
     /// The stable default order.
     pub order_key: String,
     /// The `kind` under which triggers keep this view's live rows counted per tenant in
-    /// `scim_live_counts` (scimd's own tables on SQLite, where writes are serialised
-    /// anyway), read by unfiltered lists instead of counting rows.
+    /// `scim_live_counts` (scimd's own tables), read by unfiltered lists instead of counting
+    /// rows.
     pub counted_as: Option<&'static str>,
     pub relations: Vec<Relation>,
 }

@@ -11,6 +11,7 @@ mod events;
 mod health;
 pub mod layout;
 pub mod mapped;
+mod pg_upkeep;
 pub mod postgres;
 mod replicas;
 mod retry;

@@ -193,49 +193,6 @@ impl Tx for PgTx {
     }
 }
 
-/// scimd's own tables, whose planner statistics `keep_statistics` refreshes.
-const OWN_TABLES: &str = "'scim_users', 'scim_groups', 'scim_members', 'scim_user_emails'";
-/// How often the statistics keeper looks.
-const STATISTICS_EVERY: Duration = Duration::from_secs(5);
-
-/// Re-analyses scimd's tables once they have changed by half since their last analysis.
-///
-/// Without statistics PostgreSQL's planner takes a table for empty and may answer a lookup
-/// by id by walking every row of the tenant. That is the state of every table during an
-/// initial sync (analysed empty at start; autovacuum, where it is on, first looks a minute
-/// later), the very moment an identity provider pushes tens of thousands of users. With
-/// growth by half as the trigger, a table of any size is analysed a few times in its life.
-async fn keep_statistics(pool: PgPool, mut stop: tokio::sync::oneshot::Receiver<()>) {
-    let stale = format!(
-        "SELECT s.relname::text FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid \
-         WHERE s.schemaname = current_schema() AND s.relname IN ({OWN_TABLES}) \
-         AND s.n_mod_since_analyze > 500 + 0.5 * GREATEST(c.reltuples, 0)"
-    );
-    loop {
-        tokio::select! {
-            _ = &mut stop => return,
-            _ = tokio::time::sleep(STATISTICS_EVERY) => {}
-        }
-        if pool.is_closed() {
-            return;
-        }
-        let tables: Vec<String> = match sqlx::query_scalar(sqlx::AssertSqlSafe(stale.as_str())).fetch_all(&pool).await {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::debug!(error = %e, "could not read table statistics");
-                continue;
-            }
-        };
-        for table in tables {
-            // One of OWN_TABLES, as the query above only returns those.
-            match sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {table}"))).execute(&pool).await {
-                Ok(_) => tracing::debug!(table, "statistics refreshed"),
-                Err(e) => tracing::warn!(table, error = %e, "ANALYZE failed"),
-            }
-        }
-    }
-}
-
 /// The store on PostgreSQL.
 pub type PostgresStore = SqlStore<PgPools>;
 
@@ -486,7 +443,7 @@ impl SqlStore<PgPools> {
             .await
             .map_err(backend)?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        tokio::spawn(keep_statistics(pools.pool.clone(), stopped));
+        tokio::spawn(crate::pg_upkeep::run(pools.pool.clone(), stopped));
         let pools = PgPools { _statistics: Some(stop), ..pools }.with_replicas(settings).await?;
         Ok(SqlStore::new(pools))
     }

@@ -371,7 +371,7 @@ async fn tenants_are_isolated(env: &Env<'_>) {
     assert!(s.get(a, Kind::User, &a1, false).await.unwrap().is_some(), "the other tenant's delete did nothing");
 }
 
-/// Unfiltered totals (kept as counts on SQLite, counted elsewhere) stay exact through
+/// Unfiltered totals (kept as counts for scimd's own tables, counted in mapped ones) stay exact through
 /// creates, refused duplicates, retires, erases, and per tenant and type.
 async fn totals_follow_every_write(env: &Env<'_>) {
     let s = env.store;
@@ -948,6 +948,51 @@ async fn postgres_statistics_follow_an_initial_sync() {
     }
     pool.close().await;
     assert!(rows >= 1000.0, "scim_users still estimated at {rows} rows after 1,500 inserts");
+    under.finish().await;
+}
+
+/// PostgreSQL keeps live counts as a row per write, folded in the background: totals stay
+/// exact before, while and after the rows are folded, with writes going on meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn postgres_live_counts_stay_exact_while_folded() {
+    let under = stores::postgres("live_counts_fold").await;
+    let Under::Postgres(store, url, schema) = &under else { unreachable!() };
+    let registry = Registry::standard();
+    let users = registry.resource("User").unwrap();
+    let total = || async {
+        let q = ListQuery { schema: &users, filter: None, sort: None, offset: 0, count: 0, with_relations: false };
+        store.list("t", Kind::User, &q).await.unwrap().total
+    };
+    let mut ids = Vec::new();
+    for i in 0..600 {
+        ids.push(new_user(&**store, "t", &format!("u{i}"), json!({"userName": format!("user{i}")})).await);
+    }
+    for (i, id) in ids.iter().take(100).enumerate() {
+        let policy = if i % 2 == 0 { DeletePolicy::Retire } else { DeletePolicy::Erase };
+        store.delete("t", Kind::User, id, del(policy, None, LATER)).await.unwrap();
+    }
+    assert_eq!(total().await, 500);
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let rows = || {
+        let pool = pool.clone();
+        let sql = format!("SELECT COUNT(*) FROM {schema}.scim_live_counts WHERE tenant = 't' AND kind = 'User'");
+        async move { sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql)).fetch_one(&pool).await.unwrap() }
+    };
+    assert!(rows().await >= 600, "a row per write before folding");
+    // Writes and reads go on while the background folds the rows (every 5 s).
+    let mut folded = false;
+    for i in 600..800 {
+        new_user(&**store, "t", &format!("u{i}"), json!({"userName": format!("user{i}")})).await;
+        assert_eq!(total().await, (500 + i - 600 + 1) as u64);
+        if rows().await < 100 {
+            folded = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    }
+    assert!(folded, "the rows were not folded within 8 seconds: {} rows", rows().await);
+    assert_eq!(total().await, 700);
+    pool.close().await;
     under.finish().await;
 }
 

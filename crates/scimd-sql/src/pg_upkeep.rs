@@ -1,0 +1,87 @@
+//! PostgreSQL housekeeping that one scimd process does in the background, every few
+//! seconds: planner statistics (and, where autovacuum is off, vacuuming) of scimd's tables
+//! once they have changed by half, and the folding of the live counts' rows. Several
+//! processes on one database may each do it: every step is safe to run concurrently.
+
+use sqlx::PgPool;
+use std::time::Duration;
+
+/// scimd's own tables, whose statistics this keeps.
+const OWN_TABLES: &str = "'scim_users', 'scim_groups', 'scim_members', 'scim_user_emails'";
+/// How often it looks.
+const EVERY: Duration = Duration::from_secs(5);
+/// Rows of `scim_live_counts` beyond one per tenant and type that are worth folding.
+const FOLD_AFTER: i64 = 256;
+
+pub(crate) async fn run(pool: PgPool, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(EVERY) => {}
+        }
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = keep_statistics(&pool).await {
+            tracing::debug!(error = %e, "could not refresh table statistics");
+        }
+        if let Err(e) = fold_counts(&pool).await {
+            tracing::debug!(error = %e, "could not fold the live counts");
+        }
+    }
+}
+
+/// Re-analyses scimd's tables once they have changed by half since their last analysis.
+///
+/// Without statistics PostgreSQL's planner takes a table for empty and may answer a lookup
+/// by id by walking every row of the tenant. That is the state of every table during an
+/// initial sync (analysed empty at start; autovacuum, where it is on, first looks a minute
+/// later), the very moment an identity provider pushes tens of thousands of users. With
+/// growth by half as the trigger, a table of any size is analysed a few times in its life.
+///
+/// Where autovacuum is off, the same moment also vacuums: nothing else would, and without
+/// it dead rows of updates pile up and no page is marked all-visible, so that every
+/// index-only walk (a list's page, a count) reads the table's rows as well.
+async fn keep_statistics(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let stale = format!(
+        "SELECT s.relname::text FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid \
+         WHERE s.schemaname = current_schema() AND s.relname IN ({OWN_TABLES}) \
+         AND s.n_mod_since_analyze > 500 + 0.5 * GREATEST(c.reltuples, 0)"
+    );
+    let tables: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(stale)).fetch_all(pool).await?;
+    if tables.is_empty() {
+        return Ok(());
+    }
+    let autovacuum: String = sqlx::query_scalar("SELECT current_setting('autovacuum')").fetch_one(pool).await?;
+    let how = if autovacuum == "off" { "VACUUM (ANALYZE)" } else { "ANALYZE" };
+    for table in tables {
+        // One of OWN_TABLES, as the query above only returns those.
+        match sqlx::query(sqlx::AssertSqlSafe(format!("{how} {table}"))).execute(pool).await {
+            Ok(_) => tracing::debug!(table, how, "statistics refreshed"),
+            Err(e) => tracing::warn!(table, error = %e, "{how} failed"),
+        }
+    }
+    Ok(())
+}
+
+/// Folds each tenant's rows of `scim_live_counts` into one (see its migration).
+///
+/// One statement: a reader's snapshot sees the rows before it or after it, whose sums are
+/// the same. Rows written meanwhile are not in its snapshot and stay; two processes folding
+/// at once each fold only the rows they managed to delete.
+async fn fold_counts(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let extra: i64 = sqlx::query_scalar("SELECT COUNT(*) - COUNT(DISTINCT (tenant, kind)) FROM scim_live_counts")
+        .fetch_one(pool)
+        .await?;
+    if extra < FOLD_AFTER {
+        return Ok(());
+    }
+    sqlx::query(
+        "WITH folded AS (DELETE FROM scim_live_counts RETURNING tenant, kind, n) \
+         INSERT INTO scim_live_counts (tenant, kind, n) \
+         SELECT tenant, kind, SUM(n) FROM folded GROUP BY tenant, kind HAVING SUM(n) <> 0",
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
