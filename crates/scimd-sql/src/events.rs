@@ -18,28 +18,39 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 /// Appends one write's events, with one transaction id for them all.
 pub(crate) async fn append(tx: &mut dyn Tx, tenant: &str, events: &[NewEvent], now: &str) -> Result<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let txn = uuid::Uuid::now_v7().simple().to_string();
-    for chunk in events.chunks(100) {
-        let mut s = sql(tx.dialect());
-        s.push("INSERT INTO scimd_events (tenant, txn, time, resource_type, resource_id, payload) VALUES ");
-        for (i, e) in chunk.iter().enumerate() {
-            if i > 0 {
-                s.push(", ");
-            }
-            s.push("(").bind_text(tenant).push(", ").bind_text(txn.as_str()).push(", ").bind_text(now);
-            s.push(", ").bind_text(e.resource_type.as_str()).push(", ").bind_text(e.resource_id.as_str());
-            s.push(", ").bind_text(e.payload.to_string());
-            if s.dialect == Dialect::Postgres {
-                s.push("::jsonb");
-            }
-            s.push(")");
-        }
+    for s in statements(tx.dialect(), tenant, events, now) {
         tx.exec(s).await?;
     }
     Ok(())
+}
+
+/// The statements that append one write's events (none for none), to run on their own or
+/// in a batch with the write (`Tx::batch`).
+pub(crate) fn statements(dialect: Dialect, tenant: &str, events: &[NewEvent], now: &str) -> Vec<Sql> {
+    if events.is_empty() {
+        return vec![];
+    }
+    let txn = uuid::Uuid::now_v7().simple().to_string();
+    events
+        .chunks(100)
+        .map(|chunk| {
+            let mut s = sql(dialect);
+            s.push("INSERT INTO scimd_events (tenant, txn, time, resource_type, resource_id, payload) VALUES ");
+            for (i, e) in chunk.iter().enumerate() {
+                if i > 0 {
+                    s.push(", ");
+                }
+                s.push("(").bind_text(tenant).push(", ").bind_text(txn.as_str()).push(", ").bind_text(now);
+                s.push(", ").bind_text(e.resource_type.as_str()).push(", ").bind_text(e.resource_id.as_str());
+                s.push(", ").bind_text(e.payload.to_string());
+                if s.dialect == Dialect::Postgres {
+                    s.push("::jsonb");
+                }
+                s.push(")");
+            }
+            s
+        })
+        .collect()
 }
 
 /// A membership delta as several changes of one write build it: a member added then

@@ -191,6 +191,9 @@ impl Tx for PgTx {
         let PgTx { tx, health } = *self;
         health.check(Box::new(tx).commit().await)
     }
+    async fn batch(&mut self, before: Vec<Sql>, last: Sql) -> DbResult<Vec<Row>> {
+        self.rows(crate::conn::chained(before, last)).await
+    }
 }
 
 /// The store on PostgreSQL.

@@ -231,16 +231,13 @@ fn decode(kind: Kind, row: &Row) -> Result<(i64, StoredResource)> {
     ))
 }
 
-/// One page of a view: the total count and the rows (`select` columns), filtered, sorted
-/// and paged in SQL.
-pub(crate) async fn query_page(
-    tx: &mut dyn Tx,
-    view: &View,
-    select: &str,
-    tenant: &str,
-    q: &ListQuery<'_>,
-) -> Result<(u64, Vec<Row>)> {
-    let d = tx.dialect();
+/// A list's rows, filtered (`FROM … WHERE …`), and the statement that counts them.
+struct Listing {
+    from: Sql,
+    count: Sql,
+}
+
+fn listing(d: Dialect, view: &View, tenant: &str, q: &ListQuery<'_>) -> Result<Listing> {
     let compiler = Compiler { dialect: d, view, schema: q.schema, tenant };
     let mut from = sql(d);
     from.push(" FROM ").push(&view.from).push(" WHERE ").push(&view.live);
@@ -268,21 +265,55 @@ pub(crate) async fn query_page(
             count.push("SELECT COUNT(*)").append(from.clone());
         }
     }
+    Ok(Listing { from, count })
+}
+
+/// The statement of one page of `from`'s rows, sorted and paged, with `select` columns.
+fn page_statement(d: Dialect, view: &View, select: Sql, tenant: &str, q: &ListQuery<'_>, from: Sql) -> Result<Sql> {
+    let compiler = Compiler { dialect: d, view, schema: q.schema, tenant };
+    let mut order = sql(d);
+    match &q.sort {
+        Some(sort) => compiler.sort(&mut order, sort)?,
+        None => {
+            order.push(&view.order_key);
+        }
+    }
+    let mut paged = sql(d);
+    paged.push(" LIMIT ").bind(Bind::Int(q.count.min(i64::MAX as u64) as i64));
+    paged.push(" OFFSET ").bind(Bind::Int(q.offset.min(i64::MAX as u64) as i64));
+    let mut page = sql(d);
+    page.push("SELECT ").append(select);
+    if d == Dialect::Postgres && view.counted_as.is_some() {
+        // PostgreSQL, scimd's own tables: the page's keys first (in their own order, by
+        // walking an index that holds the tenant: no row is read for the rows the offset
+        // skips), then just the page's rows are read, and their columns computed.
+        let key = &view.order_key;
+        page.push(" FROM ").push(&view.from).push(" WHERE ").push(key).push(" IN (SELECT ").push(key);
+        page.append(from).push(" ORDER BY ").append(order.clone()).append(paged).push(") ORDER BY ").append(order);
+    } else {
+        page.append(from).push(" ORDER BY ").append(order).append(paged);
+    }
+    Ok(page)
+}
+
+/// One page of a view: the total count and the rows (`select` columns), filtered, sorted
+/// and paged in SQL.
+pub(crate) async fn query_page(
+    tx: &mut dyn Tx,
+    view: &View,
+    select: &str,
+    tenant: &str,
+    q: &ListQuery<'_>,
+) -> Result<(u64, Vec<Row>)> {
+    let d = tx.dialect();
+    let Listing { from, count } = listing(d, view, tenant, q)?;
     let total = tx.row(count).await?.map(|r| r.int(0)).transpose()?.unwrap_or(0);
     if q.count == 0 || q.offset as i64 >= total {
         return Ok((total as u64, vec![]));
     }
-    let mut page = sql(d);
-    page.push("SELECT ").push(select).append(from).push(" ORDER BY ");
-    match &q.sort {
-        Some(key) => compiler.sort(&mut page, key)?,
-        None => {
-            page.push(&view.order_key);
-        }
-    }
-    page.push(" LIMIT ").bind(Bind::Int(q.count.min(i64::MAX as u64) as i64));
-    page.push(" OFFSET ").bind(Bind::Int(q.offset.min(i64::MAX as u64) as i64));
-    Ok((total as u64, tx.rows(page).await?))
+    let mut columns = sql(d);
+    columns.push(select);
+    Ok((total as u64, tx.rows(page_statement(d, view, columns, tenant, q, from)?).await?))
 }
 
 /// `SELECT` of a live resource by id, with its relations when asked.
@@ -314,36 +345,30 @@ async fn fetch_one(
     tx.row(s).await?.map(|r| decode(layout.kind, &r)).transpose()
 }
 
-/// The indexed side rows of a resource (users' email keys).
-async fn write_side_rows(
-    tx: &mut dyn Tx,
-    layout: &Table,
-    tenant: &str,
-    seq: i64,
-    d: &Derived,
-    replace: bool,
-) -> Result<()> {
+/// The statements that write the indexed side rows of a resource (users' email keys);
+/// `replace` drops the ones it had first.
+fn side_rows(d: Dialect, layout: &Table, tenant: &str, seq: i64, derived: &Derived, replace: bool) -> Vec<Sql> {
+    let mut out = Vec::new();
     if layout.kind != Kind::User {
-        return Ok(());
+        return out;
     }
-    let dialect = tx.dialect();
     if replace {
-        let mut s = sql(dialect);
+        let mut s = sql(d);
         s.push("DELETE FROM scim_user_emails WHERE user_seq = ").bind(Bind::Int(seq));
-        tx.exec(s).await?;
+        out.push(s);
     }
-    if !d.emails.is_empty() {
-        let mut s = sql(dialect);
+    if !derived.emails.is_empty() {
+        let mut s = sql(d);
         s.push("INSERT INTO scim_user_emails (tenant, user_seq, value_key) VALUES ");
-        for (i, e) in d.emails.iter().enumerate() {
+        for (i, e) in derived.emails.iter().enumerate() {
             if i > 0 {
                 s.push(", ");
             }
             s.push("(").bind_text(tenant).push(", ").bind(Bind::Int(seq)).push(", ").bind_text(e.as_str()).push(")");
         }
-        tx.exec(s).await?;
+        out.push(s);
     }
-    Ok(())
+    out
 }
 
 /// Checks member references and finds their types; refuses unknown ids and the group itself.
@@ -489,11 +514,10 @@ fn without_relations(kind: Kind, r: &StoredResource) -> StoredResource {
     r
 }
 
-/// Removes a resource from every group it belongs to, bumping those groups' versions;
-/// returns those groups with their new versions.
-async fn drop_memberships(tx: &mut dyn Tx, tenant: &str, id: &str, now: &str) -> Result<Vec<(String, i64)>> {
-    let d = tx.dialect();
-    let mut s = sql(d);
+/// Bumps the version of every group a resource is in (it is about to leave them); returns
+/// those groups with their new versions.
+async fn leave_groups(tx: &mut dyn Tx, tenant: &str, id: &str, now: &str) -> Result<Vec<(String, i64)>> {
+    let mut s = sql(tx.dialect());
     s.push("UPDATE scim_groups SET version = version + 1, last_modified = ")
         .bind_text(now)
         .push(" WHERE seq IN (SELECT group_seq FROM scim_members WHERE tenant = ")
@@ -501,11 +525,14 @@ async fn drop_memberships(tx: &mut dyn Tx, tenant: &str, id: &str, now: &str) ->
         .push(" AND member_id = ")
         .bind_text(id)
         .push(") RETURNING id, version");
-    let left = tx.rows(s).await?.iter().map(|r| Ok((r.text(0)?, r.int(1)?))).collect::<Result<Vec<_>>>()?;
+    tx.rows(s).await?.iter().map(|r| Ok((r.text(0)?, r.int(1)?))).collect()
+}
+
+/// Removes a resource from every group it is in (after `leave_groups`).
+fn drop_memberships(d: Dialect, tenant: &str, id: &str) -> Sql {
     let mut s = sql(d);
     s.push("DELETE FROM scim_members WHERE tenant = ").bind_text(tenant).push(" AND member_id = ").bind_text(id);
-    tx.exec(s).await?;
-    Ok(left)
+    s
 }
 
 /// The related values of a page's resources (`Relations::Capped`), read for just those
@@ -616,6 +643,11 @@ fn push_derived_columns(s: &mut Sql, layout: &Table, d: &Derived) {
 }
 
 /// The writes, each one transaction, run again by `retrying` after a conflict.
+///
+/// Round trips count on PostgreSQL: statements that do not depend on one another go
+/// together (`Tx::batch`), and a write's events, whose content is known before the write is
+/// made, go with the write itself. A PATCH or PUT of a user is then BEGIN, the locked read,
+/// one UPDATE (with its email keys, its events and the new state in `RETURNING`), COMMIT.
 impl<P: Pools> SqlStore<P> {
     async fn create_once(
         &self,
@@ -628,7 +660,8 @@ impl<P: Pools> SqlStore<P> {
         let d = derive(kind, &new.attributes)?;
         let json = serde_json::Value::Object(new.attributes.clone()).to_string();
         let mut tx = self.pools.write().await?;
-        let mut s = sql(tx.dialect());
+        let dialect = tx.dialect();
+        let mut s = sql(dialect);
         s.push("INSERT INTO ")
             .push(layout.table)
             .push(" (tenant, id, ")
@@ -660,17 +693,6 @@ impl<P: Pools> SqlStore<P> {
         s.push(", ");
         bind_json(&mut s, json);
         s.push(", ").bind_text(new.now.as_str()).push(", ").bind_text(new.now.as_str()).push(", 1) RETURNING seq");
-        let row = tx
-            .row(s)
-            .await
-            .map_err(|e| e.unique_on(layout.name_attr))?
-            .ok_or_else(|| StoreError::Backend("INSERT returned no row".into()))?;
-        let seq = row.int(0)?;
-        write_side_rows(&mut *tx, layout, tenant, seq, &d, false).await?;
-        let mut members = MemberDelta::default();
-        if kind == Kind::Group && !new.members.is_empty() {
-            members.added = add_members(&mut *tx, tenant, &new.id, seq, &new.members).await?;
-        }
         let stored = StoredResource {
             id: new.id.clone(),
             attributes: new.attributes.clone(),
@@ -678,16 +700,41 @@ impl<P: Pools> SqlStore<P> {
             last_modified: new.now.clone(),
             version: 1,
         };
-        let written = Written {
-            kind,
-            id: &new.id,
-            before: None,
-            after: Some(&stored),
-            members: &members,
-            left_groups: &[],
-            now: &new.now,
+        let events_of = |members: &MemberDelta| {
+            let written = Written {
+                kind,
+                id: &new.id,
+                before: None,
+                after: Some(&stored),
+                members,
+                left_groups: &[],
+                now: &new.now,
+            };
+            events::statements(dialect, tenant, &record(&written), &new.now)
         };
-        events::append(&mut *tx, tenant, &record(&written), &new.now).await?;
+        // A group's events name the members it was created with: they follow the members.
+        let with_members = kind == Kind::Group && !new.members.is_empty();
+        let events_now = if with_members { vec![] } else { events_of(&MemberDelta::default()) };
+        let row = tx
+            .batch(events_now, s)
+            .await
+            .map_err(|e| e.unique_on(layout.name_attr))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Backend("INSERT returned no row".into()))?;
+        let seq = row.int(0)?;
+        for s in side_rows(dialect, layout, tenant, seq, &d, false) {
+            tx.exec(s).await?;
+        }
+        if with_members {
+            let members = MemberDelta {
+                added: add_members(&mut *tx, tenant, &new.id, seq, &new.members).await?,
+                ..MemberDelta::default()
+            };
+            for s in events_of(&members) {
+                tx.exec(s).await?;
+            }
+        }
         tx.commit().await.map_err(|e| e.unique_on(layout.name_attr))?;
         Ok(stored)
     }
@@ -717,51 +764,77 @@ impl<P: Pools> SqlStore<P> {
             return Err(StoreError::NotFound);
         };
         let change = decide(&current).map_err(StoreError::Rejected)?;
-        let mut changed = false;
         let mut members = Delta::default();
-        if let Some(attrs) = &change.attributes {
-            let derived = derive(kind, attrs)?;
-            let mut s = sql(d);
-            s.push("UPDATE ").push(layout.table).push(" SET ");
-            push_derived_columns(&mut s, layout, &derived);
-            s.push(", attributes = ");
-            bind_json(&mut s, serde_json::Value::Object(attrs.clone()).to_string());
-            s.push(" WHERE seq = ").bind(Bind::Int(seq));
-            tx.exec(s).await.map_err(|e| e.unique_on(layout.name_attr))?;
-            write_side_rows(&mut *tx, layout, tenant, seq, &derived, true).await?;
-            changed = true;
-        }
         if kind == Kind::Group && !change.members.is_empty() {
             members = change_members(&mut *tx, tenant, id, seq, &change.members).await?;
-            changed |= members.rows_changed;
+        }
+        let derived = change.attributes.as_ref().map(|attrs| derive(kind, attrs)).transpose()?;
+        if derived.is_none() && !members.rows_changed {
+            // Nothing to write: the state as it is (no new version, no event).
+            let (_, after) = fetch_one(&mut *tx, layout, tenant, id, false, Relations::of(opts.return_relations))
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            tx.commit().await?;
+            return Ok(after);
         }
         let members = members.net();
-        if changed {
-            let mut s = sql(d);
-            s.push("UPDATE ")
-                .push(layout.table)
-                .push(" SET version = version + 1, last_modified = ")
-                .bind_text(opts.now)
-                .push(" WHERE seq = ")
-                .bind(Bind::Int(seq));
-            tx.exec(s).await?;
+        let before = without_relations(kind, &current);
+        // The state this write makes is known before it is written, and so are its events.
+        let after = StoredResource {
+            attributes: change.attributes.clone().unwrap_or_else(|| before.attributes.clone()),
+            last_modified: opts.now.to_string(),
+            version: current.version + 1,
+            ..before.clone()
+        };
+        let written = Written {
+            kind,
+            id,
+            before: Some(&before),
+            after: Some(&after),
+            members: &members,
+            left_groups: &[],
+            now: opts.now,
+        };
+        let mut together = events::statements(d, tenant, &(opts.record)(&written), opts.now);
+        let mut update = sql(d);
+        update.push("UPDATE ").push(layout.table);
+        if d == Dialect::Postgres {
+            // As `t`, for the columns and relations of `RETURNING`.
+            update.push(" t");
         }
-        let (_, after) = fetch_one(&mut *tx, layout, tenant, id, false, Relations::of(opts.return_relations))
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        if changed {
-            let (before, after_alone) = (without_relations(kind, &current), without_relations(kind, &after));
-            let written = Written {
-                kind,
-                id,
-                before: Some(&before),
-                after: Some(&after_alone),
-                members: &members,
-                left_groups: &[],
-                now: opts.now,
-            };
-            events::append(&mut *tx, tenant, &(opts.record)(&written), opts.now).await?;
+        update.push(" SET ");
+        if let (Some(attrs), Some(new)) = (&change.attributes, &derived) {
+            push_derived_columns(&mut update, layout, new);
+            update.push(", attributes = ");
+            bind_json(&mut update, serde_json::Value::Object(attrs.clone()).to_string());
+            update.push(", ");
+            // Email keys are rewritten only when they changed.
+            if derive(kind, &before.attributes)?.emails != new.emails {
+                together.extend(side_rows(d, layout, tenant, seq, new, true));
+            }
         }
+        update.push("version = version + 1, last_modified = ").bind_text(opts.now);
+        update.push(" WHERE seq = ").bind(Bind::Int(seq));
+        let after = match d {
+            // The new state comes back from the UPDATE itself.
+            Dialect::Postgres => {
+                update.push(" RETURNING ").push(columns(d));
+                if opts.return_relations {
+                    update.push(", ").push(&relations_column(d, kind, Relations::Capped));
+                }
+                let row = tx.batch(together, update).await.map_err(|e| e.unique_on(layout.name_attr))?;
+                let row = row.first().ok_or(StoreError::NotFound)?;
+                decode(kind, row)?.1
+            }
+            // SQLite: no round trips to save, and its RETURNING cannot carry the relations.
+            Dialect::Sqlite => {
+                tx.batch(together, update).await.map_err(|e| e.unique_on(layout.name_attr))?;
+                fetch_one(&mut *tx, layout, tenant, id, false, Relations::of(opts.return_relations))
+                    .await?
+                    .ok_or(StoreError::NotFound)?
+                    .1
+            }
+        };
         tx.commit().await.map_err(|e| e.unique_on(layout.name_attr))?;
         Ok(after)
     }
@@ -777,7 +850,12 @@ impl<P: Pools> SqlStore<P> {
         if how.expected_version.is_some_and(|v| v != current.version) {
             return Err(StoreError::VersionMismatch);
         }
-        let left_groups = drop_memberships(&mut *tx, tenant, id, now).await?;
+        let left_groups = leave_groups(&mut *tx, tenant, id, now).await?;
+        let none = MemberDelta::default();
+        let written =
+            Written { kind, id, before: Some(&current), after: None, members: &none, left_groups: &left_groups, now };
+        let mut together = events::statements(d, tenant, &(how.record)(&written), now);
+        together.push(drop_memberships(d, tenant, id));
         let mut s = sql(d);
         match how.policy {
             DeletePolicy::Erase => {
@@ -787,7 +865,9 @@ impl<P: Pools> SqlStore<P> {
                 // A retired group keeps no members. (`seq` numbers rows of this resource's
                 // own table: only a group's is a `group_seq`.)
                 if kind == Kind::Group {
-                    remove_all_members(&mut *tx, seq).await?;
+                    let mut all = sql(d);
+                    all.push("DELETE FROM scim_members WHERE group_seq = ").bind(Bind::Int(seq));
+                    together.push(all);
                 }
                 s.push("UPDATE ")
                     .push(layout.table)
@@ -806,11 +886,7 @@ impl<P: Pools> SqlStore<P> {
                 s.push(" WHERE seq = ").bind(Bind::Int(seq));
             }
         }
-        tx.exec(s).await?;
-        let none = MemberDelta::default();
-        let written =
-            Written { kind, id, before: Some(&current), after: None, members: &none, left_groups: &left_groups, now };
-        events::append(&mut *tx, tenant, &(how.record)(&written), now).await?;
+        tx.batch(together, s).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -818,6 +894,9 @@ impl<P: Pools> SqlStore<P> {
 
 /// One page of a list, on one database.
 async fn list_on(pools: &dyn Pools, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage> {
+    if pools.dialect() == Dialect::Postgres {
+        return list_in_one_statement(pools, tenant, kind, q).await;
+    }
     let mut tx = pools.read().await?;
     let select = columns(tx.dialect());
     let (total, rows) = query_page(&mut *tx, own_view(kind), select, tenant, q).await?;
@@ -827,6 +906,34 @@ async fn list_on(pools: &dyn Pools, tenant: &str, kind: Kind, q: &ListQuery<'_>)
     }
     tx.commit().await?;
     Ok(ListPage { total, resources: items.into_iter().map(|(_, r)| r).collect() })
+}
+
+/// PostgreSQL: a page, its rows' relations and the total in one statement (one snapshot, one
+/// round trip, no transaction to open and close); the total alone when the page is empty.
+async fn list_in_one_statement(pools: &dyn Pools, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage> {
+    let d = Dialect::Postgres;
+    let view = own_view(kind);
+    let Listing { from, count } = listing(d, view, tenant, q)?;
+    let total_of = |rows: &[Row]| rows.first().map(|r| r.int(0)).transpose().map(|n| n.unwrap_or(0) as u64);
+    if q.count == 0 {
+        return Ok(ListPage { total: total_of(&pools.read_one(count).await?)?, resources: vec![] });
+    }
+    let mut select = sql(d);
+    select.push(columns(d)).push(", ");
+    if q.with_relations {
+        // Correlated with the page's rows only: the page's keys are found first.
+        select.push(&relations_column(d, kind, Relations::Capped));
+    } else {
+        select.push("NULL");
+    }
+    select.push(", (").append(count.clone()).push(")");
+    let rows = pools.read_one(page_statement(d, view, select, tenant, q, from)?).await?;
+    let Some(first) = rows.first() else {
+        return Ok(ListPage { total: total_of(&pools.read_one(count).await?)?, resources: vec![] });
+    };
+    let total = first.int(7)? as u64;
+    let resources = rows.iter().map(|r| decode(kind, r).map(|(_, res)| res)).collect::<Result<Vec<_>>>()?;
+    Ok(ListPage { total, resources })
 }
 
 /// A resource and its relations in batches, from one snapshot of one database.
