@@ -54,7 +54,7 @@ pub struct Args {
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
     /// Scenarios to run, comma-separated (get_user, filter, list, get_group, create_seq,
-    /// create_concurrent, patch_user, add_member, members; with --tenants-file also
+    /// create_concurrent, patch_user, add_member, create_group, members; with --tenants-file also
     /// tenant_get_user and tenant_filter)
     #[arg(long, default_value = "get_user,filter,list,get_group,create_seq,create_concurrent,patch_user,members")]
     pub scenarios: String,

@@ -377,6 +377,14 @@ fn scenario_request(name: &str, args: &Args, seed: &Arc<Seed>) -> Result<Box<dyn
             let body = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "name.givenName", "value": format!("Patched{n}")}]});
             Req::with_json(Method::PATCH, format!("/Users/{}", pick(&s.users).0), &body)
         }),
+        // A new group with one member, as Entra ID and Okta create one (members in the POST).
+        "create_group" => {
+            let prefix = format!("{}-group-{}", args.prefix, std::process::id());
+            Box::new(move |n| {
+                let body = json!({"schemas": [GROUP], "displayName": format!("{prefix}-{n}"), "members": [{"value": pick(&s.users).0}]});
+                Req::with_json(Method::POST, "/Groups".into(), &body)
+            })
+        }
         // A member added as Entra ID and Okta add one: no query parameters.
         "add_member" => {
             if s.groups.is_empty() {
@@ -405,6 +413,7 @@ pub async fn run_all(target: Arc<Target>, args: &Args) -> Result<Vec<Outcome>> {
                 | "get_group"
                 | "patch_user"
                 | "add_member"
+                | "create_group"
                 | "tenant_get_user"
                 | "tenant_filter"
         )
@@ -415,7 +424,8 @@ pub async fn run_all(target: Arc<Target>, args: &Args) -> Result<Vec<Outcome>> {
     let mut runs: Vec<Vec<Outcome>> = vec![Vec::new(); timed.len()];
     for round in 0..args.runs.max(1) {
         for (i, name) in timed.iter().enumerate() {
-            let clients = if *name == "create_seq" { 1 } else { args.concurrency };
+            // Sequential creates measure one create's cost.
+            let clients = if matches!(*name, "create_seq" | "create_group") { 1 } else { args.concurrency };
             let one = scenario_request(name, args, &seed)?;
             // Creates of later rounds must not collide with earlier ones.
             let offset = round as u64 * args.max_requests;
