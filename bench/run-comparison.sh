@@ -12,7 +12,8 @@
 # Usage: bench/run-comparison.sh [OUT_DIR]        (default: bench/results)
 # Environment: PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres),
 #              RUNS (rounds, 3), DURATION (seconds per scenario, 5),
-#              USERS (10000), ONLY (e.g. "sqlite django"; default "sqlite pg django").
+#              USERS (10000), ONLY (e.g. "sqlite django"; default "sqlite pg django"),
+#              SCENARIOS (default: all but members), MEMBERS (0 skips the members scenario).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bench/results}
@@ -20,7 +21,8 @@ mkdir -p "$out"
 work=$(mktemp -d)
 runs=${RUNS:-3} duration=${DURATION:-5} users=${USERS:-10000} only=${ONLY:-"sqlite pg django"}
 pg_admin=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
-scenarios=get_user,filter,list,get_group,create_seq,create_concurrent,patch_user
+scenarios=${SCENARIOS:-get_user,filter,list,get_group,create_seq,create_concurrent,patch_user}
+members=${MEMBERS:-1}
 
 cargo build --release --locked -p scimd -p scimd-bench
 scimd=target/release/scimd bench=target/release/scimd-bench
@@ -100,14 +102,16 @@ for round in $(seq 1 "$runs"); do
     tool "$name" --scenarios "$scenarios" --duration "$duration" --runs 1 --json "$work/$name-round$round.json" >/dev/null
   done
 done
-for name in "${names[@]}"; do
-  echo "== members: ${label[$name]}"
-  tool "$name" --scenarios members --json "$work/$name-members.json" >/dev/null
-done
+if [ "$members" != 0 ]; then
+  for name in "${names[@]}"; do
+    echo "== members: ${label[$name]}"
+    tool "$name" --scenarios members --json "$work/$name-members.json" >/dev/null
+  done
+fi
 
 files=()
 for name in "${names[@]}"; do
-  python3 bench/merge.py "$out/$name.json" "$work/$name"-round*.json "$work/$name-members.json"
+  python3 bench/merge.py "$out/$name.json" "$work/$name"-round*.json $([ "$members" != 0 ] && echo "$work/$name-members.json")
   files+=("$out/$name.json")
 done
 python3 bench/compare.py "${files[@]}"

@@ -9,6 +9,7 @@ pub mod compile;
 mod conn;
 mod events;
 mod health;
+mod keyset;
 pub mod layout;
 pub mod mapped;
 mod pg_upkeep;

@@ -1208,7 +1208,7 @@ impl<P: Pools> Store for MappedStore<P> {
         let r = self.resolved(kind);
         let mut tx = self.pools.read().await?;
         let select = select_list(tx.dialect(), r);
-        let (total, rows) = query_page(&mut *tx, &r.view, &select, tenant, q).await?;
+        let (total, rows) = query_page(&mut *tx, &r.view, &select, tenant, q, None).await?;
         let mut items = rows.iter().map(|row| decode(r, row)).collect::<Result<Vec<_>>>()?;
         if q.with_relations {
             self.relations(&mut *tx, tenant, kind, &mut items).await?;

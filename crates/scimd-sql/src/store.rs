@@ -6,6 +6,7 @@ use crate::conn::{Row, Tx};
 use crate::events;
 use crate::events::Delta;
 use crate::health::{PROBE, PROBE_END, WriteHealth};
+use crate::keyset::PageEnds;
 use crate::layout::{Table, View, own_view, table};
 use crate::retry::retrying;
 use crate::rows::{Derived, derive, relation_values};
@@ -81,11 +82,13 @@ async fn read_where<'a, T>(
 pub struct SqlStore<P: Pools> {
     pub(crate) pools: P,
     writes: WriteHealth,
+    /// Where pages served lately ended (`keyset`).
+    page_ends: PageEnds,
 }
 
 impl<P: Pools> SqlStore<P> {
     pub(crate) fn new(pools: P) -> SqlStore<P> {
-        SqlStore { pools, writes: WriteHealth::default() }
+        SqlStore { pools, writes: WriteHealth::default(), page_ends: PageEnds::default() }
     }
 
     /// Records how a write ended (see `WriteHealth`) and passes its result on.
@@ -304,16 +307,29 @@ pub(crate) async fn query_page(
     select: &str,
     tenant: &str,
     q: &ListQuery<'_>,
+    after: Option<i64>,
 ) -> Result<(u64, Vec<Row>)> {
     let d = tx.dialect();
     let Listing { from, count } = listing(d, view, tenant, q)?;
+    let (from, q) = keyset(view, from, q, after);
     let total = tx.row(count).await?.map(|r| r.int(0)).transpose()?.unwrap_or(0);
     if q.count == 0 || q.offset as i64 >= total {
         return Ok((total as u64, vec![]));
     }
     let mut columns = sql(d);
     columns.push(select);
-    Ok((total as u64, tx.rows(page_statement(d, view, columns, tenant, q, from)?).await?))
+    Ok((total as u64, tx.rows(page_statement(d, view, columns, tenant, &q, from)?).await?))
+}
+
+/// The page that starts after the row `after` (in the view's own order) instead of at the
+/// query's offset (see `keyset`).
+fn keyset<'q>(view: &View, mut from: Sql, q: &ListQuery<'q>, after: Option<i64>) -> (Sql, ListQuery<'q>) {
+    let mut q = q.clone();
+    if let Some(after) = after {
+        from.push(" AND ").push(&view.order_key).push(" > ").bind(Bind::Int(after));
+        q.offset = 0;
+    }
+    (from, q)
 }
 
 /// `SELECT` of a live resource by id, with its relations when asked.
@@ -892,31 +908,42 @@ impl<P: Pools> SqlStore<P> {
     }
 }
 
-/// One page of a list, on one database.
-async fn list_on(pools: &dyn Pools, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage> {
+/// A page and the order key of its last row.
+type Page = (ListPage, Option<i64>);
+
+/// One page of a list, on one database, at the query's offset or after the row `after`.
+async fn list_on(pools: &dyn Pools, tenant: &str, kind: Kind, q: &ListQuery<'_>, after: Option<i64>) -> Result<Page> {
     if pools.dialect() == Dialect::Postgres {
-        return list_in_one_statement(pools, tenant, kind, q).await;
+        return list_in_one_statement(pools, tenant, kind, q, after).await;
     }
     let mut tx = pools.read().await?;
     let select = columns(tx.dialect());
-    let (total, rows) = query_page(&mut *tx, own_view(kind), select, tenant, q).await?;
+    let (total, rows) = query_page(&mut *tx, own_view(kind), select, tenant, q, after).await?;
     let mut items = rows.iter().map(|r| decode(kind, r)).collect::<Result<Vec<_>>>()?;
     if q.with_relations {
         with_relations(&mut *tx, table(kind), &mut items).await?;
     }
     tx.commit().await?;
-    Ok(ListPage { total, resources: items.into_iter().map(|(_, r)| r).collect() })
+    let last = items.last().map(|(seq, _)| *seq);
+    Ok((ListPage { total, resources: items.into_iter().map(|(_, r)| r).collect() }, last))
 }
 
 /// PostgreSQL: a page, its rows' relations and the total in one statement (one snapshot, one
 /// round trip, no transaction to open and close); the total alone when the page is empty.
-async fn list_in_one_statement(pools: &dyn Pools, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage> {
+async fn list_in_one_statement(
+    pools: &dyn Pools,
+    tenant: &str,
+    kind: Kind,
+    q: &ListQuery<'_>,
+    after: Option<i64>,
+) -> Result<Page> {
     let d = Dialect::Postgres;
     let view = own_view(kind);
     let Listing { from, count } = listing(d, view, tenant, q)?;
+    let (from, q) = keyset(view, from, q, after);
     let total_of = |rows: &[Row]| rows.first().map(|r| r.int(0)).transpose().map(|n| n.unwrap_or(0) as u64);
     if q.count == 0 {
-        return Ok(ListPage { total: total_of(&pools.read_one(count).await?)?, resources: vec![] });
+        return Ok((ListPage { total: total_of(&pools.read_one(count).await?)?, resources: vec![] }, None));
     }
     let mut select = sql(d);
     select.push(columns(d)).push(", ");
@@ -927,13 +954,14 @@ async fn list_in_one_statement(pools: &dyn Pools, tenant: &str, kind: Kind, q: &
         select.push("NULL");
     }
     select.push(", (").append(count.clone()).push(")");
-    let rows = pools.read_one(page_statement(d, view, select, tenant, q, from)?).await?;
+    let rows = pools.read_one(page_statement(d, view, select, tenant, &q, from)?).await?;
     let Some(first) = rows.first() else {
-        return Ok(ListPage { total: total_of(&pools.read_one(count).await?)?, resources: vec![] });
+        return Ok((ListPage { total: total_of(&pools.read_one(count).await?)?, resources: vec![] }, None));
     };
     let total = first.int(7)? as u64;
-    let resources = rows.iter().map(|r| decode(kind, r).map(|(_, res)| res)).collect::<Result<Vec<_>>>()?;
-    Ok(ListPage { total, resources })
+    let items = rows.iter().map(|r| decode(kind, r)).collect::<Result<Vec<_>>>()?;
+    let last = items.last().map(|(seq, _)| *seq);
+    Ok((ListPage { total, resources: items.into_iter().map(|(_, r)| r).collect() }, last))
 }
 
 /// A resource and its relations in batches, from one snapshot of one database.
@@ -980,7 +1008,16 @@ impl<P: Pools> Store for SqlStore<P> {
     }
 
     async fn list(&self, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage> {
-        read_where(&self.pools, tenant, |pools| Box::pin(list_on(pools, tenant, kind, q))).await
+        // In the rows' own order only: their order key is then their position (`keyset`).
+        let own_order = q.sort.is_none();
+        let filter = q.filter.map(|f| f.to_string());
+        let after = own_order.then(|| self.page_ends.start_after(tenant, kind, filter.clone(), q.offset)).flatten();
+        let (page, last) =
+            read_where(&self.pools, tenant, |pools| Box::pin(list_on(pools, tenant, kind, q, after))).await?;
+        if let (true, Some(last)) = (own_order, last) {
+            self.page_ends.ended(tenant, kind, filter, q.offset + page.resources.len() as u64, last);
+        }
+        Ok(page)
     }
 
     async fn open_relations(&self, tenant: &str, kind: Kind, id: &str) -> Result<Option<RelationStream>> {
