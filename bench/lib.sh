@@ -1,5 +1,6 @@
 # Shared by the bench scripts (sourced): a work directory, free ports, a fresh database per
-# store, waiting for a server, and cleaning up on exit (the servers in `pids`, the PostgreSQL
+# store (PG_PARAMS, e.g. `sslmode=disable`, is added to PostgreSQL URLs), waiting for a
+# server, and cleaning up on exit (the servers in `pids`, the PostgreSQL
 # databases in `dbs`, the work directory).
 pg_admin=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 work=$(mktemp -d)
@@ -23,7 +24,7 @@ fresh_db() {
       local name="scimd_bench_$2_$$"
       psql "$pg_admin" -qAt -c "CREATE DATABASE $name" >/dev/null
       dbs+=("$name")
-      db="${pg_admin%/*}/$name"
+      db="${pg_admin%/*}/$name${PG_PARAMS:+?$PG_PARAMS}"
       ;;
     *) echo "unknown store $1 (sqlite, pg)"; exit 1 ;;
   esac

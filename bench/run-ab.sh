@@ -4,7 +4,8 @@
 # against each in turns, RUNS rounds. Prints every round's req/s; compare medians.
 #
 # Usage: bench/run-ab.sh OLD_BINARY NEW_BINARY
-# Environment: PG_ADMIN_URL, RUNS (3), DURATION (3), SCENARIOS (get_user,filter,patch_user),
+# Environment: PG_ADMIN_URL, PG_PARAMS (added to the PostgreSQL URLs, e.g. sslmode=disable),
+#              RUNS (3), DURATION (3), SCENARIOS (get_user,filter,patch_user),
 #              ONLY ("sqlite pg").
 set -euo pipefail
 cd "$(dirname "$0")/.."
