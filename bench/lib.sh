@@ -41,3 +41,15 @@ wait_ready() {
   for _ in $(seq 1 300); do curl -fsS "$1/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done
   echo "the server at $1 did not become ready"; exit 1
 }
+
+# serve_scimd BIN DATABASE_URL LOG: a SCIM token on the database, then `BIN serve` on a free
+# port (logging warnings to LOG), ready; sets `url` (its SCIM root) and `token`.
+serve_scimd() {
+  local bin=$1 db=$2 log=$3 port
+  port=$(free_port)
+  token=$(SCIMD_DATABASE_URL=$db "$bin" token create --name bench 2>/dev/null)
+  SCIMD_DATABASE_URL=$db SCIMD_LISTEN=127.0.0.1:$port SCIMD_LOG_LEVEL=warn "$bin" serve >"$log" 2>&1 &
+  pids+=($!)
+  wait_ready "http://127.0.0.1:$port"
+  url="http://127.0.0.1:$port/scim/v2"
+}

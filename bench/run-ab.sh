@@ -20,13 +20,9 @@ for store in $only; do
   for v in old new; do
     bin=${old_bin}; [ "$v" = new ] && bin=${new_bin}
     fresh_db "$store" "ab_$v"
-    port=$(free_port)
-    token=$(SCIMD_DATABASE_URL=$db "$bin" token create --name bench 2>/dev/null)
-    SCIMD_DATABASE_URL=$db SCIMD_LISTEN=127.0.0.1:$port SCIMD_LOG_LEVEL=warn "$bin" serve >"$work/$store-$v.log" 2>&1 &
-    pids+=($!)
-    declare "url_$v=http://127.0.0.1:$port/scim/v2" "token_$v=$token"
-    wait_ready "http://127.0.0.1:$port"
-    "$bench" --url "http://127.0.0.1:$port/scim/v2" --token "$token" --users 10000 --groups 50 \
+    serve_scimd "$bin" "$db" "$work/$store-$v.log"
+    declare "url_$v=$url" "token_$v=$token"
+    "$bench" --url "$url" --token "$token" --users 10000 --groups 50 \
       --seed-file "$work/$store-$v.seed" --scenarios get_user --duration 0.2 --label seed >/dev/null
   done
   for r in $(seq 1 "$runs"); do

@@ -22,14 +22,10 @@ scimd=target/release/scimd bench=target/release/scimd-bench
 
 # serve NAME: a server on a fresh database of $store; sets url_NAME, token_NAME.
 serve() {
-  local name=$1 port
+  local name=$1
   fresh_db "$store" "groups_$name"
-  port=$(free_port)
-  printf -v "token_$name" '%s' "$(SCIMD_DATABASE_URL=$db "$scimd" token create --name bench 2>/dev/null)"
-  SCIMD_DATABASE_URL=$db SCIMD_LISTEN=127.0.0.1:$port SCIMD_LOG_LEVEL=warn "$scimd" serve >"$work/$store-$name.log" 2>&1 &
-  pids+=($!)
-  wait_ready "http://127.0.0.1:$port"
-  printf -v "url_$name" '%s' "http://127.0.0.1:$port/scim/v2"
+  serve_scimd "$scimd" "$db" "$work/$store-$name.log"
+  declare -g "url_$name=$url" "token_$name=$token"
 }
 
 for store in $only; do

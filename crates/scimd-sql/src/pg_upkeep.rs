@@ -23,7 +23,7 @@ pub(crate) async fn run(pool: PgPool, mut stop: tokio::sync::oneshot::Receiver<(
         if pool.is_closed() {
             return;
         }
-        if let Err(e) = keep_statistics(&pool).await {
+        if let Err(e) = keep_tables(&pool).await {
             tracing::debug!(error = %e, "could not refresh table statistics");
         }
         if let Err(e) = fold_counts(&pool).await {
@@ -45,7 +45,7 @@ pub(crate) async fn run(pool: PgPool, mut stop: tokio::sync::oneshot::Receiver<(
 /// without it dead rows of updates pile up and no page stays marked all-visible, so that a
 /// list's walk of its index reads every row it skips (10 ms instead of 1 for a page 5,000
 /// users deep) and the planner turns to reading the whole table.
-async fn keep_statistics(pool: &PgPool) -> Result<(), sqlx::Error> {
+async fn keep_tables(pool: &PgPool) -> Result<(), sqlx::Error> {
     let autovacuum: String = sqlx::query_scalar("SELECT current_setting('autovacuum')").fetch_one(pool).await?;
     let vacuum = if autovacuum == "off" {
         "s.n_dead_tup > 50 + 0.1 * GREATEST(c.reltuples, 0) OR s.n_ins_since_vacuum > 1000 + 0.2 * GREATEST(c.reltuples, 0)"

@@ -69,8 +69,8 @@ pub struct PgPools {
     snapshots: Arc<tokio::sync::Semaphore>,
     /// Hot standbys that serve reads, when configured.
     replicas: Option<Arc<Replicas>>,
-    /// Dropping them stops the statistics keeper and the health watcher.
-    _statistics: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Dropping them stops the background upkeep (`pg_upkeep`) and the health watcher.
+    _upkeep: Option<tokio::sync::oneshot::Sender<()>>,
     _watcher: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -401,7 +401,7 @@ impl PgPools {
             health,
             snapshots,
             replicas: None,
-            _statistics: None,
+            _upkeep: None,
             _watcher: stop,
         })
     }
@@ -447,7 +447,7 @@ impl SqlStore<PgPools> {
             .map_err(backend)?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
         tokio::spawn(crate::pg_upkeep::run(pools.pool.clone(), stopped));
-        let pools = PgPools { _statistics: Some(stop), ..pools }.with_replicas(settings).await?;
+        let pools = PgPools { _upkeep: Some(stop), ..pools }.with_replicas(settings).await?;
         Ok(SqlStore::new(pools))
     }
 

@@ -72,13 +72,15 @@ impl Replica {
     /// sees it answer again.
     fn outcome<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
         match &result {
-            Ok(_) => self.reads.fetch_add(1, Ordering::Relaxed),
+            Ok(_) => {
+                self.reads.fetch_add(1, Ordering::Relaxed);
+            }
             Err(StoreError::Unavailable(..)) => {
                 self.set_fresh(None);
-                self.fallbacks.fetch_add(1, Ordering::Relaxed)
+                self.fallbacks.fetch_add(1, Ordering::Relaxed);
             }
-            Err(_) => 0,
-        };
+            Err(_) => {}
+        }
         result
     }
 }
@@ -119,8 +121,8 @@ pub(crate) struct Replicas {
 const WRITES_KEPT: usize = 4096;
 
 impl Replicas {
-    /// Connects to each replica (lazily: one that is down at start is used once it
-    /// answers) and starts watching their positions against `primary`.
+    /// Starts watching the replicas' positions against `primary` (their pools connect
+    /// lazily: one that is down at start is used once it answers).
     pub(crate) fn start(primary: sqlx::PgPool, replicas: Vec<(String, PgPools)>, max_lag: Duration) -> Replicas {
         let mut watchers = Vec::new();
         let members: Vec<Arc<Replica>> = replicas

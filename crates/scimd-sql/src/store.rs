@@ -467,10 +467,17 @@ async fn add_members(
     Ok(added)
 }
 
+/// The statement that removes every member of a group.
+fn delete_all_members(d: Dialect, group_seq: i64) -> Sql {
+    let mut s = sql(d);
+    s.push("DELETE FROM scim_members WHERE group_seq = ").bind(Bind::Int(group_seq));
+    s
+}
+
 /// Removes every member; returns who they were.
 async fn remove_all_members(tx: &mut dyn Tx, group_seq: i64) -> Result<Vec<String>> {
-    let mut s = sql(tx.dialect());
-    s.push("DELETE FROM scim_members WHERE group_seq = ").bind(Bind::Int(group_seq)).push(" RETURNING member_id");
+    let mut s = delete_all_members(tx.dialect(), group_seq);
+    s.push(" RETURNING member_id");
     tx.rows(s).await?.iter().map(|r| r.text(0).map_err(Into::into)).collect()
 }
 
@@ -881,9 +888,7 @@ impl<P: Pools> SqlStore<P> {
                 // A retired group keeps no members. (`seq` numbers rows of this resource's
                 // own table: only a group's is a `group_seq`.)
                 if kind == Kind::Group {
-                    let mut all = sql(d);
-                    all.push("DELETE FROM scim_members WHERE group_seq = ").bind(Bind::Int(seq));
-                    together.push(all);
+                    together.push(delete_all_members(d, seq));
                 }
                 s.push("UPDATE ")
                     .push(layout.table)

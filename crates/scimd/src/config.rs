@@ -207,6 +207,11 @@ const ENV: &[(&str, &str)] = &[
     ("SCIMD_ACTIVITY_RETENTION_DAYS", "activity_retention_days"),
 ];
 
+/// Whether a database URL names PostgreSQL (`postgres://…` or `postgresql://…`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres:") || url.starts_with("postgresql:")
+}
+
 /// A list of URLs given as a TOML array, or as one string of URLs separated by commas
 /// (as an environment variable gives them).
 fn one_or_more<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
@@ -307,12 +312,10 @@ impl Config {
                 self.event_push_timeout_secs
             );
         }
-        if !self.database_read_url.is_empty() && !self.database_url.starts_with("postgres") {
+        if !self.database_read_url.is_empty() && !is_postgres_url(&self.database_url) {
             bail!("database_read_url names PostgreSQL read replicas: database_url must be PostgreSQL too");
         }
-        if let Some(bad) =
-            self.database_read_url.iter().find(|u| !u.starts_with("postgres:") && !u.starts_with("postgresql:"))
-        {
+        if let Some(bad) = self.database_read_url.iter().find(|u| !is_postgres_url(u)) {
             bail!("database_read_url: '{}' is not a postgres:// URL", crate::server::redact_url(bad));
         }
         if !self.path_prefix.starts_with('/') {

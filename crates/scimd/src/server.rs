@@ -96,7 +96,7 @@ pub async fn open_store(config: &Config) -> Result<Backend> {
             Arc::new(SqliteStore::open(url, &settings).await.with_context(|| format!("opening {}", redact_url(url)))?);
         return Ok(Backend::of(store));
     }
-    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+    if crate::config::is_postgres_url(url) {
         let settings = PostgresSettings {
             max_connections: config.pg_max_connections,
             min_connections: config.pg_min_connections,
