@@ -16,11 +16,20 @@ pub struct Principal {
     pub tenant: String,
     pub subject: String,
     pub settings: TenantSettings,
+    /// The SCIM id of the User the caller is, when it is one: `/Me` (RFC 7644 §3.11) reads
+    /// and writes that user. None answers `/Me` with 501.
+    pub user_id: Option<String>,
 }
 
 impl Principal {
     pub fn new(tenant: impl Into<String>, subject: impl Into<String>) -> Principal {
-        Principal { tenant: tenant.into(), subject: subject.into(), settings: TenantSettings::default() }
+        Principal { tenant: tenant.into(), subject: subject.into(), settings: TenantSettings::default(), user_id: None }
+    }
+
+    /// The principal as the User with this SCIM id (for `/Me`).
+    pub fn with_user(mut self, user_id: impl Into<String>) -> Principal {
+        self.user_id = Some(user_id.into());
+        self
     }
 }
 
@@ -104,7 +113,7 @@ impl Authenticator for BearerTokens {
             Err(e) => return Err(AuthError::Unavailable(e.to_string())),
         };
         self.record_use(&info, &now);
-        Ok(Principal { subject: format!("token:{}", info.id), tenant: info.tenant, settings })
+        Ok(Principal { subject: format!("token:{}", info.id), tenant: info.tenant, settings, user_id: None })
     }
 }
 

@@ -137,6 +137,48 @@ pub async fn delete(kind: Kind, state: State, caller: Caller, Id(id): Id, IfMatc
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// `POST /Bulk` (RFC 7644 §3.7): 200 with a BulkResponse, whatever its operations did.
+pub async fn bulk(state: State, caller: Caller, ScimBody(body): ScimBody) -> Result<Response> {
+    let answer = state.engine.bulk(&caller.ctx(), &body).await?;
+    Ok(json_response(StatusCode::OK, &answer))
+}
+
+/// The User a `/Me` request stands for (RFC 7644 §3.11): the principal's, or a 501 when the
+/// credentials name none (a provisioning token is no user).
+fn me(caller: &Caller) -> Result<String> {
+    caller
+        .principal
+        .user_id
+        .clone()
+        .ok_or_else(|| ScimError::new(501, None, "/Me is not available: these credentials are not a user's").into())
+}
+
+pub async fn me_get(state: State, caller: Caller, params: Params) -> Result<Response> {
+    let id = me(&caller)?;
+    get_one(Kind::User, state, caller, Id(id), params).await
+}
+
+pub async fn me_replace(state: State, caller: Caller, m: IfMatch, params: Params, body: ScimBody) -> Result<Response> {
+    let id = me(&caller)?;
+    replace(Kind::User, state, caller, Id(id), m, params, body).await
+}
+
+pub async fn me_patch(state: State, caller: Caller, m: IfMatch, params: Params, body: ScimBody) -> Result<Response> {
+    let id = me(&caller)?;
+    patch(Kind::User, state, caller, Id(id), m, params, body).await
+}
+
+pub async fn me_delete(state: State, caller: Caller, m: IfMatch) -> Result<Response> {
+    let id = me(&caller)?;
+    delete(Kind::User, state, caller, Id(id), m).await
+}
+
+/// `POST /Me`: the caller already is a user; creating one through `/Me` is not offered.
+pub async fn me_create(caller: Caller) -> Result<Response> {
+    me(&caller)?;
+    Err(ScimError::new(501, None, "creating a resource through /Me is not supported; POST to /Users").into())
+}
+
 pub async fn service_provider_config(state: State, base: BaseUrl) -> Response {
     json_response(StatusCode::OK, &state.features.to_resource(&base.0))
 }

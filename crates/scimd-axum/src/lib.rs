@@ -100,7 +100,8 @@ impl ScimService {
             documentation_uri: config.documentation_uri.clone(),
             max_results: settings.max_page_size,
             max_payload_bytes: config.max_body_bytes as u64,
-            bulk: None,
+            bulk: (settings.bulk_max_operations > 0)
+                .then_some((settings.bulk_max_operations, config.max_body_bytes as u64)),
             etag: true,
             sort: true,
             event_uris: config.event_uris.clone(),
@@ -169,6 +170,15 @@ impl ScimService {
             .route("/Schemas", get(handlers::schemas))
             .route("/Schemas/{id}", get(handlers::schema))
             .route("/.search", post(|s, c, body| handlers::search(None, s, c, body)))
+            .route("/Bulk", post(handlers::bulk))
+            .route(
+                "/Me",
+                get(handlers::me_get)
+                    .put(handlers::me_replace)
+                    .patch(handlers::me_patch)
+                    .delete(handlers::me_delete)
+                    .post(handlers::me_create),
+            )
             .merge(resource_routes(Kind::User))
             .merge(resource_routes(Kind::Group))
             .fallback(|| async { error_response(&ScimError::not_found("no such endpoint")) })

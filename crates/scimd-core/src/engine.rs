@@ -28,6 +28,9 @@ pub struct Settings {
     /// The largest `count` honoured; published as `filter.maxResults`.
     pub max_page_size: u64,
     pub filter_limits: FilterLimits,
+    /// The most operations a `/Bulk` request may carry (published as `bulk.maxOperations`);
+    /// 0 turns `/Bulk` off.
+    pub bulk_max_operations: u64,
 }
 
 impl Default for Settings {
@@ -37,6 +40,7 @@ impl Default for Settings {
             default_page_size: 100,
             max_page_size: 1000,
             filter_limits: FilterLimits::default(),
+            bulk_max_operations: 1000,
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod activity;
 pub mod adapter;
 pub mod answer;
+mod bulk;
 pub mod engine;
 pub mod events;
 pub mod recording;

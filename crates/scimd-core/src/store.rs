@@ -27,6 +27,10 @@ impl Kind {
             None
         }
     }
+    /// The resource type served at `/{endpoint}` (`Users`, `Groups`; any case).
+    pub fn from_endpoint(endpoint: &str) -> Option<Kind> {
+        [Kind::User, Kind::Group].into_iter().find(|k| k.endpoint().eq_ignore_ascii_case(endpoint))
+    }
     pub fn name(self) -> &'static str {
         match self {
             Kind::User => "User",

@@ -9,6 +9,7 @@
 //! their schema spells them, extension attributes inside an object keyed by the
 //! extension's schema URN.
 
+pub mod bulk;
 pub mod error;
 pub mod filter;
 pub mod messages;

@@ -140,54 +140,6 @@ pub fn json_scalar_text(v: Option<&Value>) -> Option<String> {
     }
 }
 
-/// RFC 7644 §3.7 Bulk request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BulkRequest {
-    pub schemas: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fail_on_errors: Option<u32>,
-    #[serde(rename = "Operations")]
-    pub operations: Vec<BulkOperation>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BulkOperation {
-    pub method: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bulk_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    pub path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<Value>,
-}
-
-/// RFC 7644 §3.7 Bulk response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BulkResponse {
-    pub schemas: Vec<String>,
-    #[serde(rename = "Operations")]
-    pub operations: Vec<BulkOperationResponse>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BulkOperationResponse {
-    pub method: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bulk_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    pub status: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub response: Option<Value>,
-}
-
 /// What the server publishes at `/ServiceProviderConfig` (RFC 7643 §5).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderFeatures {

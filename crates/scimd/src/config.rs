@@ -32,6 +32,8 @@ pub struct Config {
     pub max_page_size: u64,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
+    /// Most operations in one `/Bulk` request; 0 turns `/Bulk` off.
+    pub bulk_max_operations: u64,
     /// Longest filter in bytes.
     pub max_filter_length: usize,
     /// Time allowed for one request, in seconds.
@@ -124,6 +126,7 @@ impl Default for Config {
             delete_policy: "retire".into(),
             default_page_size: 100,
             max_page_size: 1000,
+            bulk_max_operations: 1000,
             max_body_bytes: 1024 * 1024,
             max_filter_length: 4096,
             request_timeout_secs: 30,
@@ -172,6 +175,7 @@ const ENV: &[(&str, &str)] = &[
     ("SCIMD_DELETE_POLICY", "delete_policy"),
     ("SCIMD_DEFAULT_PAGE_SIZE", "default_page_size"),
     ("SCIMD_MAX_PAGE_SIZE", "max_page_size"),
+    ("SCIMD_BULK_MAX_OPERATIONS", "bulk_max_operations"),
     ("SCIMD_MAX_BODY_BYTES", "max_body_bytes"),
     ("SCIMD_MAX_FILTER_LENGTH", "max_filter_length"),
     ("SCIMD_REQUEST_TIMEOUT_SECS", "request_timeout_secs"),

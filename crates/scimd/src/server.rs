@@ -294,6 +294,7 @@ pub fn engine(config: &Config, backend: &Backend) -> Result<Arc<Engine>> {
         default_page_size: config.default_page_size,
         max_page_size: config.max_page_size,
         filter_limits: FilterLimits { max_len: config.max_filter_length, ..FilterLimits::default() },
+        bulk_max_operations: config.bulk_max_operations,
     };
     Ok(Arc::new(
         Engine::new(Arc::new(Registry::standard()), backend.store.clone(), settings)

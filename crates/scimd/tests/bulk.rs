@@ -1,0 +1,327 @@
+//! `/Bulk` (RFC 7644 §3.7) and `/Me` (§3.11) over real HTTP, with the RFC's examples. The
+//! examples' fixed ids and versions are replaced by those of resources made for the test.
+//! The PostgreSQL tests need `SCIMD_TEST_POSTGRES_URL`; without it they are reported as
+//! ignored.
+
+mod common;
+
+use common::{Db, TestServer};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const BULK: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+async fn bulk(s: &TestServer, body: Value) -> common::Reply {
+    s.post("/Bulk", body).await
+}
+
+fn ops(r: &common::Reply) -> Vec<Value> {
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["schemas"], json!(["urn:ietf:params:scim:api:messages:2.0:BulkResponse"]));
+    r.body["Operations"].as_array().unwrap().clone()
+}
+
+fn id_of(location: &Value) -> String {
+    location.as_str().unwrap().rsplit('/').next().unwrap().to_string()
+}
+
+async fn etag(s: &TestServer, path: &str) -> String {
+    let r = s.get(path).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.headers["etag"].to_str().unwrap().to_string()
+}
+
+async fn members(s: &TestServer, group: &str) -> Vec<String> {
+    let r = s.get(&format!("/Groups/{group}")).await;
+    let mut ids: Vec<String> = r.body["members"]
+        .as_array()
+        .map(|m| m.iter().map(|m| m["value"].as_str().unwrap().to_string()).collect())
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+/// RFC 7644 §3.7's first example: a POST, a PUT, a PATCH and a DELETE in one request.
+async fn the_four_methods(db: Db) {
+    let s = TestServer::on_db(db, "bulk_four", |_| {}).await;
+    let bob = s.user("bob").await;
+    let dave = s.user("dave").await;
+    let eve = s.user("eve").await;
+    s.patch(&format!("/Users/{dave}"), json!([{"op": "add", "path": "nickName", "value": "Dee"}])).await;
+    let (v_bob, v_dave, v_eve) = (
+        etag(&s, &format!("/Users/{bob}")).await,
+        etag(&s, &format!("/Users/{dave}")).await,
+        etag(&s, &format!("/Users/{eve}")).await,
+    );
+    let r = bulk(&s, json!({"schemas": [BULK], "Operations": [
+        {"method": "POST", "path": "/Users", "bulkId": "qwerty", "data": {"schemas": [USER], "userName": "Alice"}},
+        {"method": "PUT", "path": format!("/Users/{bob}"), "version": v_bob,
+         "data": {"schemas": [USER], "id": bob, "userName": "Bob"}},
+        {"method": "PATCH", "path": format!("/Users/{dave}"), "version": v_dave,
+         "data": {"schemas": [PATCH], "Operations": [{"op": "remove", "path": "nickName"}, {"op": "replace", "path": "userName", "value": "Dave"}]}},
+        {"method": "DELETE", "path": format!("/Users/{eve}"), "version": v_eve},
+    ]})).await;
+    let results = ops(&r);
+    assert_eq!(results.len(), 4);
+    let statuses: Vec<&str> = results.iter().map(|o| o["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["201", "200", "200", "204"], "{}", r.body);
+    assert_eq!(results[0]["bulkId"], "qwerty");
+    assert_eq!(results[0]["method"], "POST");
+    let alice = id_of(&results[0]["location"]);
+    assert!(results[0]["location"].as_str().unwrap().ends_with(&format!("/Users/{alice}")));
+    assert!(results.iter().take(3).all(|o| o["version"].as_str().unwrap().starts_with("W/\"")));
+    assert!(results.iter().all(|o| o.get("response").is_none()), "no body for success: {}", r.body);
+    assert_eq!(results[3]["location"].as_str().unwrap(), format!("{}/Users/{eve}", s.base));
+    // The changes are there, each as its own request would have made it.
+    assert_eq!(s.get(&format!("/Users/{alice}")).await.body["userName"], "Alice");
+    assert_eq!(s.get(&format!("/Users/{bob}")).await.body["userName"], "Bob");
+    let d = s.get(&format!("/Users/{dave}")).await.body;
+    assert_eq!(d["userName"], "Dave");
+    assert!(d.get("nickName").is_none());
+    assert_eq!(s.get(&format!("/Users/{eve}")).await.status, 404);
+    assert_eq!(results[1]["version"].as_str().unwrap(), etag(&s, &format!("/Users/{bob}")).await);
+}
+
+#[tokio::test]
+async fn the_four_methods_sqlite() {
+    the_four_methods(Db::Sqlite).await;
+}
+
+#[tokio::test]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn the_four_methods_postgres() {
+    the_four_methods(Db::Postgres).await;
+}
+
+/// RFC 7644 §3.7.2: a group whose members are users created in the same request, with the
+/// references before and after the POSTs that create them, and a PATCH of a group by its
+/// bulkId.
+async fn bulk_id_references(db: Db) {
+    let s = TestServer::on_db(db, "bulk_refs", |_| {}).await;
+    let r = bulk(&s, json!({"schemas": [BULK], "Operations": [
+        {"method": "POST", "path": "/Users", "bulkId": "qwerty", "data": {"schemas": [USER], "userName": "Alice"}},
+        {"method": "POST", "path": "/Groups", "bulkId": "ytrewq",
+         "data": {"schemas": [GROUP], "displayName": "Tour Guides", "members": [{"type": "User", "value": "bulkId:qwerty"}, {"type": "User", "value": "bulkId:later"}]}},
+        {"method": "PATCH", "path": "/Groups/bulkId:ytrewq",
+         "data": {"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": "bulkId:last"}]}]}},
+        {"method": "POST", "path": "/Users", "bulkId": "later", "data": {"schemas": [USER], "userName": "Bob"}},
+        {"method": "POST", "path": "/Users", "bulkId": "last", "data": {"schemas": [USER], "userName": "Carol"}},
+    ]})).await;
+    let results = ops(&r);
+    let statuses: Vec<&str> = results.iter().map(|o| o["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["201", "201", "200", "201", "201"], "{}", r.body);
+    let group = id_of(&results[1]["location"]);
+    let mut expected: Vec<String> = [0, 3, 4].iter().map(|i| id_of(&results[*i]["location"])).collect();
+    expected.sort();
+    assert_eq!(members(&s, &group).await, expected);
+    // The user's `groups` shows the group: the reference became a real member.
+    let alice = s.get(&format!("/Users/{}", expected[0])).await.body;
+    assert!(alice["groups"].as_array().is_some_and(|g| !g.is_empty()), "{alice}");
+    assert_eq!(results[2]["location"].as_str().unwrap(), format!("{}/Groups/{group}", s.base));
+}
+
+#[tokio::test]
+async fn bulk_id_references_sqlite() {
+    bulk_id_references(Db::Sqlite).await;
+}
+
+#[tokio::test]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn bulk_id_references_postgres() {
+    bulk_id_references(Db::Postgres).await;
+}
+
+/// RFC 7644 §3.7.1's example: two groups that are members of each other are both created,
+/// each with the other as its member; a cycle that cannot be broken is refused with 409.
+#[tokio::test]
+async fn circular_references() {
+    let s = TestServer::start().await;
+    let r = bulk(&s, json!({"schemas": [BULK], "Operations": [
+        {"method": "POST", "path": "/Groups", "bulkId": "qwerty",
+         "data": {"schemas": [GROUP], "displayName": "Group A", "members": [{"type": "Group", "value": "bulkId:ytrewq"}]}},
+        {"method": "POST", "path": "/Groups", "bulkId": "ytrewq",
+         "data": {"schemas": [GROUP], "displayName": "Group B", "members": [{"type": "Group", "value": "bulkId:qwerty"}]}},
+    ]})).await;
+    let results = ops(&r);
+    assert_eq!(results.len(), 2);
+    assert!(results.iter().all(|o| o["status"] == "201"), "{}", r.body);
+    let (a, b) = (id_of(&results[0]["location"]), id_of(&results[1]["location"]));
+    assert_eq!(members(&s, &a).await, vec![b.clone()]);
+    assert_eq!(members(&s, &b).await, vec![a.clone()]);
+    // The version reported is the group's version after its members were completed.
+    assert_eq!(results[1]["version"].as_str().unwrap(), etag(&s, &format!("/Groups/{b}")).await);
+
+    // Users whose attributes name each other cannot be created one without the other.
+    let r = bulk(&s, json!({"schemas": [BULK], "Operations": [
+        {"method": "POST", "path": "/Users", "bulkId": "u1", "data": {"schemas": [USER], "userName": "one", "nickName": "bulkId:u2"}},
+        {"method": "POST", "path": "/Users", "bulkId": "u2", "data": {"schemas": [USER], "userName": "two", "nickName": "bulkId:u1"}},
+        {"method": "POST", "path": "/Groups", "bulkId": "g", "data": {"schemas": [GROUP], "displayName": "Self", "members": [{"value": "bulkId:g"}]}},
+    ]})).await;
+    let results = ops(&r);
+    for o in &results {
+        assert_eq!(o["status"], "409", "{}", r.body);
+        assert_eq!(o["response"]["status"], "409");
+        assert!(o.get("location").is_none(), "a failed POST has no location: {o}");
+    }
+    assert_eq!(s.get("/Users?filter=userName eq \"one\" or userName eq \"two\"").await.body["totalResults"], 0);
+    assert_eq!(s.get("/Groups?filter=displayName eq \"Self\"").await.body["totalResults"], 0);
+}
+
+/// RFC 7644 §3.7.3: failures are reported per operation, the others still run; with
+/// `failOnErrors` the request stops after that many, and what was not run is not listed.
+#[tokio::test]
+async fn errors_and_fail_on_errors() {
+    let s = TestServer::start().await;
+    let taken = s.user("Alice").await;
+    let bob = s.user("bob").await;
+    let missing = "e9025315-6bea-44e1-899c-1e07454e468b";
+    let all_fail = |fail_on_errors: Option<u64>| {
+        let mut body = json!({"schemas": [BULK], "Operations": [
+            {"method": "POST", "path": "/Users", "bulkId": "qwerty", "data": {"schemas": [USER], "userName": "alice"}},
+            {"method": "PUT", "path": format!("/Users/{bob}"), "version": "W/\"999\"", "data": {"schemas": [USER], "userName": "Bob"}},
+            {"method": "PATCH", "path": format!("/Users/{bob}"), "version": "W/\"999\"",
+             "data": {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "nickName", "value": "B"}]}},
+            {"method": "DELETE", "path": format!("/Users/{missing}")},
+            {"method": "POST", "path": "/Groups", "bulkId": "g", "data": {"schemas": [GROUP], "displayName": "G", "members": [{"value": "bulkId:qwerty"}]}},
+        ]});
+        if let Some(n) = fail_on_errors {
+            body["failOnErrors"] = json!(n);
+        }
+        body
+    };
+    let r = bulk(&s, all_fail(None)).await;
+    let results = ops(&r);
+    let statuses: Vec<&str> = results.iter().map(|o| o["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["409", "412", "412", "404", "409"], "{}", r.body);
+    assert_eq!(results[0]["response"]["scimType"], "uniqueness");
+    assert_eq!(results[0]["response"]["schemas"], json!(["urn:ietf:params:scim:api:messages:2.0:Error"]));
+    assert!(results[0].get("location").is_none());
+    assert_eq!(results[1]["location"].as_str().unwrap(), format!("{}/Users/{bob}", s.base));
+    assert_eq!(results[3]["location"].as_str().unwrap(), format!("{}/Users/{missing}", s.base));
+    assert!(results[4]["response"]["detail"].as_str().unwrap().contains("qwerty"), "{}", r.body);
+    assert_eq!(s.get(&format!("/Users/{bob}")).await.body["userName"], "bob");
+    let _ = taken;
+
+    let r = bulk(&s, all_fail(Some(1))).await;
+    let results = ops(&r);
+    assert_eq!(results.len(), 1, "stops after the first error: {}", r.body);
+    assert_eq!(results[0]["status"], "409");
+    let r = bulk(&s, all_fail(Some(2))).await;
+    assert_eq!(ops(&r).len(), 2);
+
+    // A success before the limit is kept; what comes after it is not run.
+    let r = bulk(
+        &s,
+        json!({"schemas": [BULK], "failOnErrors": 1, "Operations": [
+            {"method": "POST", "path": "/Users", "bulkId": "a", "data": {"schemas": [USER], "userName": "new-one"}},
+            {"method": "DELETE", "path": format!("/Users/{missing}")},
+            {"method": "POST", "path": "/Users", "bulkId": "b", "data": {"schemas": [USER], "userName": "never"}},
+        ]}),
+    )
+    .await;
+    let results = ops(&r);
+    assert_eq!(results.len(), 2);
+    assert_eq!(s.get("/Users?filter=userName eq \"new-one\"").await.body["totalResults"], 1);
+    assert_eq!(s.get("/Users?filter=userName eq \"never\"").await.body["totalResults"], 0);
+}
+
+/// Malformed operations fail alone with a SCIM error; requests that cannot run at all are
+/// refused whole and change nothing.
+#[tokio::test]
+async fn malformed_requests_and_limits() {
+    let s = TestServer::with(|c| c.bulk_max_operations = 50).await;
+    let spc = s.get("/ServiceProviderConfig").await.body;
+    assert_eq!(spc["bulk"], json!({"supported": true, "maxOperations": 50, "maxPayloadSize": 1048576}));
+
+    let r = bulk(&s, json!({"schemas": [BULK], "Operations": [
+        {"method": "GET", "path": "/Users"},
+        {"method": "POST", "path": "/Users/abc", "bulkId": "x", "data": {"schemas": [USER], "userName": "x"}},
+        {"method": "PUT", "path": "/Users"},
+        {"method": "POST", "path": "/Widgets", "bulkId": "w", "data": {}},
+        {"method": "PATCH", "path": "/Users/some-id", "data": {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "nickName", "value": "n"}]}},
+        {"method": "DELETE", "path": "/Users/bulkId:unknown"},
+        "not an object",
+        {"method": "POST", "path": "/Users", "bulkId": "ok", "data": {"schemas": [USER], "userName": "fine"}},
+    ]})).await;
+    let results = ops(&r);
+    let statuses: Vec<&str> = results.iter().map(|o| o["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["400", "400", "400", "404", "404", "409", "400", "201"], "{}", r.body);
+    for o in &results[..7] {
+        let status = o["status"].as_str().unwrap();
+        assert_eq!(o["response"]["status"], status);
+    }
+
+    let too_many: Vec<Value> = (0..51)
+        .map(|i| json!({"method": "POST", "path": "/Users", "bulkId": format!("b{i}"), "data": {"schemas": [USER], "userName": format!("many{i}")}}))
+        .collect();
+    let r = bulk(&s, json!({"schemas": [BULK], "Operations": too_many})).await;
+    r.assert_error(413, None);
+    assert_eq!(s.get("/Users?filter=userName sw \"many\"").await.body["totalResults"], 0);
+
+    let twice = json!({"schemas": [BULK], "Operations": [
+        {"method": "POST", "path": "/Users", "bulkId": "same", "data": {"schemas": [USER], "userName": "first"}},
+        {"method": "POST", "path": "/Users", "bulkId": "same", "data": {"schemas": [USER], "userName": "second"}},
+    ]});
+    bulk(&s, twice).await.assert_error(400, Some("invalidValue"));
+    assert_eq!(s.get("/Users?filter=userName eq \"first\"").await.body["totalResults"], 0);
+    bulk(&s, json!({"schemas": ["urn:x"], "Operations": []})).await.assert_error(400, Some("invalidSyntax"));
+    bulk(&s, json!({"schemas": [BULK]})).await.assert_error(400, Some("invalidSyntax"));
+    bulk(&s, json!({"schemas": [BULK], "failOnErrors": -1, "Operations": []}))
+        .await
+        .assert_error(400, Some("invalidValue"));
+    let r = s.call(Method::GET, "/Bulk", None).await;
+    r.assert_error(405, None);
+
+    // Larger than maxPayloadSize: 413 before anything is read.
+    let s = TestServer::with(|c| c.max_body_bytes = 4096).await;
+    let big: Vec<Value> = (0..100)
+        .map(|i| json!({"method": "POST", "path": "/Users", "bulkId": format!("b{i}"), "data": {"schemas": [USER], "userName": format!("big{i}")}}))
+        .collect();
+    bulk(&s, json!({"schemas": [BULK], "Operations": big})).await.assert_error(413, None);
+    assert_eq!(s.get("/Users").await.body["totalResults"], 0);
+
+    // Turned off: not advertised, and answered 501.
+    let s = TestServer::with(|c| c.bulk_max_operations = 0).await;
+    assert_eq!(s.get("/ServiceProviderConfig").await.body["bulk"]["supported"], false);
+    bulk(&s, json!({"schemas": [BULK], "Operations": []})).await.assert_error(501, None);
+}
+
+/// A hostile body: 10,000 operations get 413 at once; a full request of the allowed size
+/// runs, and each of its operations is atomic on its own.
+#[tokio::test]
+async fn hostile_sizes() {
+    let s = TestServer::with(|c| c.max_body_bytes = 4 * 1024 * 1024).await;
+    let ten_thousand: Vec<Value> =
+        (0..10_000).map(|i| json!({"method": "DELETE", "path": format!("/Users/{i}")})).collect();
+    let started = std::time::Instant::now();
+    bulk(&s, json!({"schemas": [BULK], "Operations": ten_thousand})).await.assert_error(413, None);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+
+    let mut full: Vec<Value> = (0..999)
+        .map(|i| json!({"method": "POST", "path": "/Users", "bulkId": format!("u{i}"), "data": {"schemas": [USER], "userName": format!("u{i:04}")}}))
+        .collect();
+    let all: Vec<Value> = (0..999).map(|i| json!({"value": format!("bulkId:u{i}")})).collect();
+    full.insert(0, json!({"method": "POST", "path": "/Groups", "bulkId": "everyone", "data": {"schemas": [GROUP], "displayName": "Everyone", "members": all}}));
+    let r = bulk(&s, json!({"schemas": [BULK], "Operations": full})).await;
+    let results = ops(&r);
+    assert_eq!(results.len(), 1000);
+    assert!(results.iter().all(|o| o["status"] == "201"), "{}", r.body);
+    assert_eq!(s.get("/Users?count=0").await.body["totalResults"], 999);
+    assert_eq!(members(&s, &id_of(&results[0]["location"])).await.len(), 999);
+}
+
+/// `/Me` with a provisioning token, which is no user: 501 as RFC 7644 §3.11 allows, for
+/// every method.
+#[tokio::test]
+async fn me_without_a_user() {
+    let s = TestServer::start().await;
+    for method in [Method::GET, Method::PUT, Method::PATCH, Method::DELETE, Method::POST] {
+        let body = (method != Method::GET && method != Method::DELETE).then(|| json!({"schemas": [USER]}));
+        s.call(method, "/Me", body).await.assert_error(501, None);
+    }
+    let r = s.raw(Method::GET, "/Me", None, None, None, &[]).await;
+    r.assert_error(401, None);
+}
