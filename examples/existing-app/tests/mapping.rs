@@ -375,3 +375,55 @@ async fn the_library_default_denies() {
     let base = serve(axum::Router::new().nest("/scim/v2", scim.router())).await;
     assert_eq!(reqwest::get(format!("{base}/scim/v2/Users")).await.unwrap().status(), 200);
 }
+
+/// `/Me` (RFC 7644 §3.11): an application whose authenticator knows which user is calling
+/// lets that user read and change itself through `/Me`; a caller that is no user gets 501.
+#[tokio::test]
+async fn me_is_the_principals_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("app.db").display());
+    Db::open(&url).await.unwrap().seed().await.unwrap();
+    let engine = Engine::new(Arc::new(registry()), scim_store(&url, &registry()).await.unwrap().0, Settings::default());
+    let users = FnAuthenticator(|parts: &Parts| {
+        let principal = Principal::new("1", "session");
+        Ok(match parts.headers.get("x-user").and_then(|v| v.to_str().ok()) {
+            Some(id) => principal.with_user(id),
+            None => principal,
+        })
+    });
+    let scim = ScimService::new(Arc::new(engine), Arc::new(users), ScimConfig::default());
+    let base = format!("{}/scim/v2", serve(axum::Router::new().nest("/scim/v2", scim.router())).await);
+    let client = reqwest::Client::new();
+    let direct: Value = client.get(format!("{base}/Users/2")).send().await.unwrap().json().await.unwrap();
+    let me = client.get(format!("{base}/Me")).header("x-user", "2").send().await.unwrap();
+    assert_eq!(me.status(), 200);
+    let me: Value = me.json().await.unwrap();
+    assert_eq!(me["id"], "2");
+    assert_eq!(me["userName"], direct["userName"]);
+    assert!(me["meta"]["location"].as_str().unwrap().ends_with("/Users/2"), "{me}");
+
+    let patched = client
+        .patch(format!("{base}/Me"))
+        .header("x-user", "2")
+        .header("content-type", "application/scim+json")
+        .body(
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                   "Operations": [{"op": "replace", "path": "displayName", "value": "Me Myself"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 200);
+    let after: Value = client.get(format!("{base}/Users/2")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(after["displayName"], "Me Myself");
+    // Another user's /Me is that user.
+    let other: Value = client.get(format!("{base}/Me")).header("x-user", "3").send().await.unwrap().json().await.unwrap();
+    assert_eq!(other["id"], "3");
+
+    let anonymous = client.get(format!("{base}/Me")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 501);
+    let body: Value = anonymous.json().await.unwrap();
+    assert_eq!(body["status"], "501");
+    assert_eq!(body["schemas"], json!(["urn:ietf:params:scim:api:messages:2.0:Error"]));
+}
