@@ -53,6 +53,7 @@ fn query_from_params(p: &Params) -> Query {
         sort_order: p.owned("sortOrder"),
         start_index: p.owned("startIndex"),
         count: p.owned("count"),
+        cursor: p.owned("cursor"),
     }
 }
 
@@ -71,6 +72,7 @@ pub async fn search(kind: Option<Kind>, state: State, caller: Caller, ScimBody(b
         sort_order: req.sort_order,
         start_index: json_scalar_text(req.start_index.as_ref()),
         count: json_scalar_text(req.count.as_ref()),
+        cursor: req.cursor,
     };
     let body = state.engine.list(&caller.ctx(), kind, &q).await?;
     Ok(answer(&state, StatusCode::OK, body))

@@ -102,6 +102,7 @@ impl ScimService {
             max_payload_bytes: config.max_body_bytes as u64,
             bulk: (settings.bulk_max_operations > 0)
                 .then_some((settings.bulk_max_operations, config.max_body_bytes as u64)),
+            pagination: Some((settings.default_page_size, settings.cursor_timeout.as_secs())),
             etag: true,
             sort: true,
             event_uris: config.event_uris.clone(),

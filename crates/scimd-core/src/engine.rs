@@ -4,6 +4,7 @@
 
 use crate::adapter::Adapter;
 use crate::answer::{self, Body, Placeheld, Renderer};
+use crate::cursor::{self, At, Binding, CursorKey, Position};
 use crate::events::{Operation, Written};
 use crate::recording::Recording;
 use crate::store::{
@@ -15,7 +16,7 @@ use scimd_proto::messages::{ListResponse, Page, SortOrder};
 use scimd_proto::patch::{self, RelationChange};
 use scimd_proto::schema::{Mutability, ResourceSchema};
 use scimd_proto::validate::validate_resource;
-use scimd_proto::{AttrPath, Projection, Registry, ScimError};
+use scimd_proto::{AttrPath, Projection, Registry, ScimError, ScimType};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -31,6 +32,10 @@ pub struct Settings {
     /// The most operations a `/Bulk` request may carry (published as `bulk.maxOperations`);
     /// 0 turns `/Bulk` off.
     pub bulk_max_operations: u64,
+    /// Seals the cursors of RFC 9865 paging; processes sharing a database must share it.
+    pub cursor_key: CursorKey,
+    /// How long a cursor stays usable (published as `pagination.cursorTimeout`).
+    pub cursor_timeout: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -41,6 +46,8 @@ impl Default for Settings {
             max_page_size: 1000,
             filter_limits: FilterLimits::default(),
             bulk_max_operations: 1000,
+            cursor_key: CursorKey::random(),
+            cursor_timeout: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -92,6 +99,9 @@ pub struct Query {
     pub sort_order: Option<String>,
     pub start_index: Option<String>,
     pub count: Option<String>,
+    /// RFC 9865 cursor paging: `Some("")` asks for the first page by cursor, any other
+    /// value is a `nextCursor` handed back.
+    pub cursor: Option<String>,
 }
 
 /// Engine failures: protocol errors for the client, or internal ones (logged, never shown).
@@ -439,16 +449,11 @@ impl Engine {
     }
 
     /// `GET /{Users|Groups}` and `POST …/.search`; with `kind` None, `POST /.search` across
-    /// every resource type (Users first, then Groups, paged as one list).
+    /// every resource type (Users first, then Groups, paged as one list). Paged by index
+    /// (RFC 7644 §3.4.2.4), or by cursor (RFC 9865) when the query has `cursor`.
     /// A resource with capped related values (see `INLINE_RELATIONS`) is streamed in its
     /// place in the list.
     pub async fn list(&self, ctx: &Ctx<'_>, kind: Option<Kind>, query: &Query) -> EngineResult<Body> {
-        let page = Page::parse(
-            query.start_index.as_deref(),
-            query.count.as_deref(),
-            self.settings.default_page_size,
-            self.settings.max_page_size,
-        )?;
         let filter = match query.filter.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(text) => Some(filter::parse_filter(text, self.settings.filter_limits)?),
@@ -458,13 +463,15 @@ impl Engine {
             Some(k) => vec![k],
             None => vec![Kind::User, Kind::Group],
         };
+        let sort_text = query.sort_by.as_deref().map(str::trim).filter(|s| !s.is_empty());
+        let mut paging = self.paging(ctx, &kinds, query, filter.as_ref(), sort_text, order)?;
         let renderer = self.renderer(ctx);
         let mut total = 0u64;
         let mut resources = Vec::new();
         let mut streamed = Vec::new();
         let mut first_error = None;
         let mut answered = false;
-        for kind in kinds.iter().copied() {
+        for (index, kind) in kinds.iter().copied().enumerate() {
             let schema = self.schema(kind)?;
             if let Some(f) = &filter
                 && let Err(e) = filter::check(f, &schema)
@@ -473,25 +480,26 @@ impl Engine {
                 first_error.get_or_insert(e);
                 continue;
             }
-            let sort = match query.sort_by.as_deref().map(str::trim) {
-                None | Some("") => None,
+            let sort = match sort_text {
+                None => None,
                 Some(text) => sort_key(text, order, &schema, kinds.len() > 1)?,
             };
             answered = true;
             let projection =
                 Projection::parse(query.attributes.as_deref(), query.excluded_attributes.as_deref(), &schema)?;
-            let offset = page.offset().saturating_sub(total);
-            let want = page.count.saturating_sub(resources.len() as u64);
+            let (offset, after, count) = paging.window(index, total, resources.len() as u64);
             let q = ListQuery {
                 schema: &schema,
                 filter: filter.as_ref(),
                 sort,
                 offset,
-                count: want,
-                with_relations: Self::wants_relation(kind, &schema, &projection),
+                count,
+                with_relations: count > 0 && Self::wants_relation(kind, &schema, &projection),
+                after,
             };
-            let result = self.store.list(ctx.tenant, kind, &q).await?;
+            let mut result = self.store.list(ctx.tenant, kind, &q).await?;
             total += result.total;
+            paging.served(index, &q, &mut result);
             for mut r in result.resources {
                 if answer::is_capped(kind, &r) {
                     // Stands in for it, should it be deleted before its turn comes.
@@ -511,13 +519,170 @@ impl Engine {
                 .map(EngineError::from)
                 .unwrap_or_else(|| EngineError::Internal("no resource type".into())));
         }
-        let list = serde_json::to_value(ListResponse::new(total, page.start_index, resources))
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let list = paging.response(total, resources)?;
         if streamed.is_empty() {
             return Ok(Body::Json(list));
         }
         Ok(renderer.streamed_list(list.to_string(), streamed))
     }
+
+    /// How a list is paged: by index, or by cursor (RFC 9865; index paging stays the
+    /// default, as that RFC recommends for servers that have it).
+    fn paging(
+        &self,
+        ctx: &Ctx<'_>,
+        kinds: &[Kind],
+        query: &Query,
+        filter: Option<&Filter>,
+        sort: Option<&str>,
+        order: SortOrder,
+    ) -> EngineResult<Paging> {
+        let s = &self.settings;
+        let Some(text) = query.cursor.as_deref() else {
+            let page = Page::parse(
+                query.start_index.as_deref(),
+                query.count.as_deref(),
+                s.default_page_size,
+                s.max_page_size,
+            )?;
+            return Ok(Paging::Index(page));
+        };
+        if query.start_index.as_deref().is_some_and(|t| !t.trim().is_empty()) {
+            return Err(ScimError::invalid_value("a query pages by startIndex or by cursor, not both").into());
+        }
+        let count = match query.count.as_deref().map(str::trim) {
+            None | Some("") => s.default_page_size,
+            Some(t) => t.parse::<u64>().ok().filter(|n| *n <= s.max_page_size).ok_or_else(|| {
+                ScimError::bad_request(
+                    ScimType::InvalidCount,
+                    format!("count must be a whole number from 0 to {} with cursor paging", s.max_page_size),
+                )
+            })?,
+        };
+        let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+        let filter = filter.map(|f| f.to_string());
+        let sort = sort.map(|t| format!("{} {order:?}", t.to_ascii_lowercase()));
+        let binding = Binding::new(ctx.tenant, &names.join(","), filter.as_deref(), sort.as_deref());
+        let start = match text.trim() {
+            "" => Position { kind: 0, at: if sort.is_some() { At::Offset(0) } else { At::After(i64::MIN) } },
+            text => cursor::open(&s.cursor_key, &binding, text, unix_now(), s.cursor_timeout)?,
+        };
+        let sorted = sort.is_some();
+        Ok(Paging::Cursor(CursorPage {
+            count,
+            start,
+            sorted,
+            next: None,
+            served: 0,
+            binding,
+            key: s.cursor_key.clone(),
+        }))
+    }
+}
+
+/// The paging of one list.
+enum Paging {
+    Index(Page),
+    Cursor(CursorPage),
+}
+
+struct CursorPage {
+    count: u64,
+    start: Position,
+    /// Positions are offsets in a `sortBy` order, keys otherwise.
+    sorted: bool,
+    /// Where the page after this one starts, once known.
+    next: Option<Position>,
+    /// Resources on the page so far.
+    served: u64,
+    binding: Binding,
+    key: CursorKey,
+}
+
+impl CursorPage {
+    fn start_of_type(&self) -> At {
+        if self.sorted { At::Offset(0) } else { At::After(i64::MIN) }
+    }
+}
+
+impl Paging {
+    /// The part of resource type `index` to read: `(offset, after, count)`, given the total
+    /// of the types before it and the resources already on the page.
+    fn window(&self, index: usize, total_before: u64, on_page: u64) -> (u64, Option<i64>, u64) {
+        match self {
+            Paging::Index(page) => {
+                (page.offset().saturating_sub(total_before), None, page.count.saturating_sub(on_page))
+            }
+            Paging::Cursor(c) => {
+                let want = c.count.saturating_sub(on_page);
+                // Types before the cursor's, or after a full page: only their totals.
+                if (index as u8) < c.start.kind || want == 0 || c.next.is_some() {
+                    return (0, None, 0);
+                }
+                // One more than the page holds tells whether another page follows.
+                let at = if index as u8 == c.start.kind { c.start.at } else { c.start_of_type() };
+                match at {
+                    At::After(key) => (0, (key != i64::MIN).then_some(key), want + 1),
+                    At::Offset(n) => (n, None, want + 1),
+                }
+            }
+        }
+    }
+
+    /// Takes note of what type `index` gave: with cursors, drops the look-ahead resource and
+    /// notes where the next page starts.
+    fn served(&mut self, index: usize, q: &ListQuery<'_>, result: &mut crate::store::ListPage) {
+        let Paging::Cursor(c) = self else { return };
+        if q.count == 0 {
+            // A type not read: the next page starts there if it has resources and the
+            // page is full.
+            if c.next.is_none()
+                && (index as u8) > c.start.kind
+                && result.total > 0
+                && c.count > 0
+                && c.served == c.count
+            {
+                c.next = Some(Position { kind: index as u8, at: c.start_of_type() });
+            }
+            return;
+        }
+        let keep = q.count as usize - 1;
+        if result.resources.len() > keep {
+            result.resources.truncate(keep);
+            let at = match (c.sorted, keep.checked_sub(1).and_then(|i| result.keys.get(i))) {
+                (false, Some(key)) => At::After(*key),
+                // Nothing kept (a full page before): the next page starts where this did.
+                (false, None) => q.after.map_or(At::After(i64::MIN), At::After),
+                (true, _) => At::Offset(q.offset + keep as u64),
+            };
+            c.next = Some(Position { kind: index as u8, at });
+        }
+        c.served += result.resources.len() as u64;
+    }
+
+    fn response(&self, total: u64, resources: Vec<Value>) -> EngineResult<Value> {
+        let internal = |e: serde_json::Error| EngineError::Internal(e.to_string());
+        match self {
+            Paging::Index(page) => {
+                serde_json::to_value(ListResponse::new(total, page.start_index, resources)).map_err(internal)
+            }
+            Paging::Cursor(c) => {
+                let mut list = serde_json::to_value(ListResponse::new(total, 1, resources)).map_err(internal)?;
+                if let Value::Object(o) = &mut list {
+                    o.remove("startIndex");
+                    if let Some(next) = c.next.filter(|_| c.count > 0) {
+                        let text = cursor::issue(&c.key, &c.binding, next, unix_now());
+                        o.insert("nextCursor".into(), Value::String(text));
+                    }
+                }
+                Ok(list)
+            }
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Ids are made by stores (UUIDs, or an application's keys): text with a control character

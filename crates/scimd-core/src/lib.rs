@@ -9,6 +9,7 @@ pub mod activity;
 pub mod adapter;
 pub mod answer;
 mod bulk;
+pub mod cursor;
 pub mod engine;
 pub mod events;
 pub mod recording;

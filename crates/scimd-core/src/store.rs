@@ -204,12 +204,18 @@ pub struct ListQuery<'a> {
     pub count: u64,
     /// Whether to load `members` (groups) / `groups` (users).
     pub with_relations: bool,
+    /// Start after the resource with this order key (see `ListPage::keys`) instead of at
+    /// `offset`: keyset paging, for cursors. Only without `sort`.
+    pub after: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListPage {
     pub total: u64,
     pub resources: Vec<StoredResource>,
+    /// The order key of each resource (a store's stable, increasing key of its default
+    /// order, such as a row number), from which `ListQuery::after` continues.
+    pub keys: Vec<i64>,
 }
 
 /// Failures a store reports. Client-caused ones carry enough to build a SCIM error.

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The `scimType` keywords RFC 7644 §3.12 defines for 400 (and one for 413) responses.
+/// The `scimType` keywords RFC 7644 §3.12 (and RFC 9865) define for 400 (and one for 413)
+/// responses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ScimType {
@@ -18,6 +19,12 @@ pub enum ScimType {
     InvalidValue,
     InvalidVers,
     Sensitive,
+    /// RFC 9865: a cursor the server did not issue, or for another query.
+    InvalidCursor,
+    /// RFC 9865: a cursor past its lifetime.
+    ExpiredCursor,
+    /// RFC 9865: a `count` outside what cursor paging accepts.
+    InvalidCount,
 }
 
 impl ScimType {
@@ -33,6 +40,9 @@ impl ScimType {
             ScimType::InvalidValue => "invalidValue",
             ScimType::InvalidVers => "invalidVers",
             ScimType::Sensitive => "sensitive",
+            ScimType::InvalidCursor => "invalidCursor",
+            ScimType::ExpiredCursor => "expiredCursor",
+            ScimType::InvalidCount => "invalidCount",
         }
     }
 }

@@ -65,6 +65,9 @@ pub struct SearchRequest {
     pub start_index: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<Value>,
+    /// RFC 9865: `""` for the first page by cursor, or a `nextCursor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }
 
 impl SearchRequest {
@@ -147,6 +150,9 @@ pub struct ProviderFeatures {
     pub max_results: u64,
     pub max_payload_bytes: u64,
     pub bulk: Option<(u64, u64)>,
+    /// RFC 9865 `pagination`: (default page size, cursor lifetime in seconds); index paging
+    /// stays the default method.
+    pub pagination: Option<(u64, u64)>,
     pub etag: bool,
     pub sort: bool,
     /// RFC 9967 event URIs delivered to event streams; `securityEvents` is published when
@@ -175,6 +181,10 @@ impl ProviderFeatures {
             })).collect::<Vec<_>>(),
             "meta": {"resourceType": "ServiceProviderConfig", "location": format!("{base_url}/ServiceProviderConfig")},
         });
+        if let Some((default_size, timeout)) = self.pagination {
+            v["pagination"] = json!({"cursor": true, "index": true, "defaultPaginationMethod": "index",
+                "defaultPageSize": default_size, "maxPageSize": self.max_results, "cursorTimeout": timeout});
+        }
         if let Some(doc) = &self.documentation_uri {
             v["documentationUri"] = Value::String(doc.clone());
         }

@@ -1203,18 +1203,19 @@ impl<P: Pools> Store for MappedStore<P> {
 
     async fn list(&self, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage> {
         if !self.tenant_ok(tenant) {
-            return Ok(ListPage { total: 0, resources: vec![] });
+            return Ok(ListPage { total: 0, resources: vec![], keys: vec![] });
         }
         let r = self.resolved(kind);
         let mut tx = self.pools.read().await?;
         let select = select_list(tx.dialect(), r);
-        let (total, rows) = query_page(&mut *tx, &r.view, &select, tenant, q, None).await?;
+        let (total, rows) = query_page(&mut *tx, &r.view, &select, tenant, q, q.after).await?;
         let mut items = rows.iter().map(|row| decode(r, row)).collect::<Result<Vec<_>>>()?;
         if q.with_relations {
             self.relations(&mut *tx, tenant, kind, &mut items).await?;
         }
         tx.commit().await?;
-        Ok(ListPage { total, resources: items.into_iter().map(|(_, r)| r).collect() })
+        let (keys, resources) = items.into_iter().unzip();
+        Ok(ListPage { total, resources, keys })
     }
 
     fn db_stats(&self) -> scimd_core::stats::DbStats {

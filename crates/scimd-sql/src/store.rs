@@ -930,7 +930,8 @@ async fn list_on(pools: &dyn Pools, tenant: &str, kind: Kind, q: &ListQuery<'_>,
     }
     tx.commit().await?;
     let last = items.last().map(|(seq, _)| *seq);
-    Ok((ListPage { total, resources: items.into_iter().map(|(_, r)| r).collect() }, last))
+    let (keys, resources) = items.into_iter().unzip();
+    Ok((ListPage { total, resources, keys }, last))
 }
 
 /// PostgreSQL: a page, its rows' relations and the total in one statement (one snapshot, one
@@ -948,7 +949,10 @@ async fn list_in_one_statement(
     let (from, q) = keyset(view, from, q, after);
     let total_of = |rows: &[Row]| rows.first().map(|r| r.int(0)).transpose().map(|n| n.unwrap_or(0) as u64);
     if q.count == 0 {
-        return Ok((ListPage { total: total_of(&pools.read_one(count).await?)?, resources: vec![] }, None));
+        return Ok((
+            ListPage { total: total_of(&pools.read_one(count).await?)?, resources: vec![], keys: vec![] },
+            None,
+        ));
     }
     let mut select = sql(d);
     select.push(columns(d)).push(", ");
@@ -961,12 +965,16 @@ async fn list_in_one_statement(
     select.push(", (").append(count.clone()).push(")");
     let rows = pools.read_one(page_statement(d, view, select, tenant, &q, from)?).await?;
     let Some(first) = rows.first() else {
-        return Ok((ListPage { total: total_of(&pools.read_one(count).await?)?, resources: vec![] }, None));
+        return Ok((
+            ListPage { total: total_of(&pools.read_one(count).await?)?, resources: vec![], keys: vec![] },
+            None,
+        ));
     };
     let total = first.int(7)? as u64;
     let items = rows.iter().map(|r| decode(kind, r)).collect::<Result<Vec<_>>>()?;
     let last = items.last().map(|(seq, _)| *seq);
-    Ok((ListPage { total, resources: items.into_iter().map(|(_, r)| r).collect() }, last))
+    let (keys, resources) = items.into_iter().unzip();
+    Ok((ListPage { total, resources, keys }, last))
 }
 
 /// A resource and its relations in batches, from one snapshot of one database.
@@ -1016,10 +1024,12 @@ impl<P: Pools> Store for SqlStore<P> {
         // In the rows' own order only: their order key is then their position (`keyset`).
         let own_order = q.sort.is_none();
         let filter = q.filter.map(|f| f.to_string());
-        let after = own_order.then(|| self.page_ends.start_after(tenant, kind, filter.clone(), q.offset)).flatten();
+        let after = q.after.or_else(|| {
+            own_order.then(|| self.page_ends.start_after(tenant, kind, filter.clone(), q.offset)).flatten()
+        });
         let (page, last) =
             read_where(&self.pools, tenant, |pools| Box::pin(list_on(pools, tenant, kind, q, after))).await?;
-        if let (true, Some(last)) = (own_order, last) {
+        if let (true, None, Some(last)) = (own_order, q.after, last) {
             self.page_ends.ended(tenant, kind, filter, q.offset + page.resources.len() as u64, last);
         }
         Ok(page)

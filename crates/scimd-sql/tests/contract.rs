@@ -299,7 +299,15 @@ async fn delete_policies(env: &Env<'_>) {
     s.delete("t", Kind::User, &e, del(DeletePolicy::Erase, None, LATER)).await.unwrap();
     let registry = Registry::standard();
     let schema = registry.resource("User").unwrap();
-    let q = ListQuery { schema: &schema, filter: None, sort: None, offset: 0, count: 10, with_relations: false };
+    let q = ListQuery {
+        schema: &schema,
+        filter: None,
+        sort: None,
+        offset: 0,
+        count: 10,
+        with_relations: false,
+        after: None,
+    };
     assert_eq!(s.list("t", Kind::User, &q).await.unwrap().total, 0, "neither is visible");
 }
 
@@ -325,6 +333,7 @@ async fn lists_sort_and_page_stably(env: &Env<'_>) {
         offset: 0,
         count: 10,
         with_relations: false,
+        after: None,
     };
     let p = s.list("t", Kind::User, &sorted("userName", SortOrder::Ascending)).await.unwrap();
     assert_eq!(names(&p), vec!["Alpha", "Bravo", "charlie", "delta", "echo"], "case-insensitive order");
@@ -337,13 +346,29 @@ async fn lists_sort_and_page_stably(env: &Env<'_>) {
     assert_eq!(names(&p), vec!["charlie", "delta", "echo", "Alpha", "Bravo"], "by the primary email");
     let mut seen = Vec::new();
     for offset in [0u64, 2, 4] {
-        let q = ListQuery { schema: &schema, filter: None, sort: None, offset, count: 2, with_relations: false };
+        let q = ListQuery {
+            schema: &schema,
+            filter: None,
+            sort: None,
+            offset,
+            count: 2,
+            with_relations: false,
+            after: None,
+        };
         let page = s.list("t", Kind::User, &q).await.unwrap();
         assert_eq!(page.total, 5);
         seen.extend(names(&page));
     }
     assert_eq!(seen, vec!["delta", "Alpha", "charlie", "Bravo", "echo"], "creation order, stable across pages");
-    let q = ListQuery { schema: &schema, filter: None, sort: None, offset: 0, count: 0, with_relations: false };
+    let q = ListQuery {
+        schema: &schema,
+        filter: None,
+        sort: None,
+        offset: 0,
+        count: 0,
+        with_relations: false,
+        after: None,
+    };
     let page = s.list("t", Kind::User, &q).await.unwrap();
     assert_eq!((page.total, page.resources.len()), (5, 0));
 }
@@ -355,7 +380,15 @@ async fn tenants_are_isolated(env: &Env<'_>) {
     let registry = Registry::standard();
     let schema = registry.resource("User").unwrap();
     let f = scimd_proto::filter::parse_filter(r#"userName eq "same""#, Default::default()).unwrap();
-    let q = ListQuery { schema: &schema, filter: Some(&f), sort: None, offset: 0, count: 10, with_relations: true };
+    let q = ListQuery {
+        schema: &schema,
+        filter: Some(&f),
+        sort: None,
+        offset: 0,
+        count: 10,
+        with_relations: true,
+        after: None,
+    };
     let (a, b) = if env.tenants { ("a", "b") } else { ("t", "other") };
     let a1 = new_user(s, a, "a-1", json!({"userName": "same"})).await;
     if env.tenants {
@@ -381,7 +414,8 @@ async fn totals_follow_every_write(env: &Env<'_>) {
     let total = |tenant: &'static str, kind: Kind| {
         let schema = if kind == Kind::User { &users } else { &groups };
         async move {
-            let q = ListQuery { schema, filter: None, sort: None, offset: 0, count: 0, with_relations: false };
+            let q =
+                ListQuery { schema, filter: None, sort: None, offset: 0, count: 0, with_relations: false, after: None };
             s.list(tenant, kind, &q).await.unwrap().total
         }
     };
@@ -413,7 +447,8 @@ async fn totals_follow_every_write(env: &Env<'_>) {
         assert_eq!(total("b", Kind::User).await, 1);
     }
     // The page itself agrees with the total.
-    let q = ListQuery { schema: &users, filter: None, sort: None, offset: 0, count: 10, with_relations: true };
+    let q =
+        ListQuery { schema: &users, filter: None, sort: None, offset: 0, count: 10, with_relations: true, after: None };
     let got: Vec<String> = s.list("t", Kind::User, &q).await.unwrap().resources.into_iter().map(|r| r.id).collect();
     assert_eq!(got, vec![ids[0].clone(), ids[3].clone()]);
 }
@@ -688,8 +723,15 @@ async fn filters_agree_with_the_evaluator(env: &Env<'_>) {
     }
     env.application_rows().await;
     // What a client reads: every live user, rendered as a GET would render it.
-    let everyone =
-        ListQuery { schema: &schema, filter: None, sort: None, offset: 0, count: 1000, with_relations: false };
+    let everyone = ListQuery {
+        schema: &schema,
+        filter: None,
+        sort: None,
+        offset: 0,
+        count: 1000,
+        with_relations: false,
+        after: None,
+    };
     let resources: Vec<(String, Map<String, Value>)> = s
         .list("t", Kind::User, &everyone)
         .await
@@ -719,8 +761,15 @@ async fn filters_agree_with_the_evaluator(env: &Env<'_>) {
         checked += 1;
         let expected: BTreeSet<&str> =
             resources.iter().filter(|(_, r)| matches(&f, &schema, r)).map(|(id, _)| id.as_str()).collect();
-        let q =
-            ListQuery { schema: &schema, filter: Some(&f), sort: None, offset: 0, count: 1000, with_relations: false };
+        let q = ListQuery {
+            schema: &schema,
+            filter: Some(&f),
+            sort: None,
+            offset: 0,
+            count: 1000,
+            with_relations: false,
+            after: None,
+        };
         let page = s.list("t", Kind::User, &q).await.unwrap_or_else(|e| panic!("{f}: {e}"));
         let got: BTreeSet<&str> = page.resources.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(page.total as usize, got.len(), "{f}");
@@ -964,7 +1013,15 @@ async fn paging_in_turn_skips_nothing_when_rows_go(env: &Env<'_>) {
         ids.push(new_user(s, "t", &format!("p{i:03}"), json!({"userName": format!("pager{i:03}")})).await);
     }
     let page = |offset: u64| {
-        let q = ListQuery { schema: &users, filter: None, sort: None, offset, count: 100, with_relations: false };
+        let q = ListQuery {
+            schema: &users,
+            filter: None,
+            sort: None,
+            offset,
+            count: 100,
+            with_relations: false,
+            after: None,
+        };
         async move { s.list("t", Kind::User, &q).await.unwrap() }
     };
     let mut seen: Vec<String> = Vec::new();
@@ -1015,7 +1072,15 @@ async fn postgres_live_counts_stay_exact_while_folded() {
     let registry = Registry::standard();
     let users = registry.resource("User").unwrap();
     let total = || async {
-        let q = ListQuery { schema: &users, filter: None, sort: None, offset: 0, count: 0, with_relations: false };
+        let q = ListQuery {
+            schema: &users,
+            filter: None,
+            sort: None,
+            offset: 0,
+            count: 0,
+            with_relations: false,
+            after: None,
+        };
         store.list("t", Kind::User, &q).await.unwrap().total
     };
     let mut ids = Vec::new();
@@ -1094,10 +1159,26 @@ async fn sqlite_concurrent_writes_keep_exactly_the_acknowledged_ones() {
     assert_eq!(acknowledged.len(), names.len());
     let registry = Registry::standard();
     let schema = registry.resource("User").unwrap();
-    let q = ListQuery { schema: &schema, filter: None, sort: None, offset: 0, count: 0, with_relations: false };
+    let q = ListQuery {
+        schema: &schema,
+        filter: None,
+        sort: None,
+        offset: 0,
+        count: 0,
+        with_relations: false,
+        after: None,
+    };
     assert_eq!(store.list("t", Kind::User, &q).await.unwrap().total as usize, names.len());
     let schema = registry.resource("Group").unwrap();
-    let q = ListQuery { schema: &schema, filter: None, sort: None, offset: 0, count: 0, with_relations: false };
+    let q = ListQuery {
+        schema: &schema,
+        filter: None,
+        sort: None,
+        offset: 0,
+        count: 0,
+        with_relations: false,
+        after: None,
+    };
     assert_eq!(store.list("t", Kind::Group, &q).await.unwrap().total, 0);
 }
 

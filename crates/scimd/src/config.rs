@@ -34,6 +34,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Most operations in one `/Bulk` request; 0 turns `/Bulk` off.
     pub bulk_max_operations: u64,
+    /// How long a list cursor (RFC 9865) stays usable, in seconds.
+    pub cursor_timeout_secs: u64,
     /// Longest filter in bytes.
     pub max_filter_length: usize,
     /// Time allowed for one request, in seconds.
@@ -127,6 +129,7 @@ impl Default for Config {
             default_page_size: 100,
             max_page_size: 1000,
             bulk_max_operations: 1000,
+            cursor_timeout_secs: 3600,
             max_body_bytes: 1024 * 1024,
             max_filter_length: 4096,
             request_timeout_secs: 30,
@@ -176,6 +179,7 @@ const ENV: &[(&str, &str)] = &[
     ("SCIMD_DEFAULT_PAGE_SIZE", "default_page_size"),
     ("SCIMD_MAX_PAGE_SIZE", "max_page_size"),
     ("SCIMD_BULK_MAX_OPERATIONS", "bulk_max_operations"),
+    ("SCIMD_CURSOR_TIMEOUT_SECS", "cursor_timeout_secs"),
     ("SCIMD_MAX_BODY_BYTES", "max_body_bytes"),
     ("SCIMD_MAX_FILTER_LENGTH", "max_filter_length"),
     ("SCIMD_REQUEST_TIMEOUT_SECS", "request_timeout_secs"),
@@ -270,6 +274,9 @@ impl Config {
 
     fn check(&self) -> Result<()> {
         self.delete_policy()?;
+        if self.cursor_timeout_secs == 0 {
+            bail!("cursor_timeout_secs must be at least 1 (it is 0)");
+        }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             bail!("log_format must be 'text' or 'json'");
         }

@@ -13,6 +13,7 @@ use scimd_axum::auth::BearerTokens;
 use scimd_axum::{ScimConfig, ScimService};
 use scimd_console::{Console, ConsoleParts};
 use scimd_core::activity::ActivityLog;
+use scimd_core::cursor::CursorKey;
 use scimd_core::events::EventLog;
 use scimd_core::streams::{KeyStore, StreamStore};
 use scimd_core::tenants::{Tenant, TenantState, TenantStore};
@@ -48,6 +49,9 @@ pub struct Backend {
     /// The SCIM endpoints' metrics, counted by every router of this process.
     pub metrics: Arc<scimd_axum::metrics::Metrics>,
     pub activity: Arc<dyn ActivityLog>,
+    /// Seals list cursors (RFC 9865); derived from the database's signing key, so that
+    /// every replica opens the cursors of the others.
+    pub cursor_key: CursorKey,
 }
 
 impl Backend {
@@ -69,6 +73,7 @@ impl Backend {
             activity: store,
             changes: Arc::new(Notify::new()),
             metrics: Default::default(),
+            cursor_key: CursorKey::random(),
         }
     }
 }
@@ -85,6 +90,13 @@ pub fn redact_url(url: &str) -> String {
 }
 
 pub async fn open_store(config: &Config) -> Result<Backend> {
+    let mut backend = open_database(config).await?;
+    let secret = backend.keys.derived_secret("cursor").await.context("reading the server's signing key")?;
+    backend.cursor_key = CursorKey(secret);
+    Ok(backend)
+}
+
+async fn open_database(config: &Config) -> Result<Backend> {
     let url = config.database_url.as_str();
     if url.starts_with("sqlite:") {
         let settings = SqliteSettings {
@@ -295,6 +307,8 @@ pub fn engine(config: &Config, backend: &Backend) -> Result<Arc<Engine>> {
         max_page_size: config.max_page_size,
         filter_limits: FilterLimits { max_len: config.max_filter_length, ..FilterLimits::default() },
         bulk_max_operations: config.bulk_max_operations,
+        cursor_key: backend.cursor_key.clone(),
+        cursor_timeout: Duration::from_secs(config.cursor_timeout_secs),
     };
     Ok(Arc::new(
         Engine::new(Arc::new(Registry::standard()), backend.store.clone(), settings)

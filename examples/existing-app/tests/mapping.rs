@@ -418,7 +418,8 @@ async fn me_is_the_principals_user() {
     let after: Value = client.get(format!("{base}/Users/2")).send().await.unwrap().json().await.unwrap();
     assert_eq!(after["displayName"], "Me Myself");
     // Another user's /Me is that user.
-    let other: Value = client.get(format!("{base}/Me")).header("x-user", "3").send().await.unwrap().json().await.unwrap();
+    let other: Value =
+        client.get(format!("{base}/Me")).header("x-user", "3").send().await.unwrap().json().await.unwrap();
     assert_eq!(other["id"], "3");
 
     let anonymous = client.get(format!("{base}/Me")).send().await.unwrap();

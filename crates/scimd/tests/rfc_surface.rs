@@ -1,5 +1,6 @@
-//! `/Bulk` (RFC 7644 §3.7) and `/Me` (§3.11) over real HTTP, with the RFC's examples. The
-//! examples' fixed ids and versions are replaced by those of resources made for the test.
+//! `/Bulk` (RFC 7644 §3.7), `/Me` (§3.11) and cursor paging (RFC 9865) over real HTTP, with
+//! the RFCs' examples where they have some (their fixed ids and versions replaced by those of
+//! resources made for the test).
 //! The PostgreSQL tests need `SCIMD_TEST_POSTGRES_URL`; without it they are reported as
 //! ignored.
 
@@ -324,4 +325,176 @@ async fn me_without_a_user() {
     }
     let r = s.raw(Method::GET, "/Me", None, None, None, &[]).await;
     r.assert_error(401, None);
+}
+
+/// Creates `n` users named `{prefix}{i:05}` through `/Bulk`, 1,000 a request.
+async fn many_users(s: &TestServer, prefix: &str, n: usize) {
+    for start in (0..n).step_by(1000) {
+        let list: Vec<Value> = (start..n.min(start + 1000))
+            .map(|i| {
+                json!({"method": "POST", "path": "/Users", "bulkId": format!("u{i}"),
+                            "data": {"schemas": [USER], "userName": format!("{prefix}{i:05}")}})
+            })
+            .collect();
+        let r = bulk(s, json!({"schemas": [BULK], "Operations": list})).await;
+        assert!(ops(&r).iter().all(|o| o["status"] == "201"), "{}", r.body);
+    }
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["Resources"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
+}
+
+/// RFC 9865 over 10,000 users: every user seen exactly once while users are created and
+/// deleted between pages; the last page has no `nextCursor`.
+async fn cursor_paging(db: Db) {
+    use std::collections::{HashMap, HashSet};
+    let s = TestServer::on_db(db, "cursor_paging", |_| {}).await;
+    many_users(&s, "p", 10_000).await;
+    let spc = s.get("/ServiceProviderConfig").await.body;
+    assert_eq!(spc["pagination"]["cursor"], true);
+    assert_eq!(spc["pagination"]["index"], true);
+    assert_eq!(spc["pagination"]["defaultPaginationMethod"], "index");
+    assert_eq!(spc["pagination"]["maxPageSize"], 1000);
+
+    // Every user by index paging, in order, to pick victims from.
+    let mut all = Vec::new();
+    for start in (1..=10_000).step_by(1000) {
+        all.extend(ids(&s.get(&format!("/Users?startIndex={start}&count=1000&attributes=id")).await.body));
+    }
+    assert_eq!(all.len(), 10_000);
+
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut deleted_unseen = HashSet::new();
+    let mut deleted_seen = HashSet::new();
+    let mut created = Vec::new();
+    let mut url = "/Users?cursor&count=500&attributes=userName".to_string();
+    let mut pages = 0;
+    loop {
+        let r = s.get(&url).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.body.get("startIndex").is_none(), "cursor pages have no startIndex: {}", r.body);
+        assert!(r.body["totalResults"].as_u64().is_some());
+        for id in ids(&r.body) {
+            *seen.entry(id).or_default() += 1;
+        }
+        pages += 1;
+        let Some(next) = r.body.get("nextCursor").and_then(Value::as_str) else { break };
+        assert!(next.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)), "unreserved: {next}");
+        assert!(pages < 40, "the paging never ends");
+        // Between pages: delete users already seen and users not seen yet, create new ones.
+        let seen_one = all.iter().find(|id| seen.contains_key(*id) && !deleted_seen.contains(*id)).cloned().unwrap();
+        assert_eq!(s.delete(&format!("/Users/{seen_one}")).await.status, 204);
+        deleted_seen.insert(seen_one);
+        let ahead = all.iter().rev().nth(pages * 7).cloned().unwrap();
+        if !seen.contains_key(&ahead) && s.delete(&format!("/Users/{ahead}")).await.status == 204 {
+            deleted_unseen.insert(ahead);
+        }
+        created.push(s.user(&format!("new{pages:03}")).await);
+        url = format!("/Users?cursor={next}&count=500&attributes=userName");
+    }
+    assert!(seen.values().all(|n| *n == 1), "a user was served twice");
+    for id in &all {
+        assert_eq!(seen.contains_key(id), !deleted_unseen.contains(id), "user {id}");
+    }
+    assert!(!deleted_unseen.is_empty());
+    for id in &created {
+        assert_eq!(seen.get(id), Some(&1), "a user created during the paging is served once");
+    }
+}
+
+#[tokio::test]
+async fn cursor_paging_sqlite() {
+    cursor_paging(Db::Sqlite).await;
+}
+
+#[tokio::test]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn cursor_paging_postgres() {
+    cursor_paging(Db::Postgres).await;
+}
+
+/// Cursors with a filter, a sort, across resource types (`POST /.search`), and the errors
+/// of RFC 9865.
+#[tokio::test]
+async fn cursor_variants_and_errors() {
+    let s = TestServer::with(|c| c.cursor_timeout_secs = 1).await;
+    many_users(&s, "v", 25).await;
+    for g in 0..4 {
+        s.group(&format!("team{g}"), &[]).await;
+    }
+    // A filter and a sort: the same resources, in the same order, as by index.
+    let by_index =
+        ids(&s.get("/Users?filter=userName ew \"1\"&sortBy=userName&sortOrder=descending&count=100").await.body);
+    assert_eq!(by_index.len(), 3);
+    let mut by_cursor = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let r = s
+            .get(&format!(
+                "/Users?filter=userName ew \"1\"&sortBy=userName&sortOrder=descending&count=1&cursor={cursor}"
+            ))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["totalResults"], 3);
+        by_cursor.extend(ids(&r.body));
+        match r.body.get("nextCursor").and_then(Value::as_str) {
+            Some(next) => cursor = next.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(by_cursor, by_index);
+
+    // Across types: 25 users then 4 groups, 10 at a time.
+    let mut seen = Vec::new();
+    let mut body =
+        json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "cursor": "", "count": 10});
+    let mut pages = 0;
+    loop {
+        let r = s.post("/.search", body.clone()).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["totalResults"], 29);
+        seen.extend(ids(&r.body));
+        pages += 1;
+        match r.body.get("nextCursor").and_then(Value::as_str) {
+            Some(next) => body["cursor"] = json!(next),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let unique: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!((seen.len(), unique.len()), (29, 29));
+    // A page that ends exactly at the last user still leads on to the groups.
+    let r = s.get("/Users?cursor&count=25").await;
+    assert!(r.body.get("nextCursor").is_none(), "25 users on one page: the last page");
+    let r = s.post("/.search", json!({"cursor": "", "count": 25})).await;
+    let next = r.body["nextCursor"].as_str().expect("the groups follow").to_string();
+    let r = s.post("/.search", json!({"cursor": next, "count": 25})).await;
+    assert_eq!(ids(&r.body).len(), 4);
+    assert!(r.body.get("nextCursor").is_none());
+
+    // Errors.
+    let first = s.get("/Users?cursor&count=5").await.body;
+    let next = first["nextCursor"].as_str().unwrap().to_string();
+    let mut altered = next.clone().into_bytes();
+    altered[10] = if altered[10] == b'a' { b'b' } else { b'a' };
+    let altered = String::from_utf8(altered).unwrap();
+    s.get(&format!("/Users?cursor={altered}&count=5")).await.assert_error(400, Some("invalidCursor"));
+    s.get(&format!("/Users?cursor={next}&count=5&filter=userName pr")).await.assert_error(400, Some("invalidCursor"));
+    s.get(&format!("/Groups?cursor={next}&count=5")).await.assert_error(400, Some("invalidCursor"));
+    s.get("/Users?cursor=not-a-cursor").await.assert_error(400, Some("invalidCursor"));
+    s.get("/Users?cursor&count=1001").await.assert_error(400, Some("invalidCount"));
+    s.get("/Users?cursor&count=-1").await.assert_error(400, Some("invalidCount"));
+    s.get("/Users?cursor&startIndex=5").await.assert_error(400, Some("invalidValue"));
+    // A cursor of another tenant's server key is not one of this server's.
+    let other = TestServer::start().await;
+    other.get(&format!("/Users?cursor={next}&count=5")).await.assert_error(400, Some("invalidCursor"));
+    // Still good within its lifetime, expired after.
+    assert_eq!(s.get(&format!("/Users?cursor={next}&count=5")).await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    s.get(&format!("/Users?cursor={next}&count=5")).await.assert_error(400, Some("expiredCursor"));
+    // Index paging is untouched: startIndex without cursor.
+    let r = s.get("/Users?startIndex=2&count=3").await;
+    assert_eq!(r.body["startIndex"], 2);
+    assert!(r.body.get("nextCursor").is_none());
 }
