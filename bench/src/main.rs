@@ -54,10 +54,13 @@ pub struct Args {
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
     /// Scenarios to run, comma-separated (get_user, filter, list, get_group, create_seq,
-    /// create_concurrent, patch_user, add_member, create_group, members; with --tenants-file also
-    /// tenant_get_user and tenant_filter)
+    /// create_concurrent, patch_user, add_member, create_group, members, cursor_first,
+    /// cursor_deep; with --tenants-file also tenant_get_user and tenant_filter)
     #[arg(long, default_value = "get_user,filter,list,get_group,create_seq,create_concurrent,patch_user,members")]
     pub scenarios: String,
+    /// How deep in the list of users the page of `cursor_deep` starts
+    #[arg(long, default_value_t = 100_000)]
+    pub cursor_depth: usize,
     /// Group sizes at which the `members` scenario times single-member adds
     #[arg(long, default_value = "100,1000,10000,100000")]
     pub member_sizes: String,

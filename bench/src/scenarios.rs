@@ -160,6 +160,9 @@ pub struct Seed {
     /// The users of each tenant of `--tenants-file`, in its order.
     #[serde(default)]
     pub tenants: Vec<Vec<(String, String)>>,
+    /// A cursor (RFC 9865) to the page `--cursor-depth` users deep, for `cursor_deep`.
+    #[serde(skip)]
+    pub deep_cursor: Option<String>,
 }
 
 fn user_body(prefix: &str, i: usize) -> Value {
@@ -308,7 +311,7 @@ async fn seed(target: &Arc<Target>, args: &Args) -> Result<Seed> {
             t.elapsed().as_secs_f64()
         );
     }
-    Ok(Seed { users, groups, tenants })
+    Ok(Seed { users, groups, tenants, deep_cursor: None })
 }
 
 /// The population of `--seed-file` if it exists; otherwise a new one (kept there if asked).
@@ -363,6 +366,12 @@ fn scenario_request(name: &str, args: &Args, seed: &Arc<Seed>) -> Result<Box<dyn
             Req::get(format!("/Users?startIndex={start}&count=100"))
         }),
         "get_group" => Box::new(move |_| Req::get(format!("/Groups/{}?excludedAttributes=members", pick(&s.groups)))),
+        // RFC 9865: the first page by cursor, and a page deep in the list by its cursor.
+        "cursor_first" => Box::new(move |_| Req::get("/Users?cursor=&count=100".into())),
+        "cursor_deep" => {
+            let cursor = s.deep_cursor.clone().context("cursor_deep needs --cursor-depth within the seeded users")?;
+            Box::new(move |_| Req::get(format!("/Users?cursor={cursor}&count=100")))
+        }
         "create_seq" | "create_concurrent" => {
             // Names no earlier run used, so every create is a new user.
             let template = UserTemplate::new(&format!("{}-new-{}-{}", args.prefix, std::process::id(), name));
@@ -399,6 +408,30 @@ fn scenario_request(name: &str, args: &Args, seed: &Arc<Seed>) -> Result<Box<dyn
     })
 }
 
+/// The cursor of the page that starts `depth` users into the list, found by paging there
+/// with cursors 1,000 at a time (None when the list is shorter).
+async fn walk_to(target: &Arc<Target>, depth: usize) -> Result<Option<String>> {
+    let mut c = Conn::new(target.clone());
+    let mut cursor = String::new();
+    let mut at = 0usize;
+    let t = Instant::now();
+    while at < depth {
+        let count = (depth - at).min(1000);
+        let path = format!("/Users?cursor={cursor}&count={count}&attributes=id");
+        let (status, page) = send_json(&mut c, 0, Method::GET, &path, None).await?;
+        if status != 200 {
+            bail!("paging by cursor: status {status}: {page}");
+        }
+        at += page["Resources"].as_array().map_or(0, Vec::len);
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = next.to_string(),
+            None => return Ok(None),
+        }
+    }
+    eprintln!("cursor_deep: a cursor {depth} users deep in {:.1}s", t.elapsed().as_secs_f64());
+    Ok(Some(cursor))
+}
+
 /// Runs the requested scenarios `--runs` times in rounds (each round runs every scenario
 /// once, so that a drift of the machine's speed meets every scenario alike); for each, the
 /// median run by req/s is kept. `members` runs once, at the end.
@@ -416,10 +449,16 @@ pub async fn run_all(target: Arc<Target>, args: &Args) -> Result<Vec<Outcome>> {
                 | "create_group"
                 | "tenant_get_user"
                 | "tenant_filter"
+                | "cursor_first"
+                | "cursor_deep"
         )
     });
-    let empty = Seed { users: vec![], groups: vec![], tenants: vec![] };
-    let seed = Arc::new(if needs_seed { seeded(&target, args).await? } else { empty });
+    let empty = Seed { users: vec![], groups: vec![], tenants: vec![], deep_cursor: None };
+    let mut seed = if needs_seed { seeded(&target, args).await? } else { empty };
+    if wanted.contains(&"cursor_deep") {
+        seed.deep_cursor = walk_to(&target, args.cursor_depth).await?;
+    }
+    let seed = Arc::new(seed);
     let timed: Vec<&str> = wanted.iter().copied().filter(|n| *n != "members").collect();
     let mut runs: Vec<Vec<Outcome>> = vec![Vec::new(); timed.len()];
     for round in 0..args.runs.max(1) {
