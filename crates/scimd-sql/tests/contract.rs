@@ -103,6 +103,7 @@ contract!(
     versions_guard_updates,
     delete_policies,
     lists_sort_and_page_stably,
+    lists_continue_after_a_key,
     filters_agree_with_the_evaluator,
     tenants_are_isolated,
     totals_follow_every_write,
@@ -371,6 +372,46 @@ async fn lists_sort_and_page_stably(env: &Env<'_>) {
     };
     let page = s.list("t", Kind::User, &q).await.unwrap();
     assert_eq!((page.total, page.resources.len()), (5, 0));
+}
+
+/// Keyset paging (`ListQuery::after`, for cursors): each page continues after the key of
+/// the last resource of the one before, with a filter too, and a resource deleted from a
+/// page already read does not make the next page skip one.
+async fn lists_continue_after_a_key(env: &Env<'_>) {
+    let s = env.store;
+    for i in 0..7 {
+        new_user(s, "t", &format!("k{i}"), json!({"userName": format!("user{i}"), "active": i % 2 == 0})).await;
+    }
+    let registry = Registry::standard();
+    let schema = registry.resource("User").unwrap();
+    let active = scimd_proto::filter::parse_filter("active eq true", Default::default()).unwrap();
+    let page = |after: Option<i64>, only_active: bool| ListQuery {
+        schema: &schema,
+        filter: only_active.then_some(&active),
+        sort: None,
+        offset: 0,
+        count: 3,
+        with_relations: false,
+        after,
+    };
+    let names = |p: &scimd_core::store::ListPage| {
+        p.resources.iter().map(|r| r.attributes["userName"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    let first = s.list("t", Kind::User, &page(None, false)).await.unwrap();
+    assert_eq!(names(&first), ["user0", "user1", "user2"]);
+    assert_eq!(first.keys.len(), 3);
+    assert!(first.keys.windows(2).all(|w| w[0] < w[1]), "keys increase in the default order: {:?}", first.keys);
+    // A resource of the page read is deleted: the next page still starts at user3.
+    s.delete("t", Kind::User, &first.resources[0].id, del(DeletePolicy::Erase, None, LATER)).await.unwrap();
+    let second = s.list("t", Kind::User, &page(first.keys.last().copied(), false)).await.unwrap();
+    assert_eq!(names(&second), ["user3", "user4", "user5"]);
+    assert_eq!(second.total, 6, "the total is the list's, not what follows the key");
+    let third = s.list("t", Kind::User, &page(second.keys.last().copied(), false)).await.unwrap();
+    assert_eq!(names(&third), ["user6"]);
+    let a = s.list("t", Kind::User, &page(None, true)).await.unwrap();
+    assert_eq!(names(&a), ["user2", "user4", "user6"]);
+    let b = s.list("t", Kind::User, &page(Some(a.keys[0]), true)).await.unwrap();
+    assert_eq!(names(&b), ["user4", "user6"]);
 }
 
 /// Two tenants hold the same userName, and neither sees, finds or changes the other's
