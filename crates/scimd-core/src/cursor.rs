@@ -2,13 +2,14 @@
 //! only hand it back.
 //!
 //! A cursor carries the page's start (the resource type, and the order key of the last
-//! resource served, from which the store reads by keyset; with `sortBy`, the position in
-//! the sorted list), when it was issued, and a digest of what it is bound to: the tenant,
+//! resource served, with its sort value under `sortBy`: the store reads on from there by
+//! keyset, never by counting rows), when it was issued, and a digest of what it is bound to: the tenant,
 //! the resource types, the filter and the sort. It is sealed with HMAC-SHA-256 under the
 //! server's cursor key. A cursor altered in any byte, or handed to another tenant, type,
 //! filter or sort, is `invalidCursor`; one older than the timeout is `expiredCursor`. The
 //! text is hexadecimal: RFC 9865 wants cursors made of URL-unreserved characters.
 
+use crate::store::{After, SortValue};
 use hmac::{Hmac, Mac};
 use scimd_proto::{ScimError, ScimType};
 use sha2::{Digest, Sha256};
@@ -18,8 +19,6 @@ use std::time::Duration;
 const VERSION: u8 = 1;
 /// Bytes of the binding digest and of the seal kept in a cursor.
 const DIGEST: usize = 16;
-const BODY: usize = 1 + 1 + 1 + 8 + 8 + DIGEST;
-
 /// The key that seals cursors. Every process serving one database must share it, or a
 /// cursor from one is `invalidCursor` at another.
 #[derive(Clone, PartialEq, Eq)]
@@ -39,19 +38,12 @@ impl fmt::Debug for CursorKey {
 }
 
 /// Where a page starts in a list of one or more resource types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Position {
     /// Index of the resource type in the list's types.
     pub kind: u8,
-    pub at: At,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum At {
-    /// After the resource with this order key (the default order: keyset).
-    After(i64),
-    /// At this zero-based position (an order given by `sortBy`).
-    Offset(u64),
+    /// None: at the type's first resource.
+    pub after: Option<After>,
 }
 
 /// What a cursor is good for: one tenant's list of these types, filtered and sorted so.
@@ -77,18 +69,42 @@ fn seal(key: &CursorKey, body: &[u8]) -> Hmac<Sha256> {
 }
 
 /// The cursor of `position`, issued at `now` (seconds since the epoch).
-pub fn issue(key: &CursorKey, binding: &Binding, position: Position, now: u64) -> String {
-    let mut body = Vec::with_capacity(BODY + DIGEST);
+pub fn issue(key: &CursorKey, binding: &Binding, position: &Position, now: u64) -> String {
+    let mut body = Vec::with_capacity(64);
     body.push(VERSION);
     body.push(position.kind);
-    let (tag, value) = match position.at {
-        At::After(k) => (0u8, k.to_be_bytes()),
-        At::Offset(n) => (1u8, n.to_be_bytes()),
-    };
-    body.push(tag);
-    body.extend_from_slice(&value);
     body.extend_from_slice(&now.to_be_bytes());
     body.extend_from_slice(&binding.0);
+    match &position.after {
+        None => body.push(0),
+        Some(after) => {
+            body.push(1);
+            body.extend_from_slice(&after.key.to_be_bytes());
+            match &after.sort {
+                None => body.push(0),
+                Some(SortValue::Null) => body.push(1),
+                Some(SortValue::Int(i)) => {
+                    body.push(2);
+                    body.extend_from_slice(&i.to_be_bytes());
+                }
+                Some(SortValue::Real(f)) => {
+                    body.push(3);
+                    body.extend_from_slice(&f.to_bits().to_be_bytes());
+                }
+                Some(SortValue::Text { text, type_name }) => {
+                    body.push(4);
+                    body.push(type_name.len().min(255) as u8);
+                    body.extend_from_slice(&type_name.as_bytes()[..type_name.len().min(255)]);
+                    body.extend_from_slice(&(text.len() as u32).to_be_bytes());
+                    body.extend_from_slice(text.as_bytes());
+                }
+                Some(SortValue::Bool(b)) => {
+                    body.push(5);
+                    body.push(u8::from(*b));
+                }
+            }
+        }
+    }
     let tag = seal(key, &body).finalize().into_bytes();
     body.extend_from_slice(&tag[..DIGEST]);
     hex::encode(body)
@@ -96,6 +112,72 @@ pub fn issue(key: &CursorKey, binding: &Binding, position: Position, now: u64) -
 
 fn invalid(why: &str) -> ScimError {
     ScimError::bad_request(ScimType::InvalidCursor, format!("invalid cursor: {why}; start again without one"))
+}
+
+/// Reads a sealed body front to back.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
+        self.0 = rest;
+        Some(head)
+    }
+    fn byte(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn eight(&mut self) -> Option<[u8; 8]> {
+        self.take(8)?.try_into().ok()
+    }
+    fn text(&mut self, n: usize) -> Option<String> {
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+}
+
+fn position(body: &[u8], binding: &Binding, now: u64, timeout: Duration) -> Result<Position, ScimError> {
+    let garbled = || invalid("not a cursor of this server");
+    let mut r = Reader(body);
+    if r.byte() != Some(VERSION) {
+        return Err(invalid("made by another version"));
+    }
+    let kind = r.byte().ok_or_else(garbled)?;
+    let issued = u64::from_be_bytes(r.eight().ok_or_else(garbled)?);
+    if r.take(DIGEST).ok_or_else(garbled)? != binding.0 {
+        return Err(invalid("it belongs to another list (tenant, resource type, filter or sort)"));
+    }
+    if now.saturating_sub(issued) > timeout.as_secs() {
+        return Err(ScimError::bad_request(
+            ScimType::ExpiredCursor,
+            format!("the cursor has expired (cursors last {} seconds); start again without one", timeout.as_secs()),
+        ));
+    }
+    let after = match r.byte().ok_or_else(garbled)? {
+        0 => None,
+        1 => {
+            let key = i64::from_be_bytes(r.eight().ok_or_else(garbled)?);
+            let sort = match r.byte().ok_or_else(garbled)? {
+                0 => None,
+                1 => Some(SortValue::Null),
+                2 => Some(SortValue::Int(i64::from_be_bytes(r.eight().ok_or_else(garbled)?))),
+                3 => Some(SortValue::Real(f64::from_bits(u64::from_be_bytes(r.eight().ok_or_else(garbled)?)))),
+                4 => {
+                    let n = r.byte().ok_or_else(garbled)? as usize;
+                    let type_name = r.text(n).ok_or_else(garbled)?;
+                    let len = u32::from_be_bytes(r.take(4).and_then(|b| b.try_into().ok()).ok_or_else(garbled)?);
+                    let text = r.text(len as usize).ok_or_else(garbled)?;
+                    Some(SortValue::Text { text, type_name })
+                }
+                5 => Some(SortValue::Bool(r.byte().ok_or_else(garbled)? != 0)),
+                _ => return Err(garbled()),
+            };
+            Some(After { key, sort })
+        }
+        _ => return Err(garbled()),
+    };
+    if !r.0.is_empty() {
+        return Err(garbled());
+    }
+    Ok(Position { kind, after })
 }
 
 /// The position of a cursor this server issued for the same binding, within `timeout`.
@@ -107,32 +189,13 @@ pub fn open(
     timeout: Duration,
 ) -> Result<Position, ScimError> {
     let bytes = hex::decode(text.trim()).map_err(|_| invalid("not a cursor of this server"))?;
-    if bytes.len() != BODY + DIGEST {
+    let Some(split) = bytes.len().checked_sub(DIGEST).filter(|n| *n > 0) else {
         return Err(invalid("not a cursor of this server"));
-    }
-    let (body, tag) = bytes.split_at(BODY);
+    };
+    let (body, tag) = bytes.split_at(split);
     // Constant-time comparison of the seal.
     seal(key, body).verify_truncated_left(tag).map_err(|_| invalid("not a cursor of this server, or altered"))?;
-    if body[0] != VERSION {
-        return Err(invalid("made by another version"));
-    }
-    if body[BODY - DIGEST..] != binding.0 {
-        return Err(invalid("it belongs to another list (tenant, resource type, filter or sort)"));
-    }
-    let issued = u64::from_be_bytes(body[11..19].try_into().unwrap_or_default());
-    if now.saturating_sub(issued) > timeout.as_secs() {
-        return Err(ScimError::bad_request(
-            ScimType::ExpiredCursor,
-            format!("the cursor has expired (cursors last {} seconds); start again without one", timeout.as_secs()),
-        ));
-    }
-    let value: [u8; 8] = body[3..11].try_into().unwrap_or_default();
-    let at = match body[2] {
-        0 => At::After(i64::from_be_bytes(value)),
-        1 => At::Offset(u64::from_be_bytes(value)),
-        _ => return Err(invalid("not a cursor of this server")),
-    };
-    Ok(Position { kind: body[1], at })
+    position(body, binding, now, timeout)
 }
 
 #[cfg(test)]
@@ -145,12 +208,22 @@ mod tests {
     fn a_cursor_opens_only_where_it_was_issued() {
         let key = CursorKey::random();
         let bound = Binding::new("acme", "User", Some("userName sw \"a\""), None);
-        let pos = Position { kind: 0, at: At::After(41) };
-        let c = issue(&key, &bound, pos, 1_000);
+        let pos = Position { kind: 0, after: Some(After { key: 41, sort: None }) };
+        let c = issue(&key, &bound, &pos, 1_000);
         assert!(c.bytes().all(|b| b.is_ascii_hexdigit()), "URL-unreserved: {c}");
         assert_eq!(open(&key, &bound, &c, 1_500, HOUR), Ok(pos));
-        let sorted = Position { kind: 1, at: At::Offset(700) };
-        assert_eq!(open(&key, &bound, &issue(&key, &bound, sorted, 5), 6, HOUR), Ok(sorted));
+        for sort in [
+            SortValue::Null,
+            SortValue::Int(-7),
+            SortValue::Real(2.5),
+            SortValue::Bool(true),
+            SortValue::Text { text: "zoë".into(), type_name: "character varying".into() },
+        ] {
+            let p = Position { kind: 1, after: Some(After { key: 9, sort: Some(sort) }) };
+            assert_eq!(open(&key, &bound, &issue(&key, &bound, &p, 5), 6, HOUR), Ok(p));
+        }
+        let start = Position { kind: 1, after: None };
+        assert_eq!(open(&key, &bound, &issue(&key, &bound, &start, 5), 6, HOUR), Ok(start));
 
         let code = |r: Result<Position, ScimError>| r.unwrap_err().scim_type.unwrap().as_str();
         for other in [
@@ -170,7 +243,7 @@ mod tests {
             let altered = String::from_utf8(altered).unwrap();
             assert_eq!(code(open(&key, &bound, &altered, 1_500, HOUR)), "invalidCursor", "byte {i}");
         }
-        for junk in ["", "zz", &c[..c.len() - 2], &format!("{c}00")] {
+        for junk in ["", "zz", &c[..c.len() - 2], &format!("{c}00"), &"00".repeat(16)] {
             assert_eq!(code(open(&key, &bound, junk, 1_500, HOUR)), "invalidCursor");
         }
     }

@@ -4,12 +4,12 @@
 
 use crate::adapter::Adapter;
 use crate::answer::{self, Body, Placeheld, Renderer};
-use crate::cursor::{self, At, Binding, CursorKey, Position};
+use crate::cursor::{self, Binding, CursorKey, Position};
 use crate::events::{Operation, Written};
 use crate::recording::Recording;
 use crate::store::{
-    Change, Decide, DeletePolicy, Deletion, Kind, ListQuery, MemberChange, MemberRef, Modify, NewResource, SortKey,
-    Store, StoreError, StoredResource,
+    After, Change, Decide, DeletePolicy, Deletion, Kind, ListQuery, MemberChange, MemberRef, Modify, NewResource,
+    SortKey, Store, StoreError, StoredResource,
 };
 use scimd_proto::filter::{self, Filter, FilterLimits};
 use scimd_proto::messages::{ListResponse, Page, SortOrder};
@@ -564,19 +564,10 @@ impl Engine {
         let sort = sort.map(|t| format!("{} {order:?}", t.to_ascii_lowercase()));
         let binding = Binding::new(ctx.tenant, &names.join(","), filter.as_deref(), sort.as_deref());
         let start = match text.trim() {
-            "" => Position { kind: 0, at: if sort.is_some() { At::Offset(0) } else { At::After(i64::MIN) } },
+            "" => Position { kind: 0, after: None },
             text => cursor::open(&s.cursor_key, &binding, text, unix_now(), s.cursor_timeout)?,
         };
-        let sorted = sort.is_some();
-        Ok(Paging::Cursor(CursorPage {
-            count,
-            start,
-            sorted,
-            next: None,
-            served: 0,
-            binding,
-            key: s.cursor_key.clone(),
-        }))
+        Ok(Paging::Cursor(CursorPage { count, start, next: None, served: 0, binding, key: s.cursor_key.clone() }))
     }
 }
 
@@ -589,8 +580,6 @@ enum Paging {
 struct CursorPage {
     count: u64,
     start: Position,
-    /// Positions are offsets in a `sortBy` order, keys otherwise.
-    sorted: bool,
     /// Where the page after this one starts, once known.
     next: Option<Position>,
     /// Resources on the page so far.
@@ -599,16 +588,10 @@ struct CursorPage {
     key: CursorKey,
 }
 
-impl CursorPage {
-    fn start_of_type(&self) -> At {
-        if self.sorted { At::Offset(0) } else { At::After(i64::MIN) }
-    }
-}
-
 impl Paging {
     /// The part of resource type `index` to read: `(offset, after, count)`, given the total
     /// of the types before it and the resources already on the page.
-    fn window(&self, index: usize, total_before: u64, on_page: u64) -> (u64, Option<i64>, u64) {
+    fn window(&self, index: usize, total_before: u64, on_page: u64) -> (u64, Option<After>, u64) {
         match self {
             Paging::Index(page) => {
                 (page.offset().saturating_sub(total_before), None, page.count.saturating_sub(on_page))
@@ -619,12 +602,9 @@ impl Paging {
                 if (index as u8) < c.start.kind || want == 0 || c.next.is_some() {
                     return (0, None, 0);
                 }
+                let after = if index as u8 == c.start.kind { c.start.after.clone() } else { None };
                 // One more than the page holds tells whether another page follows.
-                let at = if index as u8 == c.start.kind { c.start.at } else { c.start_of_type() };
-                match at {
-                    At::After(key) => (0, (key != i64::MIN).then_some(key), want + 1),
-                    At::Offset(n) => (n, None, want + 1),
-                }
+                (0, after, want + 1)
             }
         }
     }
@@ -634,28 +614,24 @@ impl Paging {
     fn served(&mut self, index: usize, q: &ListQuery<'_>, result: &mut crate::store::ListPage) {
         let Paging::Cursor(c) = self else { return };
         if q.count == 0 {
-            // A type not read: the next page starts there if it has resources and the
-            // page is full.
-            if c.next.is_none()
-                && (index as u8) > c.start.kind
-                && result.total > 0
-                && c.count > 0
-                && c.served == c.count
-            {
-                c.next = Some(Position { kind: index as u8, at: c.start_of_type() });
+            // A type not read: the next page starts there when the page is full and the
+            // type has resources.
+            let full = c.count > 0 && c.served == c.count;
+            if c.next.is_none() && (index as u8) > c.start.kind && result.total > 0 && full {
+                c.next = Some(Position { kind: index as u8, after: None });
             }
             return;
         }
         let keep = q.count as usize - 1;
         if result.resources.len() > keep {
             result.resources.truncate(keep);
-            let at = match (c.sorted, keep.checked_sub(1).and_then(|i| result.keys.get(i))) {
-                (false, Some(key)) => At::After(*key),
-                // Nothing kept (a full page before): the next page starts where this did.
-                (false, None) => q.after.map_or(At::After(i64::MIN), At::After),
-                (true, _) => At::Offset(q.offset + keep as u64),
-            };
-            c.next = Some(Position { kind: index as u8, at });
+            // `keep` is at least 1: a type is read only while the page wants some.
+            let last = keep - 1;
+            let after = result
+                .keys
+                .get(last)
+                .map(|&key| After { key, sort: q.sort.as_ref().and_then(|_| result.sort_values.get(last).cloned()) });
+            c.next = Some(Position { kind: index as u8, after });
         }
         c.served += result.resources.len() as u64;
     }
@@ -670,7 +646,7 @@ impl Paging {
                 let mut list = serde_json::to_value(ListResponse::new(total, 1, resources)).map_err(internal)?;
                 if let Value::Object(o) = &mut list {
                     o.remove("startIndex");
-                    if let Some(next) = c.next.filter(|_| c.count > 0) {
+                    if let Some(next) = c.next.as_ref().filter(|_| c.count > 0) {
                         let text = cursor::issue(&c.key, &c.binding, next, unix_now());
                         o.insert("nextCursor".into(), Value::String(text));
                     }

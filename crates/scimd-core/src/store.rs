@@ -204,9 +204,28 @@ pub struct ListQuery<'a> {
     pub count: u64,
     /// Whether to load `members` (groups) / `groups` (users).
     pub with_relations: bool,
-    /// Start after the resource with this order key (see `ListPage::keys`) instead of at
-    /// `offset`: keyset paging, for cursors. Only without `sort`.
-    pub after: Option<i64>,
+    /// Start after this resource instead of at `offset`: keyset paging, for cursors.
+    pub after: Option<After>,
+}
+
+/// A resource a page starts after: its order key (see `ListPage::keys`) and, in a `sort`
+/// order, its sort value (see `ListPage::sort_values`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct After {
+    pub key: i64,
+    pub sort: Option<SortValue>,
+}
+
+/// The value a resource is sorted by, as the database compares it: `type_name` is the
+/// database's name for its type where the database needs it to compare a value with it
+/// (PostgreSQL), empty otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortValue {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text { text: String, type_name: String },
+    Bool(bool),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -216,6 +235,8 @@ pub struct ListPage {
     /// The order key of each resource (a store's stable, increasing key of its default
     /// order, such as a row number), from which `ListQuery::after` continues.
     pub keys: Vec<i64>,
+    /// In a `sort` order, each resource's sort value (empty otherwise).
+    pub sort_values: Vec<SortValue>,
 }
 
 /// Failures a store reports. Client-caused ones carry enough to build a SCIM error.

@@ -6,7 +6,7 @@
 
 use crate::layout::{ColumnType, Relation, View};
 use crate::sql::{Bind, Dialect, Sql};
-use scimd_core::store::{SortKey, StoreError};
+use scimd_core::store::{SortKey, SortValue, StoreError};
 use scimd_proto::AttrPath;
 use scimd_proto::filter::{CompareOp, Filter, Literal};
 use scimd_proto::messages::SortOrder;
@@ -518,11 +518,12 @@ impl<'a> Compiler<'a> {
 
     /// The expression a sort key orders by (RFC 7644 §3.4.2.3; a multi-valued attribute
     /// sorts by its primary value, else its first).
-    pub fn sort(&self, sql: &mut Sql, key: &SortKey) -> Result<()> {
+    /// The expression a sort key orders by: NULL where a resource has no value, folded
+    /// where the attribute is compared without case.
+    pub fn sort_expr(&self, like: &Sql, key: &SortKey) -> Result<Sql> {
         let path = AttrPath::parse(&key.path).map_err(StoreError::Unsupported)?;
         let r = self.resolve(&path)?;
-        let dir = if key.order == SortOrder::Descending { " DESC" } else { " ASC" };
-        let mut expr = sql.fork();
+        let mut expr = like.fork();
         let relation = if r.container == Container::Core { self.view.relation(&r.attr.name) } else { None };
         if let Some(col) = self.view.column(&r.canonical()) {
             // Sorted as compared: a column kept as given sorts case-insensitively.
@@ -570,15 +571,94 @@ impl<'a> Compiler<'a> {
             };
             expr = if leaf.kind.is_textual() && !leaf.case_exact { self.fold(scalar) } else { scalar };
         }
-        // Missing values sort last in either direction; ties keep creation order.
-        sql.push("(")
-            .append(expr.clone())
-            .push(") IS NULL, ")
-            .append(expr)
-            .push(dir)
-            .push(", ")
-            .push(&self.view.order_key);
+        Ok(expr)
+    }
+
+    /// `ORDER BY` terms of a sort key: missing values last in either direction, ties in
+    /// the view's own order.
+    pub fn sort(&self, sql: &mut Sql, key: &SortKey) -> Result<()> {
+        let expr = self.sort_expr(sql, key)?;
+        let dir = if key.order == SortOrder::Descending { " DESC" } else { " ASC" };
+        sql.push("(").append(expr.clone()).push(") IS NULL, ").append(expr).push(dir).push(", ");
+        sql.push(&self.view.order_key);
         Ok(())
+    }
+
+    /// The columns that give a row's sort value back (`sort_value` reads them): its type as
+    /// the database names it, and the value (as text on PostgreSQL, which casts it back).
+    pub fn sort_columns(&self, sql: &mut Sql, key: &SortKey) -> Result<()> {
+        let expr = self.sort_expr(sql, key)?;
+        match self.dialect {
+            Dialect::Sqlite => sql.push("typeof(").append(expr.clone()).push("), ").append(expr),
+            Dialect::Postgres => {
+                sql.push("pg_typeof(").append(expr.clone()).push(")::text, (").append(expr).push(")::text")
+            }
+        };
+        Ok(())
+    }
+
+    /// A predicate for the rows after the one with sort value `value` and order key `key`,
+    /// in the order `sort` gives (see `sort`): keyset paging in a sorted list.
+    pub fn after_sorted(&self, sql: &mut Sql, sort: &SortKey, value: &SortValue, key: i64) -> Result<()> {
+        let expr = self.sort_expr(sql, sort)?;
+        let order_key = &self.view.order_key;
+        if *value == SortValue::Null {
+            // Missing values come last: only missing ones after a later key remain.
+            sql.push("((").append(expr).push(") IS NULL AND ").push(order_key).push(" > ").bind(Bind::Int(key));
+            sql.push(")");
+            return Ok(());
+        }
+        let beyond = if sort.order == SortOrder::Descending { " < " } else { " > " };
+        let mut v = sql.fork();
+        match value {
+            SortValue::Int(i) => {
+                v.bind(Bind::Int(*i));
+            }
+            SortValue::Real(f) => {
+                v.bind(Bind::Float(*f));
+            }
+            SortValue::Bool(b) => {
+                v.bind(Bind::Bool(*b));
+            }
+            SortValue::Text { text, type_name } => match self.dialect {
+                Dialect::Sqlite => {
+                    v.bind_text(text.clone());
+                }
+                Dialect::Postgres => {
+                    let known = !type_name.is_empty()
+                        && type_name.len() < 64
+                        && type_name
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b' ' || b == b'_');
+                    if !known {
+                        return Err(StoreError::Unsupported(format!(
+                            "cannot continue after a value of type '{type_name}'"
+                        )));
+                    }
+                    v.push("CAST(").bind_text(text.clone()).push(" AS ").push(type_name).push(")");
+                }
+            },
+            SortValue::Null => {}
+        }
+        sql.push("((").append(expr.clone()).push(") IS NULL OR (").append(expr.clone()).push(")").push(beyond);
+        sql.append(v.clone()).push(" OR ((").append(expr).push(") = ").append(v).push(" AND ").push(order_key);
+        sql.push(" > ").bind(Bind::Int(key)).push("))");
+        Ok(())
+    }
+
+    /// A row's sort value from the two columns of `sort_columns` at `at`.
+    pub fn sort_value(&self, row: &crate::conn::Row, at: usize) -> SortValue {
+        use crate::conn::Cell;
+        let tag = row.opt_text(at).unwrap_or_default();
+        match (self.dialect, row.cell(at + 1)) {
+            (_, Cell::Null) => SortValue::Null,
+            (Dialect::Postgres, Cell::Text(t)) => SortValue::Text { text: t.clone(), type_name: tag },
+            (Dialect::Sqlite, Cell::Int(i)) => SortValue::Int(*i),
+            (Dialect::Sqlite, Cell::Text(t)) if tag == "real" => t.parse().map_or(SortValue::Null, SortValue::Real),
+            (Dialect::Sqlite, Cell::Text(t)) => SortValue::Text { text: t.clone(), type_name: String::new() },
+            (_, Cell::Bool(b)) => SortValue::Bool(*b),
+            (Dialect::Postgres, Cell::Int(i)) => SortValue::Int(*i),
+        }
     }
 }
 

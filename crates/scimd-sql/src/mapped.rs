@@ -13,7 +13,7 @@ use crate::layout::{Column, ColumnType, Relation, TenantColumn, TenantType, View
 use crate::retry::retrying;
 use crate::rows::{RelationRow, assemble};
 use crate::sql::{Bind, Dialect, Sql};
-use crate::store::{Pools, query_page};
+use crate::store::{Pools, query_page, sort_values};
 use async_trait::async_trait;
 use scimd_core::events::{EventLog, LoggedEvent, MemberDelta, Written};
 use scimd_core::store::{
@@ -1203,19 +1203,20 @@ impl<P: Pools> Store for MappedStore<P> {
 
     async fn list(&self, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage> {
         if !self.tenant_ok(tenant) {
-            return Ok(ListPage { total: 0, resources: vec![], keys: vec![] });
+            return Ok(ListPage { total: 0, resources: vec![], keys: vec![], sort_values: vec![] });
         }
         let r = self.resolved(kind);
         let mut tx = self.pools.read().await?;
         let select = select_list(tx.dialect(), r);
-        let (total, rows) = query_page(&mut *tx, &r.view, &select, tenant, q, q.after).await?;
+        let (total, rows) = query_page(&mut *tx, &r.view, &select, tenant, q, q.after.as_ref()).await?;
+        let sort_values = sort_values(tx.dialect(), &r.view, tenant, q, &rows);
         let mut items = rows.iter().map(|row| decode(r, row)).collect::<Result<Vec<_>>>()?;
         if q.with_relations {
             self.relations(&mut *tx, tenant, kind, &mut items).await?;
         }
         tx.commit().await?;
         let (keys, resources) = items.into_iter().unzip();
-        Ok(ListPage { total, resources, keys })
+        Ok(ListPage { total, resources, keys, sort_values })
     }
 
     fn db_stats(&self) -> scimd_core::stats::DbStats {

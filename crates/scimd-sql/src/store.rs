@@ -14,8 +14,8 @@ use crate::sql::{Bind, Dialect, Sql};
 use async_trait::async_trait;
 use scimd_core::events::{EventLog, LoggedEvent, MemberDelta, Written};
 use scimd_core::store::{
-    Decide, DeletePolicy, Deletion, INLINE_RELATIONS, Kind, ListPage, ListQuery, MemberChange, MemberRef, Modify,
-    NewResource, Record, RelationBatches, RelationStream, Store, StoreError, StoredResource,
+    After, Decide, DeletePolicy, Deletion, INLINE_RELATIONS, Kind, ListPage, ListQuery, MemberChange, MemberRef,
+    Modify, NewResource, Record, RelationBatches, RelationStream, SortValue, Store, StoreError, StoredResource,
 };
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -284,6 +284,12 @@ fn page_statement(d: Dialect, view: &View, select: Sql, tenant: &str, q: &ListQu
     let mut paged = sql(d);
     paged.push(" LIMIT ").bind(Bind::Int(q.count.min(i64::MAX as u64) as i64));
     paged.push(" OFFSET ").bind(Bind::Int(q.offset.min(i64::MAX as u64) as i64));
+    let mut select = select;
+    if let Some(sort) = &q.sort {
+        // The rows' sort values, for the cursor of the page after (`keyset`).
+        select.push(", ");
+        compiler.sort_columns(&mut select, sort)?;
+    }
     let mut page = sql(d);
     page.push("SELECT ").append(select);
     if d == Dialect::Postgres && view.counted_as.is_some() {
@@ -307,11 +313,11 @@ pub(crate) async fn query_page(
     select: &str,
     tenant: &str,
     q: &ListQuery<'_>,
-    after: Option<i64>,
+    after: Option<&After>,
 ) -> Result<(u64, Vec<Row>)> {
     let d = tx.dialect();
     let Listing { from, count } = listing(d, view, tenant, q)?;
-    let (from, q) = keyset(view, from, q, after);
+    let (from, q) = keyset(d, view, tenant, from, q, after)?;
     let total = tx.row(count).await?.map(|r| r.int(0)).transpose()?.unwrap_or(0);
     if q.count == 0 || q.offset as i64 >= total {
         return Ok((total as u64, vec![]));
@@ -321,15 +327,40 @@ pub(crate) async fn query_page(
     Ok((total as u64, tx.rows(page_statement(d, view, columns, tenant, &q, from)?).await?))
 }
 
-/// The page that starts after the row `after` (in the view's own order) instead of at the
-/// query's offset (see `keyset`).
-fn keyset<'q>(view: &View, mut from: Sql, q: &ListQuery<'q>, after: Option<i64>) -> (Sql, ListQuery<'q>) {
+/// The page that starts after the row `after` (in the view's own order, or the query's
+/// sort order) instead of at the query's offset (see `keyset`).
+fn keyset<'q>(
+    d: Dialect,
+    view: &View,
+    tenant: &str,
+    mut from: Sql,
+    q: &ListQuery<'q>,
+    after: Option<&After>,
+) -> Result<(Sql, ListQuery<'q>)> {
     let mut q = q.clone();
     if let Some(after) = after {
-        from.push(" AND ").push(&view.order_key).push(" > ").bind(Bind::Int(after));
+        from.push(" AND ");
+        match (&q.sort, &after.sort) {
+            (Some(sort), Some(value)) => {
+                let compiler = Compiler { dialect: d, view, schema: q.schema, tenant };
+                compiler.after_sorted(&mut from, sort, value, after.key)?;
+            }
+            _ => {
+                from.push(&view.order_key).push(" > ").bind(Bind::Int(after.key));
+            }
+        }
         q.offset = 0;
     }
-    (from, q)
+    Ok((from, q))
+}
+
+/// The sort values of a page's rows (the last two columns of each, see `page_statement`).
+pub(crate) fn sort_values(d: Dialect, view: &View, tenant: &str, q: &ListQuery<'_>, rows: &[Row]) -> Vec<SortValue> {
+    if q.sort.is_none() {
+        return Vec::new();
+    }
+    let compiler = Compiler { dialect: d, view, schema: q.schema, tenant };
+    rows.iter().map(|r| compiler.sort_value(r, r.0.len().saturating_sub(2))).collect()
 }
 
 /// `SELECT` of a live resource by id, with its relations when asked.
@@ -917,13 +948,22 @@ impl<P: Pools> SqlStore<P> {
 type Page = (ListPage, Option<i64>);
 
 /// One page of a list, on one database, at the query's offset or after the row `after`.
-async fn list_on(pools: &dyn Pools, tenant: &str, kind: Kind, q: &ListQuery<'_>, after: Option<i64>) -> Result<Page> {
+async fn list_on(
+    pools: &dyn Pools,
+    tenant: &str,
+    kind: Kind,
+    q: &ListQuery<'_>,
+    after: Option<&After>,
+) -> Result<Page> {
     if pools.dialect() == Dialect::Postgres {
         return list_in_one_statement(pools, tenant, kind, q, after).await;
     }
     let mut tx = pools.read().await?;
-    let select = columns(tx.dialect());
-    let (total, rows) = query_page(&mut *tx, own_view(kind), select, tenant, q, after).await?;
+    // No relations column (they are read apart, below): the sort values follow (`decode`
+    // reads relations at column 6).
+    let select = format!("{}, NULL", columns(tx.dialect()));
+    let (total, rows) = query_page(&mut *tx, own_view(kind), &select, tenant, q, after).await?;
+    let sort_values = sort_values(pools.dialect(), own_view(kind), tenant, q, &rows);
     let mut items = rows.iter().map(|r| decode(kind, r)).collect::<Result<Vec<_>>>()?;
     if q.with_relations {
         with_relations(&mut *tx, table(kind), &mut items).await?;
@@ -931,7 +971,7 @@ async fn list_on(pools: &dyn Pools, tenant: &str, kind: Kind, q: &ListQuery<'_>,
     tx.commit().await?;
     let last = items.last().map(|(seq, _)| *seq);
     let (keys, resources) = items.into_iter().unzip();
-    Ok((ListPage { total, resources, keys }, last))
+    Ok((ListPage { total, resources, keys, sort_values }, last))
 }
 
 /// PostgreSQL: a page, its rows' relations and the total in one statement (one snapshot, one
@@ -941,16 +981,21 @@ async fn list_in_one_statement(
     tenant: &str,
     kind: Kind,
     q: &ListQuery<'_>,
-    after: Option<i64>,
+    after: Option<&After>,
 ) -> Result<Page> {
     let d = Dialect::Postgres;
     let view = own_view(kind);
     let Listing { from, count } = listing(d, view, tenant, q)?;
-    let (from, q) = keyset(view, from, q, after);
+    let (from, q) = keyset(d, view, tenant, from, q, after)?;
     let total_of = |rows: &[Row]| rows.first().map(|r| r.int(0)).transpose().map(|n| n.unwrap_or(0) as u64);
     if q.count == 0 {
         return Ok((
-            ListPage { total: total_of(&pools.read_one(count).await?)?, resources: vec![], keys: vec![] },
+            ListPage {
+                total: total_of(&pools.read_one(count).await?)?,
+                resources: vec![],
+                keys: vec![],
+                sort_values: vec![],
+            },
             None,
         ));
     }
@@ -966,15 +1011,21 @@ async fn list_in_one_statement(
     let rows = pools.read_one(page_statement(d, view, select, tenant, &q, from)?).await?;
     let Some(first) = rows.first() else {
         return Ok((
-            ListPage { total: total_of(&pools.read_one(count).await?)?, resources: vec![], keys: vec![] },
+            ListPage {
+                total: total_of(&pools.read_one(count).await?)?,
+                resources: vec![],
+                keys: vec![],
+                sort_values: vec![],
+            },
             None,
         ));
     };
     let total = first.int(7)? as u64;
+    let sort_values = sort_values(d, view, tenant, &q, &rows);
     let items = rows.iter().map(|r| decode(kind, r)).collect::<Result<Vec<_>>>()?;
     let last = items.last().map(|(seq, _)| *seq);
     let (keys, resources) = items.into_iter().unzip();
-    Ok((ListPage { total, resources, keys }, last))
+    Ok((ListPage { total, resources, keys, sort_values }, last))
 }
 
 /// A resource and its relations in batches, from one snapshot of one database.
@@ -1024,12 +1075,15 @@ impl<P: Pools> Store for SqlStore<P> {
         // In the rows' own order only: their order key is then their position (`keyset`).
         let own_order = q.sort.is_none();
         let filter = q.filter.map(|f| f.to_string());
-        let after = q.after.or_else(|| {
-            own_order.then(|| self.page_ends.start_after(tenant, kind, filter.clone(), q.offset)).flatten()
+        let after = q.after.clone().or_else(|| {
+            own_order
+                .then(|| self.page_ends.start_after(tenant, kind, filter.clone(), q.offset))
+                .flatten()
+                .map(|key| After { key, sort: None })
         });
         let (page, last) =
-            read_where(&self.pools, tenant, |pools| Box::pin(list_on(pools, tenant, kind, q, after))).await?;
-        if let (true, None, Some(last)) = (own_order, q.after, last) {
+            read_where(&self.pools, tenant, |pools| Box::pin(list_on(pools, tenant, kind, q, after.as_ref()))).await?;
+        if let (true, None, Some(last)) = (own_order, &q.after, last) {
             self.page_ends.ended(tenant, kind, filter, q.offset + page.resources.len() as u64, last);
         }
         Ok(page)

@@ -14,8 +14,8 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 use scimd_core::events::{NewEvent, Written, no_events};
 use scimd_core::store::{
-    Change, DeletePolicy, Deletion, Kind, ListQuery, MemberChange, MemberRef, Modify, NewResource, SortKey, Store,
-    StoreError, StoredResource,
+    After, Change, DeletePolicy, Deletion, Kind, ListQuery, MemberChange, MemberRef, Modify, NewResource, SortKey,
+    Store, StoreError, StoredResource,
 };
 use scimd_core::tenants::{Tenant, TenantSettings, TenantState, TenantStore};
 use scimd_core::tokens::{Scope, TokenInfo, TokenRequest, TokenStore, create_token, verify_token};
@@ -392,7 +392,7 @@ async fn lists_continue_after_a_key(env: &Env<'_>) {
         offset: 0,
         count: 3,
         with_relations: false,
-        after,
+        after: after.map(|key| After { key, sort: None }),
     };
     let names = |p: &scimd_core::store::ListPage| {
         p.resources.iter().map(|r| r.attributes["userName"].as_str().unwrap().to_string()).collect::<Vec<_>>()
@@ -412,6 +412,44 @@ async fn lists_continue_after_a_key(env: &Env<'_>) {
     assert_eq!(names(&a), ["user2", "user4", "user6"]);
     let b = s.list("t", Kind::User, &page(Some(a.keys[0]), true)).await.unwrap();
     assert_eq!(names(&b), ["user4", "user6"]);
+
+    // In a sort order: each page continues after the last one's sort value and key, in
+    // either direction, with missing values last and ties in creation order.
+    for (i, family) in [Some("b"), None, Some("a"), Some("b"), None, Some("c")].iter().enumerate() {
+        let mut a = json!({"userName": format!("sorted{i}")});
+        if let Some(f) = family {
+            a["name"] = json!({"familyName": f});
+        }
+        new_user(s, "t", &format!("s{i}"), a).await;
+    }
+    let starts = scimd_proto::filter::parse_filter("userName sw \"sorted\"", Default::default()).unwrap();
+    for (order, expected) in [
+        (SortOrder::Ascending, ["sorted2", "sorted0", "sorted3", "sorted5", "sorted1", "sorted4"]),
+        (SortOrder::Descending, ["sorted5", "sorted0", "sorted3", "sorted2", "sorted1", "sorted4"]),
+    ] {
+        let mut got = Vec::new();
+        let mut after = None;
+        loop {
+            let q = ListQuery {
+                schema: &schema,
+                filter: Some(&starts),
+                sort: Some(SortKey { path: "name.familyName".into(), order }),
+                offset: 0,
+                count: 2,
+                with_relations: false,
+                after: after.clone(),
+            };
+            let p = s.list("t", Kind::User, &q).await.unwrap();
+            assert_eq!(p.total, 6);
+            assert_eq!(p.sort_values.len(), p.resources.len());
+            got.extend(names(&p));
+            if p.resources.len() < 2 {
+                break;
+            }
+            after = Some(After { key: p.keys[1], sort: Some(p.sort_values[1].clone()) });
+        }
+        assert_eq!(got, expected, "{order:?}");
+    }
 }
 
 /// Two tenants hold the same userName, and neither sees, finds or changes the other's

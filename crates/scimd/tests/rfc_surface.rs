@@ -345,10 +345,10 @@ fn ids(page: &Value) -> Vec<String> {
     page["Resources"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
 }
 
-/// RFC 9865 over 10,000 users: every user seen exactly once while users are created and
-/// deleted between pages; the last page has no `nextCursor`.
+/// RFC 9865 over 10,000 users, in the default order and sorted: every user seen exactly
+/// once while users are created and deleted between pages; the last page has no
+/// `nextCursor`.
 async fn cursor_paging(db: Db) {
-    use std::collections::{HashMap, HashSet};
     let s = TestServer::on_db(db, "cursor_paging", |_| {}).await;
     many_users(&s, "p", 10_000).await;
     let spc = s.get("/ServiceProviderConfig").await.body;
@@ -356,50 +356,66 @@ async fn cursor_paging(db: Db) {
     assert_eq!(spc["pagination"]["index"], true);
     assert_eq!(spc["pagination"]["defaultPaginationMethod"], "index");
     assert_eq!(spc["pagination"]["maxPageSize"], 1000);
+    page_through(&s, "", "a").await;
+    page_through(&s, "&sortBy=userName&sortOrder=descending", "b").await;
+}
 
-    // Every user by index paging, in order, to pick victims from.
+/// Pages through all users by cursor (with `extra` query parameters), deleting a user
+/// already served and one not yet served, and creating one, between pages.
+async fn page_through(s: &TestServer, extra: &str, round: &str) {
+    use std::collections::{HashMap, HashSet};
+    // Every user by index paging, to pick victims from.
     let mut all = Vec::new();
-    for start in (1..=10_000).step_by(1000) {
+    let total = s.get("/Users?count=0").await.body["totalResults"].as_u64().unwrap();
+    for start in (1..=total).step_by(1000) {
         all.extend(ids(&s.get(&format!("/Users?startIndex={start}&count=1000&attributes=id")).await.body));
     }
-    assert_eq!(all.len(), 10_000);
-
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut deleted_unseen = HashSet::new();
     let mut deleted_seen = HashSet::new();
     let mut created = Vec::new();
-    let mut url = "/Users?cursor&count=500&attributes=userName".to_string();
+    let mut url = format!("/Users?cursor&count=700&attributes=userName{extra}");
     let mut pages = 0;
+    let mut previous: Option<String> = None;
     loop {
         let r = s.get(&url).await;
         assert_eq!(r.status, 200, "{}", r.body);
         assert!(r.body.get("startIndex").is_none(), "cursor pages have no startIndex: {}", r.body);
         assert!(r.body["totalResults"].as_u64().is_some());
-        for id in ids(&r.body) {
-            *seen.entry(id).or_default() += 1;
+        for res in r.body["Resources"].as_array().unwrap() {
+            *seen.entry(res["id"].as_str().unwrap().to_string()).or_default() += 1;
+            if !extra.is_empty() {
+                let name = res["userName"].as_str().unwrap().to_lowercase();
+                assert!(previous.as_ref().is_none_or(|p| *p >= name), "descending: {previous:?} then {name}");
+                previous = Some(name);
+            }
         }
         pages += 1;
         let Some(next) = r.body.get("nextCursor").and_then(Value::as_str) else { break };
         assert!(next.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)), "unreserved: {next}");
         assert!(pages < 40, "the paging never ends");
-        // Between pages: delete users already seen and users not seen yet, create new ones.
         let seen_one = all.iter().find(|id| seen.contains_key(*id) && !deleted_seen.contains(*id)).cloned().unwrap();
         assert_eq!(s.delete(&format!("/Users/{seen_one}")).await.status, 204);
         deleted_seen.insert(seen_one);
-        let ahead = all.iter().rev().nth(pages * 7).cloned().unwrap();
-        if !seen.contains_key(&ahead) && s.delete(&format!("/Users/{ahead}")).await.status == 204 {
+        let ahead = all.iter().find(|id| !seen.contains_key(*id) && !deleted_unseen.contains(*id)).cloned();
+        if let Some(ahead) = ahead {
+            assert_eq!(s.delete(&format!("/Users/{ahead}")).await.status, 204);
             deleted_unseen.insert(ahead);
         }
-        created.push(s.user(&format!("new{pages:03}")).await);
-        url = format!("/Users?cursor={next}&count=500&attributes=userName");
+        // Sorted descending, `new…` comes after every `p…`: it is served in its place.
+        created.push(s.user(&format!("new-{round}{pages:03}")).await);
+        url = format!("/Users?cursor={next}&count=700&attributes=userName{extra}");
     }
     assert!(seen.values().all(|n| *n == 1), "a user was served twice");
     for id in &all {
         assert_eq!(seen.contains_key(id), !deleted_unseen.contains(id), "user {id}");
     }
-    assert!(!deleted_unseen.is_empty());
-    for id in &created {
-        assert_eq!(seen.get(id), Some(&1), "a user created during the paging is served once");
+    assert!(deleted_unseen.len() > 5);
+    if extra.is_empty() {
+        // Created after the paging began: served at the end, once.
+        for id in &created {
+            assert_eq!(seen.get(id), Some(&1), "a user created during the paging is served once");
+        }
     }
 }
 
