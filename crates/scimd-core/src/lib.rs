@@ -12,6 +12,7 @@ mod bulk;
 pub mod cursor;
 pub mod engine;
 pub mod events;
+mod paging;
 pub mod recording;
 pub mod stats;
 pub mod store;
