@@ -208,6 +208,13 @@ pub struct ListQuery<'a> {
     pub after: Option<After>,
 }
 
+impl<'a> ListQuery<'a> {
+    /// `count` resources from `offset`, in the default order, unfiltered, without relations.
+    pub fn page(schema: &'a ResourceSchema<'a>, offset: u64, count: u64) -> ListQuery<'a> {
+        ListQuery { schema, filter: None, sort: None, offset, count, with_relations: false, after: None }
+    }
+}
+
 /// A resource a page starts after: its order key (see `ListPage::keys`) and, in a `sort`
 /// order, its sort value (see `ListPage::sort_values`).
 #[derive(Debug, Clone, PartialEq)]
@@ -237,6 +244,13 @@ pub struct ListPage {
     pub keys: Vec<i64>,
     /// In a `sort` order, each resource's sort value (empty otherwise).
     pub sort_values: Vec<SortValue>,
+}
+
+impl ListPage {
+    /// No resources, of `total`.
+    pub fn empty(total: u64) -> ListPage {
+        ListPage { total, resources: Vec::new(), keys: Vec::new(), sort_values: Vec::new() }
+    }
 }
 
 /// Failures a store reports. Client-caused ones carry enough to build a SCIM error.

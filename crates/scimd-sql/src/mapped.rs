@@ -1203,7 +1203,7 @@ impl<P: Pools> Store for MappedStore<P> {
 
     async fn list(&self, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage> {
         if !self.tenant_ok(tenant) {
-            return Ok(ListPage { total: 0, resources: vec![], keys: vec![], sort_values: vec![] });
+            return Ok(ListPage::empty(0));
         }
         let r = self.resolved(kind);
         let mut tx = self.pools.read().await?;

@@ -989,15 +989,7 @@ async fn list_in_one_statement(
     let (from, q) = keyset(d, view, tenant, from, q, after)?;
     let total_of = |rows: &[Row]| rows.first().map(|r| r.int(0)).transpose().map(|n| n.unwrap_or(0) as u64);
     if q.count == 0 {
-        return Ok((
-            ListPage {
-                total: total_of(&pools.read_one(count).await?)?,
-                resources: vec![],
-                keys: vec![],
-                sort_values: vec![],
-            },
-            None,
-        ));
+        return Ok((ListPage::empty(total_of(&pools.read_one(count).await?)?), None));
     }
     let mut select = sql(d);
     select.push(columns(d)).push(", ");
@@ -1010,15 +1002,7 @@ async fn list_in_one_statement(
     select.push(", (").append(count.clone()).push(")");
     let rows = pools.read_one(page_statement(d, view, select, tenant, &q, from)?).await?;
     let Some(first) = rows.first() else {
-        return Ok((
-            ListPage {
-                total: total_of(&pools.read_one(count).await?)?,
-                resources: vec![],
-                keys: vec![],
-                sort_values: vec![],
-            },
-            None,
-        ));
+        return Ok((ListPage::empty(total_of(&pools.read_one(count).await?)?), None));
     };
     let total = first.int(7)? as u64;
     let sort_values = sort_values(d, view, tenant, &q, &rows);

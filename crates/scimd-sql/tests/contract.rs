@@ -300,15 +300,7 @@ async fn delete_policies(env: &Env<'_>) {
     s.delete("t", Kind::User, &e, del(DeletePolicy::Erase, None, LATER)).await.unwrap();
     let registry = Registry::standard();
     let schema = registry.resource("User").unwrap();
-    let q = ListQuery {
-        schema: &schema,
-        filter: None,
-        sort: None,
-        offset: 0,
-        count: 10,
-        with_relations: false,
-        after: None,
-    };
+    let q = ListQuery::page(&schema, 0, 10);
     assert_eq!(s.list("t", Kind::User, &q).await.unwrap().total, 0, "neither is visible");
 }
 
@@ -347,29 +339,13 @@ async fn lists_sort_and_page_stably(env: &Env<'_>) {
     assert_eq!(names(&p), vec!["charlie", "delta", "echo", "Alpha", "Bravo"], "by the primary email");
     let mut seen = Vec::new();
     for offset in [0u64, 2, 4] {
-        let q = ListQuery {
-            schema: &schema,
-            filter: None,
-            sort: None,
-            offset,
-            count: 2,
-            with_relations: false,
-            after: None,
-        };
+        let q = ListQuery::page(&schema, offset, 2);
         let page = s.list("t", Kind::User, &q).await.unwrap();
         assert_eq!(page.total, 5);
         seen.extend(names(&page));
     }
     assert_eq!(seen, vec!["delta", "Alpha", "charlie", "Bravo", "echo"], "creation order, stable across pages");
-    let q = ListQuery {
-        schema: &schema,
-        filter: None,
-        sort: None,
-        offset: 0,
-        count: 0,
-        with_relations: false,
-        after: None,
-    };
+    let q = ListQuery::page(&schema, 0, 0);
     let page = s.list("t", Kind::User, &q).await.unwrap();
     assert_eq!((page.total, page.resources.len()), (5, 0));
 }
@@ -526,8 +502,7 @@ async fn totals_follow_every_write(env: &Env<'_>) {
         assert_eq!(total("b", Kind::User).await, 1);
     }
     // The page itself agrees with the total.
-    let q =
-        ListQuery { schema: &users, filter: None, sort: None, offset: 0, count: 10, with_relations: true, after: None };
+    let q = ListQuery { with_relations: true, ..ListQuery::page(&users, 0, 10) };
     let got: Vec<String> = s.list("t", Kind::User, &q).await.unwrap().resources.into_iter().map(|r| r.id).collect();
     assert_eq!(got, vec![ids[0].clone(), ids[3].clone()]);
 }
@@ -802,15 +777,7 @@ async fn filters_agree_with_the_evaluator(env: &Env<'_>) {
     }
     env.application_rows().await;
     // What a client reads: every live user, rendered as a GET would render it.
-    let everyone = ListQuery {
-        schema: &schema,
-        filter: None,
-        sort: None,
-        offset: 0,
-        count: 1000,
-        with_relations: false,
-        after: None,
-    };
+    let everyone = ListQuery::page(&schema, 0, 1000);
     let resources: Vec<(String, Map<String, Value>)> = s
         .list("t", Kind::User, &everyone)
         .await
@@ -1092,15 +1059,7 @@ async fn paging_in_turn_skips_nothing_when_rows_go(env: &Env<'_>) {
         ids.push(new_user(s, "t", &format!("p{i:03}"), json!({"userName": format!("pager{i:03}")})).await);
     }
     let page = |offset: u64| {
-        let q = ListQuery {
-            schema: &users,
-            filter: None,
-            sort: None,
-            offset,
-            count: 100,
-            with_relations: false,
-            after: None,
-        };
+        let q = ListQuery::page(&users, offset, 100);
         async move { s.list("t", Kind::User, &q).await.unwrap() }
     };
     let mut seen: Vec<String> = Vec::new();
@@ -1151,15 +1110,7 @@ async fn postgres_live_counts_stay_exact_while_folded() {
     let registry = Registry::standard();
     let users = registry.resource("User").unwrap();
     let total = || async {
-        let q = ListQuery {
-            schema: &users,
-            filter: None,
-            sort: None,
-            offset: 0,
-            count: 0,
-            with_relations: false,
-            after: None,
-        };
+        let q = ListQuery::page(&users, 0, 0);
         store.list("t", Kind::User, &q).await.unwrap().total
     };
     let mut ids = Vec::new();
@@ -1238,26 +1189,10 @@ async fn sqlite_concurrent_writes_keep_exactly_the_acknowledged_ones() {
     assert_eq!(acknowledged.len(), names.len());
     let registry = Registry::standard();
     let schema = registry.resource("User").unwrap();
-    let q = ListQuery {
-        schema: &schema,
-        filter: None,
-        sort: None,
-        offset: 0,
-        count: 0,
-        with_relations: false,
-        after: None,
-    };
+    let q = ListQuery::page(&schema, 0, 0);
     assert_eq!(store.list("t", Kind::User, &q).await.unwrap().total as usize, names.len());
     let schema = registry.resource("Group").unwrap();
-    let q = ListQuery {
-        schema: &schema,
-        filter: None,
-        sort: None,
-        offset: 0,
-        count: 0,
-        with_relations: false,
-        after: None,
-    };
+    let q = ListQuery::page(&schema, 0, 0);
     assert_eq!(store.list("t", Kind::Group, &q).await.unwrap().total, 0);
 }
 

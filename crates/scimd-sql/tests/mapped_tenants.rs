@@ -57,15 +57,7 @@ async fn group(s: &dyn Store, tenant: &str, name: &str, members: &[&str]) -> Res
 async fn names(s: &dyn Store, tenant: &str, kind: Kind) -> Vec<String> {
     let registry = Registry::standard();
     let schema = registry.resource(if kind == Kind::User { "User" } else { "Group" }).unwrap();
-    let q = ListQuery {
-        schema: &schema,
-        filter: None,
-        sort: None,
-        offset: 0,
-        count: 100,
-        with_relations: true,
-        after: None,
-    };
+    let q = ListQuery { with_relations: true, ..ListQuery::page(&schema, 0, 100) };
     let page = s.list(tenant, kind, &q).await.unwrap();
     assert_eq!(page.total as usize, page.resources.len());
     let attr = if kind == Kind::User { "userName" } else { "displayName" };
