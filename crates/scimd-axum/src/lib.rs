@@ -180,8 +180,7 @@ impl ScimService {
                     .delete(handlers::me_delete)
                     .post(handlers::me_create),
             )
-            .merge(resource_routes(Kind::User))
-            .merge(resource_routes(Kind::Group))
+            .merge(Kind::ALL.into_iter().fold(Router::new(), |r, kind| r.merge(resource_routes(kind))))
             .fallback(|| async { error_response(&ScimError::not_found("no such endpoint")) })
             // One stack, outermost first. Given as one layer, it wraps each route once; a
             // chain of `.layer` calls would box (and clone, per request) every layer apart.

@@ -41,10 +41,7 @@ fn kind_of(endpoint: &str) -> Result<Kind> {
 }
 
 fn path_of(kind: Kind) -> &'static str {
-    match kind {
-        Kind::User => "users",
-        Kind::Group => "groups",
-    }
+    if kind == Kind::User { "users" } else { "groups" }
 }
 
 /// A SCIM string literal (JSON's escaping is SCIM's).
@@ -55,11 +52,12 @@ fn literal(text: &str) -> String {
 /// What a search box's text matches: names, external id, e-mail addresses.
 fn search_filter(kind: Kind, q: &str) -> String {
     let v = literal(q);
-    match kind {
-        Kind::User => format!(
+    if kind == Kind::User {
+        format!(
             "userName co {v} or name.formatted co {v} or displayName co {v} or externalId eq {v} or emails.value co {v}"
-        ),
-        Kind::Group => format!("displayName co {v} or externalId eq {v}"),
+        )
+    } else {
+        format!("displayName co {v} or externalId eq {v}")
     }
 }
 
@@ -109,11 +107,12 @@ async fn search(
     let ctx = Ctx::new(&slug, &base_url);
     let query = scimd_core::Query {
         filter: (!q.is_empty()).then(|| search_filter(kind, q)),
-        attributes: Some(match kind {
-            Kind::User => "userName,name.formatted,displayName,externalId,active,emails,meta.lastModified".into(),
-            Kind::Group => "displayName,externalId,meta.lastModified".into(),
+        attributes: Some(if kind == Kind::User {
+            "userName,name.formatted,displayName,externalId,active,emails,meta.lastModified".into()
+        } else {
+            "displayName,externalId,meta.lastModified".into()
         }),
-        sort_by: Some(if kind == Kind::User { "userName" } else { "displayName" }.into()),
+        sort_by: Some(kind.name_attribute().into()),
         start_index: Some(((page_no - 1) * PER_PAGE + 1).to_string()),
         count: Some(PER_PAGE.to_string()),
         ..Default::default()
@@ -171,9 +170,10 @@ async fn search(
 
 /// The other side of a resource's relation: a user's groups, a group's members (users).
 async fn related(inner: &Inner, ctx: &Ctx<'_>, kind: Kind, id: &str) -> Result<(u64, Vec<Value>)> {
-    let (other, filter, attributes) = match kind {
-        Kind::User => (Kind::Group, format!("members.value eq {}", literal(id)), "displayName"),
-        Kind::Group => (Kind::User, format!("groups.value eq {}", literal(id)), "userName,displayName"),
+    let (other, filter, attributes) = if kind == Kind::User {
+        (Kind::Group, format!("members.value eq {}", literal(id)), "displayName")
+    } else {
+        (Kind::User, format!("groups.value eq {}", literal(id)), "userName,displayName")
     };
     let query = scimd_core::Query {
         filter: Some(filter),
@@ -229,10 +229,7 @@ async fn detail(
     events.retain(|e| e.resource_id == id);
     events.reverse();
     events.truncate(20);
-    let name = match kind {
-        Kind::User => text(&resource, "userName"),
-        Kind::Group => text(&resource, "displayName"),
-    };
+    let name = text(&resource, kind.name_attribute());
     let list_title = if kind == Kind::User { "Users" } else { "Groups" };
     let other_path =
         format!("{}/{}", tenant_path(&slug), path_of(if kind == Kind::User { Kind::Group } else { Kind::User }));

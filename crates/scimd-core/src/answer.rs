@@ -40,14 +40,14 @@ pub(crate) fn location(base_url: &str, kind: Kind, id: &str) -> String {
 /// Completes a related value for the answer: its `$ref`, and for a user's group `type`.
 fn decorate(base_url: &str, kind: Kind, item: &mut Map<String, Value>) {
     let value = item.get("value").and_then(Value::as_str).unwrap_or_default().to_string();
-    let target = match kind {
-        Kind::User => Kind::Group,
-        Kind::Group => item.get("type").and_then(Value::as_str).and_then(Kind::from_name).unwrap_or(Kind::User),
+    let target = if kind.has_members() {
+        item.get("type").and_then(Value::as_str).and_then(Kind::from_name).unwrap_or(Kind::User)
+    } else {
+        // The groups it is in (RFC 7643 §4.1.2: memberships are direct here).
+        item.insert("type".into(), Value::String("direct".into()));
+        Kind::Group
     };
     item.insert("$ref".into(), Value::String(location(base_url, target, &value)));
-    if kind == Kind::User {
-        item.insert("type".into(), Value::String("direct".into()));
-    }
 }
 
 /// How many related values a read brought with the resource.

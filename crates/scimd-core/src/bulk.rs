@@ -47,7 +47,8 @@ impl Engine {
                 }
                 Step::AddMembers { op, bulk_ids } => {
                     let Some(done) = outcomes[*op].clone().filter(|o| o.error.is_none()) else { continue };
-                    (*op, self.add_deferred(ctx, done, bulk_ids, &created).await)
+                    let Ok(Target { kind, .. }) = target(&ops[*op].path, Method::Post) else { continue };
+                    (*op, self.add_deferred(ctx, kind, done, bulk_ids, &created).await)
                 }
             };
             let outcome = match result {
@@ -147,6 +148,7 @@ impl Engine {
     async fn add_deferred(
         &self,
         ctx: &Ctx<'_>,
+        kind: Kind,
         done: Outcome,
         bulk_ids: &[String],
         created: &HashMap<String, String>,
@@ -162,9 +164,8 @@ impl Engine {
                 ScimError::conflict(format!("bulkId '{missing}' refers to no resource: its operation failed")),
             ));
         };
-        let body =
-            json!({"schemas": [PATCH_OP_URN], "Operations": [{"op": "add", "path": "members", "value": members}]});
-        let result = self.patch(ctx, Kind::Group, &id, &body, None, ID_ONLY).await;
+        let body = json!({"schemas": [PATCH_OP_URN], "Operations": [{"op": "add", "path": kind.relation(), "value": members}]});
+        let result = self.patch(ctx, kind, &id, &body, None, ID_ONLY).await;
         settle(result.map(|r| (done.status, r.location, Some(r.version))), here)
     }
 }

@@ -269,10 +269,10 @@ impl Engine {
 
     /// Splits a group's `members` out of its attributes (stores keep them as rows).
     fn take_members(kind: Kind, attributes: &mut Map<String, Value>) -> Option<Vec<MemberRef>> {
-        if kind != Kind::Group {
+        if !kind.has_members() {
             return None;
         }
-        let members = attributes.remove("members")?;
+        let members = attributes.remove(kind.relation())?;
         Some(member_refs(members.as_array().map(Vec::as_slice).unwrap_or_default()))
     }
 
@@ -356,8 +356,7 @@ impl Engine {
             check_precondition(if_match, current.version)?;
             check_immutable(&current.attributes, &attrs, &schema)?;
             let mut base = current.attributes.clone();
-            base.remove("groups");
-            base.remove("members");
+            base.remove(kind.relation());
             Ok(Change {
                 attributes: (base != attrs).then(|| attrs.clone()),
                 members: members.clone().map(MemberChange::Replace).into_iter().collect(),
@@ -380,19 +379,17 @@ impl Engine {
         let schema = self.schema(kind)?;
         let projection = returning.projection(&schema)?;
         let ops = patch::parse_request(body, self.settings.filter_limits)?;
-        let (ops, relation) = match kind {
-            Kind::Group => patch::split_relation(ops, &schema, "members")?,
-            Kind::User => (ops, Vec::new()),
-        };
-        let members_def = schema.core.attribute("members");
+        let (ops, relation) =
+            if kind.has_members() { patch::split_relation(ops, &schema, kind.relation())? } else { (ops, Vec::new()) };
+        let members_def = schema.core.attribute(kind.relation());
         // Only a remove by a filter other than `value eq …` needs the members loaded.
         let needs_members =
             relation.iter().any(|c| matches!(c, RelationChange::RemoveWhere(f) if f.eq_strings("value").is_none()));
         let decide = |current: &StoredResource| -> Result<Change, ScimError> {
             check_precondition(if_match, current.version)?;
             let mut base = current.attributes.clone();
-            let loaded_members = base.remove("members");
-            base.remove("groups");
+            // A group's loaded members (the relation of other types is read-only).
+            let loaded_members = base.remove(kind.relation());
             let mut next = if ops.is_empty() { base.clone() } else { patch::apply(&base, &schema, &ops)? };
             if next != base {
                 self.adapter.from_scim(kind, &mut next)?;
@@ -408,11 +405,11 @@ impl Engine {
     /// `DELETE /{Users|Groups}/{id}` under the configured policy.
     pub async fn delete(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, if_match: Option<i64>) -> EngineResult<()> {
         match (ctx.delete_policy.unwrap_or(self.settings.delete_policy), kind) {
-            (DeletePolicy::Deactivate, Kind::User) => {
+            (DeletePolicy::Deactivate, k) if k.has_active() => {
                 let decide = |current: &StoredResource| -> Result<Change, ScimError> {
                     check_precondition(if_match, current.version)?;
                     let mut attrs = current.attributes.clone();
-                    attrs.remove("groups");
+                    attrs.remove(kind.relation());
                     let changed = attrs.insert("active".into(), Value::Bool(false)) != Some(Value::Bool(false));
                     Ok(Change { attributes: changed.then_some(attrs), members: vec![] })
                 };
@@ -462,7 +459,7 @@ impl Engine {
         let order = SortOrder::parse(query.sort_order.as_deref())?;
         let kinds: Vec<Kind> = match kind {
             Some(k) => vec![k],
-            None => vec![Kind::User, Kind::Group],
+            None => Kind::ALL.to_vec(),
         };
         let sort_text = query.sort_by.as_deref().map(str::trim).filter(|s| !s.is_empty());
         let mut paging = Paging::plan(&self.settings, ctx, &kinds, query, filter.as_ref(), sort_text, order)?;

@@ -187,10 +187,8 @@ pub const GROUPS: Table = Table {
 };
 
 pub fn table(kind: Kind) -> &'static Table {
-    match kind {
-        Kind::User => &USERS,
-        Kind::Group => &GROUPS,
-    }
+    // scimd's own tables hold the two built-in types, which are all of `Kind::ALL`.
+    if kind == Kind::User { &USERS } else { &GROUPS }
 }
 
 fn common_columns() -> Vec<Column> {
@@ -266,8 +264,5 @@ static GROUP_VIEW: LazyLock<View> = LazyLock::new(|| {
 
 /// The view of scimd's own tables.
 pub fn own_view(kind: Kind) -> &'static View {
-    match kind {
-        Kind::User => &USER_VIEW,
-        Kind::Group => &GROUP_VIEW,
-    }
+    if kind == Kind::User { &USER_VIEW } else { &GROUP_VIEW }
 }

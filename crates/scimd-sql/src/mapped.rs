@@ -434,10 +434,8 @@ impl<P: Pools> MappedStore<P> {
     }
 
     fn resolved(&self, kind: Kind) -> &Resolved {
-        match kind {
-            Kind::User => &self.users,
-            Kind::Group => &self.groups,
-        }
+        // The application's tables map the two built-in types, which are all of `Kind::ALL`.
+        if kind == Kind::User { &self.users } else { &self.groups }
     }
 
     /// Whether a principal of `tenant` may see anything: the single tenant, or (with tenant
@@ -462,10 +460,7 @@ fn view(
     schema: &ResourceSchema<'_>,
     tenants: &[Option<TenantColumn>; 2],
 ) -> View {
-    let map = match kind {
-        Kind::User => &m.users,
-        Kind::Group => &m.groups,
-    };
+    let map = if kind == Kind::User { &m.users } else { &m.groups };
     let key = &map.key;
     let mut columns = vec![
         Column::new("id", &format!("CAST(t.{key} AS TEXT)"), ColumnType::ExactText),
@@ -477,8 +472,8 @@ fn view(
         columns.push(Column { path: c.path.clone(), sql: c.sql.clone(), kind: c.column_type(schema) });
     }
     let mm = &m.members;
-    let relations = match kind {
-        Kind::Group => vec![Relation {
+    let relations = if kind.has_members() {
+        vec![Relation {
             attr: "members".into(),
             open: format!("t.{key} IN (SELECT m.{gc} FROM {mt} m WHERE ", gc = mm.group_column, mt = mm.table),
             tenant_column: None,
@@ -487,35 +482,30 @@ fn view(
                 Column::new("type", "'User'", ColumnType::CaselessText),
             ],
             partial: false,
-        }],
-        Kind::User => {
-            let g = &m.groups;
-            let gname = cols_name(&m.groups);
-            vec![Relation {
-                attr: "groups".into(),
-                open: format!(
-                    "t.{key} IN (SELECT m.{uc} FROM {mt} m JOIN {gt} g ON g.{gk} = m.{gc} LEFT JOIN {gs} gs ON gs.app_id = g.{gk} WHERE gs.retired IS NULL AND ",
-                    uc = mm.user_column,
-                    mt = mm.table,
-                    gt = g.table,
-                    gk = g.key,
-                    gc = mm.group_column,
-                    gs = g.side_table
-                ),
-                // A group of another tenant, in an application's data, is none of this user's.
-                tenant_column: tenants[1]
-                    .as_ref()
-                    .map(|tc| TenantColumn { sql: tc.sql.replacen("t.", "g.", 1), kind: tc.kind }),
-                subs: std::iter::once(Column::new(
-                    "value",
-                    &format!("CAST(g.{} AS TEXT)", g.key),
-                    ColumnType::ExactText,
-                ))
+        }]
+    } else {
+        let g = &m.groups;
+        let gname = cols_name(&m.groups);
+        vec![Relation {
+            attr: "groups".into(),
+            open: format!(
+                "t.{key} IN (SELECT m.{uc} FROM {mt} m JOIN {gt} g ON g.{gk} = m.{gc} LEFT JOIN {gs} gs ON gs.app_id = g.{gk} WHERE gs.retired IS NULL AND ",
+                uc = mm.user_column,
+                mt = mm.table,
+                gt = g.table,
+                gk = g.key,
+                gc = mm.group_column,
+                gs = g.side_table
+            ),
+            // A group of another tenant, in an application's data, is none of this user's.
+            tenant_column: tenants[1]
+                .as_ref()
+                .map(|tc| TenantColumn { sql: tc.sql.replacen("t.", "g.", 1), kind: tc.kind }),
+            subs: std::iter::once(Column::new("value", &format!("CAST(g.{} AS TEXT)", g.key), ColumnType::ExactText))
                 .chain(gname.map(|n| Column::new("display", &format!("g.{n}"), ColumnType::CaselessText)))
                 .collect(),
-                partial: false,
-            }]
-        }
+            partial: false,
+        }]
     };
     View {
         kind,
@@ -940,9 +930,10 @@ impl<P: Pools> MappedStore<P> {
         for chunk in items.chunks(500) {
             // The owner's column in the membership table, the other side's column, and the
             // other side's table (users for a group's members, groups for a user's groups).
-            let (owner, other, side) = match kind {
-                Kind::Group => (&m.group_column, &m.user_column, u),
-                Kind::User => (&m.user_column, &m.group_column, g),
+            let (owner, other, side) = if kind.has_members() {
+                (&m.group_column, &m.user_column, u)
+            } else {
+                (&m.user_column, &m.group_column, g)
             };
             let mut s = Sql::new(d);
             s.push(&format!(
@@ -968,7 +959,7 @@ impl<P: Pools> MappedStore<P> {
                 out.push(RelationRow {
                     owner: row.int(0)?,
                     value: row.int(1)?.to_string(),
-                    kind: (kind == Kind::Group).then(|| "User".to_string()),
+                    kind: kind.has_members().then(|| "User".to_string()),
                     display: row.opt_text(2),
                 });
             }
@@ -1021,7 +1012,7 @@ impl<P: Pools> MappedStore<P> {
         let revived = self.retired_with_name(&mut *tx, r, tenant, &name).await?;
         let key = self.write(&mut *tx, r, tenant, Write::Create(revived), &new.attributes, &new.now).await?;
         let mut members = MemberDelta::default();
-        if kind == Kind::Group && !new.members.is_empty() {
+        if kind.has_members() && !new.members.is_empty() {
             if revived.is_some() {
                 self.change_members(&mut *tx, tenant, key, &[MemberChange::RemoveAll]).await?;
             }
@@ -1071,7 +1062,7 @@ impl<P: Pools> MappedStore<P> {
             changed = true;
         }
         let mut members = Delta::default();
-        if kind == Kind::Group && !change.members.is_empty() {
+        if kind.has_members() && !change.members.is_empty() {
             members = self.change_members(&mut *tx, tenant, key, &change.members).await?;
             changed |= members.rows_changed;
         }

@@ -32,10 +32,7 @@ fn indexable<'a>(attribute: &str, value: &'a str) -> Result<&'a str, StoreError>
 }
 
 pub fn derive(kind: Kind, attrs: &Map<String, Value>) -> Result<Derived, StoreError> {
-    let name_attr = match kind {
-        Kind::User => "userName",
-        Kind::Group => "displayName",
-    };
+    let name_attr = kind.name_attribute();
     let name = attrs
         .get(name_attr)
         .and_then(Value::as_str)

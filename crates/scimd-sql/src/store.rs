@@ -188,22 +188,23 @@ fn relations_column(d: Dialect, kind: Kind, how: Relations) -> String {
         Relations::Capped => format!(" LIMIT {}", INLINE_RELATIONS + 1),
         _ => String::new(),
     };
-    let (fields, inner) = match kind {
-        Kind::User => (
-            "'value', r.id, 'display', r.display_name",
-            format!(
-                "SELECT m.seq, g.id, g.display_name FROM {MEMBERSHIPS_AND_GROUPS} \
-                 WHERE m.member_id = t.id AND m.tenant = t.tenant ORDER BY m.seq{limit}"
-            ),
-        ),
-        Kind::Group => (
+    let (fields, inner) = if kind.has_members() {
+        (
             "'value', r.member_id, 'type', r.member_type, 'display', r.display",
             format!(
                 "SELECT m.seq, m.member_id, m.member_type, {} AS display FROM {MEMBERS_AND_TARGETS} \
                  WHERE m.group_seq = t.seq ORDER BY m.seq{limit}",
                 member_display(d)
             ),
-        ),
+        )
+    } else {
+        (
+            "'value', r.id, 'display', r.display_name",
+            format!(
+                "SELECT m.seq, g.id, g.display_name FROM {MEMBERSHIPS_AND_GROUPS} \
+                 WHERE m.member_id = t.id AND m.tenant = t.tenant ORDER BY m.seq{limit}"
+            ),
+        )
     };
     match d {
         Dialect::Sqlite => {
@@ -643,16 +644,13 @@ impl RelationBatches for SqlBatches {
         }
         let d = self.tx.dialect();
         let mut s = sql(d);
-        match self.kind {
-            Kind::Group => {
-                s.push("SELECT m.seq, m.member_id, m.member_type, ").push(member_display(d)).push(" FROM ");
-                s.push(MEMBERS_AND_TARGETS).push(" WHERE m.group_seq = ").bind(Bind::Int(self.seq));
-            }
-            Kind::User => {
-                s.push("SELECT m.seq, g.id, NULL, g.display_name FROM ").push(MEMBERSHIPS_AND_GROUPS);
-                s.push(" WHERE m.member_id = ").bind_text(self.id.as_str());
-                s.push(" AND m.tenant = ").bind_text(self.tenant.as_str());
-            }
+        if self.kind.has_members() {
+            s.push("SELECT m.seq, m.member_id, m.member_type, ").push(member_display(d)).push(" FROM ");
+            s.push(MEMBERS_AND_TARGETS).push(" WHERE m.group_seq = ").bind(Bind::Int(self.seq));
+        } else {
+            s.push("SELECT m.seq, g.id, NULL, g.display_name FROM ").push(MEMBERSHIPS_AND_GROUPS);
+            s.push(" WHERE m.member_id = ").bind_text(self.id.as_str());
+            s.push(" AND m.tenant = ").bind_text(self.tenant.as_str());
         }
         s.push(" AND m.seq > ").bind(Bind::Int(self.after)).push(" ORDER BY m.seq LIMIT ").push(&BATCH.to_string());
         let rows = self.tx.rows(s).await?;
@@ -767,7 +765,7 @@ impl<P: Pools> SqlStore<P> {
             events::statements(dialect, tenant, &record(&written), &new.now)
         };
         // A group's events name the members it was created with: they follow the members.
-        let with_members = kind == Kind::Group && !new.members.is_empty();
+        let with_members = kind.has_members() && !new.members.is_empty();
         let events_now = if with_members { vec![] } else { events_of(&MemberDelta::default()) };
         let row = tx
             .batch(events_now, s)
@@ -819,7 +817,7 @@ impl<P: Pools> SqlStore<P> {
         };
         let change = decide(&current).map_err(StoreError::Rejected)?;
         let mut members = Delta::default();
-        if kind == Kind::Group && !change.members.is_empty() {
+        if kind.has_members() && !change.members.is_empty() {
             members = change_members(&mut *tx, tenant, id, seq, &change.members).await?;
         }
         let derived = change.attributes.as_ref().map(|attrs| derive(kind, attrs)).transpose()?;
@@ -918,7 +916,7 @@ impl<P: Pools> SqlStore<P> {
             DeletePolicy::Retire | DeletePolicy::Deactivate => {
                 // A retired group keeps no members. (`seq` numbers rows of this resource's
                 // own table: only a group's is a `group_seq`.)
-                if kind == Kind::Group {
+                if kind.has_members() {
                     together.push(delete_all_members(d, seq));
                 }
                 s.push("UPDATE ")
@@ -927,7 +925,7 @@ impl<P: Pools> SqlStore<P> {
                     .bind_text(now)
                     .push(", version = version + 1, last_modified = ")
                     .bind_text(now);
-                if kind == Kind::User {
+                if kind.has_active() {
                     s.push(", active = ");
                     bind_bool(&mut s, false);
                     s.push(match d {
