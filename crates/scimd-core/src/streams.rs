@@ -164,4 +164,7 @@ pub trait KeyStore: Send + Sync + 'static {
     async fn signing_keys(&self) -> Result<Vec<(String, String, String)>, StoreError>;
     /// Stores a new key; false when one with this kid exists.
     async fn add_signing_key(&self, kid: &str, secret: &str, public_jwk: &str, now: &str) -> Result<bool, StoreError>;
+    /// The deployment's secret (hexadecimal), made once by the migrations: the same in every
+    /// process on this database.
+    async fn server_secret(&self) -> Result<String, StoreError>;
 }

@@ -44,12 +44,10 @@ impl KeyRing {
     }
 
     /// A 32-byte secret for `purpose` (such as sealing cursors), the same in every process
-    /// on this database: derived from the oldest key, which is made if there is none.
+    /// on this database: derived from the deployment's secret, which the migrations made.
     pub async fn derived_secret(&self, purpose: &str) -> Result<[u8; 32], StoreError> {
         use sha2::{Digest, Sha256};
-        self.es256().await?;
-        let keys = self.store.signing_keys().await?;
-        let (_, secret, _) = keys.first().ok_or_else(|| StoreError::Backend("no signing key".into()))?;
+        let secret = self.store.server_secret().await?;
         let mut h = Sha256::new();
         h.update(b"scimd derived secret\0");
         h.update(purpose.as_bytes());

@@ -262,6 +262,25 @@ async fn first_connection(options: &PgConnectOptions, timeout: Duration) -> Resu
     }
 }
 
+/// Creates `schema` (a plain identifier) if missing. Under a transaction-scoped advisory
+/// lock: two processes starting together would otherwise race in `CREATE SCHEMA IF NOT
+/// EXISTS`, and the loser fails on the catalogue's unique index.
+async fn create_schema(options: &PgConnectOptions, schema: &str) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect_with(options).await.map_err(backend)?;
+    let mut tx = conn.begin().await.map_err(backend)?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('scimd: create schema'))")
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+    tx.commit().await.map_err(backend)?;
+    conn.close().await.map_err(backend)
+}
+
 fn backend(e: sqlx::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
@@ -355,6 +374,9 @@ impl PgPools {
             connect_options(url)?.options([("statement_timeout", settings.statement_timeout.as_millis().to_string())]);
         if role == Role::Primary {
             first_connection(&options, settings.acquire_timeout).await?;
+            if let Some(schema) = &settings.schema {
+                create_schema(&options, schema).await?;
+            }
         }
         let schema = settings.schema.clone();
         let watched = options.clone();
@@ -366,12 +388,7 @@ impl PgPools {
                 let schema = schema.clone();
                 Box::pin(async move {
                     if let Some(schema) = schema {
-                        // A plain identifier, checked above. A standby has what the primary made.
-                        if role == Role::Primary {
-                            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}")))
-                                .execute(&mut *conn)
-                                .await?;
-                        }
+                        // A plain identifier, checked above; made by `create_schema`.
                         sqlx::query(sqlx::AssertSqlSafe(format!("SET search_path TO {schema}")))
                             .execute(&mut *conn)
                             .await?;

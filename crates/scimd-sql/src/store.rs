@@ -942,9 +942,6 @@ impl<P: Pools> SqlStore<P> {
     }
 }
 
-/// A page and the order key of its last row.
-type Page = (ListPage, Option<i64>);
-
 /// One page of a list, on one database, at the query's offset or after the row `after`.
 async fn list_on(
     pools: &dyn Pools,
@@ -952,7 +949,7 @@ async fn list_on(
     kind: Kind,
     q: &ListQuery<'_>,
     after: Option<&After>,
-) -> Result<Page> {
+) -> Result<ListPage> {
     if pools.dialect() == Dialect::Postgres {
         return list_in_one_statement(pools, tenant, kind, q, after).await;
     }
@@ -967,9 +964,8 @@ async fn list_on(
         with_relations(&mut *tx, table(kind), &mut items).await?;
     }
     tx.commit().await?;
-    let last = items.last().map(|(seq, _)| *seq);
     let (keys, resources) = items.into_iter().unzip();
-    Ok((ListPage { total, resources, keys, sort_values }, last))
+    Ok(ListPage { total, resources, keys, sort_values })
 }
 
 /// PostgreSQL: a page, its rows' relations and the total in one statement (one snapshot, one
@@ -980,14 +976,14 @@ async fn list_in_one_statement(
     kind: Kind,
     q: &ListQuery<'_>,
     after: Option<&After>,
-) -> Result<Page> {
+) -> Result<ListPage> {
     let d = Dialect::Postgres;
     let view = own_view(kind);
     let Listing { from, count } = listing(d, view, tenant, q)?;
     let (from, q) = keyset(d, view, tenant, from, q, after)?;
     let total_of = |rows: &[Row]| rows.first().map(|r| r.int(0)).transpose().map(|n| n.unwrap_or(0) as u64);
     if q.count == 0 {
-        return Ok((ListPage::empty(total_of(&pools.read_one(count).await?)?), None));
+        return Ok(ListPage::empty(total_of(&pools.read_one(count).await?)?));
     }
     let mut select = sql(d);
     select.push(columns(d)).push(", ");
@@ -1000,14 +996,13 @@ async fn list_in_one_statement(
     select.push(", (").append(count.clone()).push(")");
     let rows = pools.read_one(page_statement(d, view, select, tenant, &q, from)?).await?;
     let Some(first) = rows.first() else {
-        return Ok((ListPage::empty(total_of(&pools.read_one(count).await?)?), None));
+        return Ok(ListPage::empty(total_of(&pools.read_one(count).await?)?));
     };
     let total = first.int(7)? as u64;
     let sort_values = sort_values(d, view, tenant, &q, &rows);
     let items = rows.iter().map(|r| decode(kind, r)).collect::<Result<Vec<_>>>()?;
-    let last = items.last().map(|(seq, _)| *seq);
     let (keys, resources) = items.into_iter().unzip();
-    Ok((ListPage { total, resources, keys, sort_values }, last))
+    Ok(ListPage { total, resources, keys, sort_values })
 }
 
 /// A resource and its relations in batches, from one snapshot of one database.
@@ -1063,9 +1058,9 @@ impl<P: Pools> Store for SqlStore<P> {
                 .flatten()
                 .map(|key| After { key, sort: None })
         });
-        let (page, last) =
+        let page =
             read_where(&self.pools, tenant, |pools| Box::pin(list_on(pools, tenant, kind, q, after.as_ref()))).await?;
-        if let (true, None, Some(last)) = (own_order, &q.after, last) {
+        if let (true, None, Some(&last)) = (own_order, &q.after, page.keys.last()) {
             self.page_ends.ended(tenant, kind, filter, q.offset + page.resources.len() as u64, last);
         }
         Ok(page)

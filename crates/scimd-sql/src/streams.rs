@@ -356,4 +356,11 @@ impl<P: Pools> KeyStore for SqlStore<P> {
         tx.commit().await?;
         Ok(n > 0)
     }
+
+    async fn server_secret(&self) -> Result<String> {
+        let mut s = sql(self.pools.dialect());
+        s.push("SELECT secret FROM scimd_server_secret WHERE id = 1");
+        let rows = self.pools.read_one(s).await?;
+        rows.first().map(|r| r.text(0)).transpose()?.ok_or_else(|| StoreError::Backend("no server secret".into()))
+    }
 }

@@ -144,6 +144,17 @@ async fn two_replicas_one_database() {
         v["meta"]["location"] = Value::Null;
     }
     assert_eq!(final_state, expected);
+
+    // 4. A list cursor (RFC 9865) from one replica is good at the other: both seal cursors
+    // with the deployment's secret.
+    let first = a.get("/Users?cursor&count=2").await.body;
+    let next = first["nextCursor"].as_str().expect("more than two users").to_string();
+    let second = b.get(&format!("/Users?cursor={next}&count=2")).await;
+    assert_eq!(second.status, 200, "{}", second.body);
+    let ids = |v: &Value| v["Resources"].as_array().unwrap().iter().map(|r| r["id"].clone()).collect::<Vec<_>>();
+    let from_a = a.get(&format!("/Users?cursor={next}&count=2")).await.body;
+    assert_eq!(ids(&second.body), ids(&from_a));
+    assert!(ids(&second.body).iter().all(|id| !ids(&first).contains(id)));
 }
 
 async fn futures<T: Send + 'static>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
