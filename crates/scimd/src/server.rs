@@ -49,8 +49,8 @@ pub struct Backend {
     /// The SCIM endpoints' metrics, counted by every router of this process.
     pub metrics: Arc<scimd_axum::metrics::Metrics>,
     pub activity: Arc<dyn ActivityLog>,
-    /// Seals list cursors (RFC 9865); derived from the database's signing key, so that
-    /// every replica opens the cursors of the others.
+    /// Seals list cursors (RFC 9865); derived from the deployment secret the migrations
+    /// made, so that every replica opens the cursors of the others.
     pub cursor_key: CursorKey,
 }
 
@@ -91,7 +91,7 @@ pub fn redact_url(url: &str) -> String {
 
 pub async fn open_store(config: &Config) -> Result<Backend> {
     let mut backend = open_database(config).await?;
-    let secret = backend.keys.derived_secret("cursor").await.context("reading the server's signing key")?;
+    let secret = backend.keys.derived_secret("cursor").await.context("reading the deployment secret")?;
     backend.cursor_key = CursorKey(secret);
     Ok(backend)
 }
