@@ -122,7 +122,7 @@ pub async fn patch(
 ) -> Result<Response> {
     let wants = returning(&params);
     let quiet = kind.has_members() && wants.attributes.is_none() && wants.excluded_attributes.is_none();
-    let answer = if quiet { Returning { attributes: None, excluded_attributes: Some(kind.relation()) } } else { wants };
+    let answer = if quiet { Returning { attributes: None, excluded_attributes: kind.relation() } } else { wants };
     let r = state.engine.patch(&caller.ctx(), kind, &id, &body, v, answer).await?;
     if quiet {
         let mut resp = StatusCode::NO_CONTENT.into_response();

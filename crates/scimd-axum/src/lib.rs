@@ -180,7 +180,7 @@ impl ScimService {
                     .delete(handlers::me_delete)
                     .post(handlers::me_create),
             )
-            .merge(Kind::ALL.into_iter().fold(Router::new(), |r, kind| r.merge(resource_routes(kind))))
+            .merge(self.inner.engine.kinds().iter().fold(Router::new(), |r, kind| r.merge(resource_routes(*kind))))
             .fallback(|| async { error_response(&ScimError::not_found("no such endpoint")) })
             // One stack, outermost first. Given as one layer, it wraps each route once; a
             // chain of `.layer` calls would box (and clone, per request) every layer apart.

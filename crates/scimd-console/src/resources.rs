@@ -215,7 +215,7 @@ async fn detail(
     let ctx = Ctx::new(&slug, &base_url);
     // The relation is listed below, paged by the engine: a group of 100,000 members stays
     // a small page.
-    let returning = Returning { attributes: None, excluded_attributes: Some(kind.relation()) };
+    let returning = Returning { attributes: None, excluded_attributes: kind.relation() };
     let rendered = p.engine.get(&ctx, kind, &id, returning).await?;
     let resource = rendered.body.json().cloned().unwrap_or_default();
     let (related_total, related_rows) = related(&inner, &ctx, kind, &id).await?;

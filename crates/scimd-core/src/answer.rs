@@ -41,7 +41,7 @@ pub(crate) fn location(base_url: &str, kind: Kind, id: &str) -> String {
 fn decorate(base_url: &str, kind: Kind, item: &mut Map<String, Value>) {
     let value = item.get("value").and_then(Value::as_str).unwrap_or_default().to_string();
     let target = if kind.has_members() {
-        item.get("type").and_then(Value::as_str).and_then(Kind::from_name).unwrap_or(Kind::User)
+        item.get("type").and_then(Value::as_str).and_then(Kind::built_in).unwrap_or(Kind::User)
     } else {
         // The groups it is in (RFC 7643 §4.1.2: memberships are direct here).
         item.insert("type".into(), Value::String("direct".into()));
@@ -52,7 +52,7 @@ fn decorate(base_url: &str, kind: Kind, item: &mut Map<String, Value>) {
 
 /// How many related values a read brought with the resource.
 pub(crate) fn relation_count(kind: Kind, stored: &StoredResource) -> usize {
-    stored.attributes.get(kind.relation()).and_then(Value::as_array).map_or(0, Vec::len)
+    kind.relation().and_then(|r| stored.attributes.get(r)).and_then(Value::as_array).map_or(0, Vec::len)
 }
 
 /// Whether the read capped the related values (see `INLINE_RELATIONS`).
@@ -88,7 +88,7 @@ impl Renderer {
     ) -> Map<String, Value> {
         let mut attributes = stored.attributes;
         self.adapter.to_scim(kind, &stored.id, &mut attributes);
-        if let Some(Value::Array(items)) = attributes.get_mut(kind.relation()) {
+        if let Some(Value::Array(items)) = kind.relation().and_then(|r| attributes.get_mut(r)) {
             for item in items.iter_mut().filter_map(Value::as_object_mut) {
                 decorate(&self.base_url, kind, item);
             }
@@ -109,7 +109,7 @@ impl Renderer {
     /// which no stored value can spell: stored strings never hold NUL.)
     fn split(&self, kind: Kind, schema: &ResourceSchema<'_>, mut stored: StoredResource, p: &Projection) -> Split {
         const MARK: &str = "\u{0}scimd:related\u{0}";
-        stored.attributes.insert(kind.relation().into(), Value::String(MARK.into()));
+        stored.attributes.insert(kind.relation().unwrap_or_default().into(), Value::String(MARK.into()));
         let text = Value::Object(self.render(kind, schema, stored, p)).to_string();
         let mark = Value::String(MARK.into()).to_string();
         match text.split_once(&mark) {
@@ -216,7 +216,7 @@ impl Streamed {
                         .collect(),
                 );
                 let schema = self.renderer.schema(open.kind)?;
-                open.projection.apply_attribute(&schema, open.kind.relation(), &mut values);
+                open.projection.apply_attribute(&schema, open.kind.relation().unwrap_or_default(), &mut values);
                 let Value::Array(values) = values else { continue };
                 let mut out = Vec::with_capacity(values.len() * 160);
                 for v in values {

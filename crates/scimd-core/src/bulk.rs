@@ -47,7 +47,7 @@ impl Engine {
                 }
                 Step::AddMembers { op, bulk_ids } => {
                     let Some(done) = outcomes[*op].clone().filter(|o| o.error.is_none()) else { continue };
-                    let Ok(Target { kind, .. }) = target(&ops[*op].path, Method::Post) else { continue };
+                    let Ok(Target { kind, .. }) = target(self, &ops[*op].path, Method::Post) else { continue };
                     (*op, self.add_deferred(ctx, kind, done, bulk_ids, &created).await)
                 }
             };
@@ -96,7 +96,7 @@ impl Engine {
                 None => segment,
             })
             .collect();
-        let target = match target(&path.join("/"), method) {
+        let target = match target(self, &path.join("/"), method) {
             Ok(t) => t,
             Err(e) => return Ok(failed(None, e)),
         };
@@ -164,7 +164,7 @@ impl Engine {
                 ScimError::conflict(format!("bulkId '{missing}' refers to no resource: its operation failed")),
             ));
         };
-        let body = json!({"schemas": [PATCH_OP_URN], "Operations": [{"op": "add", "path": kind.relation(), "value": members}]});
+        let body = json!({"schemas": [PATCH_OP_URN], "Operations": [{"op": "add", "path": kind.relation().unwrap_or_default(), "value": members}]});
         let result = self.patch(ctx, kind, &id, &body, None, ID_ONLY).await;
         settle(result.map(|r| (done.status, r.location, Some(r.version))), here)
     }
@@ -205,11 +205,12 @@ fn last_segment(location: &str) -> Option<&str> {
 }
 
 /// `/Users` for a POST, `/Users/{id}` for the other methods.
-fn target(path: &str, method: Method) -> Result<Target, ScimError> {
+fn target(engine: &Engine, path: &str, method: Method) -> Result<Target, ScimError> {
     let mut parts = path.trim_start_matches('/').splitn(2, '/');
     let endpoint = parts.next().unwrap_or_default();
     let id = parts.next().filter(|id| !id.is_empty());
-    let kind = Kind::from_endpoint(endpoint)
+    let kind = engine
+        .kind_at(endpoint)
         .ok_or_else(|| ScimError::not_found(format!("no resource type is served at '/{endpoint}'")))?;
     match (method, id) {
         (Method::Post, None) => Ok(Target { kind, id: None }),

@@ -141,6 +141,8 @@ pub type EngineResult<T> = Result<T, EngineError>;
 
 pub struct Engine {
     registry: Arc<Registry>,
+    /// The registry's resource types, built-in ones first.
+    kinds: Vec<Kind>,
     store: Arc<dyn Store>,
     settings: Settings,
     adapter: Arc<dyn Adapter>,
@@ -152,6 +154,7 @@ use scimd_proto::value::now;
 impl Engine {
     pub fn new(registry: Arc<Registry>, store: Arc<dyn Store>, settings: Settings) -> Engine {
         Engine {
+            kinds: crate::kinds::kinds_of(&registry),
             registry,
             store,
             settings,
@@ -175,6 +178,16 @@ impl Engine {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Every resource type served, built-in ones first (the order of `POST /.search`).
+    pub fn kinds(&self) -> &[Kind] {
+        &self.kinds
+    }
+
+    /// The resource type served at `/{endpoint}` (any case).
+    pub fn kind_at(&self, endpoint: &str) -> Option<Kind> {
+        self.kinds.iter().copied().find(|k| k.endpoint().eq_ignore_ascii_case(endpoint))
     }
 
     pub fn settings(&self) -> &Settings {
@@ -238,7 +251,7 @@ impl Engine {
     }
 
     fn wants_relation(kind: Kind, schema: &ResourceSchema<'_>, projection: &Projection) -> bool {
-        schema.core.attribute(kind.relation()).is_some_and(|d| projection.may_return(d))
+        kind.relation().and_then(|r| schema.core.attribute(r)).is_some_and(|d| projection.may_return(d))
     }
 
     async fn load(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, with_relations: bool) -> EngineResult<StoredResource> {
@@ -272,7 +285,7 @@ impl Engine {
         if !kind.has_members() {
             return None;
         }
-        let members = attributes.remove(kind.relation())?;
+        let members = kind.take_relation(attributes)?;
         Some(member_refs(members.as_array().map(Vec::as_slice).unwrap_or_default()))
     }
 
@@ -356,7 +369,7 @@ impl Engine {
             check_precondition(if_match, current.version)?;
             check_immutable(&current.attributes, &attrs, &schema)?;
             let mut base = current.attributes.clone();
-            base.remove(kind.relation());
+            kind.take_relation(&mut base);
             Ok(Change {
                 attributes: (base != attrs).then(|| attrs.clone()),
                 members: members.clone().map(MemberChange::Replace).into_iter().collect(),
@@ -380,8 +393,8 @@ impl Engine {
         let projection = returning.projection(&schema)?;
         let ops = patch::parse_request(body, self.settings.filter_limits)?;
         let (ops, relation) =
-            if kind.has_members() { patch::split_relation(ops, &schema, kind.relation())? } else { (ops, Vec::new()) };
-        let members_def = schema.core.attribute(kind.relation());
+            match kind.relation() { Some(r) if kind.has_members() => patch::split_relation(ops, &schema, r)?, _ => (ops, Vec::new()) };
+        let members_def = kind.relation().and_then(|r| schema.core.attribute(r));
         // Only a remove by a filter other than `value eq …` needs the members loaded.
         let needs_members =
             relation.iter().any(|c| matches!(c, RelationChange::RemoveWhere(f) if f.eq_strings("value").is_none()));
@@ -389,7 +402,7 @@ impl Engine {
             check_precondition(if_match, current.version)?;
             let mut base = current.attributes.clone();
             // A group's loaded members (the relation of other types is read-only).
-            let loaded_members = base.remove(kind.relation());
+            let loaded_members = kind.take_relation(&mut base);
             let mut next = if ops.is_empty() { base.clone() } else { patch::apply(&base, &schema, &ops)? };
             if next != base {
                 self.adapter.from_scim(kind, &mut next)?;
@@ -409,7 +422,7 @@ impl Engine {
                 let decide = |current: &StoredResource| -> Result<Change, ScimError> {
                     check_precondition(if_match, current.version)?;
                     let mut attrs = current.attributes.clone();
-                    attrs.remove(kind.relation());
+                    kind.take_relation(&mut attrs);
                     let changed = attrs.insert("active".into(), Value::Bool(false)) != Some(Value::Bool(false));
                     Ok(Change { attributes: changed.then_some(attrs), members: vec![] })
                 };
@@ -459,7 +472,7 @@ impl Engine {
         let order = SortOrder::parse(query.sort_order.as_deref())?;
         let kinds: Vec<Kind> = match kind {
             Some(k) => vec![k],
-            None => Kind::ALL.to_vec(),
+            None => self.kinds.clone(),
         };
         let sort_text = query.sort_by.as_deref().map(str::trim).filter(|s| !s.is_empty());
         let mut paging = Paging::plan(&self.settings, ctx, &kinds, query, filter.as_ref(), sort_text, order)?;
@@ -501,7 +514,7 @@ impl Engine {
             for mut r in result.resources {
                 if answer::is_capped(kind, &r) {
                     // Stands in for it, should it be deleted before its turn comes.
-                    r.attributes.remove(kind.relation());
+                    kind.take_relation(&mut r.attributes);
                     let id = r.id.clone();
                     let fallback = Value::Object(renderer.render(kind, &schema, r, &projection)).to_string();
                     let mark = format!("\u{0}scimd:resource:{}\u{0}", streamed.len());

@@ -37,7 +37,7 @@ impl Recording<'_> {
             (Some(before), Some(after)) => {
                 let mut changed = changed_paths(&before.attributes, &after.attributes);
                 if !w.members.is_empty() {
-                    changed.push(w.kind.relation().to_string());
+                    changed.extend(w.kind.relation().map(str::to_string));
                 }
                 if changed.is_empty() {
                     return out;
@@ -106,10 +106,10 @@ impl Recording<'_> {
     /// The resource as a GET shows it, without its members (those are in the delta).
     fn data(&self, kind: Kind, state: &StoredResource) -> Map<String, Value> {
         let mut state = state.clone();
-        state.attributes.remove(kind.relation());
+        kind.take_relation(&mut state.attributes);
         let projection = Projection::parse(None, None, self.schema).unwrap_or_default();
         let mut data = self.renderer.render(kind, self.schema, state, &projection);
-        data.remove(kind.relation());
+        kind.take_relation(&mut data);
         data
     }
 }

@@ -10,100 +10,7 @@ use scimd_proto::messages::SortOrder;
 use scimd_proto::schema::ResourceSchema;
 use serde_json::{Map, Value};
 
-/// What the engine, the stores and the HTTP layer know of a resource type beyond its schema
-/// (which the registry holds under `name`).
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct ResourceKind {
-    /// `meta.resourceType`, the `/ResourceTypes` id and the registry's name: `User`.
-    pub name: &'static str,
-    /// Served at `/{endpoint}`: `Users`.
-    pub endpoint: &'static str,
-    /// The attribute that names a resource: unique per tenant regardless of case, its case
-    /// kept (`userName`, `displayName`).
-    pub name_attribute: &'static str,
-    /// The multi-valued attribute a store keeps as rows rather than in the document.
-    pub relation: Relation,
-    /// Resources have `active`: the `deactivate` delete policy sets it to false.
-    pub has_active: bool,
-}
-
-/// How a resource type's related values are kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Relation {
-    /// Written through the type itself, values of several types (a group's `members`).
-    Members(&'static str),
-    /// Read only, derived from the other side (a user's `groups`).
-    MemberOf(&'static str),
-}
-
-impl Relation {
-    pub fn attribute(self) -> &'static str {
-        match self {
-            Relation::Members(a) | Relation::MemberOf(a) => a,
-        }
-    }
-}
-
-const USER: ResourceKind = ResourceKind {
-    name: "User",
-    endpoint: "Users",
-    name_attribute: "userName",
-    relation: Relation::MemberOf("groups"),
-    has_active: true,
-};
-
-const GROUP: ResourceKind = ResourceKind {
-    name: "Group",
-    endpoint: "Groups",
-    name_attribute: "displayName",
-    relation: Relation::Members("members"),
-    has_active: false,
-};
-
-/// A resource type: a copyable handle to its `ResourceKind`. Users and Groups are two
-/// descriptors like any other; code that must tell them apart asks the descriptor what it
-/// has (`relation`, `has_active`), not which one it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Kind(&'static ResourceKind);
-
-#[allow(non_upper_case_globals)]
-impl Kind {
-    pub const User: Kind = Kind(&USER);
-    pub const Group: Kind = Kind(&GROUP);
-    /// Every resource type, in the order `POST /.search` lists them.
-    pub const ALL: [Kind; 2] = [Kind::User, Kind::Group];
-
-    pub fn from_name(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(name))
-    }
-    /// The resource type served at `/{endpoint}` (`Users`, `Groups`; any case).
-    pub fn from_endpoint(endpoint: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.endpoint().eq_ignore_ascii_case(endpoint))
-    }
-    pub fn descriptor(self) -> &'static ResourceKind {
-        self.0
-    }
-    pub fn name(self) -> &'static str {
-        self.0.name
-    }
-    pub fn endpoint(self) -> &'static str {
-        self.0.endpoint
-    }
-    /// The attribute that a store keeps as rows: a group's `members`, a user's `groups`.
-    pub fn relation(self) -> &'static str {
-        self.0.relation.attribute()
-    }
-    /// Whether the type's relation is written through it (a group's `members`).
-    pub fn has_members(self) -> bool {
-        matches!(self.0.relation, Relation::Members(_))
-    }
-    pub fn name_attribute(self) -> &'static str {
-        self.0.name_attribute
-    }
-    pub fn has_active(self) -> bool {
-        self.0.has_active
-    }
-}
+pub use crate::kinds::{Kind, Relation, ResourceKind, UniqueAttribute};
 
 /// A resource as stored: its canonical attributes and server metadata. For groups with
 /// members loaded, `attributes["members"]` holds `{value, type, display}` objects; for
@@ -410,7 +317,7 @@ pub trait Store: Send + Sync + 'static {
     /// `get` returns relations whole.
     async fn open_relations(&self, tenant: &str, kind: Kind, id: &str) -> Result<Option<RelationStream>, StoreError> {
         let Some(mut resource) = self.get(tenant, kind, id, true).await? else { return Ok(None) };
-        let values = match resource.attributes.remove(kind.relation()) {
+        let values = match kind.take_relation(&mut resource.attributes) {
             Some(Value::Array(items)) => items.into_iter().filter_map(|v| v.as_object().cloned()).collect(),
             _ => vec![],
         };

@@ -18,6 +18,7 @@ pub mod path;
 pub mod project;
 pub mod resource;
 pub mod schema;
+pub mod schema_files;
 pub mod validate;
 pub mod value;
 

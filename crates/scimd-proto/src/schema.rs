@@ -120,25 +120,86 @@ impl AttributeDef {
         }
     }
 
-    fn validate_definition(&self) -> std::result::Result<(), String> {
+    /// Checks a definition read from a schema document; the error names the attribute
+    /// (`desk.building`) and the problem.
+    fn validate_definition(&self, parent: Option<&str>) -> std::result::Result<(), DefinitionError> {
+        let path = match parent {
+            Some(p) => format!("{p}.{}", self.name),
+            None => self.name.clone(),
+        };
+        let fail = |problem: String| Err(DefinitionError { attribute: Some(path.clone()), problem });
         if !crate::path::is_attr_name(&self.name) {
-            return Err(format!("'{}' is not a valid attribute name", self.name));
+            return fail("not a valid attribute name (a letter, then letters, digits, '-' or '_')".into());
         }
         if self.kind == AttrType::Complex && self.sub_attributes.is_empty() {
-            return Err(format!("complex attribute '{}' has no subAttributes", self.name));
+            return fail("a complex attribute needs subAttributes".into());
         }
         if self.kind != AttrType::Complex && !self.sub_attributes.is_empty() {
-            return Err(format!("attribute '{}' has subAttributes but is not complex", self.name));
+            return fail(format!("only a complex attribute has subAttributes (this one is {:?})", self.kind));
+        }
+        if !self.canonical_values.is_empty() && !self.kind.is_textual() {
+            return fail("canonicalValues are for string attributes".into());
+        }
+        if !self.reference_types.is_empty() && self.kind != AttrType::Reference {
+            return fail("referenceTypes are for reference attributes".into());
+        }
+        if self.uniqueness != Uniqueness::None && (self.multi_valued || self.kind == AttrType::Complex || parent.is_some())
+        {
+            return fail("uniqueness is kept for single-valued, simple, top-level attributes only".into());
+        }
+        if let Some(dup) = duplicate_name(&self.sub_attributes) {
+            return Err(DefinitionError {
+                attribute: Some(format!("{path}.{dup}")),
+                problem: "defined twice (names are case-insensitive)".into(),
+            });
         }
         for sub in &self.sub_attributes {
             if sub.kind == AttrType::Complex {
-                return Err(format!("'{}.{}': complex attributes cannot nest", self.name, sub.name));
+                return Err(DefinitionError {
+                    attribute: Some(format!("{path}.{}", sub.name)),
+                    problem: "complex attributes cannot nest (RFC 7643 §2.3.8)".into(),
+                });
             }
-            sub.validate_definition()?;
+            sub.validate_definition(Some(&path))?;
         }
         Ok(())
     }
 }
+
+/// The first name given twice, regardless of case.
+fn duplicate_name(attrs: &[AttributeDef]) -> Option<&str> {
+    let mut seen = std::collections::HashSet::new();
+    attrs.iter().map(|a| a.name.as_str()).find(|n| !seen.insert(n.to_ascii_lowercase()))
+}
+
+/// What is wrong with a schema or resource type definition, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionError {
+    /// The attribute at fault (`desk.building`), when the problem is one attribute's.
+    pub attribute: Option<String>,
+    pub problem: String,
+}
+
+impl DefinitionError {
+    fn whole(problem: impl Into<String>) -> DefinitionError {
+        DefinitionError { attribute: None, problem: problem.into() }
+    }
+}
+
+impl std::fmt::Display for DefinitionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.attribute {
+            Some(a) => write!(f, "attribute '{a}': {}", self.problem),
+            None => f.write_str(&self.problem),
+        }
+    }
+}
+
+/// Endpoints the protocol itself serves: no resource type may take them.
+const RESERVED_ENDPOINTS: [&str; 6] = ["ServiceProviderConfig", "ResourceTypes", "Schemas", "Bulk", "Me", ".search"];
+
+/// Attributes every resource has (RFC 7643 §3.1): no core schema may define them again.
+const COMMON_NAMES: [&str; 4] = ["id", "externalId", "meta", "schemas"];
 
 /// A schema (RFC 7643 §7): core or extension.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,13 +219,25 @@ impl Schema {
     }
 
     /// Parses a schema from its JSON representation (as published at `/Schemas`).
-    pub fn from_json(text: &str) -> std::result::Result<Schema, String> {
-        let schema: Schema = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    pub fn from_json(text: &str) -> std::result::Result<Schema, DefinitionError> {
+        let value: Value = serde_json::from_str(text).map_err(|e| DefinitionError::whole(e.to_string()))?;
+        Schema::from_value(value)
+    }
+
+    /// A schema from its JSON representation, checked.
+    pub fn from_value(value: Value) -> std::result::Result<Schema, DefinitionError> {
+        let schema: Schema = serde_json::from_value(value).map_err(|e| DefinitionError::whole(e.to_string()))?;
         if !schema.id.to_ascii_lowercase().starts_with("urn:") {
-            return Err(format!("schema id '{}' must be a URN", schema.id));
+            return Err(DefinitionError::whole(format!("schema id '{}' must be a URN", schema.id)));
+        }
+        if let Some(dup) = duplicate_name(&schema.attributes) {
+            return Err(DefinitionError {
+                attribute: Some(dup.to_string()),
+                problem: "defined twice (names are case-insensitive)".into(),
+            });
         }
         for attr in &schema.attributes {
-            attr.validate_definition()?;
+            attr.validate_definition(None)?;
         }
         Ok(schema)
     }
@@ -261,14 +334,90 @@ impl Registry {
         Registry { schemas, resource_types, common: common_attributes() }
     }
 
-    /// Adds a schema (typically a custom extension) from its JSON representation.
-    pub fn add_schema_json(&mut self, text: &str) -> std::result::Result<&Schema, String> {
-        let schema = Schema::from_json(text)?;
+    /// Adds a schema (a custom resource type's or an extension) from its JSON representation.
+    pub fn add_schema_json(&mut self, text: &str) -> std::result::Result<&Schema, DefinitionError> {
+        self.add_schema(Schema::from_json(text)?)
+    }
+
+    /// Adds a checked schema; its id must be new.
+    pub fn add_schema(&mut self, schema: Schema) -> std::result::Result<&Schema, DefinitionError> {
         if self.schema(&schema.id).is_some() {
-            return Err(format!("schema '{}' is already registered", schema.id));
+            return Err(DefinitionError::whole(format!("schema '{}' is already defined", schema.id)));
         }
         self.schemas.push(schema);
         Ok(self.schemas.last().expect("just pushed"))
+    }
+
+    /// Adds a resource type from its JSON representation (as published at `/ResourceTypes`).
+    pub fn add_resource_type_json(&mut self, text: &str) -> std::result::Result<(), DefinitionError> {
+        let rt: ResourceType = serde_json::from_str(text).map_err(|e| DefinitionError::whole(e.to_string()))?;
+        self.add_resource_type(rt)
+    }
+
+    /// Adds a resource type, whose schemas must be known. Naming a built-in type (`User`,
+    /// `Group`) with its own endpoint and schema adds its `schemaExtensions` to it instead.
+    pub fn add_resource_type(&mut self, rt: ResourceType) -> std::result::Result<(), DefinitionError> {
+        let fail = |problem: String| Err(DefinitionError::whole(format!("resource type '{}': {problem}", rt.name)));
+        let endpoint = rt.endpoint.strip_prefix('/').unwrap_or("");
+        if let Some(existing) = self.resource_type(&rt.name).or_else(|| self.resource_type(&rt.id)) {
+            if !existing.endpoint.eq_ignore_ascii_case(&rt.endpoint) || !existing.schema.eq_ignore_ascii_case(&rt.schema)
+            {
+                return fail(format!(
+                    "is already defined with endpoint '{}' and schema '{}'; a definition may only add schemaExtensions to it",
+                    existing.endpoint, existing.schema
+                ));
+            }
+            // Extensions it already has (a copy of its `/ResourceTypes` document) stay as they are.
+            let name = existing.name.clone();
+            let new: Vec<SchemaExtension> = rt
+                .schema_extensions
+                .iter()
+                .filter(|e| !existing.schema_extensions.iter().any(|x| x.schema.eq_ignore_ascii_case(&e.schema)))
+                .cloned()
+                .collect();
+            for ext in new {
+                self.add_extension(&name, &ext.schema, ext.required)?;
+            }
+            return Ok(());
+        }
+        let simple_name = |s: &str| {
+            let mut c = s.chars();
+            c.next().is_some_and(|c| c.is_ascii_alphabetic()) && c.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        };
+        if !simple_name(&rt.name) || !simple_name(&rt.id) {
+            return fail("id and name must be a letter followed by letters, digits, '-' or '_'".into());
+        }
+        if !simple_name(endpoint) {
+            return fail(format!("endpoint '{}' must be '/' and a name such as '/Roles'", rt.endpoint));
+        }
+        if RESERVED_ENDPOINTS.iter().any(|r| r.eq_ignore_ascii_case(endpoint)) {
+            return fail(format!("endpoint '{}' is served by the protocol itself", rt.endpoint));
+        }
+        if let Some(other) = self.resource_types.iter().find(|o| o.endpoint.eq_ignore_ascii_case(&rt.endpoint)) {
+            return fail(format!("endpoint '{}' is already resource type '{}'", rt.endpoint, other.name));
+        }
+        let Some(core) = self.schema(&rt.schema) else {
+            return fail(format!("schema '{}' is not defined (list its file in `schemas`)", rt.schema));
+        };
+        if let Some(a) = core.attributes.iter().find(|a| COMMON_NAMES.iter().any(|c| c.eq_ignore_ascii_case(&a.name))) {
+            return Err(DefinitionError {
+                attribute: Some(a.name.clone()),
+                problem: format!(
+                    "schema '{}' defines an attribute every resource already has (RFC 7643 §3.1)",
+                    core.id
+                ),
+            });
+        }
+        let extensions = rt.schema_extensions.clone();
+        let name = rt.name.clone();
+        self.resource_types.push(ResourceType { schema: core.id.clone(), schema_extensions: vec![], ..rt });
+        for ext in extensions {
+            if let Err(e) = self.add_extension(&name, &ext.schema, ext.required) {
+                self.resource_types.pop();
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// Declares `schema` an extension of the resource type named `resource_type`.
@@ -277,16 +426,22 @@ impl Registry {
         resource_type: &str,
         schema: &str,
         required: bool,
-    ) -> std::result::Result<(), String> {
-        let id = self.schema(schema).ok_or_else(|| format!("unknown schema '{schema}'"))?.id.clone();
-        let rt = self
-            .resource_types
-            .iter_mut()
-            .find(|rt| rt.name.eq_ignore_ascii_case(resource_type))
-            .ok_or_else(|| format!("unknown resource type '{resource_type}'"))?;
-        if !rt.schema_extensions.iter().any(|e| e.schema == id) {
-            rt.schema_extensions.push(SchemaExtension { schema: id, required });
+    ) -> std::result::Result<(), DefinitionError> {
+        let fail = |problem: String| Err(DefinitionError::whole(format!("resource type '{resource_type}': {problem}")));
+        let Some(id) = self.schema(schema).map(|s| s.id.clone()) else {
+            return fail(format!("extension schema '{schema}' is not defined (list its file in `schemas`)"));
+        };
+        let Some(rt) = self.resource_types.iter().find(|rt| rt.name.eq_ignore_ascii_case(resource_type)) else {
+            return fail("no such resource type".into());
+        };
+        if rt.schema.eq_ignore_ascii_case(&id) {
+            return fail(format!("'{id}' is its core schema and cannot also extend it"));
         }
+        if rt.schema_extensions.iter().any(|e| e.schema == id) {
+            return fail(format!("extension '{id}' is listed twice"));
+        }
+        let rt = self.resource_types.iter_mut().find(|rt| rt.name.eq_ignore_ascii_case(resource_type)).expect("found");
+        rt.schema_extensions.push(SchemaExtension { schema: id, required });
         Ok(())
     }
 

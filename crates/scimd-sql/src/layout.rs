@@ -5,7 +5,8 @@
 
 use crate::sql::{Bind, Dialect, Sql};
 use scimd_core::Kind;
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
 /// What a tenant column holds: scimd's own tables keep the slug; an application's
 /// organisation column is often an integer or a UUID.
@@ -138,6 +139,9 @@ pub struct View {
     pub tenant_column: Option<TenantColumn>,
     /// The predicate of live (not deleted) rows.
     pub live: String,
+    /// The column that tells resource types apart in a table several share, and this
+    /// view's type there (bound as a parameter).
+    pub kind_filter: Option<(&'static str, &'static str)>,
     pub columns: Vec<Column>,
     /// The JSON document of the attributes without columns (may be NULL).
     pub doc: String,
@@ -164,10 +168,22 @@ impl View {
 pub struct Table {
     pub kind: Kind,
     pub table: &'static str,
-    /// The unique, case-insensitive name attribute and its columns.
+    /// The name attribute and its columns: unique regardless of case for the built-in
+    /// types; kept for display (and possibly NULL) in the shared table.
     pub name_attr: &'static str,
     pub name_column: &'static str,
     pub name_key_column: &'static str,
+    /// Rows of several types share the table, told apart by a `kind` column.
+    pub shared: bool,
+}
+
+impl Table {
+    /// Appends ` AND <alias>.kind = <type>` where the table is shared.
+    pub fn push_kind(&self, s: &mut Sql, alias: &str) {
+        if self.shared {
+            s.push(" AND ").push(alias).push(".kind = ").bind_text(self.kind.name());
+        }
+    }
 }
 
 pub const USERS: Table = Table {
@@ -176,6 +192,7 @@ pub const USERS: Table = Table {
     name_attr: "userName",
     name_column: "user_name",
     name_key_column: "user_name_key",
+    shared: false,
 };
 
 pub const GROUPS: Table = Table {
@@ -184,11 +201,26 @@ pub const GROUPS: Table = Table {
     name_attr: "displayName",
     name_column: "display_name",
     name_key_column: "display_name_key",
+    shared: false,
 };
 
-pub fn table(kind: Kind) -> &'static Table {
-    // scimd's own tables hold the two built-in types, which are all of `Kind::ALL`.
-    if kind == Kind::User { &USERS } else { &GROUPS }
+/// The table of a resource type: the built-in types have their own, configured types
+/// share `scim_resources`.
+pub fn table(kind: Kind) -> Table {
+    if kind == Kind::User {
+        Table { kind, ..USERS }
+    } else if kind == Kind::Group {
+        Table { kind, ..GROUPS }
+    } else {
+        Table {
+            kind,
+            table: "scim_resources",
+            name_attr: kind.name_attribute(),
+            name_column: "display_name",
+            name_key_column: "display_name_key",
+            shared: true,
+        }
+    }
 }
 
 fn common_columns() -> Vec<Column> {
@@ -209,6 +241,7 @@ static USER_VIEW: LazyLock<View> = LazyLock::new(|| {
         from: "scim_users t".into(),
         tenant_column: Some(TenantColumn::text("t.tenant")),
         live: "t.retired IS NULL".into(),
+        kind_filter: None,
         columns,
         doc: "t.attributes".into(),
         order_key: "t.seq".into(),
@@ -245,6 +278,7 @@ static GROUP_VIEW: LazyLock<View> = LazyLock::new(|| {
         from: "scim_groups t".into(),
         tenant_column: Some(TenantColumn::text("t.tenant")),
         live: "t.retired IS NULL".into(),
+        kind_filter: None,
         columns,
         doc: "t.attributes".into(),
         order_key: "t.seq".into(),
@@ -262,7 +296,37 @@ static GROUP_VIEW: LazyLock<View> = LazyLock::new(|| {
     }
 });
 
+/// Views of the configured types, made once per type name (views hold no more than it).
+static SHARED_VIEWS: LazyLock<Mutex<HashMap<&'static str, &'static View>>> = LazyLock::new(Default::default);
+
+/// A configured type's rows in `scim_resources`: the common attributes have columns; the
+/// others, its name among them, are read from the document (their comparison then
+/// follows the schema's `caseExact`, whatever it says).
+fn shared_view(kind: Kind) -> &'static View {
+    let mut views = SHARED_VIEWS.lock().unwrap_or_else(|e| e.into_inner());
+    views.entry(kind.name()).or_insert_with(|| {
+        Box::leak(Box::new(View {
+            kind,
+            from: "scim_resources t".into(),
+            tenant_column: Some(TenantColumn::text("t.tenant")),
+            live: "t.retired IS NULL".into(),
+            kind_filter: Some(("t.kind", kind.name())),
+            columns: common_columns(),
+            doc: "t.attributes".into(),
+            order_key: "t.seq".into(),
+            counted_as: None,
+            relations: vec![],
+        }))
+    })
+}
+
 /// The view of scimd's own tables.
 pub fn own_view(kind: Kind) -> &'static View {
-    if kind == Kind::User { &USER_VIEW } else { &GROUP_VIEW }
+    if kind == Kind::User {
+        &USER_VIEW
+    } else if kind == Kind::Group {
+        &GROUP_VIEW
+    } else {
+        shared_view(kind)
+    }
 }

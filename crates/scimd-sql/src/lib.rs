@@ -17,6 +17,7 @@ pub mod postgres;
 mod replicas;
 mod retry;
 mod rows;
+mod schema_state;
 pub mod sql;
 pub mod sqlite;
 pub mod store;

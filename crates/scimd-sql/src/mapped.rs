@@ -433,9 +433,19 @@ impl<P: Pools> MappedStore<P> {
         Ok(())
     }
 
-    fn resolved(&self, kind: Kind) -> &Resolved {
-        // The application's tables map the two built-in types, which are all of `Kind::ALL`.
-        if kind == Kind::User { &self.users } else { &self.groups }
+    /// The application's tables of a type: they map the two built-in types, and no other.
+    fn resolved(&self, kind: Kind) -> Result<&Resolved> {
+        if kind == Kind::User {
+            Ok(&self.users)
+        } else if kind == Kind::Group {
+            Ok(&self.groups)
+        } else {
+            Err(StoreError::Rejected(scimd_proto::ScimError::new(
+                501,
+                None,
+                format!("resource type {} is not mapped onto this application's tables", kind.name()),
+            )))
+        }
     }
 
     /// Whether a principal of `tenant` may see anything: the single tenant, or (with tenant
@@ -517,6 +527,7 @@ fn view(
         order_key: format!("t.{key}"),
         // The application's own writes bypass any trigger scimd could rely on.
         counted_as: None,
+        kind_filter: None,
         relations,
     }
 }
@@ -1005,7 +1016,7 @@ impl<P: Pools> MappedStore<P> {
         if !self.tenant_ok(tenant) {
             return Err(forbidden());
         }
-        let r = self.resolved(kind);
+        let r = self.resolved(kind)?;
         let name = Self::name_of(r, &new.attributes)?;
         let mut tx = self.pools.write().await?;
         check_unique(&mut *tx, r, tenant, &name, None).await?;
@@ -1043,7 +1054,7 @@ impl<P: Pools> MappedStore<P> {
         decide: &Decide<'_>,
     ) -> Result<StoredResource> {
         let Some(key) = parse_key(id).filter(|_| self.tenant_ok(tenant)) else { return Err(StoreError::NotFound) };
-        let r = self.resolved(kind);
+        let r = self.resolved(kind)?;
         let mut tx = self.pools.write().await?;
         let Some((_, mut current)) = fetch(&mut *tx, r, tenant, key, true).await? else {
             return Err(StoreError::NotFound);
@@ -1074,7 +1085,7 @@ impl<P: Pools> MappedStore<P> {
         }
         let (_, after) = fetch(&mut *tx, r, tenant, key, false).await?.ok_or(StoreError::NotFound)?;
         if changed {
-            current.attributes.remove(kind.relation());
+            kind.take_relation(&mut current.attributes);
             let written = Written {
                 kind,
                 id,
@@ -1097,7 +1108,7 @@ impl<P: Pools> MappedStore<P> {
     async fn delete_once(&self, tenant: &str, kind: Kind, id: &str, how: &Deletion<'_>) -> Result<bool> {
         let Some(key) = parse_key(id).filter(|_| self.tenant_ok(tenant)) else { return Ok(false) };
         let (policy, now) = (how.policy, how.now);
-        let r = self.resolved(kind);
+        let r = self.resolved(kind)?;
         let m = &self.mapping.members;
         let mut tx = self.pools.write().await?;
         let d = tx.dialect();
@@ -1168,7 +1179,7 @@ impl<P: Pools> Store for MappedStore<P> {
     async fn get(&self, tenant: &str, kind: Kind, id: &str, with_relations: bool) -> Result<Option<StoredResource>> {
         let Some(key) = parse_key(id).filter(|_| self.tenant_ok(tenant)) else { return Ok(None) };
         let mut tx = self.pools.read().await?;
-        let Some(item) = fetch(&mut *tx, self.resolved(kind), tenant, key, false).await? else { return Ok(None) };
+        let Some(item) = fetch(&mut *tx, self.resolved(kind)?, tenant, key, false).await? else { return Ok(None) };
         let mut one = [item];
         if with_relations {
             self.relations(&mut *tx, tenant, kind, &mut one).await?;
@@ -1196,7 +1207,7 @@ impl<P: Pools> Store for MappedStore<P> {
         if !self.tenant_ok(tenant) {
             return Ok(ListPage::empty(0));
         }
-        let r = self.resolved(kind);
+        let r = self.resolved(kind)?;
         let mut tx = self.pools.read().await?;
         let select = select_list(tx.dialect(), r);
         let (total, rows) = query_page(&mut *tx, &r.view, &select, tenant, q, q.after.as_ref()).await?;

@@ -9,12 +9,15 @@ use std::collections::HashMap;
 /// The columns a write derives from the attribute document.
 #[derive(Debug, Clone)]
 pub struct Derived {
-    pub name: String,
-    pub name_key: String,
+    /// The name attribute (always there for the built-in types) and its folded key.
+    pub name: Option<String>,
+    pub name_key: Option<String>,
     pub external_id: Option<String>,
     pub active: Option<bool>,
     /// Folded, distinct `emails.value`s.
     pub emails: Vec<String>,
+    /// The values the type keeps unique (`Kind::unique`): attribute path and key.
+    pub unique: Vec<(String, String)>,
 }
 
 /// The longest value scimd keeps in an index, in bytes. PostgreSQL's btree refuses entries
@@ -33,11 +36,13 @@ fn indexable<'a>(attribute: &str, value: &'a str) -> Result<&'a str, StoreError>
 
 pub fn derive(kind: Kind, attrs: &Map<String, Value>) -> Result<Derived, StoreError> {
     let name_attr = kind.name_attribute();
-    let name = attrs
-        .get(name_attr)
-        .and_then(Value::as_str)
-        .ok_or_else(|| StoreError::Backend(format!("{name_attr} missing after validation")))?;
-    let name = indexable(name_attr, name)?.to_string();
+    let name = match attrs.get(name_attr).and_then(Value::as_str) {
+        Some(name) => Some(indexable(name_attr, name)?.to_string()),
+        None if kind.is_built_in() => {
+            return Err(StoreError::Backend(format!("{name_attr} missing after validation")));
+        }
+        None => None,
+    };
     let mut emails: Vec<String> = attrs
         .get("emails")
         .and_then(Value::as_array)
@@ -54,14 +59,36 @@ pub fn derive(kind: Kind, attrs: &Map<String, Value>) -> Result<Derived, StoreEr
     emails.sort();
     emails.dedup();
     // Folding can lengthen text (İ is two bytes, i̇ three): the folded key is what is indexed.
-    let name_key = indexable(name_attr, &fold_case(&name))?.to_string();
+    let name_key = name.as_deref().map(|n| indexable(name_attr, &fold_case(n)).map(str::to_string)).transpose()?;
     Ok(Derived {
         name_key,
         name,
         external_id: external_id.map(str::to_string),
         active: attrs.get("active").and_then(Value::as_bool),
         emails,
+        unique: unique_keys(kind, attrs)?,
     })
+}
+
+/// The keys of the values `kind` keeps unique: text folded unless the attribute is
+/// case-exact, other values as their JSON text.
+fn unique_keys(kind: Kind, attrs: &Map<String, Value>) -> Result<Vec<(String, String)>, StoreError> {
+    let mut keys = Vec::new();
+    for u in kind.unique() {
+        let container = match u.urn {
+            None => Some(attrs),
+            Some(urn) => attrs.get(urn).and_then(Value::as_object),
+        };
+        let key = match container.and_then(|c| c.get(u.name)) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(v)) if u.case_exact => v.clone(),
+            Some(Value::String(v)) => fold_case(v),
+            Some(other) => other.to_string(),
+        };
+        let path = u.path();
+        keys.push((path.clone(), indexable(&path, &key)?.to_string()));
+    }
+    Ok(keys)
 }
 
 /// A member of a group (owner = group seq) or a group of a user (owner = user seq).
@@ -86,7 +113,7 @@ pub fn relation_values(text: &str) -> Result<Value, StoreError> {
 
 /// Puts relation rows into `members` (groups) or `groups` (users), in row order.
 pub fn assemble(kind: Kind, items: &mut [(i64, StoredResource)], rows: Vec<RelationRow>) {
-    let attr = kind.relation();
+    let attr = kind.relation().unwrap_or_default();
     let mut by_owner: HashMap<i64, Vec<Value>> = HashMap::new();
     for r in rows {
         let mut v = json!({ "value": r.value });

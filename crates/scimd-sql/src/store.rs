@@ -123,6 +123,14 @@ fn bind_list<'a>(s: &mut Sql, values: impl IntoIterator<Item = &'a str>) {
     }
 }
 
+/// A text value, or NULL.
+fn bind_opt(s: &mut Sql, value: Option<&str>) {
+    match value {
+        Some(v) => s.bind_text(v),
+        None => s.push("NULL"),
+    };
+}
+
 fn bind_bool(s: &mut Sql, b: bool) {
     match s.dialect {
         Dialect::Sqlite => s.bind(Bind::Int(b as i64)),
@@ -221,7 +229,7 @@ fn decode(kind: Kind, row: &Row) -> Result<(i64, StoredResource)> {
     let mut attributes: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(row.str(2)?).map_err(|e| StoreError::Backend(format!("corrupt attributes: {e}")))?;
     if let Ok(list) = row.str(6) {
-        attributes.insert(kind.relation().into(), relation_values(list)?);
+        attributes.insert(kind.relation().unwrap_or_default().into(), relation_values(list)?);
     }
     Ok((
         row.int(0)?,
@@ -248,6 +256,9 @@ fn listing(d: Dialect, view: &View, tenant: &str, q: &ListQuery<'_>) -> Result<L
     if let Some(tc) = &view.tenant_column {
         from.push(" AND ");
         tc.push_eq(&mut from, tenant);
+    }
+    if let Some((column, kind)) = view.kind_filter {
+        from.push(" AND ").push(column).push(" = ").bind_text(kind);
     }
     if let Some(f) = q.filter {
         from.push(" AND (");
@@ -368,11 +379,12 @@ pub(crate) fn sort_values(d: Dialect, view: &View, tenant: &str, q: &ListQuery<'
 fn select_one(d: Dialect, layout: &Table, tenant: &str, id: &str, relations: Relations) -> Sql {
     let mut s = sql(d);
     s.push("SELECT ").push(columns(d));
-    if relations != Relations::None {
+    if relations != Relations::None && layout.kind.relation().is_some() {
         s.push(", ").push(&relations_column(d, layout.kind, relations));
     }
     s.push(" FROM ").push(layout.table);
     s.push(" t WHERE t.tenant = ").bind_text(tenant).push(" AND t.id = ").bind_text(id).push(" AND t.retired IS NULL");
+    layout.push_kind(&mut s, "t");
     s
 }
 
@@ -417,6 +429,43 @@ fn side_rows(d: Dialect, layout: &Table, tenant: &str, seq: i64, derived: &Deriv
         out.push(s);
     }
     out
+}
+
+/// Whether a resource of this type may hold rows of `scim_unique_values`.
+fn keeps_unique(layout: &Table) -> bool {
+    layout.shared || !layout.kind.unique().is_empty()
+}
+
+/// The statement that frees every unique value a resource holds.
+fn drop_unique(d: Dialect, layout: &Table, tenant: &str, id: &str) -> Sql {
+    let mut s = sql(d);
+    s.push("DELETE FROM scim_unique_values WHERE resource_id = ").bind_text(id);
+    s.push(" AND tenant = ").bind_text(tenant).push(" AND kind = ").bind_text(layout.kind.name());
+    s
+}
+
+/// Claims a resource's unique values, one statement each, so that a value another
+/// resource holds is refused naming its attribute; `replace` frees the ones it held first.
+async fn claim_unique(
+    tx: &mut dyn Tx,
+    layout: &Table,
+    tenant: &str,
+    id: &str,
+    derived: &Derived,
+    replace: bool,
+) -> Result<()> {
+    let d = tx.dialect();
+    if replace {
+        tx.exec(drop_unique(d, layout, tenant, id)).await?;
+    }
+    for (attribute, key) in &derived.unique {
+        let mut s = sql(d);
+        s.push("INSERT INTO scim_unique_values (tenant, kind, attribute, value_key, resource_id) VALUES (");
+        s.bind_text(tenant).push(", ").bind_text(layout.kind.name()).push(", ").bind_text(attribute.as_str());
+        s.push(", ").bind_text(key.as_str()).push(", ").bind_text(id).push(")");
+        tx.exec(s).await.map_err(|e| e.unique_on(attribute))?;
+    }
+    Ok(())
 }
 
 /// Checks member references and finds their types; refuses unknown ids and the group itself.
@@ -565,7 +614,7 @@ async fn change_members(
 /// A resource without its relation attribute (what events compare).
 fn without_relations(kind: Kind, r: &StoredResource) -> StoredResource {
     let mut r = r.clone();
-    r.attributes.remove(kind.relation());
+    kind.take_relation(&mut r.attributes);
     r
 }
 
@@ -614,7 +663,7 @@ async fn with_relations(tx: &mut dyn Tx, layout: &Table, items: &mut [(i64, Stor
         }
         for (seq, resource) in chunk.iter_mut() {
             if let Some(list) = lists.remove(seq) {
-                resource.attributes.insert(layout.kind.relation().into(), relation_values(&list)?);
+                resource.attributes.insert(layout.kind.relation().unwrap_or_default().into(), relation_values(&list)?);
             }
         }
     }
@@ -677,12 +726,12 @@ impl RelationBatches for SqlBatches {
 
 /// Sets the derived columns and the document of a resource row.
 fn push_derived_columns(s: &mut Sql, layout: &Table, d: &Derived) {
-    s.push(layout.name_column).push(" = ").bind_text(d.name.as_str());
-    s.push(", ").push(layout.name_key_column).push(" = ").bind_text(d.name_key.as_str()).push(", external_id = ");
-    match &d.external_id {
-        Some(e) => s.bind_text(e.as_str()),
-        None => s.push("NULL"),
-    };
+    s.push(layout.name_column).push(" = ");
+    bind_opt(s, d.name.as_deref());
+    s.push(", ").push(layout.name_key_column).push(" = ");
+    bind_opt(s, d.name_key.as_deref());
+    s.push(", external_id = ");
+    bind_opt(s, d.external_id.as_deref());
     if layout.kind == Kind::User {
         s.push(", active = ");
         match d.active {
@@ -708,31 +757,30 @@ impl<P: Pools> SqlStore<P> {
         new: &NewResource,
         record: &Record<'_>,
     ) -> Result<StoredResource> {
-        let layout = table(kind);
+        let layout = &table(kind);
         let d = derive(kind, &new.attributes)?;
         let json = serde_json::Value::Object(new.attributes.clone()).to_string();
         let mut tx = self.pools.write().await?;
         let dialect = tx.dialect();
         let mut s = sql(dialect);
-        s.push("INSERT INTO ")
-            .push(layout.table)
-            .push(" (tenant, id, ")
-            .push(layout.name_column)
-            .push(", ")
-            .push(layout.name_key_column)
-            .push(", external_id");
+        s.push("INSERT INTO ").push(layout.table).push(" (tenant, ");
+        if layout.shared {
+            s.push("kind, ");
+        }
+        s.push("id, ").push(layout.name_column).push(", ").push(layout.name_key_column).push(", external_id");
         if kind == Kind::User {
             s.push(", active");
         }
-        s.push(", attributes, created, last_modified, version) VALUES (")
-            .bind_text(tenant)
-            .push(", ")
-            .bind_text(new.id.as_str());
-        s.push(", ").bind_text(d.name.as_str()).push(", ").bind_text(d.name_key.as_str()).push(", ");
-        match &d.external_id {
-            Some(e) => s.bind_text(e.as_str()),
-            None => s.push("NULL"),
-        };
+        s.push(", attributes, created, last_modified, version) VALUES (").bind_text(tenant).push(", ");
+        if layout.shared {
+            s.bind_text(kind.name()).push(", ");
+        }
+        s.bind_text(new.id.as_str()).push(", ");
+        bind_opt(&mut s, d.name.as_deref());
+        s.push(", ");
+        bind_opt(&mut s, d.name_key.as_deref());
+        s.push(", ");
+        bind_opt(&mut s, d.external_id.as_deref());
         if kind == Kind::User {
             s.push(", ");
             match d.active {
@@ -778,6 +826,9 @@ impl<P: Pools> SqlStore<P> {
         for s in side_rows(dialect, layout, tenant, seq, &d, false) {
             tx.exec(s).await?;
         }
+        if !d.unique.is_empty() {
+            claim_unique(&mut *tx, layout, tenant, &new.id, &d, false).await?;
+        }
         if with_members {
             let members = MemberDelta {
                 added: add_members(&mut *tx, tenant, &new.id, seq, &new.members).await?,
@@ -799,7 +850,7 @@ impl<P: Pools> SqlStore<P> {
         opts: Modify<'_>,
         decide: &Decide<'_>,
     ) -> Result<StoredResource> {
-        let layout = table(kind);
+        let layout = &table(kind);
         let mut tx = self.pools.write().await?;
         let d = tx.dialect();
         // The current state, locked until commit (SQLite: the single writer; PostgreSQL: FOR UPDATE).
@@ -860,9 +911,13 @@ impl<P: Pools> SqlStore<P> {
             update.push(", attributes = ");
             bind_json(&mut update, serde_json::Value::Object(attrs.clone()).to_string());
             update.push(", ");
-            // Email keys are rewritten only when they changed.
-            if derive(kind, &before.attributes)?.emails != new.emails {
+            // Email keys and unique values are rewritten only when they changed.
+            let old = derive(kind, &before.attributes)?;
+            if old.emails != new.emails {
                 together.extend(side_rows(d, layout, tenant, seq, new, true));
+            }
+            if old.unique != new.unique {
+                claim_unique(&mut *tx, layout, tenant, id, new, true).await?;
             }
         }
         update.push("version = version + 1, last_modified = ").bind_text(opts.now);
@@ -892,7 +947,7 @@ impl<P: Pools> SqlStore<P> {
     }
 
     async fn delete_once(&self, tenant: &str, kind: Kind, id: &str, how: &Deletion<'_>) -> Result<bool> {
-        let layout = table(kind);
+        let layout = &table(kind);
         let now = how.now;
         let mut tx = self.pools.write().await?;
         let d = tx.dialect();
@@ -902,12 +957,19 @@ impl<P: Pools> SqlStore<P> {
         if how.expected_version.is_some_and(|v| v != current.version) {
             return Err(StoreError::VersionMismatch);
         }
-        let left_groups = leave_groups(&mut *tx, tenant, id, now).await?;
+        // Only the built-in types are members of groups.
+        let left_groups =
+            if kind.is_built_in() { leave_groups(&mut *tx, tenant, id, now).await? } else { Vec::new() };
         let none = MemberDelta::default();
         let written =
             Written { kind, id, before: Some(&current), after: None, members: &none, left_groups: &left_groups, now };
         let mut together = events::statements(d, tenant, &(how.record)(&written), now);
-        together.push(drop_memberships(d, tenant, id));
+        if kind.is_built_in() {
+            together.push(drop_memberships(d, tenant, id));
+        }
+        if keeps_unique(layout) {
+            together.push(drop_unique(d, layout, tenant, id));
+        }
         let mut s = sql(d);
         match how.policy {
             DeletePolicy::Erase => {
@@ -960,8 +1022,8 @@ async fn list_on(
     let (total, rows) = query_page(&mut *tx, own_view(kind), &select, tenant, q, after).await?;
     let sort_values = sort_values(pools.dialect(), own_view(kind), tenant, q, &rows);
     let mut items = rows.iter().map(|r| decode(kind, r)).collect::<Result<Vec<_>>>()?;
-    if q.with_relations {
-        with_relations(&mut *tx, table(kind), &mut items).await?;
+    if q.with_relations && kind.relation().is_some() {
+        with_relations(&mut *tx, &table(kind), &mut items).await?;
     }
     tx.commit().await?;
     let (keys, resources) = items.into_iter().unzip();
@@ -987,7 +1049,7 @@ async fn list_in_one_statement(
     }
     let mut select = sql(d);
     select.push(columns(d)).push(", ");
-    if q.with_relations {
+    if q.with_relations && kind.relation().is_some() {
         // Correlated with the page's rows only: the page's keys are found first.
         select.push(&relations_column(d, kind, Relations::Capped));
     } else {
@@ -1008,7 +1070,7 @@ async fn list_in_one_statement(
 /// A resource and its relations in batches, from one snapshot of one database.
 async fn open_relations_on(pools: &dyn Pools, tenant: &str, kind: Kind, id: &str) -> Result<Option<RelationStream>> {
     let mut tx = pools.snapshot().await?;
-    let Some((seq, resource)) = fetch_one(&mut *tx, table(kind), tenant, id, false, Relations::None).await? else {
+    let Some((seq, resource)) = fetch_one(&mut *tx, &table(kind), tenant, id, false, Relations::None).await? else {
         return Ok(None);
     };
     let batches = SqlBatches { tx, kind, tenant: tenant.into(), id: id.into(), seq, after: i64::MIN, done: false };
@@ -1024,7 +1086,7 @@ impl<P: Pools> Store for SqlStore<P> {
     }
 
     async fn get(&self, tenant: &str, kind: Kind, id: &str, with_rel: bool) -> Result<Option<StoredResource>> {
-        let select = select_one(self.pools.dialect(), table(kind), tenant, id, Relations::of(with_rel));
+        let select = select_one(self.pools.dialect(), &table(kind), tenant, id, Relations::of(with_rel));
         let rows = read_where(&self.pools, tenant, |pools| Box::pin(pools.read_one(select.clone()))).await?;
         rows.first().map(|r| decode(kind, r)).transpose().map(|r| r.map(|(_, res)| res))
     }

@@ -29,8 +29,17 @@ fn settings_json(settings: &TenantSettings) -> Result<String> {
 }
 
 /// The tables that hold a tenant's data, children first.
-const TENANT_TABLES: &[&str] =
-    &["scim_members", "scim_user_emails", "scim_users", "scim_groups", "scim_tokens", "scimd_events", "scimd_streams"];
+const TENANT_TABLES: &[&str] = &[
+    "scim_members",
+    "scim_user_emails",
+    "scim_users",
+    "scim_groups",
+    "scim_unique_values",
+    "scim_resources",
+    "scim_tokens",
+    "scimd_events",
+    "scimd_streams",
+];
 
 #[async_trait]
 impl<P: Pools> TenantStore for SqlStore<P> {

@@ -114,6 +114,16 @@ pub struct Config {
     pub activity_retention_requests: u32,
     /// Days the activity log keeps a request at most.
     pub activity_retention_days: u64,
+    /// Schema files (RFC 7643 §6, §7 JSON): custom resource types and schema extensions.
+    /// Paths or patterns with `*` in the file name, relative to this file's directory.
+    #[serde(deserialize_with = "one_or_more", skip_serializing_if = "Vec::is_empty")]
+    pub schemas: Vec<String>,
+    /// Start even when the schemas would orphan stored data (an attribute removed or its type
+    /// changed while resources hold it). For one start; then set it back.
+    pub force_schema_change: bool,
+    /// The directory relative schema paths start from: the configuration file's.
+    #[serde(skip)]
+    pub config_dir: std::path::PathBuf,
 }
 
 impl Default for Config {
@@ -163,6 +173,9 @@ impl Default for Config {
             activity_log: false,
             activity_retention_requests: 10_000,
             activity_retention_days: 7,
+            schemas: vec![],
+            force_schema_change: false,
+            config_dir: std::path::PathBuf::from("."),
         }
     }
 }
@@ -213,6 +226,8 @@ const ENV: &[(&str, &str)] = &[
     ("SCIMD_ACTIVITY_LOG", "activity_log"),
     ("SCIMD_ACTIVITY_RETENTION_REQUESTS", "activity_retention_requests"),
     ("SCIMD_ACTIVITY_RETENTION_DAYS", "activity_retention_days"),
+    ("SCIMD_SCHEMAS", "schemas"),
+    ("SCIMD_FORCE_SCHEMA_CHANGE", "force_schema_change"),
 ];
 
 /// Whether a database URL names PostgreSQL (`postgres://…` or `postgresql://…`).
@@ -267,7 +282,10 @@ impl Config {
                 table.insert((*key).to_string(), typed);
             }
         }
-        let config: Config = toml::Value::Table(table).try_into().context("invalid configuration")?;
+        let mut config: Config = toml::Value::Table(table).try_into().context("invalid configuration")?;
+        if let Some(dir) = file.and_then(Path::parent).filter(|d| !d.as_os_str().is_empty()) {
+            config.config_dir = dir.to_path_buf();
+        }
         config.check()?;
         Ok(config)
     }

@@ -6,5 +6,6 @@ pub mod config;
 pub mod events;
 pub mod http;
 pub mod metrics;
+pub mod schemas;
 pub mod server;
 pub mod upkeep;

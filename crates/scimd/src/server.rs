@@ -22,6 +22,7 @@ use scimd_core::tokens::{Scope, TokenRequest, TokenStore, create_token};
 use scimd_core::{Engine, Settings, Store};
 use scimd_events::keys::KeyRing;
 use scimd_proto::value::now;
+use scimd_core::schema_change::SchemaStore;
 use scimd_proto::{FilterLimits, Registry};
 use scimd_sql::{Durability, PostgresSettings, PostgresStore, SqliteSettings, SqliteStore};
 use std::net::SocketAddr;
@@ -52,13 +53,16 @@ pub struct Backend {
     /// Seals list cursors (RFC 9865); derived from the deployment secret the migrations
     /// made, so that every replica opens the cursors of the others.
     pub cursor_key: CursorKey,
+    /// The schemas and resource types served: the built-in ones and the configured ones.
+    pub registry: Arc<Registry>,
+    pub schema_state: Arc<dyn SchemaStore>,
 }
 
 impl Backend {
     /// One SQL store behind every contract.
     fn of<S>(store: Arc<S>) -> Backend
     where
-        S: Store + TokenStore + TenantStore + EventLog + StreamStore + KeyStore + ActivityLog,
+        S: Store + TokenStore + TenantStore + EventLog + StreamStore + KeyStore + ActivityLog + SchemaStore,
     {
         // Token lookups remembered for a moment (`token_cache`): one database round trip
         // less per request.
@@ -70,7 +74,9 @@ impl Backend {
             log: store.clone(),
             streams: store.clone(),
             keys: Arc::new(KeyRing::new(store.clone())),
-            activity: store,
+            activity: store.clone(),
+            schema_state: store,
+            registry: Arc::new(Registry::standard()),
             changes: Arc::new(Notify::new()),
             metrics: Default::default(),
             cursor_key: CursorKey::random(),
@@ -90,7 +96,11 @@ pub fn redact_url(url: &str) -> String {
 }
 
 pub async fn open_store(config: &Config) -> Result<Backend> {
+    let registry = crate::schemas::registry(config)?;
     let mut backend = open_database(config).await?;
+    let now = scimd_proto::value::now();
+    scimd_core::schema_change::check(&*backend.schema_state, &registry, config.force_schema_change, &now).await?;
+    backend.registry = Arc::new(registry);
     let secret = backend.keys.derived_secret("cursor").await.context("reading the deployment secret")?;
     backend.cursor_key = CursorKey(secret);
     Ok(backend)
@@ -311,7 +321,7 @@ pub fn engine(config: &Config, backend: &Backend) -> Result<Arc<Engine>> {
         cursor_timeout: Duration::from_secs(config.cursor_timeout_secs),
     };
     Ok(Arc::new(
-        Engine::new(Arc::new(Registry::standard()), backend.store.clone(), settings)
+        Engine::new(backend.registry.clone(), backend.store.clone(), settings)
             .with_changes(backend.changes.clone()),
     ))
 }
