@@ -392,8 +392,10 @@ impl Engine {
         let schema = self.schema(kind)?;
         let projection = returning.projection(&schema)?;
         let ops = patch::parse_request(body, self.settings.filter_limits)?;
-        let (ops, relation) =
-            match kind.relation() { Some(r) if kind.has_members() => patch::split_relation(ops, &schema, r)?, _ => (ops, Vec::new()) };
+        let (ops, relation) = match kind.relation() {
+            Some(r) if kind.has_members() => patch::split_relation(ops, &schema, r)?,
+            _ => (ops, Vec::new()),
+        };
         let members_def = kind.relation().and_then(|r| schema.core.attribute(r));
         // Only a remove by a filter other than `value eq …` needs the members loaded.
         let needs_members =

@@ -127,7 +127,10 @@ impl Kind {
         self.0.relation.map(Relation::attribute)
     }
     /// Takes the relation attribute out of a document (what stores keep as rows).
-    pub fn take_relation(self, attributes: &mut serde_json::Map<String, serde_json::Value>) -> Option<serde_json::Value> {
+    pub fn take_relation(
+        self,
+        attributes: &mut serde_json::Map<String, serde_json::Value>,
+    ) -> Option<serde_json::Value> {
         attributes.remove(self.relation()?)
     }
     /// Whether the type's relation is written through it (a group's `members`).
@@ -201,7 +204,11 @@ pub fn kinds_of(registry: &Registry) -> Vec<Kind> {
                     .iter()
                     .find(|a| a.name == "displayName" && a.kind == AttrType::String && !a.multi_valued)
                     .or_else(|| {
-                        schema.core.attributes.iter().find(|a| a.required && a.kind == AttrType::String && !a.multi_valued)
+                        schema
+                            .core
+                            .attributes
+                            .iter()
+                            .find(|a| a.required && a.kind == AttrType::String && !a.multi_valued)
                     })
                     .map_or("id", |a| leak(&a.name));
                 intern(ResourceKind {
@@ -245,8 +252,10 @@ mod tests {
         )
         .unwrap();
         reg.add_extension("User", "urn:example:ext:User", false).unwrap();
-        reg.add_resource_type_json(r#"{"id": "Role", "name": "Role", "endpoint": "/Roles", "schema": "urn:example:Role"}"#)
-            .unwrap();
+        reg.add_resource_type_json(
+            r#"{"id": "Role", "name": "Role", "endpoint": "/Roles", "schema": "urn:example:Role"}"#,
+        )
+        .unwrap();
         let kinds = kinds_of(&reg);
         assert_eq!(kinds.len(), 3);
         let user = kinds[0];

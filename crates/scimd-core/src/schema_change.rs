@@ -92,9 +92,13 @@ pub fn orphanings(old: &str, new: &Registry) -> Result<Vec<Orphaning>, String> {
 fn compare(kind: &str, urn: Option<&str>, old: &Schema, new: &Schema, out: &mut Vec<Orphaning>) {
     for attr in &old.attributes {
         let place = Place::Attribute(urn.map(str::to_string), attr.name.clone());
+        let path = match urn {
+            Some(urn) => format!("{urn}:{}", attr.name),
+            None => attr.name.clone(),
+        };
         let change = match new.attribute(&attr.name) {
-            None => Some(format!("attribute '{}' was removed", attr.name)),
-            Some(now) => changed(attr, now).map(|c| format!("attribute '{}': {c}", attr.name)),
+            None => Some(format!("attribute '{path}' was removed")),
+            Some(now) => changed(attr, now).map(|c| format!("attribute '{path}': {c}")),
         };
         if let Some(change) = change {
             out.push(Orphaning { kind: kind.to_string(), place, change });
@@ -139,7 +143,12 @@ pub enum SchemaChangeError {
 
 /// Compares `registry` with the state the database holds and, unless a change would
 /// orphan stored data (and `force` is off), stores it as the new state.
-pub async fn check(store: &dyn SchemaStore, registry: &Registry, force: bool, now: &str) -> Result<(), SchemaChangeError> {
+pub async fn check(
+    store: &dyn SchemaStore,
+    registry: &Registry,
+    force: bool,
+    now: &str,
+) -> Result<(), SchemaChangeError> {
     let new = document(registry);
     let old = store.stored_schema().await?;
     if old.as_deref() == Some(new.as_str()) {
@@ -186,7 +195,10 @@ mod tests {
     #[test]
     fn additions_orphan_nothing() {
         assert!(changes(BASE).is_empty());
-        let more = BASE.replace(r#"{"name": "badge", "type": "integer"}"#, r#"{"name": "badge", "type": "integer"}, {"name": "floor", "type": "string"}"#);
+        let more = BASE.replace(
+            r#"{"name": "badge", "type": "integer"}"#,
+            r#"{"name": "badge", "type": "integer"}, {"name": "floor", "type": "string"}"#,
+        );
         assert!(changes(&more).is_empty());
     }
 
@@ -194,9 +206,11 @@ mod tests {
     fn removals_and_type_changes_are_found_where_they_are() {
         let badge = BASE.replace(r#""type": "integer"}]},"#, r#""type": "string"}]},"#);
         assert_eq!(changes(&badge), vec![("User".into(), Place::Attribute(Some("urn:x:ext".into()), "badge".into()))]);
-        let floor = BASE.replace(r#"[{"name": "floor", "type": "integer"}]"#, r#"[{"name": "room", "type": "integer"}]"#);
+        let floor =
+            BASE.replace(r#"[{"name": "floor", "type": "integer"}]"#, r#"[{"name": "room", "type": "integer"}]"#);
         assert_eq!(changes(&floor), vec![("Role".into(), Place::Attribute(None, "desk".into()))]);
-        let no_role = BASE.replace(r#"{"id": "Role", "name": "Role", "endpoint": "/Roles", "schema": "urn:x:Role"},"#, "");
+        let no_role =
+            BASE.replace(r#"{"id": "Role", "name": "Role", "endpoint": "/Roles", "schema": "urn:x:Role"},"#, "");
         assert_eq!(changes(&no_role), vec![("Role".into(), Place::Type)]);
         let no_ext = BASE.replace(r#"{"schema": "urn:x:ext", "required": false}"#, "");
         assert_eq!(changes(&no_ext), vec![("User".into(), Place::Extension("urn:x:ext".into()))]);

@@ -143,7 +143,8 @@ impl AttributeDef {
         if !self.reference_types.is_empty() && self.kind != AttrType::Reference {
             return fail("referenceTypes are for reference attributes".into());
         }
-        if self.uniqueness != Uniqueness::None && (self.multi_valued || self.kind == AttrType::Complex || parent.is_some())
+        if self.uniqueness != Uniqueness::None
+            && (self.multi_valued || self.kind == AttrType::Complex || parent.is_some())
         {
             return fail("uniqueness is kept for single-valued, simple, top-level attributes only".into());
         }
@@ -164,6 +165,24 @@ impl AttributeDef {
         }
         Ok(())
     }
+}
+
+/// The attribute definition a schema document cannot be read for, and why.
+fn locate(schema: &Value) -> Option<DefinitionError> {
+    fn walk(attrs: &Value, parent: Option<&str>) -> Option<DefinitionError> {
+        for (i, attr) in attrs.as_array()?.iter().enumerate() {
+            let name = attr.get("name").and_then(Value::as_str).map_or_else(|| format!("#{}", i + 1), str::to_string);
+            let path = parent.map_or_else(|| name.clone(), |p| format!("{p}.{name}"));
+            if let Some(inner) = attr.get("subAttributes").and_then(|subs| walk(subs, Some(&path))) {
+                return Some(inner);
+            }
+            if let Err(e) = AttributeDef::deserialize(attr) {
+                return Some(DefinitionError { attribute: Some(path), problem: e.to_string() });
+            }
+        }
+        None
+    }
+    walk(schema.get("attributes")?, None)
 }
 
 /// The first name given twice, regardless of case.
@@ -226,7 +245,10 @@ impl Schema {
 
     /// A schema from its JSON representation, checked.
     pub fn from_value(value: Value) -> std::result::Result<Schema, DefinitionError> {
-        let schema: Schema = serde_json::from_value(value).map_err(|e| DefinitionError::whole(e.to_string()))?;
+        let schema: Schema = match Schema::deserialize(&value) {
+            Ok(schema) => schema,
+            Err(e) => return Err(locate(&value).unwrap_or_else(|| DefinitionError::whole(e.to_string()))),
+        };
         if !schema.id.to_ascii_lowercase().starts_with("urn:") {
             return Err(DefinitionError::whole(format!("schema id '{}' must be a URN", schema.id)));
         }
@@ -360,7 +382,8 @@ impl Registry {
         let fail = |problem: String| Err(DefinitionError::whole(format!("resource type '{}': {problem}", rt.name)));
         let endpoint = rt.endpoint.strip_prefix('/').unwrap_or("");
         if let Some(existing) = self.resource_type(&rt.name).or_else(|| self.resource_type(&rt.id)) {
-            if !existing.endpoint.eq_ignore_ascii_case(&rt.endpoint) || !existing.schema.eq_ignore_ascii_case(&rt.schema)
+            if !existing.endpoint.eq_ignore_ascii_case(&rt.endpoint)
+                || !existing.schema.eq_ignore_ascii_case(&rt.schema)
             {
                 return fail(format!(
                     "is already defined with endpoint '{}' and schema '{}'; a definition may only add schemaExtensions to it",
@@ -382,7 +405,8 @@ impl Registry {
         }
         let simple_name = |s: &str| {
             let mut c = s.chars();
-            c.next().is_some_and(|c| c.is_ascii_alphabetic()) && c.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            c.next().is_some_and(|c| c.is_ascii_alphabetic())
+                && c.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         };
         if !simple_name(&rt.name) || !simple_name(&rt.id) {
             return fail("id and name must be a letter followed by letters, digits, '-' or '_'".into());

@@ -37,7 +37,8 @@ impl std::error::Error for SchemaFileError {}
 pub fn load(registry: &mut Registry, files: &[(String, String)]) -> Result<(), SchemaFileError> {
     let mut resource_types = Vec::new();
     for (file, text) in files {
-        let at = |e: DefinitionError| SchemaFileError { file: file.clone(), attribute: e.attribute, problem: e.problem };
+        let at =
+            |e: DefinitionError| SchemaFileError { file: file.clone(), attribute: e.attribute, problem: e.problem };
         let whole = |problem: String| SchemaFileError { file: file.clone(), attribute: None, problem };
         if let Some(depth) = too_deep(text) {
             return Err(whole(format!("nested deeper than {depth} levels; a schema nests at most four")));
@@ -64,9 +65,11 @@ pub fn load(registry: &mut Registry, files: &[(String, String)]) -> Result<(), S
         }
     }
     for (file, rt) in resource_types {
-        registry
-            .add_resource_type(rt)
-            .map_err(|e| SchemaFileError { file: file.clone(), attribute: e.attribute, problem: e.problem })?;
+        registry.add_resource_type(rt).map_err(|e| SchemaFileError {
+            file: file.clone(),
+            attribute: e.attribute,
+            problem: e.problem,
+        })?;
     }
     Ok(())
 }
@@ -127,13 +130,17 @@ mod tests {
     #[test]
     fn files_in_any_order_and_shape_add_types_and_extensions() {
         let mut reg = Registry::standard();
-        let ext = r#"{"Resources": [{"id": "urn:example:ext:User", "attributes": [{"name": "badge", "type": "integer"}]}]}"#;
+        let ext =
+            r#"{"Resources": [{"id": "urn:example:ext:User", "attributes": [{"name": "badge", "type": "integer"}]}]}"#;
         let user = r#"[{"id": "User", "name": "User", "endpoint": "/Users",
             "schema": "urn:ietf:params:scim:schemas:core:2.0:User",
             "schemaExtensions": [{"schema": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User", "required": false},
                                  {"schema": "urn:example:ext:User", "required": false}]}]"#;
-        load(&mut reg, &files(&[("types.json", ROLE_TYPE), ("user.json", user), ("role.json", ROLE), ("ext.json", ext)]))
-            .unwrap();
+        load(
+            &mut reg,
+            &files(&[("types.json", ROLE_TYPE), ("user.json", user), ("role.json", ROLE), ("ext.json", ext)]),
+        )
+        .unwrap();
         assert_eq!(reg.resource_type("Role").unwrap().endpoint, "/Roles");
         let user = reg.resource("User").unwrap();
         assert_eq!(user.extensions.len(), 2, "the enterprise extension stays, the new one is added");
@@ -151,11 +158,21 @@ mod tests {
         assert!(e.problem.contains("canonicalValues"), "{e}");
         assert_eq!(e.to_string(), format!("acme.json: attribute 'desk.floor': {}", e.problem));
 
-        let e = refused(&[("a.json", r#"{"id": "urn:x:a", "attributes": [{"name": "n", "type": "text"}]}"#)]);
+        let e = refused(&[(
+            "a.json",
+            r#"{"id": "urn:x:a", "attributes": [{"name": "c", "type": "complex", "subAttributes": [{"name": "n", "type": "text"}]}]}"#,
+        )]);
+        assert_eq!(e.attribute.as_deref(), Some("c.n"));
         assert!(e.problem.contains("text"), "an unknown type is named: {e}");
-        let e = refused(&[("a.json", r#"{"id": "urn:x:a", "attributes": [{"name": "n", "type": "string"}, {"name": "N", "type": "string"}]}"#)]);
+        let e = refused(&[(
+            "a.json",
+            r#"{"id": "urn:x:a", "attributes": [{"name": "n", "type": "string"}, {"name": "N", "type": "string"}]}"#,
+        )]);
         assert_eq!(e.attribute.as_deref(), Some("N"));
-        let e = refused(&[("a.json", r#"{"id": "urn:x:a", "attributes": [{"name": "tags", "type": "string", "multiValued": true, "uniqueness": "server"}]}"#)]);
+        let e = refused(&[(
+            "a.json",
+            r#"{"id": "urn:x:a", "attributes": [{"name": "tags", "type": "string", "multiValued": true, "uniqueness": "server"}]}"#,
+        )]);
         assert!(e.problem.contains("uniqueness"), "{e}");
         let e = refused(&[("a.json", "{\"id\": \"urn:x:a\", \"attributes\": [")]);
         assert!(e.problem.starts_with("not JSON"), "{e}");

@@ -61,6 +61,24 @@ impl<'a> Compiler<'a> {
         }
     }
 
+    /// A value of the document to sort by, in its own type's order: SQLite's `json_extract`
+    /// gives numbers and booleans typed already; PostgreSQL's text is cast (a value of
+    /// another JSON type, possible only after a forced schema change, sorts as missing).
+    fn json_sortable(&self, sql: &mut Sql, path: &str, kind: AttrType) {
+        let cast = match (self.dialect, kind) {
+            (Dialect::Postgres, AttrType::Integer | AttrType::Decimal) => Some(("number", "numeric")),
+            (Dialect::Postgres, AttrType::Boolean) => Some(("boolean", "boolean")),
+            _ => None,
+        };
+        let Some((json_type, sql_type)) = cast else {
+            return self.json_scalar(sql, &self.view.doc, path);
+        };
+        sql.push("CASE WHEN jsonb_typeof(jsonb_path_query_first(").push(&self.view.doc).push(", ").bind_text(path);
+        sql.push("::jsonpath)) = ").bind_text(json_type).push(" THEN CAST(");
+        self.json_scalar(sql, &self.view.doc, path);
+        sql.push(" AS ").push(sql_type).push(") END");
+    }
+
     /// Compiles a filter to a boolean SQL expression over the table aliased `t`.
     pub fn filter(&self, sql: &mut Sql, f: &Filter) -> Result<()> {
         match f {
@@ -261,12 +279,11 @@ impl<'a> Compiler<'a> {
     /// `EXISTS (… each element e of the array at path … WHERE body)`.
     fn each_element(&self, sql: &mut Sql, path: &str, body: impl FnOnce(&Self, &mut Sql) -> Result<()>) -> Result<()> {
         match self.dialect {
-            Dialect::Sqlite => sql
-                .push("EXISTS (SELECT 1 FROM json_each(")
-                .push(&self.view.doc)
-                .push(", ")
-                .bind_text(path)
-                .push(") e WHERE "),
+            Dialect::Sqlite => {
+                sql.push("EXISTS (SELECT 1 FROM ");
+                self.sqlite_elements(sql, path);
+                sql.push(" WHERE ")
+            }
             Dialect::Postgres => sql
                 .push("EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE(jsonb_path_query_first(")
                 .push(&self.view.doc)
@@ -277,6 +294,21 @@ impl<'a> Compiler<'a> {
         body(self, sql)?;
         sql.push(")");
         Ok(())
+    }
+
+    /// SQLite: the elements of the array at `path` as rows `e(key, value)`, each `value`
+    /// JSON text (`json_each` gives a string element as bare text, which the JSON
+    /// functions cannot read).
+    fn sqlite_elements(&self, sql: &mut Sql, path: &str) {
+        sql.push(
+            "(SELECT j.key AS key, CASE j.type WHEN 'object' THEN j.value WHEN 'array' THEN j.value \
+             WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN 'null' \
+             ELSE json_quote(j.value) END AS value FROM json_each(",
+        )
+        .push(&self.view.doc)
+        .push(", ")
+        .bind_text(path)
+        .push(") j) e");
     }
 
     /// `pr` on JSON: some scalar under `path` is neither null nor "" (the evaluator's
@@ -548,13 +580,9 @@ impl<'a> Compiler<'a> {
                 let mut e = expr.fork();
                 match self.dialect {
                     Dialect::Sqlite => {
-                        e.push("(SELECT json_extract(e.value, ")
-                            .bind_text(sub)
-                            .push(") FROM json_each(")
-                            .push(&self.view.doc)
-                            .push(", ")
-                            .bind_text(json_path(&top)?)
-                            .push(") e ORDER BY COALESCE(json_extract(e.value, '$.primary'), 0) DESC, e.key LIMIT 1)");
+                        e.push("(SELECT json_extract(e.value, ").bind_text(sub).push(") FROM ");
+                        self.sqlite_elements(&mut e, &json_path(&top)?);
+                        e.push(" ORDER BY COALESCE(json_extract(e.value, '$.primary'), 0) DESC, e.key LIMIT 1)");
                     }
                     Dialect::Postgres => {
                         e.push("(SELECT jsonb_path_query_first(e.value, ").bind_text(sub).push("::jsonpath) #>> '{}' FROM jsonb_array_elements(COALESCE(jsonb_path_query_first(").push(&self.view.doc).push(", ").bind_text(json_path(&top)?).push("::jsonpath), '[]'::jsonb)) WITH ORDINALITY e(value, n) ORDER BY COALESCE((e.value->>'primary')::boolean, false) DESC, e.n LIMIT 1)");
@@ -566,7 +594,7 @@ impl<'a> Compiler<'a> {
                     top.push(&leaf.name);
                 }
                 let mut e = expr.fork();
-                self.json_scalar(&mut e, &self.view.doc, &json_path(&top)?);
+                self.json_sortable(&mut e, &json_path(&top)?, leaf.kind);
                 e
             };
             expr = if leaf.kind.is_textual() && !leaf.case_exact { self.fold(scalar) } else { scalar };

@@ -7,8 +7,7 @@ use sqlx::PgPool;
 use std::time::Duration;
 
 /// scimd's own tables, whose statistics this keeps.
-const OWN_TABLES: &str =
-    "'scim_users', 'scim_groups', 'scim_members', 'scim_user_emails', 'scim_live_counts', 'scim_resources', 'scim_unique_values', 'scimd_events'";
+const OWN_TABLES: &str = "'scim_users', 'scim_groups', 'scim_members', 'scim_user_emails', 'scim_live_counts', 'scim_resources', 'scim_unique_values', 'scimd_events'";
 /// How often it looks.
 const EVERY: Duration = Duration::from_secs(5);
 /// Rows of `scim_live_counts` beyond one per tenant and type that are worth folding.

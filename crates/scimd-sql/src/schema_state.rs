@@ -2,8 +2,8 @@
 //! started with, and whether stored resources hold data where a change would remove it.
 
 use crate::layout::table;
-use crate::store::{Pools, SqlStore, sql};
 use crate::sql::Dialect;
+use crate::store::{Pools, SqlStore, sql};
 use async_trait::async_trait;
 use scimd_core::Kind;
 use scimd_core::schema_change::{Place, SchemaStore};
@@ -24,7 +24,9 @@ impl<P: Pools> SchemaStore for SqlStore<P> {
         let mut tx = self.pools.write().await?;
         let mut s = sql(tx.dialect());
         s.push("INSERT INTO scimd_schema_state (id, document, updated) VALUES (1, ").bind_text(document);
-        s.push(", ").bind_text(now).push(") ON CONFLICT (id) DO UPDATE SET document = excluded.document, updated = excluded.updated");
+        s.push(", ")
+            .bind_text(now)
+            .push(") ON CONFLICT (id) DO UPDATE SET document = excluded.document, updated = excluded.updated");
         tx.exec(s).await?;
         tx.commit().await?;
         Ok(())

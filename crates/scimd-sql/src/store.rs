@@ -958,8 +958,7 @@ impl<P: Pools> SqlStore<P> {
             return Err(StoreError::VersionMismatch);
         }
         // Only the built-in types are members of groups.
-        let left_groups =
-            if kind.is_built_in() { leave_groups(&mut *tx, tenant, id, now).await? } else { Vec::new() };
+        let left_groups = if kind.is_built_in() { leave_groups(&mut *tx, tenant, id, now).await? } else { Vec::new() };
         let none = MemberDelta::default();
         let written =
             Written { kind, id, before: Some(&current), after: None, members: &none, left_groups: &left_groups, now };

@@ -90,8 +90,11 @@ mod tests {
     fn files_are_read_relative_to_the_configuration_and_refusals_name_them() {
         let dir = std::env::temp_dir().join(format!("scimd-schemas-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("schemas")).unwrap();
-        std::fs::write(dir.join("schemas/a.json"), r#"{"id": "urn:x:a", "attributes": [{"name": "n", "type": "strin"}]}"#)
-            .unwrap();
+        std::fs::write(
+            dir.join("schemas/a.json"),
+            r#"{"id": "urn:x:a", "attributes": [{"name": "n", "type": "strin"}]}"#,
+        )
+        .unwrap();
         let config = Config { schemas: vec!["schemas/*.json".into()], config_dir: dir.clone(), ..Config::default() };
         let e = format!("{:#}", registry(&config).unwrap_err());
         assert!(e.contains("a.json") && e.contains("strin"), "{e}");

@@ -15,6 +15,7 @@ use scimd_console::{Console, ConsoleParts};
 use scimd_core::activity::ActivityLog;
 use scimd_core::cursor::CursorKey;
 use scimd_core::events::EventLog;
+use scimd_core::schema_change::SchemaStore;
 use scimd_core::streams::{KeyStore, StreamStore};
 use scimd_core::tenants::{Tenant, TenantState, TenantStore};
 use scimd_core::token_cache::{CachedTenants, CachedTokens, TOKEN_CACHE_TTL, TokenCache};
@@ -22,7 +23,6 @@ use scimd_core::tokens::{Scope, TokenRequest, TokenStore, create_token};
 use scimd_core::{Engine, Settings, Store};
 use scimd_events::keys::KeyRing;
 use scimd_proto::value::now;
-use scimd_core::schema_change::SchemaStore;
 use scimd_proto::{FilterLimits, Registry};
 use scimd_sql::{Durability, PostgresSettings, PostgresStore, SqliteSettings, SqliteStore};
 use std::net::SocketAddr;
@@ -321,8 +321,7 @@ pub fn engine(config: &Config, backend: &Backend) -> Result<Arc<Engine>> {
         cursor_timeout: Duration::from_secs(config.cursor_timeout_secs),
     };
     Ok(Arc::new(
-        Engine::new(backend.registry.clone(), backend.store.clone(), settings)
-            .with_changes(backend.changes.clone()),
+        Engine::new(backend.registry.clone(), backend.store.clone(), settings).with_changes(backend.changes.clone()),
     ))
 }
 

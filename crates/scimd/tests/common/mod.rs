@@ -131,11 +131,18 @@ impl TestServer {
 
     /// Stops serving and reopens the same database, as a restart would.
     pub async fn restart(self) -> TestServer {
+        let token = self.token.clone();
+        let (config, dir) = self.stop().await;
+        Self::on(config, dir, Some(token)).await
+    }
+
+    /// Stops serving; the database stays (in the returned directory, for SQLite).
+    pub async fn stop(self) -> (Config, tempfile::TempDir) {
         self.task.abort();
         let _ = self.task.await;
-        let TestServer { config, dir, token, backend, .. } = self;
+        let TestServer { config, dir, backend, .. } = self;
         drop(backend);
-        Self::on(config, dir, Some(token)).await
+        (config, dir)
     }
 
     pub async fn raw(
