@@ -172,29 +172,29 @@ async fn full_crud(db: Db) {
     assert!(r.body.get("size").is_none());
 
     // Filters, pushed down to SQL, with each attribute's type and caseExact.
-    assert_eq!(ids(&s, &q(r#"displayName eq "WIDGET ONE""#)).await, [one.clone()], "displayName is not case-exact");
-    assert_eq!(ids(&s, &q(r#"serial eq "ab-1""#)).await, [two.clone()], "serial is case-exact");
-    assert_eq!(ids(&s, &q("size gt 5")).await, [two.clone(), three.clone()]);
-    assert_eq!(ids(&s, &q("price ge 9")).await, [one.clone()]);
-    assert_eq!(ids(&s, &q("enabled eq false")).await, [three.clone()]);
-    assert_eq!(ids(&s, &q(r#"launched gt "2026-01-01T00:00:00Z""#)).await, [one.clone()]);
-    assert_eq!(ids(&s, &q("parts[count ge 3]")).await, [three.clone()]);
-    assert_eq!(ids(&s, &q(r#"tags eq "BLUE""#)).await, [one.clone()]);
-    assert_eq!(ids(&s, &q(&format!(r#"{PLANT}:plant sw "lee""#))).await, [one.clone()]);
-    assert_eq!(ids(&s, &q("notes pr")).await, [one.clone()]);
-    assert_eq!(ids(&s, &q(r#"not (displayName co "widget")"#)).await, [three.clone()]);
+    assert_eq!(ids(&s, &q(r#"displayName eq "WIDGET ONE""#)).await, [one.as_str()], "displayName is not case-exact");
+    assert_eq!(ids(&s, &q(r#"serial eq "ab-1""#)).await, [two.as_str()], "serial is case-exact");
+    assert_eq!(ids(&s, &q("size gt 5")).await, [two.as_str(), three.as_str()]);
+    assert_eq!(ids(&s, &q("price ge 9")).await, [one.as_str()]);
+    assert_eq!(ids(&s, &q("enabled eq false")).await, [three.as_str()]);
+    assert_eq!(ids(&s, &q(r#"launched gt "2026-01-01T00:00:00Z""#)).await, [one.as_str()]);
+    assert_eq!(ids(&s, &q("parts[count ge 3]")).await, [three.as_str()]);
+    assert_eq!(ids(&s, &q(r#"tags eq "BLUE""#)).await, [one.as_str()]);
+    assert_eq!(ids(&s, &q(&format!(r#"{PLANT}:plant sw "lee""#))).await, [one.as_str()]);
+    assert_eq!(ids(&s, &q("notes pr")).await, [one.as_str()]);
+    assert_eq!(ids(&s, &q(r#"not (displayName co "widget")"#)).await, [three.as_str()]);
     s.get(&format!("/Widgets?{}", q(r#"nope eq "x""#))).await.assert_error(400, Some("invalidFilter"));
     // Sorted and paged.
-    assert_eq!(ids(&s, "sortBy=size&sortOrder=descending").await, [three.clone(), two.clone(), one.clone()]);
+    assert_eq!(ids(&s, "sortBy=size&sortOrder=descending").await, [three.as_str(), two.as_str(), one.as_str()]);
     assert_eq!(
         ids(&s, "sortBy=displayName&startIndex=2&count=1").await,
-        [one.clone()],
+        [one.as_str()],
         "Gadget, Widget One, widget two"
     );
     let page = s.get("/Widgets?cursor&count=2").await;
     assert_eq!(page.body["Resources"].as_array().unwrap().len(), 2, "{}", page.body);
     let next = page.body["nextCursor"].as_str().unwrap();
-    assert_eq!(ids(&s, &format!("cursor={next}&count=2")).await, [three.clone()]);
+    assert_eq!(ids(&s, &format!("cursor={next}&count=2")).await, [three.as_str()]);
     // Across types: the root search lists widgets after users and groups.
     let r = s.post("/.search", json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": "displayName sw \"Gad\""})).await;
     assert_eq!(r.body["totalResults"], 1, "{}", r.body);
@@ -233,7 +233,7 @@ async fn full_crud(db: Db) {
     assert!(r.body["detail"].as_str().unwrap().contains("sku"), "{}", r.body);
     let r = s.get(&format!("/Widgets/{three}")).await;
     assert!(r.body.get("tags").is_none() && r.body.get("sku").is_none(), "nothing of it was written: {}", r.body);
-    assert_eq!(ids(&s, &q(r#"sku eq "SKU-1""#)).await, [one.clone()]);
+    assert_eq!(ids(&s, &q(r#"sku eq "SKU-1""#)).await, [one.as_str()]);
     let r = s.patch(&format!("/Widgets/{three}"), json!([{"op": "replace", "path": "sku", "value": "sku-3"}])).await;
     assert_eq!(r.status, 200, "{}", r.body);
     // Immutable: set once (the gadget had none), then kept.
