@@ -249,7 +249,9 @@ impl Schema {
             Ok(schema) => schema,
             Err(e) => return Err(locate(&value).unwrap_or_else(|| DefinitionError::whole(e.to_string()))),
         };
-        if !schema.id.to_ascii_lowercase().starts_with("urn:") {
+        // A URN; its characters also name the extension's object in resources and paths.
+        let urn_char = |c: char| c.is_ascii_alphanumeric() || "-._:~+=@!$&'()*,;/?%".contains(c);
+        if !schema.id.to_ascii_lowercase().starts_with("urn:") || !schema.id.chars().all(urn_char) {
             return Err(DefinitionError::whole(format!("schema id '{}' must be a URN", schema.id)));
         }
         if let Some(dup) = duplicate_name(&schema.attributes) {

@@ -174,6 +174,8 @@ mod tests {
             r#"{"id": "urn:x:a", "attributes": [{"name": "tags", "type": "string", "multiValued": true, "uniqueness": "server"}]}"#,
         )]);
         assert!(e.problem.contains("uniqueness"), "{e}");
+        let e = refused(&[("q.json", r#"{"id": "urn:x:a\"b", "attributes": []}"#)]);
+        assert!(e.problem.contains("must be a URN"), "a quote cannot be part of a URN: {e}");
         let e = refused(&[("a.json", "{\"id\": \"urn:x:a\", \"attributes\": [")]);
         assert!(e.problem.starts_with("not JSON"), "{e}");
         // A core schema may not redefine the common attributes.

@@ -23,6 +23,7 @@ use scimd_proto::ScimError;
 use scimd_proto::filter::{CompareOp, Filter, Literal, check, matches};
 use scimd_proto::messages::SortOrder;
 use scimd_proto::resource::{Meta, render};
+use scimd_proto::schema::ResourceSchema;
 use scimd_proto::{AttrPath, Registry};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
@@ -759,6 +760,54 @@ fn any_filter() -> BoxedStrategy<Filter> {
         .boxed()
 }
 
+/// Every live resource of `kind` in tenant `t`, rendered as a GET would render it.
+async fn rendered(s: &dyn Store, kind: Kind, schema: &ResourceSchema<'_>) -> Vec<(String, Map<String, Value>)> {
+    let page = s.list("t", kind, &ListQuery::page(schema, 0, 1000)).await.unwrap();
+    page.resources
+        .into_iter()
+        .map(|r| {
+            let meta = Meta {
+                created: r.created.clone(),
+                last_modified: r.last_modified.clone(),
+                location: String::new(),
+                version: r.version,
+            };
+            (r.id.clone(), render(schema, &r.id, r.attributes, &meta))
+        })
+        .collect()
+}
+
+/// Checks `tries` random filters of `strategy`: the store's answer (SQL) must be what the
+/// evaluator answers on `resources`. Returns how many filters were valid, and how many of
+/// those matched some resources but not all.
+async fn agree(
+    s: &dyn Store,
+    kind: Kind,
+    schema: &ResourceSchema<'_>,
+    resources: &[(String, Map<String, Value>)],
+    strategy: BoxedStrategy<Filter>,
+    tries: usize,
+) -> (usize, usize) {
+    let mut runner = TestRunner::new(Config { cases: 1, ..Config::default() });
+    let (mut checked, mut matched_some) = (0, 0);
+    for _ in 0..tries {
+        let f = strategy.new_tree(&mut runner).unwrap().current();
+        if check(&f, schema).is_err() {
+            continue;
+        }
+        checked += 1;
+        let expected: BTreeSet<&str> =
+            resources.iter().filter(|(_, r)| matches(&f, schema, r)).map(|(id, _)| id.as_str()).collect();
+        let q = ListQuery { filter: Some(&f), ..ListQuery::page(schema, 0, 1000) };
+        let page = s.list("t", kind, &q).await.unwrap_or_else(|e| panic!("{f}: {e}"));
+        let got: BTreeSet<&str> = page.resources.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(page.total as usize, got.len(), "{f}");
+        assert_eq!(got, expected, "filter: {f}");
+        matched_some += usize::from(!expected.is_empty() && expected.len() < resources.len());
+    }
+    (checked, matched_some)
+}
+
 /// Random filters over random users: the store's answer (SQL) and the evaluator's answer
 /// on the resources as the store reads them must be the same set. In the mapped mode some
 /// users are rows the application wrote itself, never touched by SCIM.
@@ -779,51 +828,9 @@ async fn filters_agree_with_the_evaluator(env: &Env<'_>) {
     }
     env.application_rows().await;
     // What a client reads: every live user, rendered as a GET would render it.
-    let everyone = ListQuery::page(&schema, 0, 1000);
-    let resources: Vec<(String, Map<String, Value>)> = s
-        .list("t", Kind::User, &everyone)
-        .await
-        .unwrap()
-        .resources
-        .into_iter()
-        .map(|r| {
-            let meta = Meta {
-                created: r.created.clone(),
-                last_modified: r.last_modified.clone(),
-                location: String::new(),
-                version: r.version,
-            };
-            (r.id.clone(), render(&schema, &r.id, r.attributes, &meta))
-        })
-        .collect();
+    let resources = rendered(s, Kind::User, &schema).await;
     assert!(resources.len() >= 120, "{}", resources.len());
-    let strategy = any_filter();
-    let mut runner = TestRunner::new(Config { cases: 1, ..Config::default() });
-    let mut checked = 0;
-    let mut matched_some = 0;
-    for _ in 0..1200 {
-        let f = strategy.new_tree(&mut runner).unwrap().current();
-        if check(&f, &schema).is_err() {
-            continue;
-        }
-        checked += 1;
-        let expected: BTreeSet<&str> =
-            resources.iter().filter(|(_, r)| matches(&f, &schema, r)).map(|(id, _)| id.as_str()).collect();
-        let q = ListQuery {
-            schema: &schema,
-            filter: Some(&f),
-            sort: None,
-            offset: 0,
-            count: 1000,
-            with_relations: false,
-            after: None,
-        };
-        let page = s.list("t", Kind::User, &q).await.unwrap_or_else(|e| panic!("{f}: {e}"));
-        let got: BTreeSet<&str> = page.resources.iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(page.total as usize, got.len(), "{f}");
-        assert_eq!(got, expected, "filter: {f}");
-        matched_some += usize::from(!expected.is_empty() && expected.len() < resources.len());
-    }
+    let (checked, matched_some) = agree(s, Kind::User, &schema, &resources, any_filter(), 1200).await;
     assert!(checked > 1000, "only {checked} filters were checked");
     assert!(matched_some > checked / 4, "too few filters separate the users: {matched_some} of {checked}");
 }
@@ -1024,39 +1031,9 @@ async fn custom_filters_agree_with_the_evaluator(env: &Env<'_>) {
         }
         new_gadget(s, "t", kind, &format!("g-{i:03}"), Value::Object(a)).await.unwrap();
     }
-    let everyone = s.list("t", kind, &ListQuery::page(&schema, 0, 1000)).await.unwrap();
-    let resources: Vec<(String, Map<String, Value>)> = everyone
-        .resources
-        .into_iter()
-        .map(|r| {
-            let meta = Meta {
-                created: r.created.clone(),
-                last_modified: r.last_modified.clone(),
-                location: String::new(),
-                version: r.version,
-            };
-            (r.id.clone(), render(&schema, &r.id, r.attributes, &meta))
-        })
-        .collect();
+    let resources = rendered(s, kind, &schema).await;
     assert_eq!(resources.len(), 100);
-    let strategy = gadget_filter();
-    let mut runner = TestRunner::new(Config { cases: 1, ..Config::default() });
-    let (mut checked, mut matched_some) = (0, 0);
-    for _ in 0..800 {
-        let f = strategy.new_tree(&mut runner).unwrap().current();
-        if check(&f, &schema).is_err() {
-            continue;
-        }
-        checked += 1;
-        let expected: BTreeSet<&str> =
-            resources.iter().filter(|(_, r)| matches(&f, &schema, r)).map(|(id, _)| id.as_str()).collect();
-        let q = ListQuery { filter: Some(&f), ..ListQuery::page(&schema, 0, 1000) };
-        let page = s.list("t", kind, &q).await.unwrap_or_else(|e| panic!("{f}: {e}"));
-        let got: BTreeSet<&str> = page.resources.iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(page.total as usize, got.len(), "{f}");
-        assert_eq!(got, expected, "filter: {f}");
-        matched_some += usize::from(!expected.is_empty() && expected.len() < resources.len());
-    }
+    let (checked, matched_some) = agree(s, kind, &schema, &resources, gadget_filter(), 800).await;
     assert!(checked > 400, "only {checked} filters were checked");
     assert!(matched_some > checked / 4, "too few filters separate the resources: {matched_some} of {checked}");
 }

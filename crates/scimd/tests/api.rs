@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::TestServer;
+use common::{TestServer, urlencode};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -516,15 +516,6 @@ async fn content_types_and_identity_provider_quirks() {
     let list = s.get("/Users?filter=USERNAME%20EQ%20%22PLAINJSON%22").await;
     assert_eq!(list.body["schemas"], json!([LIST]));
     assert_eq!(list.body["totalResults"], 1);
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Db, TestServer};
+use common::{Db, TestServer, urlencode};
 use reqwest::Method;
 use scimd_core::tenants::{Tenant, TenantState};
 use scimd_core::tokens::{Scope, TokenRequest, create_token};
@@ -87,15 +87,6 @@ async fn ids(s: &TestServer, query: &str) -> Vec<String> {
 
 fn q(filter: &str) -> String {
     format!("filter={}", urlencode(filter))
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 async fn full_crud(db: Db) {

@@ -16,7 +16,7 @@
 
 mod common;
 
-use common::{Db, Reply, TestServer};
+use common::{Db, Reply, TestServer, urlencode};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -422,18 +422,6 @@ impl Run<'_> {
             }
         }
     }
-}
-
-fn urlencode(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------- the cases

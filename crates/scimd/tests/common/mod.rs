@@ -45,6 +45,16 @@ impl Reply {
     }
 }
 
+/// Percent-encodes a query parameter's value (everything but RFC 3986's unreserved bytes).
+pub fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// The PostgreSQL database tests run against (`SCIMD_TEST_POSTGRES_URL`); tests that call
 /// this are compiled as ignored when it is not set (`cfg(scimd_postgres)`).
 pub fn postgres_url() -> String {
