@@ -9,6 +9,7 @@ use axum::extract::{OriginalUri, Request};
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use scimd_core::Kind;
 use scimd_core::activity::{Activity, ActivityLog, client_of, redact};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,9 +73,9 @@ impl ActivityRecorder {
 
 /// The resource a request touched: from its path below the SCIM root (the metrics' own
 /// reading of it), or for a creation from its `Location`.
-fn touched(path: &str, resp: &Response) -> (Option<String>, Option<String>) {
-    let kind = crate::metrics::resource(path);
-    if !matches!(kind, "User" | "Group") {
+fn touched(path: &str, resp: &Response, kinds: &[Kind]) -> (Option<String>, Option<String>) {
+    let kind = crate::metrics::resource(path, kinds);
+    if !kinds.iter().any(|k| k.name() == kind) {
         return (None, None);
     }
     let id = match path.trim_start_matches('/').split('/').nth(1).filter(|p| !p.is_empty() && *p != ".search") {
@@ -89,10 +90,14 @@ fn touched(path: &str, resp: &Response) -> (Option<String>, Option<String>) {
     (Some(kind.to_string()), id)
 }
 
+/// What `record` works with: the recorder (none: the log is off), the largest body it keeps,
+/// and the resource types served (what it names a request's resource by).
+pub(crate) type Recording = (Option<Arc<ActivityRecorder>>, usize, Arc<[Kind]>);
+
 /// Runs inside authentication: the request's tenant is known. Without a recorder, it only
 /// passes the request on.
 pub(crate) async fn record(
-    axum::extract::State((recorder, max_body)): axum::extract::State<(Option<Arc<ActivityRecorder>>, usize)>,
+    axum::extract::State((recorder, max_body, kinds)): axum::extract::State<Recording>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -130,7 +135,7 @@ pub(crate) async fn record(
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let error = resp.extensions().get::<ErrorInfo>();
-    let (resource_type, resource_id) = touched(&below_root, &resp);
+    let (resource_type, resource_id) = touched(&below_root, &resp, &kinds);
     recorder.push(Activity {
         tenant,
         time: scimd_proto::value::now(),

@@ -164,6 +164,8 @@ impl ScimService {
     /// service share its engine, authenticator and rate limits.
     pub fn router_at(&self, base_url: Option<String>) -> Router {
         let state = self.inner.clone();
+        // What the metrics and the activity log name a request's resource type by.
+        let kinds: Arc<[Kind]> = self.inner.engine.kinds().into();
         Router::new()
             .route("/ServiceProviderConfig", get(handlers::service_provider_config))
             .route("/ResourceTypes", get(handlers::resource_types))
@@ -186,7 +188,10 @@ impl ScimService {
             // chain of `.layer` calls would box (and clone, per request) every layer apart.
             .layer(
                 ServiceBuilder::new()
-                    .layer(middleware::from_fn_with_state(self.inner.metrics.clone(), metrics::measure))
+                    .layer(middleware::from_fn_with_state(
+                        (self.inner.metrics.clone(), kinds.clone()),
+                        metrics::measure,
+                    ))
                     .layer(middleware::from_fn(panic::catch_panic))
                     .layer(middleware::map_response(scim_errors_only))
                     .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -197,7 +202,7 @@ impl ScimService {
                     .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
                     .layer(middleware::from_fn_with_state(state.clone(), authenticate))
                     .layer(middleware::from_fn_with_state(
-                        (self.inner.activity.clone(), self.config.max_body_bytes),
+                        (self.inner.activity.clone(), self.config.max_body_bytes, kinds),
                         activity::record,
                     )),
             )

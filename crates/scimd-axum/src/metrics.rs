@@ -8,6 +8,7 @@
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
+use scimd_core::Kind;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -58,11 +59,15 @@ pub struct Metrics {
     activity_dropped: AtomicU64,
 }
 
-/// The resource type a path below the SCIM root is about.
-pub(crate) fn resource(path: &str) -> &'static str {
-    match path.trim_start_matches('/').split('/').next().unwrap_or("") {
-        "Users" => "User",
-        "Groups" => "Group",
+/// The resource type a path below the SCIM root is about: one of the types served (named
+/// as `meta.resourceType` names it), a discovery endpoint, or `other` (so that no path a
+/// client makes up becomes a label).
+pub(crate) fn resource(path: &str, kinds: &[Kind]) -> &'static str {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    if let Some(kind) = kinds.iter().find(|k| k.endpoint() == first) {
+        return kind.name();
+    }
+    match first {
         ".search" => "search",
         "Schemas" => "Schema",
         "ResourceTypes" => "ResourceType",
@@ -174,12 +179,12 @@ impl Metrics {
 
 /// The middleware that measures every answer of a SCIM router, whichever layer made it.
 pub(crate) async fn measure(
-    axum::extract::State(metrics): axum::extract::State<std::sync::Arc<Metrics>>,
+    axum::extract::State((metrics, kinds)): axum::extract::State<(std::sync::Arc<Metrics>, std::sync::Arc<[Kind]>)>,
     req: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let (resource, method) = (resource(req.uri().path()), method(req.method()));
+    let (resource, method) = (resource(req.uri().path(), &kinds), method(req.method()));
     let resp = next.run(req).await;
     let tenant = resp.extensions().get::<AnsweredFor>().map(|t| t.0.clone());
     metrics.record(tenant.as_deref(), resource, method, &resp, started.elapsed().as_secs_f64());

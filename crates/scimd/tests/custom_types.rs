@@ -415,3 +415,41 @@ async fn an_invalid_schema_file_stops_the_start_naming_file_attribute_and_proble
     let e = format!("{:#}", scimd::server::open_store(&config).await.err().expect("refused"));
     assert!(e.contains("widget.json") && e.contains("'parts.count'") && e.contains("number"), "{e}");
 }
+
+/// The metrics and the activity log name a custom type's requests by the type.
+#[tokio::test]
+async fn metrics_and_activity_name_custom_types() {
+    let files = schema_dir(&widget_schema());
+    let dir = files.path().to_path_buf();
+    let s = TestServer::with(move |c| {
+        c.schemas = vec!["widget.json".into()];
+        c.config_dir = dir;
+        c.activity_log = true;
+    })
+    .await;
+    let id = create(&s, widget("w", "s", "k", 1)).await;
+    assert_eq!(s.get(&format!("/Widgets/{id}")).await.status, 200);
+    assert_eq!(s.get("/Widgets/nope").await.status, 404);
+    let req = TokenRequest { scope: Scope::Admin, tenant: "", name: "ops", secret: None, expires: None };
+    let admin = create_token(s.backend.tokens.as_ref(), req, "2026-01-01T00:00:00.000000Z").await.unwrap().secret;
+    let text = s.at(Method::GET, &format!("{}/metrics", s.root), &admin, None).await.body.as_str().unwrap().to_string();
+    for (series, n) in [
+        (r#"scimd_requests_total{tenant="default",resource="Widget",method="POST",status="2xx"} "#, "1"),
+        (r#"scimd_requests_total{tenant="default",resource="Widget",method="GET",status="2xx"} "#, "1"),
+        (r#"scimd_requests_total{tenant="default",resource="Widget",method="GET",status="4xx"} "#, "1"),
+    ] {
+        assert!(text.lines().any(|l| l.strip_prefix(series) == Some(n)), "{series}{n} in\n{text}");
+    }
+    let url = format!("{}/admin/v1/tenants/default/activity?resource_id={id}", s.root);
+    let mut seen = Value::Null;
+    for _ in 0..50 {
+        seen = s.at(Method::GET, &url, &admin, None).await.body;
+        if seen["activity"].as_array().is_some_and(|a| a.len() >= 2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let records = seen["activity"].as_array().expect("activity");
+    assert_eq!(records.len(), 2, "the create and the read: {seen}");
+    assert!(records.iter().all(|r| r["resource_type"] == "Widget"), "{seen}");
+}
