@@ -164,7 +164,8 @@ impl ScimService {
     /// service share its engine, authenticator and rate limits.
     pub fn router_at(&self, base_url: Option<String>) -> Router {
         let state = self.inner.clone();
-        // What the metrics and the activity log name a request's resource type by.
+        // The types served: their routes, and what the metrics and the activity log name a
+        // request's resource type by.
         let kinds: Arc<[Kind]> = self.inner.engine.kinds().into();
         Router::new()
             .route("/ServiceProviderConfig", get(handlers::service_provider_config))
@@ -182,7 +183,7 @@ impl ScimService {
                     .delete(handlers::me_delete)
                     .post(handlers::me_create),
             )
-            .merge(self.inner.engine.kinds().iter().fold(Router::new(), |r, kind| r.merge(resource_routes(*kind))))
+            .merge(kinds.iter().fold(Router::new(), |r, kind| r.merge(resource_routes(*kind))))
             .fallback(|| async { error_response(&ScimError::not_found("no such endpoint")) })
             // One stack, outermost first. Given as one layer, it wraps each route once; a
             // chain of `.layer` calls would box (and clone, per request) every layer apart.

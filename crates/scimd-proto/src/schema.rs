@@ -457,16 +457,16 @@ impl Registry {
         let Some(id) = self.schema(schema).map(|s| s.id.clone()) else {
             return fail(format!("extension schema '{schema}' is not defined (list its file in `schemas`)"));
         };
-        let Some(rt) = self.resource_types.iter().find(|rt| rt.name.eq_ignore_ascii_case(resource_type)) else {
+        let Some(at) = self.resource_types.iter().position(|rt| rt.name.eq_ignore_ascii_case(resource_type)) else {
             return fail("no such resource type".into());
         };
+        let rt = &mut self.resource_types[at];
         if rt.schema.eq_ignore_ascii_case(&id) {
             return fail(format!("'{id}' is its core schema and cannot also extend it"));
         }
         if rt.schema_extensions.iter().any(|e| e.schema == id) {
             return fail(format!("extension '{id}' is listed twice"));
         }
-        let rt = self.resource_types.iter_mut().find(|rt| rt.name.eq_ignore_ascii_case(resource_type)).expect("found");
         rt.schema_extensions.push(SchemaExtension { schema: id, required });
         Ok(())
     }

@@ -20,7 +20,7 @@ fn unsupported(what: impl std::fmt::Display) -> StoreError {
 }
 
 /// A path into the JSON document, as pieces (a container URN, an attribute, a sub-attribute).
-fn json_path(pieces: &[&str]) -> Result<String> {
+pub(crate) fn json_path(pieces: &[&str]) -> Result<String> {
     let mut p = String::from("$");
     for piece in pieces {
         if piece.contains('"') || piece.contains('\\') {

@@ -1,6 +1,7 @@
 //! The schema state of `scimd_core::schema_change`: the document the deployment last
 //! started with, and whether stored resources hold data where a change would remove it.
 
+use crate::compile::json_path;
 use crate::layout::table;
 use crate::sql::Dialect;
 use crate::store::{Pools, SqlStore, sql};
@@ -51,13 +52,10 @@ impl<P: Pools> SchemaStore for SqlStore<P> {
             s.push(" AND ");
             match d {
                 Dialect::Sqlite => {
-                    // A JSON path of quoted keys; a key that cannot be quoted was never stored.
-                    if keys.iter().any(|k| k.contains('"') || k.contains('\\')) {
-                        return Ok(false);
-                    }
-                    let path: String = keys.iter().map(|k| format!(".\"{k}\"")).collect();
+                    // A key the JSON path cannot spell was never stored.
+                    let Ok(path) = json_path(&keys) else { return Ok(false) };
                     // Neither absent (SQL NULL) nor a JSON null.
-                    s.push("json_type(t.attributes, ").bind_text(format!("${path}")).push(") != 'null'");
+                    s.push("json_type(t.attributes, ").bind_text(path).push(") != 'null'");
                 }
                 Dialect::Postgres => {
                     // Neither absent (SQL NULL) nor a JSON null.
