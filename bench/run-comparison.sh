@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the comparison in bench/README.md: scimd on SQLite, scimd on PostgreSQL and
-# django-scim2-server on SQLite, each on a fresh database with the same data, measured by
+# django-scim2-server on SQLite (under gunicorn's sync workers, and under gthread workers with
+# keep-alive as Django sites run in production), each on a fresh database with the same data, measured by
 # the same load tool on this machine.
 #
 # All servers run side by side and the scenarios go round them in turns: round 1 runs
@@ -12,14 +13,15 @@
 # Usage: bench/run-comparison.sh [OUT_DIR]        (default: bench/results)
 # Environment: PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres),
 #              RUNS (rounds, 3), DURATION (seconds per scenario, 5),
-#              USERS (10000), ONLY (e.g. "sqlite django"; default "sqlite pg django"),
+#              USERS (10000), ONLY (e.g. "sqlite django-gthread"; default
+#              "sqlite pg django django-gthread"),
 #              SCENARIOS (default: all but members), MEMBERS (0 skips the members scenario).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bench/results}
 mkdir -p "$out"
 work=$(mktemp -d)
-runs=${RUNS:-3} duration=${DURATION:-5} users=${USERS:-10000} only=${ONLY:-"sqlite pg django"}
+runs=${RUNS:-3} duration=${DURATION:-5} users=${USERS:-10000} only=${ONLY:-"sqlite pg django django-gthread"}
 pg_admin=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 scenarios=${SCENARIOS:-get_user,filter,list,get_group,create_seq,create_concurrent,patch_user}
 members=${MEMBERS:-1}
@@ -70,18 +72,22 @@ case " $only " in *" pg "*)
   psql "$pg_admin" -qAt -c "CREATE DATABASE $pgdb"
   start_scimd scimd-pg "scimd PostgreSQL" "${pg_admin%/*}/$pgdb" ;;
 esac
-case " $only " in *" django "*)
+# start_django NAME LABEL THREADS (see bench/django-serve.sh)
+start_django() {
+  local name=$1 port
   port=$(free_port)
-  token[django]="bench-$RANDOM$RANDOM"
-  bash bench/django-serve.sh "$port" "${token[django]}" "$work/django.sqlite3" 4 >"$work/django.log" 2>&1 &
+  token[$name]="bench-$RANDOM$RANDOM"
+  bash bench/django-serve.sh "$port" "${token[$name]}" "$work/$name.sqlite3" 4 "$3" >"$work/$name.log" 2>&1 &
   pids+=($!)
   wait_ready "http://127.0.0.1:$port/scim/v2/ServiceProviderConfig"
   # One seeding client: concurrent creates on its SQLite fail with "database is locked".
   # Its members sizes stop at 10,000 (one add there takes most of a second).
-  url[django]="http://127.0.0.1:$port/scim/v2" label[django]="Django" pid[django]=""
-  extra[django]="--seed-concurrency 1 --member-sizes 100,1000,10000 --member-samples 20"
-  names+=(django) ;;
-esac
+  url[$name]="http://127.0.0.1:$port/scim/v2" label[$name]=$2 pid[$name]=""
+  extra[$name]="--seed-concurrency 1 --member-sizes 100,1000,10000 --member-samples 20"
+  names+=("$name")
+}
+case " $only " in *" django "*) start_django django "Django (sync workers)" 0 ;; esac
+case " $only " in *" django-gthread "*) start_django django-gthread "Django (gthread, keep-alive)" 4 ;; esac
 
 # tool NAME ARGS...: the load tool against one server, with its seed file.
 tool() {

@@ -21,6 +21,8 @@ DATABASES = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("BENCH_DJANGO_DB", str(BASE_DIR / "bench.sqlite3")),
         "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", "timeout": 5},
+        # Under gthread workers each thread keeps its connection (django-serve.sh sets it).
+        "CONN_MAX_AGE": int(os.environ.get("BENCH_DJANGO_CONN_MAX_AGE", "0")),
     }
 }
 USE_TZ = True

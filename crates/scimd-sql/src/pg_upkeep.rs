@@ -10,7 +10,7 @@ use std::time::Duration;
 const OWN_TABLES: &str = "'scim_users', 'scim_groups', 'scim_members', 'scim_user_emails', 'scim_live_counts', 'scim_resources', 'scim_unique_values', 'scimd_events'";
 /// How often it looks.
 const EVERY: Duration = Duration::from_secs(5);
-/// Rows of `scim_live_counts` beyond one per tenant and type that are worth folding.
+/// Rows of `scim_live_counts` beyond one per tenant, type and stretch that are worth folding.
 const FOLD_AFTER: i64 = 256;
 
 pub(crate) async fn run(pool: PgPool, mut stop: tokio::sync::oneshot::Receiver<()>) {
@@ -73,22 +73,24 @@ async fn keep_tables(pool: &PgPool) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Folds each tenant's rows of `scim_live_counts` into one (see its migration).
+/// Folds the rows of `scim_live_counts` into one per tenant, type and stretch (see its
+/// migrations).
 ///
 /// One statement: a reader's snapshot sees the rows before it or after it, whose sums are
 /// the same. Rows written meanwhile are not in its snapshot and stay; two processes folding
 /// at once each fold only the rows they managed to delete.
 async fn fold_counts(pool: &PgPool) -> Result<(), sqlx::Error> {
-    let extra: i64 = sqlx::query_scalar("SELECT COUNT(*) - COUNT(DISTINCT (tenant, kind)) FROM scim_live_counts")
-        .fetch_one(pool)
-        .await?;
+    let extra: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) - COUNT(DISTINCT (tenant, kind, stretch)) FROM scim_live_counts")
+            .fetch_one(pool)
+            .await?;
     if extra < FOLD_AFTER {
         return Ok(());
     }
     sqlx::query(
-        "WITH folded AS (DELETE FROM scim_live_counts RETURNING tenant, kind, n) \
-         INSERT INTO scim_live_counts (tenant, kind, n) \
-         SELECT tenant, kind, SUM(n) FROM folded GROUP BY tenant, kind HAVING SUM(n) <> 0",
+        "WITH folded AS (DELETE FROM scim_live_counts RETURNING tenant, kind, stretch, n) \
+         INSERT INTO scim_live_counts (tenant, kind, stretch, n) \
+         SELECT tenant, kind, stretch, SUM(n) FROM folded GROUP BY tenant, kind, stretch HAVING SUM(n) <> 0",
     )
     .execute(pool)
     .await?;

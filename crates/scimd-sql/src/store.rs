@@ -283,6 +283,31 @@ fn listing(d: Dialect, view: &View, tenant: &str, q: &ListQuery<'_>) -> Result<L
     Ok(Listing { from, count })
 }
 
+/// Order keys per stretch of the live counts (the `10` of the PostgreSQL migration
+/// `live_stretches`).
+const STRETCH_BITS: u32 = 10;
+
+/// PostgreSQL, an unfiltered page of scimd's own tables in their own order at `offset`:
+/// where the walk to it starts (`start`, an order key) and how many live rows it skips from
+/// there (`skip`), from the live counts per stretch of order keys. The page is then found by
+/// walking at most one stretch (1,024 index entries), not the `offset` rows before it; the
+/// counts are exact in the statement's snapshot, so the page is the one `OFFSET` would give.
+/// None where a walk is as short, or the rows are not counted.
+fn stretch_jump(d: Dialect, view: &View, tenant: &str, q: &ListQuery<'_>) -> Option<Sql> {
+    let kind = view.counted_as?;
+    if d != Dialect::Postgres || q.filter.is_some() || q.sort.is_some() || q.offset < 1 << STRETCH_BITS {
+        return None;
+    }
+    let offset = Bind::Int(q.offset.min(i64::MAX as u64) as i64);
+    let mut s = sql(d);
+    s.push("SELECT stretch << ").push(&STRETCH_BITS.to_string()).push(" AS start, (");
+    s.bind(offset.clone()).push(" - before)::bigint AS skip FROM (SELECT stretch, ");
+    s.push("SUM(SUM(n)) OVER (ORDER BY stretch) - SUM(n) AS before FROM scim_live_counts WHERE tenant = ");
+    s.bind_text(tenant).push(" AND kind = ").bind_text(kind).push(" GROUP BY stretch) s WHERE before <= ");
+    s.bind(offset).push(" ORDER BY stretch DESC LIMIT 1");
+    Some(s)
+}
+
 /// The statement of one page of `from`'s rows, sorted and paged, with `select` columns.
 fn page_statement(d: Dialect, view: &View, select: Sql, tenant: &str, q: &ListQuery<'_>, from: Sql) -> Result<Sql> {
     let compiler = Compiler { dialect: d, view, schema: q.schema, tenant };
@@ -293,9 +318,13 @@ fn page_statement(d: Dialect, view: &View, select: Sql, tenant: &str, q: &ListQu
             order.push(&view.order_key);
         }
     }
+    let jump = stretch_jump(d, view, tenant, q);
     let mut paged = sql(d);
     paged.push(" LIMIT ").bind(Bind::Int(q.count.min(i64::MAX as u64) as i64));
-    paged.push(" OFFSET ").bind(Bind::Int(q.offset.min(i64::MAX as u64) as i64));
+    match &jump {
+        Some(_) => paged.push(" OFFSET (SELECT skip FROM jump)"),
+        None => paged.push(" OFFSET ").bind(Bind::Int(q.offset.min(i64::MAX as u64) as i64)),
+    };
     let mut select = select;
     if let Some(sort) = &q.sort {
         // The rows' sort values, for the cursor of the page after (`keyset`).
@@ -303,6 +332,9 @@ fn page_statement(d: Dialect, view: &View, select: Sql, tenant: &str, q: &ListQu
         compiler.sort_columns(&mut select, sort)?;
     }
     let mut page = sql(d);
+    if let Some(jump) = &jump {
+        page.push("WITH jump AS (").append(jump.clone()).push(") ");
+    }
     page.push("SELECT ").append(select);
     if d == Dialect::Postgres && view.counted_as.is_some() {
         // PostgreSQL, scimd's own tables: the page's keys first (in their own order, by
@@ -310,7 +342,11 @@ fn page_statement(d: Dialect, view: &View, select: Sql, tenant: &str, q: &ListQu
         // skips), then just the page's rows are read, and their columns computed.
         let key = &view.order_key;
         page.push(" FROM ").push(&view.from).push(" WHERE ").push(key).push(" IN (SELECT ").push(key);
-        page.append(from).push(" ORDER BY ").append(order.clone()).append(paged).push(") ORDER BY ").append(order);
+        page.append(from);
+        if jump.is_some() {
+            page.push(" AND ").push(key).push(" >= (SELECT start FROM jump)");
+        }
+        page.push(" ORDER BY ").append(order.clone()).append(paged).push(") ORDER BY ").append(order);
     } else {
         page.append(from).push(" ORDER BY ").append(order).append(paged);
     }

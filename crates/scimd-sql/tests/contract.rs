@@ -113,6 +113,7 @@ contract!(
     every_committed_write_records_its_events,
     custom_types_keep_their_resources_apart,
     custom_filters_agree_with_the_evaluator,
+    deep_pages_are_the_pages_an_offset_gives,
 );
 
 const NOW: &str = "2026-01-01T00:00:00.000000Z";
@@ -1295,6 +1296,46 @@ async fn paging_in_turn_skips_nothing_when_rows_go(env: &Env<'_>) {
     assert_eq!(unique.len(), seen.len(), "a resource was served twice");
     let missed: Vec<&String> = ids.iter().filter(|id| !unique.contains(id)).collect();
     assert!(missed.is_empty(), "resources never served: {missed:?}");
+}
+
+/// A page deep in a list (past the first 1,024 rows, where PostgreSQL jumps by its live
+/// counts per stretch of keys instead of walking) holds exactly the rows at that position
+/// of the list, with two tenants' rows interleaved and rows deleted (both ways) all along.
+async fn deep_pages_are_the_pages_an_offset_gives(env: &Env<'_>) {
+    let s = env.store;
+    let registry = Registry::standard();
+    let users = registry.resource("User").unwrap();
+    // The mapped mode without a tenant column serves one tenant.
+    let tenants: &[&str] = if env.tenants { &["t", "u"] } else { &["t"] };
+    // The live users of each tenant, in the order they were created.
+    let mut live: Vec<Vec<String>> = vec![Vec::new(); tenants.len()];
+    for i in 0..2_700 {
+        let t = i % tenants.len();
+        live[t].push(new_user(s, tenants[t], &format!("d{i:04}"), json!({"userName": format!("deep{i:04}")})).await);
+    }
+    for (t, tenant) in tenants.iter().enumerate() {
+        let mut kept = Vec::new();
+        for (i, id) in std::mem::take(&mut live[t]).into_iter().enumerate() {
+            if i % 13 == 5 {
+                let policy = if i % 2 == 0 { DeletePolicy::Retire } else { DeletePolicy::Erase };
+                s.delete(tenant, Kind::User, &id, del(policy, None, LATER)).await.unwrap();
+            } else {
+                kept.push(id);
+            }
+        }
+        live[t] = kept;
+    }
+    // Out of order, so that no page follows the one served before it.
+    for offset in [1_250u64, 1_024, 1_100, 1_023, 1_199, 1_300, 5_000, 2, 1_150] {
+        for (t, tenant) in tenants.iter().enumerate() {
+            let q = ListQuery::page(&users, offset, 30);
+            let page = s.list(tenant, Kind::User, &q).await.unwrap();
+            let want: Vec<&String> = live[t].iter().skip(offset as usize).take(30).collect();
+            let got: Vec<&String> = page.resources.iter().map(|r| &r.id).collect();
+            assert_eq!(got, want, "tenant {tenant}, offset {offset}");
+            assert_eq!(page.total, live[t].len() as u64);
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
