@@ -78,7 +78,9 @@ async fn keep_tables(pool: &PgPool) -> Result<(), sqlx::Error> {
 ///
 /// One statement: a reader's snapshot sees the rows before it or after it, whose sums are
 /// the same. Rows written meanwhile are not in its snapshot and stay; two processes folding
-/// at once each fold only the rows they managed to delete.
+/// at once each fold only the rows they managed to delete. Only the stretches with more than
+/// one row are rewritten: a sync adds users to the last few stretches, and rewriting the
+/// other thousand of a million-user tenant every few seconds would only make dead rows.
 async fn fold_counts(pool: &PgPool) -> Result<(), sqlx::Error> {
     let extra: i64 =
         sqlx::query_scalar("SELECT COUNT(*) - COUNT(DISTINCT (tenant, kind, stretch)) FROM scim_live_counts")
@@ -88,7 +90,11 @@ async fn fold_counts(pool: &PgPool) -> Result<(), sqlx::Error> {
         return Ok(());
     }
     sqlx::query(
-        "WITH folded AS (DELETE FROM scim_live_counts RETURNING tenant, kind, stretch, n) \
+        "WITH busy AS (SELECT tenant, kind, stretch FROM scim_live_counts \
+                       GROUP BY tenant, kind, stretch HAVING COUNT(*) > 1), \
+              folded AS (DELETE FROM scim_live_counts c USING busy b \
+                         WHERE c.tenant = b.tenant AND c.kind = b.kind AND c.stretch = b.stretch \
+                         RETURNING c.tenant, c.kind, c.stretch, c.n) \
          INSERT INTO scim_live_counts (tenant, kind, stretch, n) \
          SELECT tenant, kind, stretch, SUM(n) FROM folded GROUP BY tenant, kind, stretch HAVING SUM(n) <> 0",
     )
