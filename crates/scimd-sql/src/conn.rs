@@ -4,7 +4,7 @@
 use crate::sql::{Bind, Dialect, Sql};
 use async_trait::async_trait;
 use scimd_core::store::{Outage, StoreError};
-use sqlx::{AssertSqlSafe, Postgres, Transaction};
+use sqlx::{AssertSqlSafe, Column as _, Postgres, Transaction};
 
 /// A database failure, classified as the store needs it.
 #[derive(Debug, Clone)]
@@ -220,18 +220,20 @@ where
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
+    // Chosen by the column's type: a `try_get` of the wrong type builds an error with a
+    // formatted message, and trying each type in turn did that for every text cell of every
+    // row (five times a row of a list page).
     let cells = (0..row.len())
         .map(|i| {
-            if let Ok(v) = row.try_get::<Option<i64>, _>(i) {
-                return v.map_or(Cell::Null, Cell::Int);
-            }
-            if let Ok(v) = row.try_get::<Option<String>, _>(i) {
-                return v.map_or(Cell::Null, Cell::Text);
-            }
-            match row.try_get::<Option<bool>, _>(i) {
-                Ok(v) => v.map_or(Cell::Null, Cell::Bool),
-                Err(_) => Cell::Null,
-            }
+            let ty = row.column(i).type_info();
+            let cell = if <i64 as sqlx::Type<R::Database>>::compatible(ty) {
+                row.try_get::<Option<i64>, _>(i).map(|v| v.map_or(Cell::Null, Cell::Int))
+            } else if <String as sqlx::Type<R::Database>>::compatible(ty) {
+                row.try_get::<Option<String>, _>(i).map(|v| v.map_or(Cell::Null, Cell::Text))
+            } else {
+                row.try_get::<Option<bool>, _>(i).map(|v| v.map_or(Cell::Null, Cell::Bool))
+            };
+            cell.unwrap_or(Cell::Null)
         })
         .collect();
     Row(cells)
