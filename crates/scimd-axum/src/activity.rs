@@ -74,10 +74,9 @@ impl ActivityRecorder {
 /// The resource a request touched: from its path below the SCIM root (the metrics' own
 /// reading of it), or for a creation from its `Location`.
 fn touched(path: &str, resp: &Response, kinds: &[Kind]) -> (Option<String>, Option<String>) {
-    let kind = crate::metrics::resource(path, kinds);
-    if !kinds.iter().any(|k| k.name() == kind) {
+    let Some(kind) = crate::metrics::served(path, kinds) else {
         return (None, None);
-    }
+    };
     let id = match path.trim_start_matches('/').split('/').nth(1).filter(|p| !p.is_empty() && *p != ".search") {
         Some(id) => Some(id.to_string()),
         None => resp
@@ -87,7 +86,7 @@ fn touched(path: &str, resp: &Response, kinds: &[Kind]) -> (Option<String>, Opti
             .and_then(|l| l.rsplit('/').next())
             .map(str::to_string),
     };
-    (Some(kind.to_string()), id)
+    (Some(kind.name().to_string()), id)
 }
 
 /// What `record` works with: the recorder (none: the log is off), the largest body it keeps,

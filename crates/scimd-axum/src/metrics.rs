@@ -59,15 +59,25 @@ pub struct Metrics {
     activity_dropped: AtomicU64,
 }
 
+/// The first segment of a path below the SCIM root.
+fn first_segment(path: &str) -> &str {
+    path.trim_start_matches('/').split('/').next().unwrap_or("")
+}
+
+/// The type served at a path below the SCIM root, if it is one of theirs.
+pub(crate) fn served(path: &str, kinds: &[Kind]) -> Option<Kind> {
+    let first = first_segment(path);
+    kinds.iter().find(|k| k.endpoint() == first).copied()
+}
+
 /// The resource type a path below the SCIM root is about: one of the types served (named
 /// as `meta.resourceType` names it), a discovery endpoint, or `other` (so that no path a
 /// client makes up becomes a label).
 pub(crate) fn resource(path: &str, kinds: &[Kind]) -> &'static str {
-    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
-    if let Some(kind) = kinds.iter().find(|k| k.endpoint() == first) {
+    if let Some(kind) = served(path, kinds) {
         return kind.name();
     }
-    match first {
+    match first_segment(path) {
         ".search" => "search",
         "Schemas" => "Schema",
         "ResourceTypes" => "ResourceType",

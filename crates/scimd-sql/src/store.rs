@@ -293,18 +293,17 @@ const STRETCH_BITS: u32 = 10;
 /// walking at most one stretch (1,024 index entries), not the `offset` rows before it; the
 /// counts are exact in the statement's snapshot, so the page is the one `OFFSET` would give.
 /// None where a walk is as short, or the rows are not counted.
-fn stretch_jump(d: Dialect, view: &View, tenant: &str, q: &ListQuery<'_>) -> Option<Sql> {
+fn stretch_jump(d: Dialect, view: &View, tenant: &str, q: &ListQuery<'_>, offset: &Bind) -> Option<Sql> {
     let kind = view.counted_as?;
     if d != Dialect::Postgres || q.filter.is_some() || q.sort.is_some() || q.offset < 1 << STRETCH_BITS {
         return None;
     }
-    let offset = Bind::Int(q.offset.min(i64::MAX as u64) as i64);
     let mut s = sql(d);
     s.push("SELECT stretch << ").push(&STRETCH_BITS.to_string()).push(" AS start, (");
     s.bind(offset.clone()).push(" - before)::bigint AS skip FROM (SELECT stretch, ");
     s.push("SUM(SUM(n)) OVER (ORDER BY stretch) - SUM(n) AS before FROM scim_live_counts WHERE tenant = ");
     s.bind_text(tenant).push(" AND kind = ").bind_text(kind).push(" GROUP BY stretch) s WHERE before <= ");
-    s.bind(offset).push(" ORDER BY stretch DESC LIMIT 1");
+    s.bind(offset.clone()).push(" ORDER BY stretch DESC LIMIT 1");
     Some(s)
 }
 
@@ -318,12 +317,13 @@ fn page_statement(d: Dialect, view: &View, select: Sql, tenant: &str, q: &ListQu
             order.push(&view.order_key);
         }
     }
-    let jump = stretch_jump(d, view, tenant, q);
+    let offset = Bind::Int(q.offset.min(i64::MAX as u64) as i64);
+    let jump = stretch_jump(d, view, tenant, q, &offset);
     let mut paged = sql(d);
     paged.push(" LIMIT ").bind(Bind::Int(q.count.min(i64::MAX as u64) as i64));
     match &jump {
         Some(_) => paged.push(" OFFSET (SELECT skip FROM jump)"),
-        None => paged.push(" OFFSET ").bind(Bind::Int(q.offset.min(i64::MAX as u64) as i64)),
+        None => paged.push(" OFFSET ").bind(offset),
     };
     let mut select = select;
     if let Some(sort) = &q.sort {
