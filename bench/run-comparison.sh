@@ -14,7 +14,8 @@
 # Environment: PG_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres),
 #              RUNS (rounds, 3), DURATION (seconds per scenario, 5),
 #              USERS (10000), ONLY (e.g. "sqlite django-gthread"; default
-#              "sqlite pg django django-gthread"),
+#              "sqlite pg django django-gthread"; also sqlite-full: SQLite with
+#              synchronous=full, as durable as PostgreSQL's commit),
 #              SCENARIOS (default: all but members), MEMBERS (0 skips the members scenario).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,12 +54,12 @@ wait_ready() {
 declare -A url token label pid extra
 names=()
 
-# start_scimd NAME LABEL DATABASE_URL
+# start_scimd NAME LABEL DATABASE_URL [VAR=VALUE...] (settings for the server's environment)
 start_scimd() {
   local name=$1 port
   port=$(free_port)
   token[$name]=$(SCIMD_DATABASE_URL=$3 "$scimd" token create --name bench 2>/dev/null)
-  SCIMD_DATABASE_URL=$3 SCIMD_LISTEN=127.0.0.1:$port "$scimd" serve >"$work/$name.log" 2>&1 &
+  env "${@:4}" SCIMD_DATABASE_URL="$3" SCIMD_LISTEN="127.0.0.1:$port" "$scimd" serve >"$work/$name.log" 2>&1 &
   pids+=($!)
   pid[$name]=$!
   wait_ready "http://127.0.0.1:$port/readyz"
@@ -67,6 +68,10 @@ start_scimd() {
 }
 
 case " $only " in *" sqlite "*) start_scimd scimd-sqlite "scimd SQLite" "sqlite://$work/scimd.db" ;; esac
+# Every acknowledged write durable against power loss, as PostgreSQL's default commit is.
+case " $only " in *" sqlite-full "*)
+  start_scimd scimd-sqlite-full "scimd SQLite (synchronous=full)" "sqlite://$work/scimd-full.db" SCIMD_SQLITE_SYNCHRONOUS=full ;;
+esac
 case " $only " in *" pg "*)
   pgdb="scimd_bench_$$"
   psql "$pg_admin" -qAt -c "CREATE DATABASE $pgdb"

@@ -15,6 +15,9 @@ pub enum DbError {
     Retry,
     /// The database cannot serve now (down, full, busy).
     Unavailable(Outage, String),
+    /// This connection's server process was told to end (`pg_terminate_backend` by an
+    /// administrator or a pooler, or a shutdown): the server may well serve a new one.
+    Terminated(String),
     /// A value too large for an index entry (PostgreSQL's btree takes about 2.7 kB).
     TooLarge,
     Other(String),
@@ -36,6 +39,7 @@ impl From<DbError> for StoreError {
             DbError::Unique => StoreError::Backend("unexpected unique violation".into()),
             DbError::Retry => StoreError::Unavailable(Outage::Conflict, "serialization failure or deadlock".into()),
             DbError::Unavailable(outage, why) => StoreError::Unavailable(outage, why),
+            DbError::Terminated(why) => StoreError::Unavailable(Outage::Unreachable, why),
             DbError::TooLarge => StoreError::Rejected(scimd_proto::ScimError::invalid_value(
                 "a value is too long for this server to index (userName, displayName, externalId, emails and \
                  member values must stay under about 2,000 bytes)",
@@ -53,6 +57,8 @@ impl From<sqlx::Error> for DbError {
             sqlx::Error::Database(db) => match db.code().as_deref().unwrap_or("") {
                 // serialization_failure, deadlock_detected; SQLite's busy and busy-snapshot.
                 "40001" | "40P01" | "5" | "517" => DbError::Retry,
+                // admin_shutdown: this connection's backend was terminated.
+                "57P01" => DbError::Terminated(e.to_string()),
                 // program_limit_exceeded: an index entry over the page limit.
                 "54000" => DbError::TooLarge,
                 // disk_full
@@ -76,13 +82,6 @@ impl From<sqlx::Error> for DbError {
             sqlx::Error::PoolTimedOut => unavailable(Outage::Busy),
             _ => DbError::Other(e.to_string()),
         }
-    }
-}
-
-impl DbError {
-    /// Whether the database itself did not answer (as opposed to refusing a statement).
-    pub fn is_unreachable(&self) -> bool {
-        matches!(self, DbError::Unavailable(Outage::Unreachable, _))
     }
 }
 

@@ -77,6 +77,9 @@ pub struct PgPools {
 /// Whether the server answers, as last seen: `None` when it does, else why not.
 struct Health(tokio::sync::watch::Sender<Option<String>>);
 
+/// A pooled connection idle for this long is pinged before it is used (see `connect`).
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// How long the watcher waits for the server before taking it for unreachable.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -112,20 +115,39 @@ impl Health {
         let _ = rx.wait_for(Option::is_some).await;
     }
 
-    /// Runs `op` unless the server is known to be down, giving up as soon as it is; an
-    /// error that shows it unreachable marks it down for every other request.
-    async fn guard<T>(&self, op: impl std::future::Future<Output = Result<T, sqlx::Error>>) -> Result<T, DbError> {
+    /// Runs `op` unless the server is known to be down, giving up as soon as it is.
+    async fn attempt<T>(&self, op: impl Future<Output = Result<T, DbError>>) -> Result<T, DbError> {
         if let Some(why) = self.down() {
             return Err(DbError::Unavailable(Outage::Unreachable, why));
         }
-        let result = tokio::select! {
-            r = op => r.map_err(DbError::from),
+        tokio::select! {
+            r = op => r,
             () = self.went_down() => Err(DbError::Unavailable(Outage::Unreachable, self.down().unwrap_or_default())),
-        };
+        }
+    }
+
+    /// As `attempt`, for the first statement on a connection taken from a pool of `size`,
+    /// one that changes nothing (a read, or `BEGIN`), made anew by `make`: when the
+    /// connection's backend turns out to have been terminated while it sat in the pool
+    /// (connections used within the last `PING_AFTER_IDLE` are not pinged when taken), it
+    /// runs again on another, until one is live or every pooled one has been tried (each
+    /// dead one is dropped when it comes back to the pool: its ping on release fails).
+    async fn first_statement<T, F, Fut>(&self, size: u32, make: F) -> Result<T, DbError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, DbError>>,
+    {
+        let mut result = self.attempt(make()).await;
+        for _ in 0..size {
+            let Err(DbError::Terminated(why)) = &result else { break };
+            tracing::info!(cause = why, "a pooled PostgreSQL connection was terminated; trying another");
+            result = self.attempt(make()).await;
+        }
         self.check(result)
     }
 
-    /// Marks the server down when `result` shows it unreachable.
+    /// Marks the server down when `result` shows it unreachable. (A terminated connection
+    /// shows nothing of the server: the watcher and the next connection tell.)
     fn check<T>(&self, result: Result<T, DbError>) -> Result<T, DbError> {
         if let Err(e @ DbError::Unavailable(Outage::Unreachable, _)) = &result {
             self.mark_down(&format!("{e:?}"));
@@ -148,17 +170,25 @@ async fn watch_health(
             _ = tokio::time::sleep(every) => {}
         }
         let probe = async {
-            if conn.is_none() {
-                conn = Some(<sqlx::PgConnection as sqlx::Connection>::connect_with(&options).await?);
+            if let Some(c) = conn.as_mut() {
+                match sqlx::query("SELECT 1").execute(c).await.map_err(DbError::from) {
+                    Ok(_) => return Ok(()),
+                    // Its own backend terminated is not the server gone: a fresh
+                    // connection's answer is the verdict.
+                    Err(DbError::Terminated(_)) => conn = None,
+                    Err(e) => return Err(e),
+                }
             }
-            let c = conn.as_mut().expect("connected above");
-            sqlx::query("SELECT 1").execute(c).await.map(|_| ())
+            let mut c = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options).await?;
+            sqlx::query("SELECT 1").execute(&mut c).await?;
+            conn = Some(c);
+            Ok::<(), DbError>(())
         };
         match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
             Ok(Ok(())) => health.mark_up(),
             Ok(Err(e)) => {
                 conn = None;
-                health.mark_down(&e.to_string());
+                health.mark_down(&format!("{e:?}"));
             }
             Err(_) => {
                 conn = None;
@@ -288,7 +318,7 @@ fn backend(e: sqlx::Error) -> StoreError {
 impl PgPools {
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
         let asked = std::time::Instant::now();
-        let tx = self.health.guard(self.pool.begin()).await?;
+        let tx = self.health.first_statement(self.max, || async { Ok(self.pool.begin().await?) }).await?;
         self.wait.observe_duration(asked.elapsed());
         Ok(Box::new(PgTx { tx, health: self.health.clone() }))
     }
@@ -339,14 +369,10 @@ impl Pools for PgPools {
         Ok(Box::new(Permitted { tx, _permit: permit }))
     }
     async fn read_one(&self, sql: Sql) -> Result<Vec<Row>, StoreError> {
-        if let Some(why) = self.health.down() {
-            return Err(StoreError::Unavailable(Outage::Unreachable, why));
-        }
-        let result = tokio::select! {
-            r = crate::conn::fetch_all(&self.pool, sql, &self.wait) => r,
-            () = self.health.went_down() => Err(DbError::Unavailable(Outage::Unreachable, self.health.down().unwrap_or_default())),
-        };
-        Ok(self.health.check(result)?)
+        Ok(self
+            .health
+            .first_statement(self.max, || crate::conn::fetch_all(&self.pool, sql.clone(), &self.wait))
+            .await?)
     }
 }
 
@@ -381,6 +407,16 @@ impl PgPools {
         let schema = settings.schema.clone();
         let watched = options.clone();
         let pool = PgPoolOptions::new()
+            // By default the pool pings every connection it hands out: a round trip of its
+            // own before every statement, on top of the one it makes when the connection
+            // comes back. Only a connection idle for a while is pinged; one that died
+            // sooner fails its first statement, which `Health::first_statement` runs again.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(
+                    async move { Ok(meta.idle_for < PING_AFTER_IDLE || sqlx::Connection::ping(conn).await.is_ok()) },
+                )
+            })
             .max_connections(settings.max_connections.max(1))
             .min_connections(if role == Role::Primary { settings.min_connections } else { 0 })
             .acquire_timeout(settings.acquire_timeout)

@@ -111,6 +111,44 @@ async fn postgres_outage_is_answered_fast_and_service_resumes() {
     proxy.cut().await;
 }
 
+/// A backend terminated while its connection sits in scimd's pool (by an administrator, a
+/// connection pooler or a failover script) costs no request an error, and is no outage:
+/// the connection is replaced, and so is the health watcher's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn terminated_backends_are_replaced_without_an_error() {
+    let base = common::postgres_url();
+    let app = format!("scimd_terminated_{}", std::process::id());
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let s = TestServer::on_db(common::Db::Postgres, "terminated", |c: &mut Config| {
+        c.database_url = format!("{base}{separator}application_name={app}");
+        c.pg_health_check_ms = 100;
+    })
+    .await;
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    assert_eq!(create(&s, "first").await.0, 201);
+    for i in 0..8 {
+        let terminated: i64 = sqlx::query_scalar(
+            // FILTER, not a condition beside the name's: it only ever sees scimd's backends.
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1",
+        )
+        .bind(&app)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        assert!(terminated >= 1, "scimd's connections are found by their application_name");
+        // The backends exit, and the watcher meets its own connection gone.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let (status, _, body, _) = create(&s, &format!("after-{i}")).await;
+        assert_eq!(status, 201, "a create after the terminations: {body}");
+        assert!(exists(&s, &format!("after-{i}")).await);
+        let (status, body, _) = ready(&s).await;
+        assert_eq!(status, 200, "not taken for an outage: {body}");
+    }
+    admin.close().await;
+}
+
 /// A tmpfs of a few MiB, unmounted when dropped.
 struct SmallDisk {
     dir: tempfile::TempDir,
