@@ -233,7 +233,7 @@ fn resource_routes(kind: Kind) -> Router<Arc<Inner>> {
 async fn authenticate(axum::extract::State(state): State, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
     let url_tenant = extract::url_tenant(&mut parts).await;
-    match state.auth.authenticate(&parts).await {
+    let refusal = match state.auth.authenticate(&parts).await {
         // A token of another tenant is answered as a wrong one: nothing says the URL's
         // tenant exists.
         Ok(principal) if url_tenant.as_ref().is_some_and(|t| *t != principal.tenant) => refused(),
@@ -253,7 +253,9 @@ async fn authenticate(axum::extract::State(state): State, req: Request, next: Ne
                 }
                 Ok(()) => {
                     parts.extensions.insert(principal);
-                    next.run(Request::from_parts(parts, body)).await
+                    let mut resp = next.run(Request::from_parts(parts, body)).await;
+                    resp.extensions_mut().insert(answered_for);
+                    return resp;
                 }
             };
             resp.extensions_mut().insert(answered_for);
@@ -265,7 +267,26 @@ async fn authenticate(axum::extract::State(state): State, req: Request, next: Ne
             tracing::warn!(cause = %why, "authentication backend unavailable");
             error::unavailable_response(scimd_core::Outage::Unreachable)
         }
+    };
+    body_left_unread(&parts, refusal)
+}
+
+/// An answer given without reading the request's body: when there is one, the connection
+/// cannot be reused (the server would have to read a body it refused to find where the next
+/// request starts), and `Connection: close` tells the client so. Otherwise a client that
+/// reuses it sends its next request into a connection being closed, and meets a reset for a
+/// request the server never saw.
+fn body_left_unread(parts: &axum::http::request::Parts, mut resp: Response) -> Response {
+    let has_body = parts.headers.contains_key(header::TRANSFER_ENCODING)
+        || parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().parse::<u64>() != Ok(0));
+    if has_body {
+        resp.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
     }
+    resp
 }
 
 /// The 401 of a missing, wrong, expired or revoked token, or one of another tenant.

@@ -92,10 +92,13 @@ impl Health {
         self.0.borrow().clone()
     }
 
+    /// Marks the server down for `why`; while it is down, the first cause stands.
     fn mark_down(&self, why: &str) {
         let changed = self.0.send_if_modified(|state| {
             let was_up = state.is_none();
-            *state = Some(why.to_string());
+            if was_up {
+                *state = Some(why.to_string());
+            }
             was_up
         });
         if changed {
@@ -137,6 +140,9 @@ impl Health {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, DbError>>,
     {
+        if let Some(why) = self.down() {
+            return Err(DbError::Unavailable(Outage::Unreachable, why));
+        }
         let mut result = self.attempt(make()).await;
         for _ in 0..size {
             let Err(DbError::Terminated(why)) = &result else { break };
@@ -506,5 +512,32 @@ impl SqlStore<PgPools> {
 
     pub async fn close(&self) {
         self.pools.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every request that meets the server down fails with the outage's cause, and the
+    /// cause stays the one first seen (each failure used to wrap it once more, so that
+    /// during an outage under load the message grew without bound).
+    #[tokio::test]
+    async fn an_outage_keeps_its_first_cause() {
+        let health = Health::new();
+        health.mark_down("connection refused");
+        for _ in 0..64 {
+            let r: Result<(), DbError> = health.first_statement(4, || async { Ok(()) }).await;
+            assert!(
+                matches!(r, Err(DbError::Unavailable(Outage::Unreachable, ref why)) if why == "connection refused")
+            );
+            let failed: Result<(), DbError> = Err(DbError::Unavailable(Outage::Unreachable, "reset by peer".into()));
+            assert!(health.check(failed).is_err());
+        }
+        assert_eq!(health.down().as_deref(), Some("connection refused"));
+        health.mark_up();
+        assert_eq!(health.down(), None);
+        let r: Result<u8, DbError> = health.first_statement(4, || async { Ok(7) }).await;
+        assert_eq!(r.unwrap(), 7, "up again, statements run");
     }
 }

@@ -192,6 +192,35 @@ fn refusals_of_the_http_parser_are_scim_errors() {
     assert_scim_error(&raw[second..], 400, "after a good request");
 }
 
+/// A request refused before its body is read (a wrong token; likewise a rate limit or the
+/// token store unreachable) says `Connection: close` and the connection closes: the server
+/// does not read a body it refused to find where the next request starts, and a client told
+/// so does not send its next request on a connection about to close (it would meet a reset,
+/// for a request the server never saw). Without a body the connection stays open.
+#[test]
+fn a_refusal_before_the_body_is_read_closes_the_connection_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Scimd::serve(&sqlite(&dir), TOKEN, &[], None);
+    let mut c = connect(&s);
+    // The head alone: the refusal is answered before any of the body arrives.
+    c.write_all(
+        b"PATCH /scim/v2/Users/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n\
+          Content-Type: application/scim+json\r\nContent-Length: 100\r\n\r\n",
+    )
+    .unwrap();
+    let (raw, closed) = until_closed(&mut c, Duration::from_secs(5));
+    assert_scim_error(&raw, 401, "a wrong token with a body to come");
+    assert_eq!(header(&parse(&raw).1, "connection"), Some("close"));
+    assert!(closed.is_some(), "the connection is closed after the answer");
+
+    let mut c = connect(&s);
+    c.write_all(b"GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n\r\n").unwrap();
+    let (raw, closed) = until_closed(&mut c, Duration::from_millis(800));
+    assert_scim_error(&raw, 401, "a wrong token without a body");
+    assert_eq!(header(&parse(&raw).1, "connection"), None);
+    assert!(closed.is_none(), "the connection stays open for the next request");
+}
+
 /// A body over the limit is refused before it is read; the client still gets the 413.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_early_413_reaches_the_client() {
