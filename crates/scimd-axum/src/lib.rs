@@ -249,17 +249,15 @@ async fn authenticate(axum::extract::State(state): State, req: Request, next: Ne
                     let mut resp = error_response(&ScimError::new(429, None, "too many requests; retry later"));
                     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                     resp.headers_mut().insert(header::RETRY_AFTER, secs.max(1).into());
-                    resp
+                    body_left_unread(&parts, resp)
                 }
                 Ok(()) => {
                     parts.extensions.insert(principal);
-                    let mut resp = next.run(Request::from_parts(parts, body)).await;
-                    resp.extensions_mut().insert(answered_for);
-                    return resp;
+                    next.run(Request::from_parts(parts, body)).await
                 }
             };
             resp.extensions_mut().insert(answered_for);
-            resp
+            return resp;
         }
         Err(AuthError::Missing | AuthError::Invalid) => refused(),
         Err(AuthError::Forbidden(why)) => error_response(&ScimError::new(403, None, why)),

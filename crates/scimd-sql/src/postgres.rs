@@ -140,9 +140,6 @@ impl Health {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, DbError>>,
     {
-        if let Some(why) = self.down() {
-            return Err(DbError::Unavailable(Outage::Unreachable, why));
-        }
         let mut result = self.attempt(make()).await;
         for _ in 0..size {
             let Err(DbError::Terminated(why)) = &result else { break };
