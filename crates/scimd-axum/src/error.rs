@@ -68,16 +68,8 @@ pub fn error_response(e: &ScimError) -> Response {
     let mut resp = json_response(status, &body);
     resp.extensions_mut()
         .insert(crate::metrics::ErrorInfo { scim_type: e.scim_type.map(|t| t.as_str()), detail: e.detail.clone() });
-    match status {
-        StatusCode::UNAUTHORIZED => {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"scimd\""));
-        }
-        // The body was refused unread: the connection closes after this answer, and a
-        // client that is told so will not send its next request on it.
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        _ => {}
+    if status == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"scimd\""));
     }
     resp
 }

@@ -22,6 +22,7 @@ mod handlers;
 pub mod limit;
 pub mod metrics;
 pub mod panic;
+pub mod unread;
 
 use auth::{AuthError, Authenticator};
 use axum::extract::{DefaultBodyLimit, Request};
@@ -189,6 +190,7 @@ impl ScimService {
             // chain of `.layer` calls would box (and clone, per request) every layer apart.
             .layer(
                 ServiceBuilder::new()
+                    .layer(middleware::from_fn(unread::close_if_body_unread))
                     .layer(middleware::from_fn_with_state(
                         (self.inner.metrics.clone(), kinds.clone()),
                         metrics::measure,
@@ -233,7 +235,7 @@ fn resource_routes(kind: Kind) -> Router<Arc<Inner>> {
 async fn authenticate(axum::extract::State(state): State, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
     let url_tenant = extract::url_tenant(&mut parts).await;
-    let refusal = match state.auth.authenticate(&parts).await {
+    match state.auth.authenticate(&parts).await {
         // A token of another tenant is answered as a wrong one: nothing says the URL's
         // tenant exists.
         Ok(principal) if url_tenant.as_ref().is_some_and(|t| *t != principal.tenant) => refused(),
@@ -249,7 +251,7 @@ async fn authenticate(axum::extract::State(state): State, req: Request, next: Ne
                     let mut resp = error_response(&ScimError::new(429, None, "too many requests; retry later"));
                     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                     resp.headers_mut().insert(header::RETRY_AFTER, secs.max(1).into());
-                    body_left_unread(&parts, resp)
+                    resp
                 }
                 Ok(()) => {
                     parts.extensions.insert(principal);
@@ -257,7 +259,7 @@ async fn authenticate(axum::extract::State(state): State, req: Request, next: Ne
                 }
             };
             resp.extensions_mut().insert(answered_for);
-            return resp;
+            resp
         }
         Err(AuthError::Missing | AuthError::Invalid) => refused(),
         Err(AuthError::Forbidden(why)) => error_response(&ScimError::new(403, None, why)),
@@ -265,26 +267,7 @@ async fn authenticate(axum::extract::State(state): State, req: Request, next: Ne
             tracing::warn!(cause = %why, "authentication backend unavailable");
             error::unavailable_response(scimd_core::Outage::Unreachable)
         }
-    };
-    body_left_unread(&parts, refusal)
-}
-
-/// An answer given without reading the request's body: when there is one, the connection
-/// cannot be reused (the server would have to read a body it refused to find where the next
-/// request starts), and `Connection: close` tells the client so. Otherwise a client that
-/// reuses it sends its next request into a connection being closed, and meets a reset for a
-/// request the server never saw.
-fn body_left_unread(parts: &axum::http::request::Parts, mut resp: Response) -> Response {
-    let has_body = parts.headers.contains_key(header::TRANSFER_ENCODING)
-        || parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim().parse::<u64>() != Ok(0));
-    if has_body {
-        resp.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
     }
-    resp
 }
 
 /// The 401 of a missing, wrong, expired or revoked token, or one of another tenant.

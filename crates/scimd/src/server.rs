@@ -346,7 +346,8 @@ pub fn admin_app(config: &Config, backend: &Backend, urls: &ScimUrls, engine: Ar
     app.merge(console.router())
 }
 
-/// Request ids, request spans, and the redaction of credentials in them.
+/// Request ids, request spans, the redaction of credentials in them, and `Connection: close`
+/// on answers that leave a request body unread.
 fn common_layers(app: Router) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
     // One stack, outermost first (see scimd-axum: one layer wraps each route once).
@@ -358,7 +359,10 @@ fn common_layers(app: Router) -> Router {
                 let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
                 tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
             }))
-            .layer(PropagateRequestIdLayer::new(request_id)),
+            .layer(PropagateRequestIdLayer::new(request_id))
+            // Every route's answer says whether the connection survives it (the SCIM
+            // routers watch their own for embedders; one watch serves both).
+            .layer(axum::middleware::from_fn(scimd_axum::unread::close_if_body_unread)),
     )
 }
 

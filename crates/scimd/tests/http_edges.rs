@@ -192,33 +192,66 @@ fn refusals_of_the_http_parser_are_scim_errors() {
     assert_scim_error(&raw[second..], 400, "after a good request");
 }
 
-/// A request refused before its body is read (a wrong token; likewise a rate limit or the
-/// token store unreachable) says `Connection: close` and the connection closes: the server
-/// does not read a body it refused to find where the next request starts, and a client told
-/// so does not send its next request on a connection about to close (it would meet a reset,
-/// for a request the server never saw). Without a body the connection stays open.
+/// A request answered before its body is read (a wrong token, likewise a rate limit or the
+/// token store unreachable; an unknown path or method; the admin API's own refusals) says
+/// `Connection: close` and the connection closes: the server does not read a body it
+/// refused to find where the next request starts, and a client told so does not send its
+/// next request on a connection about to close (it would meet a reset, for a request the
+/// server never saw). Without a body, or with a body read, the connection stays open.
 #[test]
-fn a_refusal_before_the_body_is_read_closes_the_connection_and_says_so() {
+fn an_answer_that_leaves_the_body_unread_closes_the_connection_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let s = Scimd::serve(&sqlite(&dir), TOKEN, &[], None);
-    let mut c = connect(&s);
-    // The head alone: the refusal is answered before any of the body arrives.
-    c.write_all(
-        b"PATCH /scim/v2/Users/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n\
-          Content-Type: application/scim+json\r\nContent-Length: 100\r\n\r\n",
-    )
-    .unwrap();
-    let (raw, closed) = until_closed(&mut c, Duration::from_secs(5));
-    assert_scim_error(&raw, 401, "a wrong token with a body to come");
-    assert_eq!(header(&parse(&raw).1, "connection"), Some("close"));
-    assert!(closed.is_some(), "the connection is closed after the answer");
+    let json = "Content-Type: application/scim+json\r\nContent-Length: 100\r\n";
+    // The head alone: each of these is answered before any of the body arrives, by a
+    // different layer.
+    let refused = [
+        (format!("PATCH /scim/v2/Users/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n{json}\r\n"), 401),
+        (format!("POST /scim/v2/Nowhere HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n{json}\r\n"), 404),
+        (
+            format!(
+                "PUT /scim/v2/ServiceProviderConfig HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n{json}\r\n"
+            ),
+            405,
+        ),
+        (format!("POST /nowhere HTTP/1.1\r\nHost: x\r\n{json}\r\n"), 404),
+        ("POST /admin/v1/tenants HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n".to_string(), 401),
+    ];
+    for (head, status) in refused {
+        let mut c = connect(&s);
+        c.write_all(head.as_bytes()).unwrap();
+        let (raw, closed) = until_closed(&mut c, Duration::from_secs(5));
+        let (got, headers, _) = parse(&raw);
+        assert_eq!(got, status, "{head}");
+        assert_eq!(header(&headers, "connection"), Some("close"), "{head}");
+        assert!(closed.is_some(), "the connection is closed after the answer to {head}");
+        if !head.contains("/admin/") {
+            assert_scim_error(&raw, status, &head);
+        }
+    }
 
+    // A refusal without a body, and an answer that read its body, keep the connection.
     let mut c = connect(&s);
     c.write_all(b"GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n\r\n").unwrap();
     let (raw, closed) = until_closed(&mut c, Duration::from_millis(800));
     assert_scim_error(&raw, 401, "a wrong token without a body");
     assert_eq!(header(&parse(&raw).1, "connection"), None);
     assert!(closed.is_none(), "the connection stays open for the next request");
+    let body = r#"{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"kept@example.com"}"#;
+    let mut c = connect(&s);
+    c.write_all(
+        format!(
+            "POST /scim/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let (raw, closed) = until_closed(&mut c, Duration::from_millis(800));
+    assert_eq!(parse(&raw).0, 201, "{}", String::from_utf8_lossy(&raw));
+    assert_eq!(header(&parse(&raw).1, "connection"), None);
+    assert!(closed.is_none(), "a request whose body was read keeps its connection");
 }
 
 /// A body over the limit is refused before it is read; the client still gets the 413.
