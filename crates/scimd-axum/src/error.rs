@@ -90,15 +90,11 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// 503, or 507 when storage is full, with `Retry-After`: the request may be sent again.
+/// 503, or 507 when storage is full, with `Retry-After` (see `Outage::answer`).
 pub fn unavailable_response(outage: Outage) -> Response {
     let retry_after = outage.retry_after();
-    let (status, detail) = match outage {
-        Outage::StorageFull => (507, "the server's storage is full; nothing was changed"),
-        Outage::Unreachable => (503, "the database is unavailable; nothing was changed"),
-        Outage::Busy | Outage::Conflict => (503, "the database is busy; nothing was changed"),
-    };
-    let mut resp = error_response(&ScimError::new(status, None, format!("{detail}. Retry in {retry_after} s.")));
+    let (status, detail) = outage.answer();
+    let mut resp = error_response(&ScimError::new(status, None, detail));
     resp.headers_mut().insert(header::RETRY_AFTER, retry_after.into());
     resp
 }

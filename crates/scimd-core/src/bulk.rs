@@ -187,13 +187,10 @@ fn settle(result: EngineResult<(u16, String, Option<i64>)>, here: Option<String>
             Ok(Outcome { status, location: Some(location), version: version.map(etag), error: None })
         }
         Err(EngineError::Scim(e)) => Ok(failed(here, e)),
-        Err(EngineError::Unavailable(outage, cause)) => Err(Stop {
-            outcome: failed(
-                here,
-                ScimError::new(503, None, format!("the database is unavailable ({outage:?}); retry later")),
-            ),
-            cause,
-        }),
+        Err(EngineError::Unavailable(outage, cause)) => {
+            let (status, detail) = outage.answer();
+            Err(Stop { outcome: failed(here, ScimError::new(status, None, detail)), cause })
+        }
         Err(EngineError::Internal(cause)) => {
             Err(Stop { outcome: failed(here, ScimError::new(500, None, "internal server error")), cause })
         }

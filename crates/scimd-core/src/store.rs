@@ -253,13 +253,32 @@ pub enum Outage {
     /// A serialization failure or deadlock. Stores retry these themselves, a few times;
     /// what reaches the engine has exhausted that.
     Conflict,
+    /// The connection was lost while the transaction committed: the write may or may not
+    /// have been made, and the client should read before it writes again.
+    InDoubt,
 }
 
 impl Outage {
+    /// The status a client is answered with (507 for a full disk, else 503) and what it is
+    /// told, `Retry-After` included.
+    pub fn answer(self) -> (u16, String) {
+        let (status, detail) = match self {
+            Outage::StorageFull => (507, "the server's storage is full; nothing was changed"),
+            Outage::Unreachable => (503, "the database is unavailable; nothing was changed"),
+            Outage::Busy | Outage::Conflict => (503, "the database is busy; nothing was changed"),
+            Outage::InDoubt => (
+                503,
+                "the connection to the database was lost while the change was committed; it may or may not \
+                 have been made: read the resource before sending the request again",
+            ),
+        };
+        (status, format!("{detail}. Retry in {} s.", self.retry_after()))
+    }
+
     /// Seconds a client should wait before trying again.
     pub fn retry_after(self) -> u64 {
         match self {
-            Outage::Unreachable | Outage::StorageFull => 5,
+            Outage::Unreachable | Outage::StorageFull | Outage::InDoubt => 5,
             Outage::Busy | Outage::Conflict => 1,
         }
     }
@@ -272,6 +291,7 @@ impl std::fmt::Display for Outage {
             Outage::StorageFull => "storage full",
             Outage::Busy => "database busy",
             Outage::Conflict => "transaction conflict",
+            Outage::InDoubt => "connection lost during commit",
         })
     }
 }

@@ -11,8 +11,9 @@ use sqlx::{AssertSqlSafe, Column as _, Postgres, Transaction};
 pub enum DbError {
     /// A unique index refused the write.
     Unique,
-    /// A serialization failure or deadlock: the transaction can be run again.
-    Retry,
+    /// The transaction failed, committed nothing, and can be run again: a serialization
+    /// failure or deadlock, or its connection's backend terminated before the commit.
+    Retry(String),
     /// The database cannot serve now (down, full, busy).
     Unavailable(Outage, String),
     /// This connection's server process was told to end (`pg_terminate_backend` by an
@@ -37,7 +38,7 @@ impl From<DbError> for StoreError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Unique => StoreError::Backend("unexpected unique violation".into()),
-            DbError::Retry => StoreError::Unavailable(Outage::Conflict, "serialization failure or deadlock".into()),
+            DbError::Retry(why) => StoreError::Unavailable(Outage::Conflict, why),
             DbError::Unavailable(outage, why) => StoreError::Unavailable(outage, why),
             DbError::Terminated(why) => StoreError::Unavailable(Outage::Unreachable, why),
             DbError::TooLarge => StoreError::Rejected(scimd_proto::ScimError::invalid_value(
@@ -56,7 +57,7 @@ impl From<sqlx::Error> for DbError {
             sqlx::Error::Database(db) if db.is_unique_violation() => DbError::Unique,
             sqlx::Error::Database(db) => match db.code().as_deref().unwrap_or("") {
                 // serialization_failure, deadlock_detected; SQLite's busy and busy-snapshot.
-                "40001" | "40P01" | "5" | "517" => DbError::Retry,
+                "40001" | "40P01" | "5" | "517" => DbError::Retry(e.to_string()),
                 // admin_shutdown: this connection's backend was terminated.
                 "57P01" => DbError::Terminated(e.to_string()),
                 // program_limit_exceeded: an index entry over the page limit.

@@ -152,7 +152,9 @@ impl Health {
     /// Marks the server down when `result` shows it unreachable. (A terminated connection
     /// shows nothing of the server: the watcher and the next connection tell.)
     fn check<T>(&self, result: Result<T, DbError>) -> Result<T, DbError> {
-        if let Err(e @ DbError::Unavailable(Outage::Unreachable, _)) = &result {
+        if let Err(e @ DbError::Unavailable(Outage::Unreachable, _)) = &result
+            && self.0.borrow().is_none()
+        {
             self.mark_down(&format!("{e:?}"));
         }
         result
@@ -214,19 +216,37 @@ impl Tx for PgTx {
     }
     async fn rows(&mut self, sql: Sql) -> DbResult<Vec<Row>> {
         let result = self.tx.rows(sql).await;
-        self.health.check(result)
+        self.health.check(before_commit(result))
     }
     async fn exec(&mut self, sql: Sql) -> DbResult<u64> {
         let result = self.tx.exec(sql).await;
-        self.health.check(result)
+        self.health.check(before_commit(result))
     }
     async fn commit(self: Box<Self>) -> DbResult<()> {
         let PgTx { tx, health } = *self;
-        health.check(Box::new(tx).commit().await)
+        // A connection lost during the commit leaves its outcome unknown: the server may
+        // have made the write durable before the answer was lost.
+        health.check(Box::new(tx).commit().await).map_err(|e| match e {
+            DbError::Terminated(why) | DbError::Unavailable(Outage::Unreachable, why) => {
+                DbError::Unavailable(Outage::InDoubt, why)
+            }
+            other => other,
+        })
     }
     async fn batch(&mut self, before: Vec<Sql>, last: Sql) -> DbResult<Vec<Row>> {
         self.rows(crate::conn::chained(before, last)).await
     }
+}
+
+/// The result of a statement of a transaction before its commit. A terminated backend took
+/// the transaction with it, uncommitted: the whole write can run again on another
+/// connection (`retry::retrying`). Not so at the commit itself, whose outcome is then
+/// unknown: that error stands.
+fn before_commit<T>(result: DbResult<T>) -> DbResult<T> {
+    result.map_err(|e| match e {
+        DbError::Terminated(why) => DbError::Retry(format!("the transaction's connection was terminated: {why}")),
+        other => other,
+    })
 }
 
 /// The store on PostgreSQL.

@@ -1,6 +1,7 @@
-//! Transient conflicts (a PostgreSQL serialization failure or deadlock, a SQLite database
-//! that stayed locked) are retried inside the request, a few times with a short, jittered
-//! pause, before they reach the client as a 503.
+//! Transient conflicts (a PostgreSQL serialization failure or deadlock, a transaction whose
+//! PostgreSQL backend was terminated before its commit, a SQLite database that stayed
+//! locked) are retried inside the request, a few times with a short, jittered pause, before
+//! they reach the client as a 503.
 
 use scimd_core::store::{Outage, StoreError};
 use std::future::Future;

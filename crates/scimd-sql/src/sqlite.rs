@@ -150,7 +150,9 @@ impl From<rusqlite::Error> for DbError {
                 {
                     return DbError::Unique;
                 }
-                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => return DbError::Retry,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => {
+                    return DbError::Retry(e.to_string());
+                }
                 rusqlite::ErrorCode::DiskFull => return DbError::Unavailable(Outage::StorageFull, e.to_string()),
                 rusqlite::ErrorCode::SystemIoFailure
                 | rusqlite::ErrorCode::CannotOpen

@@ -149,6 +149,120 @@ async fn terminated_backends_are_replaced_without_an_error() {
     admin.close().await;
 }
 
+/// The same under load: clients creating, reading and patching on kept-alive connections
+/// while every scimd backend is terminated five times. No request meets a transport error;
+/// a transaction cut before its commit runs again on another connection, unseen. The only
+/// failures are commits cut on their way (at most one per client per termination): 503 with
+/// `Retry-After`, saying the write may or may not have been made (scimd cannot tell which
+/// from a connection that ended). Every acknowledged create is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn terminated_backends_under_load_cost_at_most_the_cut_transactions() {
+    const CLIENTS: usize = 4;
+    const TERMINATIONS: usize = 5;
+    let base = common::postgres_url();
+    let app = format!("scimd_terminated_load_{}", std::process::id());
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let s = Arc::new(
+        TestServer::on_db(common::Db::Postgres, "terminated_load", |c: &mut Config| {
+            c.database_url = format!("{base}{separator}application_name={app}");
+            c.pg_health_check_ms = 100;
+        })
+        .await,
+    );
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let (s, stop) = (s.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut answers, mut acknowledged) = (Vec::new(), Vec::new());
+                let deadline = Instant::now() + Duration::from_secs(20);
+                for i in 0..5_000 {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) || Instant::now() > deadline {
+                        break;
+                    }
+                    let name = format!("load-{c}-{i}");
+                    let created = s.post("/Users", json!({"schemas": [USER], "userName": name})).await;
+                    answers.push(Answer::of("create", &created));
+                    if created.status != 201 {
+                        continue;
+                    }
+                    acknowledged.push(name);
+                    let id = created.body["id"].as_str().unwrap().to_string();
+                    let read = s.get(&format!("/Users/{id}")).await;
+                    answers.push(Answer::of("read", &read));
+                    let ops = json!([{"op": "replace", "path": "displayName", "value": format!("patched {i}")}]);
+                    let patched = s.patch(&format!("/Users/{id}"), ops).await;
+                    answers.push(Answer::of("patch", &patched));
+                }
+                (answers, acknowledged)
+            })
+        })
+        .collect();
+    for _ in 0..TERMINATIONS {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let terminated: i64 = sqlx::query_scalar(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1",
+        )
+        .bind(&app)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        assert!(terminated >= 1, "scimd's connections are found by their application_name");
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut answers, mut acknowledged) = (Vec::new(), Vec::new());
+    for client in clients {
+        // A transport error would have failed the client's task here.
+        let (a, k) = client.await.unwrap();
+        answers.extend(a);
+        acknowledged.extend(k);
+    }
+    let failed: Vec<_> = answers.iter().filter(|a| !(200..300).contains(&a.status)).collect();
+    eprintln!("{} requests during {TERMINATIONS} terminations, failed: {failed:?}", answers.len());
+    let in_doubt = |a: &&Answer| {
+        // A read commits nothing, so it is never in doubt.
+        a.request != "read"
+            && a.status == 503
+            && a.retry_after
+            && a.detail.as_str().is_some_and(|d| d.contains("may or may not"))
+    };
+    assert!(failed.iter().all(in_doubt), "only commits in doubt fail, with 503 and Retry-After: {failed:?}");
+    assert!(
+        failed.len() <= CLIENTS * TERMINATIONS,
+        "{} of {} requests failed; at most one per client per termination is expected",
+        failed.len(),
+        answers.len()
+    );
+    assert!(answers.len() > 100, "the load ran: {} requests", answers.len());
+    let (status, body, _) = ready(&s).await;
+    assert_eq!(status, 200, "not taken for an outage: {body}");
+    for name in &acknowledged {
+        assert!(exists(&s, name).await, "{name} was acknowledged and is gone");
+    }
+    admin.close().await;
+}
+
+/// What a client of the load was answered.
+#[derive(Debug)]
+struct Answer {
+    request: &'static str,
+    status: u16,
+    retry_after: bool,
+    detail: Value,
+}
+
+impl Answer {
+    fn of(request: &'static str, r: &common::Reply) -> Answer {
+        let status = r.status.as_u16();
+        let detail = if status >= 300 { r.body["detail"].clone() } else { Value::Null };
+        Answer { request, status, retry_after: r.headers.contains_key("retry-after"), detail }
+    }
+}
+
 /// A tmpfs of a few MiB, unmounted when dropped.
 struct SmallDisk {
     dir: tempfile::TempDir,
