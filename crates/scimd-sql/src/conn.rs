@@ -107,6 +107,13 @@ impl Row {
             other => Err(DbError::Other(format!("column {i}: expected an integer, got {other:?}"))),
         }
     }
+    pub fn bool(&self, i: usize) -> DbResult<bool> {
+        match self.0.get(i) {
+            Some(Cell::Bool(v)) => Ok(*v),
+            Some(Cell::Int(v)) => Ok(*v != 0),
+            other => Err(DbError::Other(format!("column {i}: expected a boolean, got {other:?}"))),
+        }
+    }
     pub fn text(&self, i: usize) -> DbResult<String> {
         self.str(i).map(str::to_string)
     }
@@ -147,8 +154,8 @@ pub trait Tx: Send {
     }
 
     /// Runs `before`, then `last`, and gives `last`'s rows. The statements must not depend
-    /// on one another: none reads what another writes, no two write the same row, and
-    /// `last` does not start with `WITH`. PostgreSQL runs them all as one statement (the
+    /// on one another: none reads what another writes, and no two write the same row
+    /// (`last` may have a `WITH` of its own). PostgreSQL runs them all as one statement (the
     /// others as data-modifying `WITH` clauses of `last`: one round trip instead of
     /// several); elsewhere they run one after the other.
     async fn batch(&mut self, before: Vec<Sql>, last: Sql) -> DbResult<Vec<Row>> {
@@ -168,7 +175,16 @@ pub fn chained(before: Vec<Sql>, last: Sql) -> Sql {
     for (i, b) in before.into_iter().enumerate() {
         s.push(if i == 0 { "WITH " } else { ", " }).push(&format!("w{i} AS (")).append(b).push(")");
     }
-    s.push(" ").append(last);
+    // A last statement with a `WITH` of its own continues the list.
+    let mut last = last;
+    match last.text.strip_prefix("WITH ") {
+        Some(rest) => {
+            last.text = rest.to_string();
+            s.push(", ")
+        }
+        None => s.push(" "),
+    };
+    s.append(last);
     s
 }
 

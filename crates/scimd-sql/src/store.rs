@@ -480,6 +480,23 @@ fn side_rows(d: Dialect, layout: &Table, tenant: &str, seq: i64, derived: &Deriv
     out
 }
 
+/// A user's `INSERT … RETURNING seq` made to write its email rows too (PostgreSQL: a
+/// data-modifying `WITH`), returning the same.
+fn with_emails(insert: Sql, tenant: &str, emails: &[String]) -> Sql {
+    let mut s = insert.fork();
+    s.push("WITH created AS (").append(insert).push("), emails AS (");
+    s.push("INSERT INTO scim_user_emails (tenant, user_seq, value_key) SELECT ").bind_text(tenant);
+    s.push(", created.seq, v.value_key FROM created, (VALUES ");
+    for (i, e) in emails.iter().enumerate() {
+        if i > 0 {
+            s.push(", ");
+        }
+        s.push("(").bind_text(e.as_str()).push(")");
+    }
+    s.push(") v(value_key)) SELECT seq FROM created");
+    s
+}
+
 /// Whether a resource of this type may hold rows of `scim_unique_values`.
 fn keeps_unique(layout: &Table) -> bool {
     layout.shared || !layout.kind.unique().is_empty()
@@ -517,51 +534,56 @@ async fn claim_unique(
     Ok(())
 }
 
-/// Checks member references and finds their types; refuses unknown ids and the group itself.
-async fn resolve_members(
-    tx: &mut dyn Tx,
-    tenant: &str,
-    group_id: &str,
-    refs: &[MemberRef],
-) -> Result<Vec<(String, &'static str)>> {
-    let mut wanted: Vec<&str> = Vec::with_capacity(refs.len());
+/// The distinct member ids asked for, in the order given (the order members are listed in);
+/// a group naming itself is refused.
+fn wanted_members<'r>(group_id: &str, refs: &'r [MemberRef]) -> Result<Vec<&'r str>> {
+    let mut wanted = Vec::with_capacity(refs.len());
     let mut seen = HashSet::new();
     for r in refs {
         if r.value == group_id {
             return Err(StoreError::InvalidMember("a group cannot be a member of itself".into()));
         }
         if seen.insert(r.value.as_str()) {
-            wanted.push(&r.value);
+            wanted.push(r.value.as_str());
         }
     }
-    let mut found: Vec<(String, &'static str)> = Vec::with_capacity(wanted.len());
-    for chunk in wanted.chunks(500) {
-        for (table, kind) in [("scim_users", "User"), ("scim_groups", "Group")] {
-            let mut s = sql(tx.dialect());
-            s.push("SELECT id FROM ")
-                .push(table)
-                .push(" WHERE tenant = ")
-                .bind_text(tenant)
-                .push(" AND retired IS NULL AND id IN (");
-            bind_list(&mut s, chunk.iter().copied());
-            s.push(")");
-            for row in tx.rows(s).await? {
-                found.push((row.text(0)?, kind));
-            }
+    Ok(wanted)
+}
+
+/// The statement that finds which of `ids` are live users or groups of `tenant`: rows of
+/// (id, `User` or `Group`).
+fn live_members(d: Dialect, tenant: &str, ids: &[&str]) -> Sql {
+    let mut s = sql(d);
+    for (i, (table, kind)) in [("scim_users", "'User'"), ("scim_groups", "'Group'")].into_iter().enumerate() {
+        if i > 0 {
+            s.push(" UNION ALL ");
         }
+        s.push("SELECT id, ").push(kind).push(" FROM ").push(table).push(" WHERE tenant = ").bind_text(tenant);
+        s.push(" AND retired IS NULL AND id IN (");
+        bind_list(&mut s, ids.iter().copied());
+        s.push(")");
     }
-    // In the order the client gave them: that is the order members are listed in.
-    let kinds: HashMap<String, &'static str> = found.into_iter().collect();
+    s
+}
+
+/// A member's type as stored.
+fn member_type(text: &str) -> &'static str {
+    if text == "Group" { "Group" } else { "User" }
+}
+
+/// Each of `wanted` with its type, in order; an id that is neither is refused.
+fn in_order(wanted: &[&str], found: &HashMap<String, &'static str>) -> Result<Vec<(String, &'static str)>> {
     wanted
         .iter()
-        .map(|id| match kinds.get(*id) {
+        .map(|id| match found.get(*id) {
             Some(kind) => Ok((id.to_string(), *kind)),
             None => Err(StoreError::InvalidMember(format!("member '{id}' is not a User or Group of this service"))),
         })
         .collect()
 }
 
-/// Adds members (all of them checked); returns those that were not members yet.
+/// Adds members (all of them checked); returns those that were not members yet, in the
+/// order given.
 async fn add_members(
     tx: &mut dyn Tx,
     tenant: &str,
@@ -569,7 +591,17 @@ async fn add_members(
     group_seq: i64,
     refs: &[MemberRef],
 ) -> Result<Vec<(String, String)>> {
-    let resolved = resolve_members(tx, tenant, group_id, refs).await?;
+    let wanted = wanted_members(group_id, refs)?;
+    if tx.dialect() == Dialect::Postgres {
+        return add_checked_members(tx, tenant, group_seq, &wanted).await;
+    }
+    let mut found = HashMap::new();
+    for chunk in wanted.chunks(500) {
+        for row in tx.rows(live_members(tx.dialect(), tenant, chunk)).await? {
+            found.insert(row.text(0)?, member_type(row.str(1)?));
+        }
+    }
+    let resolved = in_order(&wanted, &found)?;
     let mut added = Vec::new();
     for chunk in resolved.chunks(200) {
         let mut s = sql(tx.dialect());
@@ -595,6 +627,49 @@ async fn add_members(
         }
     }
     Ok(added)
+}
+
+/// `add_members` on PostgreSQL: the check that each is a live user or group and the insert
+/// in one statement per 500 members. An unknown one is refused after the insert, which the
+/// transaction's rollback undoes.
+async fn add_checked_members(
+    tx: &mut dyn Tx,
+    tenant: &str,
+    group_seq: i64,
+    wanted: &[&str],
+) -> Result<Vec<(String, String)>> {
+    let d = tx.dialect();
+    let mut found = HashMap::new();
+    let mut inserted = HashSet::new();
+    for chunk in wanted.chunks(500) {
+        let mut s = sql(d);
+        s.push("WITH found(id, kind) AS (").append(live_members(d, tenant, chunk)).push("), ");
+        s.push("wanted(id, ord) AS (VALUES ");
+        for (i, id) in chunk.iter().enumerate() {
+            if i > 0 {
+                s.push(", ");
+            }
+            s.push("(").bind_text(*id).push(&format!(", {i})"));
+        }
+        s.push("), added AS (INSERT INTO scim_members (tenant, group_seq, member_id, member_type) SELECT ");
+        s.bind_text(tenant).push(", ").bind(Bind::Int(group_seq));
+        // Inserted in the order given: that is the order members are listed in.
+        s.push(", f.id, f.kind FROM found f JOIN wanted w ON w.id = f.id ORDER BY w.ord");
+        s.push(" ON CONFLICT (group_seq, member_id) DO NOTHING RETURNING member_id)");
+        s.push(" SELECT f.id, f.kind, a.member_id IS NOT NULL FROM found f LEFT JOIN added a ON a.member_id = f.id");
+        for row in tx.rows(s).await? {
+            let id = row.text(0)?;
+            if row.bool(2)? {
+                inserted.insert(id.clone());
+            }
+            found.insert(id, member_type(row.str(1)?));
+        }
+    }
+    Ok(in_order(wanted, &found)?
+        .into_iter()
+        .filter(|(id, _)| inserted.contains(id))
+        .map(|(id, kind)| (id, kind.to_string()))
+        .collect())
 }
 
 /// The statement that removes every member of a group.
@@ -669,8 +744,8 @@ fn without_relations(kind: Kind, r: &StoredResource) -> StoredResource {
 
 /// Bumps the version of every group a resource is in (it is about to leave them); returns
 /// those groups with their new versions.
-async fn leave_groups(tx: &mut dyn Tx, tenant: &str, id: &str, now: &str) -> Result<Vec<(String, i64)>> {
-    let mut s = sql(tx.dialect());
+fn leave_groups(d: Dialect, tenant: &str, id: &str, now: &str) -> Sql {
+    let mut s = sql(d);
     s.push("UPDATE scim_groups SET version = version + 1, last_modified = ")
         .bind_text(now)
         .push(" WHERE seq IN (SELECT group_seq FROM scim_members WHERE tenant = ")
@@ -678,7 +753,52 @@ async fn leave_groups(tx: &mut dyn Tx, tenant: &str, id: &str, now: &str) -> Res
         .push(" AND member_id = ")
         .bind_text(id)
         .push(") RETURNING id, version");
-    tx.rows(s).await?.iter().map(|r| Ok((r.text(0)?, r.int(1)?))).collect()
+    s
+}
+
+/// A live resource about to be deleted, locked, with the groups it leaves and their new
+/// versions (`leave_groups`; none for a type that is no member of groups). On PostgreSQL in
+/// one statement: the groups' update is a data-modifying `WITH` of the locked read, and a
+/// delete refused afterwards (its precondition) rolls it back with the rest.
+async fn fetch_leaving_groups(
+    tx: &mut dyn Tx,
+    layout: &Table,
+    tenant: &str,
+    id: &str,
+    now: &str,
+) -> Result<Option<(i64, StoredResource, Vec<(String, i64)>)>> {
+    let d = tx.dialect();
+    // Only the built-in types are members of groups.
+    if !layout.kind.is_built_in() || d == Dialect::Sqlite {
+        let Some((seq, current)) = fetch_one(tx, layout, tenant, id, true, Relations::None).await? else {
+            return Ok(None);
+        };
+        let left = if layout.kind.is_built_in() {
+            tx.rows(leave_groups(d, tenant, id, now)).await?.iter().map(group_version).collect::<Result<_>>()?
+        } else {
+            Vec::new()
+        };
+        return Ok(Some((seq, current, left)));
+    }
+    let mut s = sql(d);
+    s.push("WITH left_groups AS (").append(leave_groups(d, tenant, id, now)).push(") SELECT ").push(columns(d));
+    s.push(", NULL, (SELECT json_agg(json_build_array(id, version))::text FROM left_groups) FROM ");
+    s.push(layout.table).push(" t WHERE t.tenant = ").bind_text(tenant).push(" AND t.id = ").bind_text(id);
+    s.push(" AND t.retired IS NULL");
+    layout.push_kind(&mut s, "t");
+    s.push(" FOR UPDATE OF t");
+    let Some(row) = tx.row(s).await? else { return Ok(None) };
+    let (seq, current) = decode(layout.kind, &row)?;
+    let left: Vec<(String, i64)> = match row.opt_text(7) {
+        Some(list) => serde_json::from_str(&list).map_err(|e| StoreError::Backend(format!("groups left: {e}")))?,
+        None => Vec::new(),
+    };
+    Ok(Some((seq, current, left)))
+}
+
+/// A group's id and version, as `leave_groups` returns them.
+fn group_version(r: &Row) -> Result<(String, i64)> {
+    Ok((r.text(0)?, r.int(1)?))
 }
 
 /// Removes a resource from every group it is in (after `leave_groups`).
@@ -864,16 +984,21 @@ impl<P: Pools> SqlStore<P> {
         // A group's events name the members it was created with: they follow the members.
         let with_members = kind.has_members() && !new.members.is_empty();
         let events_now = if with_members { vec![] } else { events_of(&MemberDelta::default()) };
+        // On PostgreSQL a user's email rows go with the row itself, in one statement.
+        let emails_along = dialect == Dialect::Postgres && kind == Kind::User && !d.emails.is_empty();
+        let insert = if emails_along { with_emails(s, tenant, &d.emails) } else { s };
         let row = tx
-            .batch(events_now, s)
+            .batch(events_now, insert)
             .await
             .map_err(|e| e.unique_on(layout.name_attr))?
             .into_iter()
             .next()
             .ok_or_else(|| StoreError::Backend("INSERT returned no row".into()))?;
         let seq = row.int(0)?;
-        for s in side_rows(dialect, layout, tenant, seq, &d, false) {
-            tx.exec(s).await?;
+        if !emails_along {
+            for s in side_rows(dialect, layout, tenant, seq, &d, false) {
+                tx.exec(s).await?;
+            }
         }
         if !d.unique.is_empty() {
             claim_unique(&mut *tx, layout, tenant, &new.id, &d, false).await?;
@@ -1000,14 +1125,12 @@ impl<P: Pools> SqlStore<P> {
         let now = how.now;
         let mut tx = self.pools.write().await?;
         let d = tx.dialect();
-        let Some((seq, current)) = fetch_one(&mut *tx, layout, tenant, id, true, Relations::None).await? else {
+        let Some((seq, current, left_groups)) = fetch_leaving_groups(&mut *tx, layout, tenant, id, now).await? else {
             return Ok(false);
         };
         if how.expected_version.is_some_and(|v| v != current.version) {
             return Err(StoreError::VersionMismatch);
         }
-        // Only the built-in types are members of groups.
-        let left_groups = if kind.is_built_in() { leave_groups(&mut *tx, tenant, id, now).await? } else { Vec::new() };
         let none = MemberDelta::default();
         let written =
             Written { kind, id, before: Some(&current), after: None, members: &none, left_groups: &left_groups, now };

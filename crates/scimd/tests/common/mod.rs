@@ -1,6 +1,7 @@
 //! Test harness: the real application on a free port, with a fresh SQLite database.
 #![allow(dead_code)]
 
+pub mod pgwire;
 pub mod process;
 pub mod proxy;
 pub mod receiver;

@@ -1,0 +1,123 @@
+//! Round trips to PostgreSQL per request, counted on the wire (`common::pgwire`) in steady
+//! state: a read by id is one statement; a create three round trips, a PATCH, a PUT and a
+//! DELETE four, `BEGIN` and `COMMIT` included; adding a member to a group five.
+
+mod common;
+
+use common::pgwire::{Trip, WireLog};
+use common::proxy::split_url;
+use common::{Db, TestServer};
+use scimd::config::Config;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+
+/// Everything scimd sent while `op` ran and shortly after (the pool's ping on release). The
+/// token is used just before, so that its check is answered from memory (`TOKEN_CACHE_TTL`).
+async fn trips<F: std::future::Future<Output = u16>>(s: &TestServer, wire: &WireLog, op: F) -> Vec<(usize, Trip)> {
+    assert_eq!(s.get("/ServiceProviderConfig").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    wire.take();
+    let status = op.await;
+    assert!((200..300).contains(&status), "{status}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    wire.take()
+}
+
+/// The transaction on one connection that runs a statement containing `marker`: its round
+/// trips from `BEGIN` to `COMMIT`.
+fn transaction_of(log: &[(usize, Trip)], marker: &str) -> Vec<Trip> {
+    let (at, conn) = log
+        .iter()
+        .enumerate()
+        .find(|(_, (_, t))| t.sql().contains(marker))
+        .map(|(i, (c, _))| (i, *c))
+        .unwrap_or_else(|| panic!("no statement with {marker:?} in {log:#?}"));
+    let own: Vec<(usize, &Trip)> =
+        log.iter().enumerate().filter(|(_, (c, _))| *c == conn).map(|(i, (_, t))| (i, t)).collect();
+    let here = own.iter().position(|(i, _)| *i == at).unwrap();
+    let begin = own[..here].iter().rposition(|(_, t)| t.sql() == "BEGIN").expect("a BEGIN before it");
+    let commit = own[here..].iter().position(|(_, t)| t.sql() == "COMMIT").expect("a COMMIT after it") + here;
+    own[begin..=commit].iter().map(|(_, t)| (*t).clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn round_trips_per_request() {
+    let (prefix, server, path) = split_url(&common::postgres_url());
+    let wire = WireLog::start(server).await;
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let url = format!("{prefix}127.0.0.1:{}{path}{separator}sslmode=disable", wire.port);
+    let s = TestServer::on_db(Db::Postgres, "round_trips", |c: &mut Config| {
+        c.database_url = url.clone();
+        // One connection: every statement of the pool is on it, in order.
+        c.pg_max_connections = 1;
+        c.pg_health_check_ms = 60_000;
+    })
+    .await;
+    let user = |name: &str| json!({"schemas": [USER], "userName": name, "emails": [{"value": format!("{name}@example.com"), "primary": true}]});
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let r = s.post("/Users", user(&format!("user{i}"))).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        ids.push(r.body["id"].as_str().unwrap().to_string());
+    }
+    let members: Vec<Value> = ids[..2].iter().map(|id| json!({"value": id})).collect();
+    let g = s.post("/Groups", json!({"schemas": [GROUP], "displayName": "g", "members": members})).await;
+    let group = g.body["id"].as_str().unwrap().to_string();
+
+    let (s, user) = (&s, &user);
+    // Each request once before it is counted, so that its statements are prepared on the
+    // connection (the first use of a statement costs one round trip more, once).
+    let get = |id: String| async move { s.get(&format!("/Users/{id}")).await.status.as_u16() };
+    let patch = |id: String| async move {
+        let ops = json!([{"op": "replace", "path": "displayName", "value": format!("name of {id}")}]);
+        s.patch(&format!("/Users/{id}"), ops).await.status.as_u16()
+    };
+    let put = |id: String| async move {
+        s.call(reqwest::Method::PUT, &format!("/Users/{id}"), Some(user(&format!("put-{id}")))).await.status.as_u16()
+    };
+    let create = |name: String| async move { s.post("/Users", user(&name)).await.status.as_u16() };
+    let delete = |id: String| async move { s.delete(&format!("/Users/{id}")).await.status.as_u16() };
+    let add_member = |id: String| {
+        let group = group.clone();
+        async move {
+            let ops = json!([{"op": "add", "path": "members", "value": [{"value": id}]}]);
+            s.patch(&format!("/Groups/{group}"), ops).await.status.as_u16()
+        }
+    };
+    get(ids[2].clone()).await;
+    patch(ids[2].clone()).await;
+    put(ids[2].clone()).await;
+    create("warm".into()).await;
+    delete(ids[0].clone()).await;
+    add_member(ids[2].clone()).await;
+
+    // A read by id: one statement, outside any transaction.
+    let log = trips(s, &wire, get(ids[3].clone())).await;
+    let reads: Vec<&(usize, Trip)> = log.iter().filter(|(_, t)| t.sql().contains("FROM scim_users t WHERE")).collect();
+    assert_eq!(reads.len(), 1, "{log:#?}");
+    assert!(matches!(reads[0].1, Trip::Execute(_)), "{log:#?}");
+    assert!(!log.iter().any(|(_, t)| t.sql() == "BEGIN"), "no transaction around a read: {log:#?}");
+
+    // Writes: one transaction each, `BEGIN` and `COMMIT` included. (The pool then pings the
+    // connection once more when it comes back: sqlx's, not counted here.)
+    for (what, log, marker, most) in [
+        ("create", trips(s, &wire, create("counted".into())).await, "INSERT INTO scim_users", 3),
+        ("PATCH", trips(s, &wire, patch(ids[3].clone())).await, "UPDATE scim_users", 4),
+        ("PUT", trips(s, &wire, put(ids[3].clone())).await, "UPDATE scim_users", 4),
+        ("DELETE", trips(s, &wire, delete(ids[1].clone())).await, "SET retired", 4),
+        // The group locked, the members checked and added, the group's new version with its
+        // event: each needs what the one before returned.
+        ("member add", trips(s, &wire, add_member(ids[3].clone())).await, "INSERT INTO scim_members", 5),
+    ] {
+        let transaction = transaction_of(&log, marker);
+        assert!(
+            !transaction.iter().any(|t| matches!(t, Trip::Prepare(_))),
+            "{what}: prepared already: {transaction:#?}"
+        );
+        assert!(transaction.len() <= most, "{what}: {} round trips: {transaction:#?}", transaction.len());
+    }
+}
