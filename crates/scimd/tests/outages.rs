@@ -111,33 +111,53 @@ async fn postgres_outage_is_answered_fast_and_service_resumes() {
     proxy.cut().await;
 }
 
+/// scimd's PostgreSQL backends, found by the `application_name` it connects with.
+struct Backends {
+    admin: sqlx::PgPool,
+    app: String,
+}
+
+impl Backends {
+    /// Terminates every one of them (as an administrator, a pooler or a failover script does).
+    async fn terminate(&self) {
+        let terminated: i64 = sqlx::query_scalar(
+            // FILTER, not a condition beside the name's: it only ever sees scimd's backends.
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1",
+        )
+        .bind(&self.app)
+        .fetch_one(&self.admin)
+        .await
+        .unwrap();
+        assert!(terminated >= 1, "scimd's connections are found by their application_name");
+    }
+}
+
+/// A server on PostgreSQL whose connections carry a name of their own, checking the server
+/// every 100 ms.
+async fn named_server(test: &str) -> (TestServer, Backends) {
+    let base = common::postgres_url();
+    let app = format!("scimd_{test}_{}", std::process::id());
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let s = TestServer::on_db(common::Db::Postgres, test, |c: &mut Config| {
+        c.database_url = format!("{base}{separator}application_name={app}");
+        c.pg_health_check_ms = 100;
+    })
+    .await;
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    (s, Backends { admin, app })
+}
+
 /// A backend terminated while its connection sits in scimd's pool (by an administrator, a
 /// connection pooler or a failover script) costs no request an error, and is no outage:
 /// the connection is replaced, and so is the health watcher's own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
 async fn terminated_backends_are_replaced_without_an_error() {
-    let base = common::postgres_url();
-    let app = format!("scimd_terminated_{}", std::process::id());
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let s = TestServer::on_db(common::Db::Postgres, "terminated", |c: &mut Config| {
-        c.database_url = format!("{base}{separator}application_name={app}");
-        c.pg_health_check_ms = 100;
-    })
-    .await;
-    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    let (s, backends) = named_server("terminated").await;
     assert_eq!(create(&s, "first").await.0, 201);
     for i in 0..8 {
-        let terminated: i64 = sqlx::query_scalar(
-            // FILTER, not a condition beside the name's: it only ever sees scimd's backends.
-            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE application_name = $1",
-        )
-        .bind(&app)
-        .fetch_one(&admin)
-        .await
-        .unwrap();
-        assert!(terminated >= 1, "scimd's connections are found by their application_name");
+        backends.terminate().await;
         // The backends exit, and the watcher meets its own connection gone.
         tokio::time::sleep(Duration::from_millis(150)).await;
         let (status, _, body, _) = create(&s, &format!("after-{i}")).await;
@@ -146,7 +166,7 @@ async fn terminated_backends_are_replaced_without_an_error() {
         let (status, body, _) = ready(&s).await;
         assert_eq!(status, 200, "not taken for an outage: {body}");
     }
-    admin.close().await;
+    backends.admin.close().await;
 }
 
 /// The same under load: clients creating, reading and patching on kept-alive connections
@@ -160,17 +180,8 @@ async fn terminated_backends_are_replaced_without_an_error() {
 async fn terminated_backends_under_load_cost_at_most_the_cut_transactions() {
     const CLIENTS: usize = 4;
     const TERMINATIONS: usize = 5;
-    let base = common::postgres_url();
-    let app = format!("scimd_terminated_load_{}", std::process::id());
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let s = Arc::new(
-        TestServer::on_db(common::Db::Postgres, "terminated_load", |c: &mut Config| {
-            c.database_url = format!("{base}{separator}application_name={app}");
-            c.pg_health_check_ms = 100;
-        })
-        .await,
-    );
-    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    let (s, backends) = named_server("terminated_load").await;
+    let s = Arc::new(s);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| {
@@ -202,15 +213,7 @@ async fn terminated_backends_under_load_cost_at_most_the_cut_transactions() {
         .collect();
     for _ in 0..TERMINATIONS {
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let terminated: i64 = sqlx::query_scalar(
-            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE application_name = $1",
-        )
-        .bind(&app)
-        .fetch_one(&admin)
-        .await
-        .unwrap();
-        assert!(terminated >= 1, "scimd's connections are found by their application_name");
+        backends.terminate().await;
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -243,7 +246,7 @@ async fn terminated_backends_under_load_cost_at_most_the_cut_transactions() {
     for name in &acknowledged {
         assert!(exists(&s, name).await, "{name} was acknowledged and is gone");
     }
-    admin.close().await;
+    backends.admin.close().await;
 }
 
 /// What a client of the load was answered.
