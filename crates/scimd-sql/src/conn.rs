@@ -58,8 +58,9 @@ impl From<sqlx::Error> for DbError {
             sqlx::Error::Database(db) => match db.code().as_deref().unwrap_or("") {
                 // serialization_failure, deadlock_detected; SQLite's busy and busy-snapshot.
                 "40001" | "40P01" | "5" | "517" => DbError::Retry(e.to_string()),
-                // admin_shutdown: this connection's backend was terminated.
-                "57P01" => DbError::Terminated(e.to_string()),
+                // admin_shutdown: this connection's backend was terminated; or it ended itself,
+                // left idle inside a transaction too long (idle_in_transaction_session_timeout).
+                "57P01" | "25P03" => DbError::Terminated(e.to_string()),
                 // program_limit_exceeded: an index entry over the page limit.
                 "54000" => DbError::TooLarge,
                 // disk_full

@@ -33,6 +33,13 @@ pub struct PostgresSettings {
     pub acquire_timeout: Duration,
     /// A statement running longer than this is cancelled by the server.
     pub statement_timeout: Duration,
+    /// A statement waiting longer than this for a lock fails (`Outage::Busy`): a row held by
+    /// a session that hung does not hold every writer of it for `statement_timeout`.
+    pub lock_timeout: Duration,
+    /// A session left inside a transaction, between statements, for longer than this is
+    /// ended by the server, and its locks released (a process that hung mid-write). Keep it
+    /// longer than a streamed answer's snapshot may stay open (the request timeout).
+    pub idle_in_transaction_timeout: Duration,
     /// The schema scimd's tables live in (`search_path`); the user's default when None.
     pub schema: Option<String>,
     /// How often the server's reachability is checked (see `Health`).
@@ -50,6 +57,8 @@ impl Default for PostgresSettings {
             min_connections: 1,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(30),
+            lock_timeout: Duration::from_secs(10),
+            idle_in_transaction_timeout: Duration::from_secs(60),
             schema: None,
             health_check: Duration::from_millis(500),
             read_urls: vec![],
@@ -74,8 +83,13 @@ pub struct PgPools {
     _watcher: tokio::sync::oneshot::Sender<()>,
 }
 
-/// Whether the server answers, as last seen: `None` when it does, else why not.
-struct Health(tokio::sync::watch::Sender<Option<String>>);
+/// Whether the server answers, as last seen by the watcher (`watch_health`).
+struct Health {
+    /// `None` when it does, else why not.
+    state: tokio::sync::watch::Sender<Option<String>>,
+    /// A request met the server unreachable: the watcher looks now, not at its next round.
+    suspect: tokio::sync::Notify,
+}
 
 /// A pooled connection idle for this long is pinged before it is used (see `connect`).
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
@@ -85,16 +99,16 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl Health {
     fn new() -> Health {
-        Health(tokio::sync::watch::Sender::new(None))
+        Health { state: tokio::sync::watch::Sender::new(None), suspect: tokio::sync::Notify::new() }
     }
 
     fn down(&self) -> Option<String> {
-        self.0.borrow().clone()
+        self.state.borrow().clone()
     }
 
     /// Marks the server down for `why`; while it is down, the first cause stands.
     fn mark_down(&self, why: &str) {
-        let changed = self.0.send_if_modified(|state| {
+        let changed = self.state.send_if_modified(|state| {
             let was_up = state.is_none();
             if was_up {
                 *state = Some(why.to_string());
@@ -107,14 +121,14 @@ impl Health {
     }
 
     fn mark_up(&self) {
-        if self.0.send_if_modified(|state| state.take().is_some()) {
+        if self.state.send_if_modified(|state| state.take().is_some()) {
             tracing::info!("PostgreSQL is reachable again");
         }
     }
 
     /// Ready when the server is (or becomes) unreachable.
     async fn went_down(&self) {
-        let mut rx = self.0.subscribe();
+        let mut rx = self.state.subscribe();
         let _ = rx.wait_for(Option::is_some).await;
     }
 
@@ -149,13 +163,16 @@ impl Health {
         self.check(result)
     }
 
-    /// Marks the server down when `result` shows it unreachable. (A terminated connection
-    /// shows nothing of the server: the watcher and the next connection tell.)
+    /// Has the watcher look at the server now when `result` shows it unreachable. One
+    /// connection's failure (a reset, a backend ended by the server) is not the server's:
+    /// taking it for an outage answered every request 503 until the next round; the
+    /// watcher's own connection, or a new one, gives the verdict, within a round trip when
+    /// the server is really gone (connection refused or reset).
     fn check<T>(&self, result: Result<T, DbError>) -> Result<T, DbError> {
-        if let Err(e @ DbError::Unavailable(Outage::Unreachable, _)) = &result
-            && self.0.borrow().is_none()
+        if let Err(DbError::Unavailable(Outage::Unreachable, _)) = &result
+            && self.state.borrow().is_none()
         {
-            self.mark_down(&format!("{e:?}"));
+            self.suspect.notify_one();
         }
         result
     }
@@ -173,34 +190,46 @@ async fn watch_health(
         tokio::select! {
             _ = &mut stop => return,
             _ = tokio::time::sleep(every) => {}
+            _ = health.suspect.notified() => {}
         }
-        let probe = async {
-            if let Some(c) = conn.as_mut() {
-                match sqlx::query("SELECT 1").execute(c).await.map_err(DbError::from) {
-                    Ok(_) => return Ok(()),
-                    // Its own backend terminated is not the server gone: a fresh
-                    // connection's answer is the verdict.
-                    Err(DbError::Terminated(_)) => conn = None,
-                    Err(e) => return Err(e),
+        // A probe that found no answer in time may have met a stall of this process
+        // (stopped, swapped out: its timers fire as it resumes), not of the server: a second
+        // one, on a new connection, decides.
+        for last in [false, true] {
+            match tokio::time::timeout(PROBE_TIMEOUT, probe(&mut conn, &options)).await {
+                Ok(Ok(())) => health.mark_up(),
+                Ok(Err(e)) => {
+                    conn = None;
+                    health.mark_down(&format!("{e:?}"));
+                }
+                Err(_) if !last => {
+                    conn = None;
+                    continue;
+                }
+                Err(_) => {
+                    conn = None;
+                    health.mark_down(&format!("no answer within {PROBE_TIMEOUT:?}"));
                 }
             }
-            let mut c = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options).await?;
-            sqlx::query("SELECT 1").execute(&mut c).await?;
-            conn = Some(c);
-            Ok::<(), DbError>(())
-        };
-        match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
-            Ok(Ok(())) => health.mark_up(),
-            Ok(Err(e)) => {
-                conn = None;
-                health.mark_down(&format!("{e:?}"));
-            }
-            Err(_) => {
-                conn = None;
-                health.mark_down(&format!("no answer within {PROBE_TIMEOUT:?}"));
-            }
+            break;
         }
     }
+}
+
+/// One look at the server: `SELECT 1` on the watcher's connection, or on a new one.
+async fn probe(conn: &mut Option<sqlx::PgConnection>, options: &PgConnectOptions) -> Result<(), DbError> {
+    if let Some(c) = conn.as_mut() {
+        if sqlx::query("SELECT 1").execute(c).await.is_ok() {
+            return Ok(());
+        }
+        // Its own connection failing (its backend terminated, a reset) is not the server
+        // gone: a new connection's answer is the verdict.
+        *conn = None;
+    }
+    let mut c = <sqlx::PgConnection as sqlx::Connection>::connect_with(options).await?;
+    sqlx::query("SELECT 1").execute(&mut c).await?;
+    *conn = Some(c);
+    Ok(())
 }
 
 /// A transaction whose failures feed `Health`.
@@ -419,8 +448,12 @@ impl PgPools {
         {
             return Err(StoreError::Backend(format!("invalid schema name '{schema}'")));
         }
-        let options =
-            connect_options(url)?.options([("statement_timeout", settings.statement_timeout.as_millis().to_string())]);
+        let millis = |d: Duration| d.as_millis().to_string();
+        let options = connect_options(url)?.options([
+            ("statement_timeout", millis(settings.statement_timeout)),
+            ("lock_timeout", millis(settings.lock_timeout)),
+            ("idle_in_transaction_session_timeout", millis(settings.idle_in_transaction_timeout)),
+        ]);
         if role == Role::Primary {
             first_connection(&options, settings.acquire_timeout).await?;
             if let Some(schema) = &settings.schema {
@@ -550,6 +583,7 @@ mod tests {
             );
             let failed: Result<(), DbError> = Err(DbError::Unavailable(Outage::Unreachable, "reset by peer".into()));
             assert!(health.check(failed).is_err());
+            health.mark_down("reset by peer");
         }
         assert_eq!(health.down().as_deref(), Some("connection refused"));
         health.mark_up();

@@ -233,6 +233,16 @@ fn migrate(conn: &mut Connection, migrations: &[(i64, &str)]) -> Result<(), Stor
         "CREATE TABLE IF NOT EXISTS scimd_migrations (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)",
     )
     .map_err(backend)?;
+    // A database a newer scimd has migrated may hold what this version would misread.
+    let newest: Option<i64> =
+        conn.query_row("SELECT max(version) FROM scimd_migrations", [], |r| r.get(0)).map_err(backend)?;
+    let known = migrations.iter().map(|(v, _)| *v).max().unwrap_or(0);
+    if let Some(newest) = newest.filter(|n| *n > known) {
+        return Err(backend(format!(
+            "the database was migrated by a newer scimd (migration {newest}; this version knows up to {known}): \
+             run that version or a later one"
+        )));
+    }
     for (version, sql) in migrations {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)?;
         let done: bool = tx
@@ -697,4 +707,19 @@ impl SqlStore<SqlitePools> {
     }
 
     pub async fn close(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_migrated_by_a_newer_version_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let newer = [(1, "CREATE TABLE a (x INTEGER)"), (2, "CREATE TABLE b (x INTEGER)")];
+        migrate(&mut conn, &newer).unwrap();
+        migrate(&mut conn, &newer).unwrap();
+        let err = migrate(&mut conn, &newer[..1]).unwrap_err().to_string();
+        assert!(err.contains("migration 2") && err.contains("up to 1"), "{err}");
+    }
 }

@@ -65,6 +65,14 @@ pub struct Config {
     pub pg_acquire_timeout_secs: u64,
     /// PostgreSQL: seconds after which the server cancels a statement.
     pub pg_statement_timeout_secs: u64,
+    /// PostgreSQL: seconds a write waits for a row another session holds before it is
+    /// answered 503 (`lock_timeout`; 0: no limit).
+    pub pg_lock_timeout_secs: u64,
+    /// PostgreSQL: seconds after which the server ends a scimd session left inside a
+    /// transaction without a statement (`idle_in_transaction_session_timeout`): the locks of
+    /// a process that hung mid-write are released. Longer than `request_timeout_secs`; 0:
+    /// never.
+    pub pg_idle_in_transaction_timeout_secs: u64,
     /// PostgreSQL: how often, in milliseconds, scimd checks that the server answers; while it
     /// does not, requests are answered 503 at once.
     pub pg_health_check_ms: u64,
@@ -154,6 +162,8 @@ impl Default for Config {
             pg_min_connections: 1,
             pg_acquire_timeout_secs: 5,
             pg_statement_timeout_secs: 30,
+            pg_lock_timeout_secs: 10,
+            pg_idle_in_transaction_timeout_secs: 60,
             pg_health_check_ms: 500,
             pg_schema: None,
             tenant: "default".into(),
@@ -207,6 +217,8 @@ const ENV: &[(&str, &str)] = &[
     ("SCIMD_PG_MIN_CONNECTIONS", "pg_min_connections"),
     ("SCIMD_PG_ACQUIRE_TIMEOUT_SECS", "pg_acquire_timeout_secs"),
     ("SCIMD_PG_STATEMENT_TIMEOUT_SECS", "pg_statement_timeout_secs"),
+    ("SCIMD_PG_LOCK_TIMEOUT_SECS", "pg_lock_timeout_secs"),
+    ("SCIMD_PG_IDLE_IN_TRANSACTION_TIMEOUT_SECS", "pg_idle_in_transaction_timeout_secs"),
     ("SCIMD_PG_HEALTH_CHECK_MS", "pg_health_check_ms"),
     ("SCIMD_PG_SCHEMA", "pg_schema"),
     ("SCIMD_TENANT", "tenant"),
@@ -292,6 +304,18 @@ impl Config {
 
     fn check(&self) -> Result<()> {
         self.delete_policy()?;
+        // A streamed answer keeps its snapshot's transaction open, idle between batches, for
+        // up to the request's time: the server must not end it first.
+        if crate::config::is_postgres_url(&self.database_url)
+            && self.pg_idle_in_transaction_timeout_secs != 0
+            && self.pg_idle_in_transaction_timeout_secs <= self.request_timeout_secs
+        {
+            bail!(
+                "pg_idle_in_transaction_timeout_secs ({}) must be longer than request_timeout_secs ({})",
+                self.pg_idle_in_transaction_timeout_secs,
+                self.request_timeout_secs
+            );
+        }
         if self.cursor_timeout_secs == 0 {
             bail!("cursor_timeout_secs must be at least 1 (it is 0)");
         }

@@ -124,6 +124,8 @@ async fn open_database(config: &Config) -> Result<Backend> {
             min_connections: config.pg_min_connections,
             acquire_timeout: Duration::from_secs(config.pg_acquire_timeout_secs),
             statement_timeout: Duration::from_secs(config.pg_statement_timeout_secs),
+            lock_timeout: Duration::from_secs(config.pg_lock_timeout_secs),
+            idle_in_transaction_timeout: Duration::from_secs(config.pg_idle_in_transaction_timeout_secs),
             schema: config.pg_schema.clone(),
             health_check: Duration::from_millis(config.pg_health_check_ms),
             read_urls: config.database_read_url.clone(),

@@ -1,0 +1,152 @@
+//! Rows held on PostgreSQL. A row locked by another session (an operator's open transaction,
+//! a slow job) costs a writer of it a 503 with `Retry-After` after `pg_lock_timeout_secs`,
+//! not a wait until the request times out; reads go on. A scimd process that hangs in the
+//! middle of a write (stopped, or cut off) holds its rows until the server ends its session,
+//! `pg_idle_in_transaction_timeout_secs` later, and not until TCP notices, hours later.
+
+mod common;
+
+use common::TestServer;
+use common::process::Scimd;
+use scimd::config::Config;
+use serde_json::{Value, json};
+use sqlx::Connection;
+use std::time::{Duration, Instant};
+
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+
+/// A session of its own holding `id`'s row in `schema` until it is dropped or rolls back.
+async fn hold_row(schema: &str, id: &str) -> sqlx::PgConnection {
+    let mut admin = sqlx::PgConnection::connect(&common::postgres_url()).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut admin).await.unwrap();
+    let lock = format!("SELECT 1 FROM {schema}.scim_users WHERE id = $1 FOR UPDATE");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(lock)).bind(id).fetch_all(&mut admin).await.unwrap();
+    assert_eq!(rows.len(), 1, "the row is there to hold");
+    admin
+}
+
+/// Whether another session holds `id`'s row now.
+async fn held(schema: &str, id: &str) -> bool {
+    let mut probe = sqlx::PgConnection::connect(&common::postgres_url()).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut probe).await.unwrap();
+    let lock = format!("SELECT 1 FROM {schema}.scim_users WHERE id = $1 FOR UPDATE NOWAIT");
+    let taken = sqlx::query(sqlx::AssertSqlSafe(lock)).bind(id).fetch_all(&mut probe).await;
+    let _ = probe.close().await;
+    match taken {
+        Ok(_) => false,
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => true,
+        Err(e) => panic!("probing the row: {e}"),
+    }
+}
+
+fn rename(value: &str) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+           "Operations": [{"op": "replace", "path": "displayName", "value": value}]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn a_row_held_elsewhere_costs_a_writer_a_prompt_503() {
+    let s = TestServer::on_db(common::Db::Postgres, "held_row", |c: &mut Config| c.pg_lock_timeout_secs = 1).await;
+    let schema = s.config.pg_schema.clone().unwrap();
+    let id = s.user("held").await;
+    let mut holder = hold_row(&schema, &id).await;
+
+    let started = Instant::now();
+    let r = s.patch(&format!("/Users/{id}"), rename("waited")["Operations"].clone()).await;
+    let took = started.elapsed();
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.headers.contains_key("retry-after"), "Retry-After");
+    assert!(took < Duration::from_secs(5), "answered after {took:?}, with a lock timeout of 1 s");
+    let read = s.get(&format!("/Users/{id}")).await;
+    assert_eq!(read.status, 200, "reads do not wait for the row: {}", read.body);
+    assert!(read.body.get("displayName").is_none(), "the refused PATCH changed nothing: {}", read.body);
+
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    let r = s.patch(&format!("/Users/{id}"), rename("after")["Operations"].clone()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn a_hung_process_holds_its_rows_only_until_the_idle_timeout() {
+    let schema = format!("l_hung_{}", std::process::id());
+    let db = common::postgres_url();
+    let pool = sqlx::PgPool::connect(&db).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).execute(&pool).await.unwrap();
+    pool.close().await;
+    const TOKEN: &str = "hung-token";
+    let env = [
+        ("SCIMD_PG_SCHEMA", schema.as_str()),
+        ("SCIMD_REQUEST_TIMEOUT_SECS", "2"),
+        ("SCIMD_PG_IDLE_IN_TRANSACTION_TIMEOUT_SECS", "3"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("scimd.log");
+    let s = Scimd::serve(&db, TOKEN, &env, Some(&log));
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("{}/Users", s.base()))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/scim+json")
+        .body(json!({"schemas": [USER], "userName": "hung"}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    let patch = |value: &str| {
+        client
+            .patch(format!("{}/Users/{id}", s.base()))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/scim+json")
+            .body(rename(value).to_string())
+            .send()
+    };
+
+    // scimd's PATCH waits for the row, held here; scimd stops; the row is let go: scimd's
+    // session takes it and then sits inside its transaction, holding it, with nobody to
+    // finish the transaction.
+    let mut holder = hold_row(&schema, &id).await;
+    let waiting = tokio::spawn(patch("while hung"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiters: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted").fetch_one(&mut holder).await.unwrap();
+        if waiters > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "scimd's PATCH never waited for the row");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let signal = |name: &str| {
+        let pid = s.child.id().to_string();
+        assert!(std::process::Command::new("kill").args([name, &pid]).status().unwrap().success());
+    };
+    signal("-STOP");
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(held(&schema, &id).await, "the stopped process holds the row");
+    let released = Instant::now();
+    while held(&schema, &id).await {
+        assert!(released.elapsed() < Duration::from_secs(10), "the row is still held after 10 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    signal("-CONT");
+
+    // The PATCH that was under way is answered, one way or another, but not with a 500.
+    let answered = waiting.await.unwrap().expect("an answer, not a dropped connection");
+    let status = answered.status().as_u16();
+    assert!(matches!(status, 200 | 408 | 503), "{status}: {}", answered.text().await.unwrap());
+    let after = patch("after").await.unwrap();
+    let status = after.status();
+    assert_eq!(
+        status,
+        200,
+        "scimd writes again: {}\n{}",
+        after.text().await.unwrap(),
+        std::fs::read_to_string(&log).unwrap()
+    );
+}
