@@ -13,8 +13,6 @@ use serde_json::{Value, json};
 use sqlx::Connection;
 use std::time::{Duration, Instant};
 
-const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-
 /// A session of its own holding `id`'s row in `schema` until it is dropped or rolls back.
 async fn hold_row(schema: &str, id: &str) -> sqlx::PgConnection {
     let mut admin = sqlx::PgConnection::connect(&common::postgres_url()).await.unwrap();
@@ -85,18 +83,7 @@ async fn a_hung_process_holds_its_rows_only_until_the_idle_timeout() {
     let log = dir.path().join("scimd.log");
     let s = Scimd::serve(&db, TOKEN, &env, Some(&log));
     let client = reqwest::Client::new();
-    let created: Value = client
-        .post(format!("{}/Users", s.base()))
-        .bearer_auth(TOKEN)
-        .header("content-type", "application/scim+json")
-        .body(json!({"schemas": [USER], "userName": "hung"}).to_string())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"].as_str().unwrap().to_string();
+    let id = s.user(TOKEN, "hung").await;
     let patch = |value: &str| {
         client
             .patch(format!("{}/Users/{id}", s.base()))

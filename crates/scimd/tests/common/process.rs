@@ -52,6 +52,21 @@ impl Scimd {
         format!("http://127.0.0.1:{}/scim/v2", self.port)
     }
 
+    /// Creates a user through the SCIM API with `token`; its id.
+    pub async fn user(&self, token: &str, user_name: &str) -> String {
+        let r = reqwest::Client::new()
+            .post(format!("{}/Users", self.base()))
+            .bearer_auth(token)
+            .json(
+                &serde_json::json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": user_name}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+    }
+
     pub fn root(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
