@@ -150,6 +150,25 @@ fn bad_configuration_is_refused_clearly() {
     let out = scimd("sqlite::memory:").env("SCIMD_DELETE_POLICY", "shred").args(["migrate"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("delete_policy"));
+    // A streamed answer's snapshot must not be ended by PostgreSQL before the request is;
+    // checked before any connection is made.
+    let out = scimd("postgres://nobody@127.0.0.1:1/none")
+        .env("SCIMD_REQUEST_TIMEOUT_SECS", "90")
+        .args(["migrate"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("pg_idle_in_transaction_timeout_secs (60) must be longer than request_timeout_secs (90)"),
+        "{text}"
+    );
+    let out = scimd("sqlite::memory:").env("SCIMD_REQUEST_TIMEOUT_SECS", "90").args(["migrate"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "a PostgreSQL setting does not bind SQLite: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
