@@ -168,7 +168,7 @@ pub trait Tx: Send {
 }
 
 /// `before` as data-modifying `WITH` clauses of `last` (see `Tx::batch`).
-pub fn chained(before: Vec<Sql>, last: Sql) -> Sql {
+pub fn chained(before: Vec<Sql>, mut last: Sql) -> Sql {
     if before.is_empty() {
         return last;
     }
@@ -177,7 +177,6 @@ pub fn chained(before: Vec<Sql>, last: Sql) -> Sql {
         s.push(if i == 0 { "WITH " } else { ", " }).push(&format!("w{i} AS (")).append(b).push(")");
     }
     // A last statement with a `WITH` of its own continues the list.
-    let mut last = last;
     match last.text.strip_prefix("WITH ") {
         Some(rest) => {
             last.text = rest.to_string();

@@ -195,24 +195,21 @@ async fn watch_health(
         // A probe that found no answer in time may have met a stall of this process
         // (stopped, swapped out: its timers fire as it resumes), not of the server: a second
         // one, on a new connection, decides.
-        for last in [false, true] {
-            match tokio::time::timeout(PROBE_TIMEOUT, probe(&mut conn, &options)).await {
-                Ok(Ok(())) => health.mark_up(),
-                Ok(Err(e)) => {
-                    conn = None;
-                    health.mark_down(&format!("{e:?}"));
-                }
-                Err(_) if !last => {
-                    conn = None;
-                    continue;
-                }
-                Err(_) => {
-                    conn = None;
-                    health.mark_down(&format!("no answer within {PROBE_TIMEOUT:?}"));
-                }
-            }
-            break;
+        let mut verdict = tokio::time::timeout(PROBE_TIMEOUT, probe(&mut conn, &options)).await;
+        if verdict.is_err() {
+            conn = None;
+            verdict = tokio::time::timeout(PROBE_TIMEOUT, probe(&mut conn, &options)).await;
         }
+        let why = match verdict {
+            Ok(Ok(())) => {
+                health.mark_up();
+                continue;
+            }
+            Ok(Err(e)) => format!("{e:?}"),
+            Err(_) => format!("no answer within {PROBE_TIMEOUT:?}"),
+        };
+        conn = None;
+        health.mark_down(&why);
     }
 }
 

@@ -431,10 +431,15 @@ fn select_one(d: Dialect, layout: &Table, tenant: &str, id: &str, relations: Rel
     if relations != Relations::None && layout.kind.relation().is_some() {
         s.push(", ").push(&relations_column(d, layout.kind, relations));
     }
+    from_live_by_id(&mut s, layout, tenant, id);
+    s
+}
+
+/// ` FROM` the live resource `id` of `tenant`, as `t`.
+fn from_live_by_id(s: &mut Sql, layout: &Table, tenant: &str, id: &str) {
     s.push(" FROM ").push(layout.table);
     s.push(" t WHERE t.tenant = ").bind_text(tenant).push(" AND t.id = ").bind_text(id).push(" AND t.retired IS NULL");
-    layout.push_kind(&mut s, "t");
-    s
+    layout.push_kind(s, "t");
 }
 
 /// A live resource by id; `lock` holds it for the rest of a write transaction.
@@ -768,24 +773,22 @@ async fn fetch_leaving_groups(
     now: &str,
 ) -> Result<Option<(i64, StoredResource, Vec<(String, i64)>)>> {
     let d = tx.dialect();
-    // Only the built-in types are members of groups.
+    // Only the built-in types are members of groups; SQLite has no round trips to save.
     if !layout.kind.is_built_in() || d == Dialect::Sqlite {
         let Some((seq, current)) = fetch_one(tx, layout, tenant, id, true, Relations::None).await? else {
             return Ok(None);
         };
-        let left = if layout.kind.is_built_in() {
-            tx.rows(leave_groups(d, tenant, id, now)).await?.iter().map(group_version).collect::<Result<_>>()?
-        } else {
-            Vec::new()
-        };
+        let mut left = Vec::new();
+        if layout.kind.is_built_in() {
+            left = tx.rows(leave_groups(d, tenant, id, now)).await?.iter().map(group_version).collect::<Result<_>>()?;
+        }
         return Ok(Some((seq, current, left)));
     }
     let mut s = sql(d);
     s.push("WITH left_groups AS (").append(leave_groups(d, tenant, id, now)).push(") SELECT ").push(columns(d));
-    s.push(", NULL, (SELECT json_agg(json_build_array(id, version))::text FROM left_groups) FROM ");
-    s.push(layout.table).push(" t WHERE t.tenant = ").bind_text(tenant).push(" AND t.id = ").bind_text(id);
-    s.push(" AND t.retired IS NULL");
-    layout.push_kind(&mut s, "t");
+    // No relations (NULL where `decode` looks for them), then the groups left.
+    s.push(", NULL, (SELECT json_agg(json_build_array(id, version))::text FROM left_groups)");
+    from_live_by_id(&mut s, layout, tenant, id);
     s.push(" FOR UPDATE OF t");
     let Some(row) = tx.row(s).await? else { return Ok(None) };
     let (seq, current) = decode(layout.kind, &row)?;
