@@ -100,8 +100,13 @@ async fn a_hung_process_holds_its_rows_only_until_the_idle_timeout() {
     let waiting = tokio::spawn(patch("while hung"));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let waiters: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted").fetch_one(&mut holder).await.unwrap();
+        // Waiting for this holder, not for any lock of a test running beside this one.
+        let waiters: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))",
+        )
+        .fetch_one(&mut holder)
+        .await
+        .unwrap();
         if waiters > 0 {
             break;
         }
