@@ -1,10 +1,10 @@
 //! One transaction, whatever the database: the store's logic is written once against this
 //! and runs on SQLite and PostgreSQL alike.
 
-use crate::sql::{Bind, Dialect, Sql};
+use crate::sql::{Dialect, Sql};
 use async_trait::async_trait;
 use scimd_core::store::{Outage, StoreError};
-use sqlx::{AssertSqlSafe, Column as _, Postgres, Transaction};
+use sqlx::Column as _;
 
 /// A database failure, classified as the store needs it.
 #[derive(Debug, Clone)]
@@ -219,17 +219,18 @@ macro_rules! bind_all {
         let mut q = $q;
         for b in $binds {
             q = match b {
-                Bind::Text(s) => q.bind(s),
-                Bind::Int(i) => q.bind(i),
-                Bind::Float(f) => q.bind(f),
-                Bind::Bool(v) => q.bind(v),
+                $crate::sql::Bind::Text(s) => q.bind(s),
+                $crate::sql::Bind::Int(i) => q.bind(i),
+                $crate::sql::Bind::Float(f) => q.bind(f),
+                $crate::sql::Bind::Bool(v) => q.bind(v),
             };
         }
         q
     }};
 }
+pub(crate) use bind_all;
 
-fn decode<R: sqlx::Row>(row: &R) -> Row
+pub(crate) fn decode<R: sqlx::Row>(row: &R) -> Row
 where
     usize: sqlx::ColumnIndex<R>,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
@@ -253,55 +254,4 @@ where
         })
         .collect();
     Row(cells)
-}
-
-/// `Tx` for a sqlx transaction of one database.
-macro_rules! impl_tx {
-    ($db:ty, $dialect:expr) => {
-        #[async_trait]
-        impl Tx for Transaction<'static, $db> {
-            fn dialect(&self) -> Dialect {
-                $dialect
-            }
-            async fn rows(&mut self, sql: Sql) -> DbResult<Vec<Row>> {
-                let q = bind_all!(sqlx::query(AssertSqlSafe(sql.text)), sql.binds);
-                Ok(q.fetch_all(&mut **self).await?.iter().map(decode).collect())
-            }
-            async fn exec(&mut self, sql: Sql) -> DbResult<u64> {
-                let q = bind_all!(sqlx::query(AssertSqlSafe(sql.text)), sql.binds);
-                Ok(q.execute(&mut **self).await?.rows_affected())
-            }
-            async fn commit(self: Box<Self>) -> DbResult<()> {
-                Ok(Transaction::commit(*self).await?)
-            }
-        }
-    };
-}
-
-impl_tx!(Postgres, Dialect::Postgres);
-
-/// One statement on a pool, outside any explicit transaction.
-pub async fn fetch_all<'p, DB>(
-    pool: &'p sqlx::Pool<DB>,
-    sql: Sql,
-    wait: &scimd_core::stats::Histogram,
-) -> DbResult<Vec<Row>>
-where
-    DB: sqlx::Database,
-    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
-    for<'c> &'c mut <DB as sqlx::Database>::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    for<'r> i64: sqlx::Decode<'r, DB>,
-    for<'r> String: sqlx::Decode<'r, DB>,
-    for<'r> bool: sqlx::Decode<'r, DB>,
-{
-    let q = bind_all!(sqlx::query::<DB>(AssertSqlSafe(sql.text)), sql.binds);
-    let asked = std::time::Instant::now();
-    let mut conn = pool.acquire().await?;
-    wait.observe_duration(asked.elapsed());
-    Ok(q.fetch_all(&mut *conn).await?.iter().map(decode).collect())
 }

@@ -12,6 +12,7 @@ mod health;
 mod keyset;
 pub mod layout;
 pub mod mapped;
+mod pg_lease;
 mod pg_upkeep;
 pub mod postgres;
 mod replicas;

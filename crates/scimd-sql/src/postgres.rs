@@ -8,6 +8,7 @@
 //! back the same way; the pool then reconnects by itself.
 
 use crate::conn::{DbError, DbResult, Permitted, Row, Tx};
+use crate::pg_lease::{KEEP_FOR, Lease, Lender};
 use crate::replicas::{Replica, Replicas};
 use crate::sql::Dialect;
 use crate::sql::Sql;
@@ -69,6 +70,8 @@ impl Default for PostgresSettings {
 
 pub struct PgPools {
     pool: PgPool,
+    /// Lends the pool's connections to requests (see `pg_lease`).
+    lender: Arc<Lender>,
     /// The most connections the pool opens.
     max: u32,
     /// How long requests waited for a connection.
@@ -91,8 +94,9 @@ struct Health {
     suspect: tokio::sync::Notify,
 }
 
-/// A pooled connection idle for this long is pinged before it is used (see `connect`).
-const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+/// A pooled connection idle for this long is pinged before it is used (see `connect`): as
+/// long as the lender keeps one untested.
+const PING_AFTER_IDLE: Duration = KEEP_FOR;
 
 /// How long the watcher waits for the server before taking it for unreachable.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -231,7 +235,7 @@ async fn probe(conn: &mut Option<sqlx::PgConnection>, options: &PgConnectOptions
 
 /// A transaction whose failures feed `Health`.
 struct PgTx {
-    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    lease: Lease,
     health: Arc<Health>,
 }
 
@@ -241,18 +245,18 @@ impl Tx for PgTx {
         Dialect::Postgres
     }
     async fn rows(&mut self, sql: Sql) -> DbResult<Vec<Row>> {
-        let result = self.tx.rows(sql).await;
+        let result = self.lease.rows(sql).await.map_err(DbError::from);
         self.health.check(before_commit(result))
     }
     async fn exec(&mut self, sql: Sql) -> DbResult<u64> {
-        let result = self.tx.exec(sql).await;
+        let result = self.lease.exec(sql).await.map_err(DbError::from);
         self.health.check(before_commit(result))
     }
     async fn commit(self: Box<Self>) -> DbResult<()> {
-        let PgTx { tx, health } = *self;
+        let PgTx { mut lease, health } = *self;
         // A connection lost during the commit leaves its outcome unknown: the server may
         // have made the write durable before the answer was lost.
-        health.check(Box::new(tx).commit().await).map_err(|e| match e {
+        health.check(lease.commit().await.map_err(DbError::from)).map_err(|e| match e {
             DbError::Terminated(why) | DbError::Unavailable(Outage::Unreachable, why) => {
                 DbError::Unavailable(Outage::InDoubt, why)
             }
@@ -365,11 +369,33 @@ fn backend(e: sqlx::Error) -> StoreError {
 }
 
 impl PgPools {
-    async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
+    /// A connection, once the server is known to answer; how long it took is recorded.
+    async fn lease<T, F, Fut>(&self, first: F) -> Result<T, StoreError>
+    where
+        F: Fn(Lease) -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
         let asked = std::time::Instant::now();
-        let tx = self.health.first_statement(self.max, || async { Ok(self.pool.begin().await?) }).await?;
+        let result = self
+            .health
+            .first_statement(self.max, || async {
+                let lease = self.lender.lease().await?;
+                Ok(first(lease).await?)
+            })
+            .await?;
         self.wait.observe_duration(asked.elapsed());
-        Ok(Box::new(PgTx { tx, health: self.health.clone() }))
+        Ok(result)
+    }
+
+    /// A transaction opened by `statement` (`BEGIN` and its options).
+    async fn begin(&self, statement: &'static str) -> Result<Box<dyn Tx>, StoreError> {
+        let lease = self
+            .lease(|mut lease| async move {
+                lease.begin(statement).await?;
+                Ok(lease)
+            })
+            .await?;
+        Ok(Box::new(PgTx { lease, health: self.health.clone() }))
     }
 }
 
@@ -379,14 +405,14 @@ impl Pools for PgPools {
         Dialect::Postgres
     }
     async fn read(&self) -> Result<Box<dyn Tx>, StoreError> {
-        self.begin().await
+        self.begin("BEGIN").await
     }
     async fn write(&self) -> Result<Box<dyn Tx>, StoreError> {
-        self.begin().await
+        self.begin("BEGIN").await
     }
     fn stats(&self) -> DbStats {
         let size = u64::from(self.pool.size());
-        let idle = self.pool.num_idle() as u64;
+        let idle = (self.pool.num_idle() + self.lender.shelved()) as u64;
         let wait = self.wait.snapshot();
         let pool = PoolUse {
             pool: "postgres".into(),
@@ -412,16 +438,15 @@ impl Pools for PgPools {
     /// A REPEATABLE READ transaction, at most a quarter of the pool at once.
     async fn snapshot(&self) -> Result<Box<dyn Tx>, StoreError> {
         let permit = self.snapshots.clone().acquire_owned().await.map_err(|e| StoreError::Backend(e.to_string()))?;
-        let mut tx = self.begin().await?;
-        tx.exec(Sql::new(Dialect::Postgres).push("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").clone())
-            .await?;
+        let tx = self.begin("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?;
         Ok(Box::new(Permitted { tx, _permit: permit }))
     }
     async fn read_one(&self, sql: Sql) -> Result<Vec<Row>, StoreError> {
-        Ok(self
-            .health
-            .first_statement(self.max, || crate::conn::fetch_all(&self.pool, sql.clone(), &self.wait))
-            .await?)
+        self.lease(|mut lease| {
+            let sql = sql.clone();
+            async move { lease.rows(sql).await }
+        })
+        .await
     }
 }
 
@@ -461,9 +486,10 @@ impl PgPools {
         let watched = options.clone();
         let pool = PgPoolOptions::new()
             // By default the pool pings every connection it hands out: a round trip of its
-            // own before every statement, on top of the one it makes when the connection
-            // comes back. Only a connection idle for a while is pinged; one that died
-            // sooner fails its first statement, which `Health::first_statement` runs again.
+            // own before every statement (on top of the one it makes when a connection
+            // comes back, which `pg_lease` spares requests). Only a connection idle for a
+            // while is pinged; one that died sooner fails its first statement, which
+            // `Health::first_statement` runs again.
             .test_before_acquire(false)
             .before_acquire(|conn, meta| {
                 Box::pin(
@@ -501,6 +527,7 @@ impl PgPools {
         ));
         let snapshots = Arc::new(tokio::sync::Semaphore::new((settings.max_connections as usize / 4).max(1)));
         Ok(PgPools {
+            lender: Lender::new(pool.clone()),
             pool,
             max: settings.max_connections,
             wait: Arc::new(Histogram::new(WAIT_BOUNDS)),
@@ -558,6 +585,7 @@ impl SqlStore<PgPools> {
     }
 
     pub async fn close(&self) {
+        self.pools.lender.clear();
         self.pools.pool.close().await;
     }
 }

@@ -142,3 +142,37 @@ async fn a_hung_process_holds_its_rows_only_until_the_idle_timeout() {
         std::fs::read_to_string(&log).unwrap()
     );
 }
+
+/// A write cut off while its statement waits (the request timed out) leaves no transaction
+/// open behind it: the connection was in the middle of an answer, and is closed rather than
+/// handed to the next request, which would otherwise run inside the cut transaction (a read
+/// leaving it open, holding the row; a write committing it). The cut PATCH changes nothing;
+/// writes go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn a_write_cut_off_mid_statement_leaves_no_transaction_behind() {
+    let s = TestServer::on_db(common::Db::Postgres, "cut_write", |c: &mut Config| {
+        c.request_timeout_secs = 1;
+        // One connection: the cut one is the only one the next request could be given.
+        c.pg_max_connections = 1;
+    })
+    .await;
+    let schema = s.config.pg_schema.clone().unwrap();
+    let id = s.user("cut").await;
+    let mut holder = hold_row(&schema, &id).await;
+    let r = s.patch(&format!("/Users/{id}"), rename("cut off")["Operations"].clone()).await;
+    assert_eq!(r.status, 408, "the request timed out waiting for the row: {}", r.body);
+    // The cut statement now takes the row, on a connection that must not serve again.
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let read = s.get(&format!("/Users/{id}")).await;
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert!(!held(&schema, &id).await, "nobody holds the row after the next request");
+    let ops = json!([{"op": "replace", "path": "nickName", "value": "after"}]);
+    let r = s.patch(&format!("/Users/{id}"), ops).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let read = s.get(&format!("/Users/{id}")).await;
+    assert_eq!(read.body["nickName"], "after", "{}", read.body);
+    assert!(read.body.get("displayName").is_none(), "the cut PATCH changed nothing: {}", read.body);
+}

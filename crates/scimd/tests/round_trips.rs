@@ -1,6 +1,8 @@
 //! Round trips to PostgreSQL per request, counted on the wire (`common::pgwire`) in steady
 //! state: a read by id is one statement; a create three round trips, a PATCH, a PUT and a
-//! DELETE four, `BEGIN` and `COMMIT` included; adding a member to a group five.
+//! DELETE four, `BEGIN` and `COMMIT` included; adding a member to a group five. A
+//! connection comes back from a request without a round trip of its own (no ping), and
+//! from a refused write with its `ROLLBACK` sent at once.
 
 mod common;
 
@@ -14,16 +16,46 @@ use std::time::Duration;
 const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 
-/// Everything scimd sent while `op` ran and shortly after (the pool's ping on release). The
-/// token is used just before, so that its check is answered from memory (`TOKEN_CACHE_TTL`).
+/// Everything scimd sent while `op` ran and shortly after (what a pool does with a connection
+/// that comes back). The token is used just before, so that its check is answered from
+/// memory (`TOKEN_CACHE_TTL`).
 async fn trips<F: std::future::Future<Output = u16>>(s: &TestServer, wire: &WireLog, op: F) -> Vec<(usize, Trip)> {
+    let (status, log) = answered(s, wire, op).await;
+    assert!((200..300).contains(&status), "{status}");
+    log
+}
+
+async fn answered<F: std::future::Future<Output = u16>>(
+    s: &TestServer,
+    wire: &WireLog,
+    op: F,
+) -> (u16, Vec<(usize, Trip)>) {
     assert_eq!(s.get("/ServiceProviderConfig").await.status, 200);
     tokio::time::sleep(Duration::from_millis(100)).await;
     wire.take();
     let status = op.await;
-    assert!((200..300).contains(&status), "{status}");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    wire.take()
+    (status, wire.take())
+}
+
+/// A server on one PostgreSQL connection, through the counting proxy.
+async fn counted(test: &str) -> (TestServer, WireLog) {
+    let (prefix, server, path) = split_url(&common::postgres_url());
+    let wire = WireLog::start(server).await;
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let url = format!("{prefix}127.0.0.1:{}{path}{separator}sslmode=disable", wire.port);
+    let s = TestServer::on_db(Db::Postgres, test, |c: &mut Config| {
+        c.database_url = url.clone();
+        // One connection: every statement of the pool is on it, in order.
+        c.pg_max_connections = 1;
+        c.pg_health_check_ms = 60_000;
+    })
+    .await;
+    (s, wire)
+}
+
+fn no_ping(what: &str, log: &[(usize, Trip)]) {
+    assert!(!log.iter().any(|(_, t)| *t == Trip::Ping), "{what}: the connection came back with a ping: {log:#?}");
 }
 
 /// The transaction on one connection that runs a statement containing `marker`: its round
@@ -46,17 +78,7 @@ fn transaction_of(log: &[(usize, Trip)], marker: &str) -> Vec<Trip> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
 async fn round_trips_per_request() {
-    let (prefix, server, path) = split_url(&common::postgres_url());
-    let wire = WireLog::start(server).await;
-    let separator = if path.contains('?') { '&' } else { '?' };
-    let url = format!("{prefix}127.0.0.1:{}{path}{separator}sslmode=disable", wire.port);
-    let s = TestServer::on_db(Db::Postgres, "round_trips", |c: &mut Config| {
-        c.database_url = url.clone();
-        // One connection: every statement of the pool is on it, in order.
-        c.pg_max_connections = 1;
-        c.pg_health_check_ms = 60_000;
-    })
-    .await;
+    let (s, wire) = counted("round_trips").await;
     let user = |name: &str| json!({"schemas": [USER], "userName": name, "emails": [{"value": format!("{name}@example.com"), "primary": true}]});
     let mut ids = Vec::new();
     for i in 0..6 {
@@ -101,9 +123,9 @@ async fn round_trips_per_request() {
     assert_eq!(reads.len(), 1, "{log:#?}");
     assert!(matches!(reads[0].1, Trip::Execute(_)), "{log:#?}");
     assert!(!log.iter().any(|(_, t)| t.sql() == "BEGIN"), "no transaction around a read: {log:#?}");
+    no_ping("a read", &log);
 
-    // Writes: one transaction each, `BEGIN` and `COMMIT` included. (The pool then pings the
-    // connection once more when it comes back: sqlx's, not counted here.)
+    // Writes: one transaction each, `BEGIN` and `COMMIT` included, and nothing after.
     for (what, log, marker, most) in [
         ("create", trips(s, &wire, create("counted".into())).await, "INSERT INTO scim_users", 3),
         ("PATCH", trips(s, &wire, patch(ids[3].clone())).await, "UPDATE scim_users", 4),
@@ -119,5 +141,29 @@ async fn round_trips_per_request() {
             "{what}: prepared already: {transaction:#?}"
         );
         assert!(transaction.len() <= most, "{what}: {} round trips: {transaction:#?}", transaction.len());
+        no_ping(what, &log);
     }
+}
+
+/// A create refused for its userName (409) ends its transaction with a `ROLLBACK` sent at
+/// once, not left for the connection's next use, and the connection then serves the next
+/// request, whose create is committed (seen from another session).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn a_refused_write_rolls_back_at_once() {
+    let (s, wire) = counted("refused_write").await;
+    let user = |name: &str| json!({"schemas": [USER], "userName": name});
+    assert_eq!(s.post("/Users", user("taken")).await.status, 201);
+    let (status, log) = answered(&s, &wire, async { s.post("/Users", user("taken")).await.status.as_u16() }).await;
+    assert_eq!(status, 409);
+    let insert = log.iter().position(|(_, t)| t.sql().contains("INSERT INTO scim_users")).expect("the insert");
+    let after: Vec<&Trip> = log[insert + 1..].iter().map(|(_, t)| t).collect();
+    assert_eq!(after, [&Trip::Simple("ROLLBACK".into())], "{log:#?}");
+
+    assert_eq!(s.post("/Users", user("next")).await.status, 201);
+    let schema = s.config.pg_schema.clone().unwrap();
+    let mut other = <sqlx::PgConnection as sqlx::Connection>::connect(&common::postgres_url()).await.unwrap();
+    let count = format!("SELECT count(*) FROM {schema}.scim_users WHERE user_name = 'next'");
+    let committed: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count)).fetch_one(&mut other).await.unwrap();
+    assert_eq!(committed, 1, "the next create is committed");
 }

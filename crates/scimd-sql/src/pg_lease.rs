@@ -1,0 +1,204 @@
+//! PostgreSQL connections lent to requests and taken back without a round trip.
+//!
+//! sqlx's pool tests every connection that comes back to it (an empty round trip, `Sync`,
+//! whatever the connection went through): for a read by id that is one round trip in two,
+//! for a write one in four or five. It does so because it cannot know how the connection was
+//! left. A `Lease` knows: it runs every statement itself, so a connection whose last
+//! statement ended in an answer from the server, outside a transaction, is known good and
+//! goes to the `Lender`'s shelf, where the next request takes it untested. Anything else
+//! goes back to sqlx as before: a connection abandoned in the middle of a statement (its
+//! request cancelled) or that failed other than by the server's refusal is tested there and
+//! closed if broken; one left inside a transaction is rolled back first.
+//!
+//! The shelf holds connections of the sqlx pool, which keeps counting them: the pool's size
+//! bound, connection set-up and statistics stay its own. A connection on the shelf for
+//! `KEEP_FOR` or more goes back to the pool (and is tested by it before its next use), and
+//! while anyone waits for the pool nothing is shelved: a waiter is never left waiting for a
+//! connection that sits idle here.
+
+use crate::conn::{Row, bind_all, decode};
+use crate::sql::Sql;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgDatabaseError, PgSeverity};
+use sqlx::{AssertSqlSafe, PgPool, Postgres};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a connection stays on the shelf; after that it is tested before it is used
+/// again (sqlx's pool pings a connection idle this long when it is taken: see
+/// `PgPools::connect_as`), for its server may have ended it meanwhile.
+pub(crate) const KEEP_FOR: Duration = Duration::from_secs(1);
+
+/// How long a connection left inside a transaction has for its `ROLLBACK`.
+const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) struct Lender {
+    pool: PgPool,
+    /// Known-good connections, the most recently returned last.
+    shelf: Mutex<Vec<(PoolConnection<Postgres>, Instant)>>,
+    /// Requests waiting for the pool itself.
+    waiting: AtomicUsize,
+}
+
+impl Lender {
+    pub(crate) fn new(pool: PgPool) -> Arc<Lender> {
+        Arc::new(Lender { pool, shelf: Mutex::new(Vec::new()), waiting: AtomicUsize::new(0) })
+    }
+
+    /// A connection: the last one shelved, else one from the pool.
+    pub(crate) async fn lease(self: &Arc<Self>) -> Result<Lease, sqlx::Error> {
+        let conn = match self.take_shelved() {
+            Some(conn) => conn,
+            None => {
+                let _waiting = Waiting::new(&self.waiting);
+                self.pool.acquire().await?
+            }
+        };
+        Ok(Lease { conn: Some(conn), lender: self.clone(), unsettled: false, in_transaction: false })
+    }
+
+    /// Connections on the shelf.
+    pub(crate) fn shelved(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Gives every shelved connection back to the pool (before the pool closes: it waits
+    /// for all of its connections).
+    pub(crate) fn clear(&self) {
+        let all = std::mem::take(&mut *self.lock());
+        drop(all);
+    }
+
+    fn take_shelved(&self) -> Option<PoolConnection<Postgres>> {
+        let now = Instant::now();
+        let mut shelf = self.lock();
+        // The oldest are at the bottom; those kept too long go back to the pool.
+        let fresh = shelf.iter().position(|(_, since)| now.duration_since(*since) < KEEP_FOR).unwrap_or(shelf.len());
+        let stale: Vec<_> = shelf.drain(..fresh).collect();
+        let conn = shelf.pop().map(|(conn, _)| conn);
+        drop(shelf);
+        // Outside the lock: returning to the pool spawns its test.
+        drop(stale);
+        conn
+    }
+
+    fn shelve(&self, conn: PoolConnection<Postgres>) {
+        if self.waiting.load(Ordering::Acquire) > 0 || self.pool.is_closed() {
+            return drop(conn);
+        }
+        self.lock().push((conn, Instant::now()));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(PoolConnection<Postgres>, Instant)>> {
+        // The shelf is valid whatever a panicking holder did to it.
+        self.shelf.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Counts a request waiting for the pool for as long as it waits (cancelled or not).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Waiting<'a> {
+        count.fetch_add(1, Ordering::AcqRel);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One connection, lent to one request.
+pub(crate) struct Lease {
+    conn: Option<PoolConnection<Postgres>>,
+    lender: Arc<Lender>,
+    /// A statement was sent whose answer was not read to the end (cancelled), or the
+    /// connection failed: what the next statement would read is unknown.
+    unsettled: bool,
+    /// `BEGIN` was run and neither `COMMIT` nor `ROLLBACK` since.
+    in_transaction: bool,
+}
+
+impl Lease {
+    /// Runs `sql` and gives its rows.
+    pub(crate) async fn rows(&mut self, sql: Sql) -> Result<Vec<Row>, sqlx::Error> {
+        let q = bind_all!(sqlx::query(AssertSqlSafe(sql.text)), sql.binds);
+        self.unsettled = true;
+        let result = q.fetch_all(&mut **self.conn()).await;
+        self.settle(result).map(|rows| rows.iter().map(decode).collect())
+    }
+
+    /// Runs `sql` and gives the number of rows it changed.
+    pub(crate) async fn exec(&mut self, sql: Sql) -> Result<u64, sqlx::Error> {
+        let q = bind_all!(sqlx::query(AssertSqlSafe(sql.text)), sql.binds);
+        self.unsettled = true;
+        let result = q.execute(&mut **self.conn()).await;
+        self.settle(result).map(|done| done.rows_affected())
+    }
+
+    /// Opens a transaction with `statement` (`BEGIN`, with options if any).
+    pub(crate) async fn begin(&mut self, statement: &'static str) -> Result<(), sqlx::Error> {
+        self.simple(statement).await?;
+        self.in_transaction = true;
+        Ok(())
+    }
+
+    pub(crate) async fn commit(&mut self) -> Result<(), sqlx::Error> {
+        self.simple("COMMIT").await?;
+        self.in_transaction = false;
+        Ok(())
+    }
+
+    async fn simple(&mut self, statement: &'static str) -> Result<(), sqlx::Error> {
+        self.unsettled = true;
+        let result = sqlx::raw_sql(statement).execute(&mut **self.conn()).await;
+        self.settle(result).map(drop)
+    }
+
+    fn conn(&mut self) -> &mut PoolConnection<Postgres> {
+        self.conn.as_mut().expect("a lease holds its connection until dropped")
+    }
+
+    /// The server's refusal of a statement (a unique violation, a timeout, a conflict)
+    /// leaves the connection in a known state; any other failure, or an error that ended
+    /// the session (`FATAL`: its backend terminated), does not.
+    fn settle<T>(&mut self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+        self.unsettled = match &result {
+            Ok(_) => false,
+            Err(sqlx::Error::Database(e)) => e
+                .try_downcast_ref::<PgDatabaseError>()
+                .is_none_or(|e| matches!(e.severity(), PgSeverity::Fatal | PgSeverity::Panic)),
+            Err(_) => true,
+        };
+        result
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else { return };
+        match (self.unsettled, self.in_transaction) {
+            (false, false) => self.lender.shelve(conn),
+            // sqlx's pool reads what is left of the answer, or closes the connection.
+            (true, false) => drop(conn),
+            // Whatever the statement did, closing the connection ends its transaction.
+            (true, true) => conn.close_on_drop(),
+            // Left inside a transaction (a failed write, a request cancelled between
+            // statements): its locks must go now, not when the connection is next used.
+            (false, true) => {
+                let lender = self.lender.clone();
+                tokio::spawn(async move {
+                    let rollback = sqlx::raw_sql("ROLLBACK").execute(&mut *conn);
+                    match tokio::time::timeout(ROLLBACK_TIMEOUT, rollback).await {
+                        Ok(Ok(_)) => lender.shelve(conn),
+                        _ => conn.close_on_drop(),
+                    }
+                });
+            }
+        }
+    }
+}
