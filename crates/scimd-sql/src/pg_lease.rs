@@ -13,15 +13,15 @@
 //! The shelf holds connections of the sqlx pool, which keeps counting them: the pool's size
 //! bound, connection set-up and statistics stay its own. A connection on the shelf for
 //! `KEEP_FOR` or more goes back to the pool (and is tested by it before its next use), and
-//! while anyone waits for the pool nothing is shelved: a waiter is never left waiting for a
-//! connection that sits idle here.
+//! while anyone waits for the pool (a request, or background work that takes its connections
+//! from the pool through `Lender::pooled`) nothing is shelved: a waiter is never left
+//! waiting for a connection that sits idle here.
 
 use crate::conn::{Row, bind_all, decode};
 use crate::sql::Sql;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgDatabaseError, PgSeverity};
 use sqlx::{AssertSqlSafe, PgPool, Postgres};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,80 +35,117 @@ const ROLLBACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) struct Lender {
     pool: PgPool,
+    shelf: Mutex<Shelf>,
+}
+
+struct Shelf {
     /// Known-good connections, the most recently returned last.
-    shelf: Mutex<Vec<(PoolConnection<Postgres>, Instant)>>,
-    /// Requests waiting for the pool itself.
-    waiting: AtomicUsize,
+    idle: Vec<(PoolConnection<Postgres>, Instant)>,
+    /// Callers waiting for the pool itself: while there are any, nothing is shelved.
+    waiting: usize,
 }
 
 impl Lender {
+    /// Starts lending `pool`'s connections; a task gives those shelved too long back to it.
     pub(crate) fn new(pool: PgPool) -> Arc<Lender> {
-        Arc::new(Lender { pool, shelf: Mutex::new(Vec::new()), waiting: AtomicUsize::new(0) })
+        let lender = Arc::new(Lender { pool, shelf: Mutex::new(Shelf { idle: Vec::new(), waiting: 0 }) });
+        let weak = Arc::downgrade(&lender);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(KEEP_FOR).await;
+                let Some(lender) = weak.upgrade() else { return };
+                // Outside the lock: returning to the pool spawns its test.
+                let stale = lender.lock().stale();
+                drop(stale);
+            }
+        });
+        lender
     }
 
-    /// A connection: the last one shelved, else one from the pool.
+    /// A connection for a request: the last one shelved, else one from the pool.
     pub(crate) async fn lease(self: &Arc<Self>) -> Result<Lease, sqlx::Error> {
         let conn = match self.take_shelved() {
             Some(conn) => conn,
-            None => {
-                let _waiting = Waiting::new(&self.waiting);
-                self.pool.acquire().await?
-            }
+            None => self.wait_for_pool().await?,
         };
         Ok(Lease { conn: Some(conn), lender: self.clone(), unsettled: false, in_transaction: false })
     }
 
+    /// The last connection shelved; if there is none, the caller is counted as waiting.
+    fn take_shelved(&self) -> Option<PoolConnection<Postgres>> {
+        let mut shelf = self.lock();
+        let stale = shelf.stale();
+        let shelved = shelf.idle.pop().map(|(conn, _)| conn);
+        if shelved.is_none() {
+            shelf.waiting += 1;
+        }
+        drop(shelf);
+        // Outside the lock: returning to the pool spawns its test.
+        drop(stale);
+        shelved
+    }
+
+    /// A connection straight from the pool, for work outside requests (upkeep, replicas'
+    /// positions), tested by the pool when it comes back. While it is awaited nothing is
+    /// shelved: requests cannot keep every connection from it.
+    pub(crate) async fn pooled(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+        self.lock().waiting += 1;
+        self.wait_for_pool().await
+    }
+
+    /// Waits for the pool, counted in `waiting` (by the caller, under the lock that found
+    /// the shelf empty: a connection shelved after that is not left idle past a waiter).
+    async fn wait_for_pool(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+        /// Uncounts the waiter however the wait ends (cancelled included).
+        struct Waiting<'a>(&'a Lender);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.lock().waiting -= 1;
+            }
+        }
+        let _waiting = Waiting(self);
+        self.pool.acquire().await
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+
     /// Connections on the shelf.
     pub(crate) fn shelved(&self) -> usize {
-        self.lock().len()
+        self.lock().idle.len()
     }
 
     /// Gives every shelved connection back to the pool (before the pool closes: it waits
     /// for all of its connections).
     pub(crate) fn clear(&self) {
-        let all = std::mem::take(&mut *self.lock());
+        let all = std::mem::take(&mut self.lock().idle);
         drop(all);
     }
 
-    fn take_shelved(&self) -> Option<PoolConnection<Postgres>> {
-        let now = Instant::now();
-        let mut shelf = self.lock();
-        // The oldest are at the bottom; those kept too long go back to the pool.
-        let fresh = shelf.iter().position(|(_, since)| now.duration_since(*since) < KEEP_FOR).unwrap_or(shelf.len());
-        let stale: Vec<_> = shelf.drain(..fresh).collect();
-        let conn = shelf.pop().map(|(conn, _)| conn);
-        drop(shelf);
-        // Outside the lock: returning to the pool spawns its test.
-        drop(stale);
-        conn
-    }
-
     fn shelve(&self, conn: PoolConnection<Postgres>) {
-        if self.waiting.load(Ordering::Acquire) > 0 || self.pool.is_closed() {
+        let mut shelf = self.lock();
+        if shelf.waiting > 0 || self.pool.is_closed() {
+            drop(shelf);
             return drop(conn);
         }
-        self.lock().push((conn, Instant::now()));
+        shelf.idle.push((conn, Instant::now()));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(PoolConnection<Postgres>, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shelf> {
         // The shelf is valid whatever a panicking holder did to it.
         self.shelf.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
-/// Counts a request waiting for the pool for as long as it waits (cancelled or not).
-struct Waiting<'a>(&'a AtomicUsize);
-
-impl<'a> Waiting<'a> {
-    fn new(count: &'a AtomicUsize) -> Waiting<'a> {
-        count.fetch_add(1, Ordering::AcqRel);
-        Waiting(count)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+impl Shelf {
+    /// Takes out the connections shelved for `KEEP_FOR` or more (the oldest are at the
+    /// bottom), to be dropped once the lock is released: they go back to the pool.
+    fn stale(&mut self) -> Vec<(PoolConnection<Postgres>, Instant)> {
+        let now = Instant::now();
+        let fresh =
+            self.idle.iter().position(|(_, since)| now.duration_since(*since) < KEEP_FOR).unwrap_or(self.idle.len());
+        self.idle.drain(..fresh).collect()
     }
 }
 

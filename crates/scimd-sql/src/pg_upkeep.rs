@@ -3,7 +3,9 @@
 //! where autovacuum is off, vacuuming), and the folding of the live counts' rows. Several
 //! processes on one database may each do it: every step is safe to run concurrently.
 
-use sqlx::PgPool;
+use crate::pg_lease::Lender;
+use sqlx::PgConnection;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// scimd's own tables, whose statistics this keeps.
@@ -13,19 +15,26 @@ const EVERY: Duration = Duration::from_secs(5);
 /// Rows of `scim_live_counts` beyond one per tenant, type and stretch that are worth folding.
 const FOLD_AFTER: i64 = 256;
 
-pub(crate) async fn run(pool: PgPool, mut stop: tokio::sync::oneshot::Receiver<()>) {
+pub(crate) async fn run(lender: Arc<Lender>, mut stop: tokio::sync::oneshot::Receiver<()>) {
     loop {
         tokio::select! {
             _ = &mut stop => return,
             _ = tokio::time::sleep(EVERY) => {}
         }
-        if pool.is_closed() {
+        if lender.is_closed() {
             return;
         }
-        if let Err(e) = keep_tables(&pool).await {
+        let mut conn = match lender.pooled().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::debug!(error = %e, "no connection for table upkeep");
+                continue;
+            }
+        };
+        if let Err(e) = keep_tables(&mut conn).await {
             tracing::debug!(error = %e, "could not refresh table statistics");
         }
-        if let Err(e) = fold_counts(&pool).await {
+        if let Err(e) = fold_counts(&mut conn).await {
             tracing::debug!(error = %e, "could not fold the live counts");
         }
     }
@@ -44,8 +53,8 @@ pub(crate) async fn run(pool: PgPool, mut stop: tokio::sync::oneshot::Receiver<(
 /// without it dead rows of updates pile up and no page stays marked all-visible, so that a
 /// list's walk of its index reads every row it skips (10 ms instead of 1 for a page 5,000
 /// users deep) and the planner turns to reading the whole table.
-async fn keep_tables(pool: &PgPool) -> Result<(), sqlx::Error> {
-    let autovacuum: String = sqlx::query_scalar("SELECT current_setting('autovacuum')").fetch_one(pool).await?;
+async fn keep_tables(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    let autovacuum: String = sqlx::query_scalar("SELECT current_setting('autovacuum')").fetch_one(&mut *conn).await?;
     let vacuum = if autovacuum == "off" {
         "s.n_dead_tup > 50 + 0.1 * GREATEST(c.reltuples, 0) OR s.n_ins_since_vacuum > 1000 + 0.2 * GREATEST(c.reltuples, 0)"
     } else {
@@ -56,7 +65,7 @@ async fn keep_tables(pool: &PgPool) -> Result<(), sqlx::Error> {
          FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid \
          WHERE s.schemaname = current_schema() AND s.relname IN ({OWN_TABLES})"
     );
-    let tables: Vec<(String, bool, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(due)).fetch_all(pool).await?;
+    let tables: Vec<(String, bool, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(due)).fetch_all(&mut *conn).await?;
     for (table, analyze, vacuum) in tables {
         let how = match (vacuum, analyze) {
             (true, true) => "VACUUM (ANALYZE)",
@@ -65,7 +74,7 @@ async fn keep_tables(pool: &PgPool) -> Result<(), sqlx::Error> {
             (false, false) => continue,
         };
         // One of OWN_TABLES, as the query above only returns those.
-        match sqlx::query(sqlx::AssertSqlSafe(format!("{how} {table}"))).execute(pool).await {
+        match sqlx::query(sqlx::AssertSqlSafe(format!("{how} {table}"))).execute(&mut *conn).await {
             Ok(_) => tracing::debug!(table, how, "table upkeep"),
             Err(e) => tracing::warn!(table, error = %e, "{how} failed"),
         }
@@ -81,10 +90,10 @@ async fn keep_tables(pool: &PgPool) -> Result<(), sqlx::Error> {
 /// at once each fold only the rows they managed to delete. Only the stretches with more than
 /// one row are rewritten: a sync adds users to the last few stretches, and rewriting the
 /// other thousand of a million-user tenant every few seconds would only make dead rows.
-async fn fold_counts(pool: &PgPool) -> Result<(), sqlx::Error> {
+async fn fold_counts(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     let extra: i64 =
         sqlx::query_scalar("SELECT COUNT(*) - COUNT(DISTINCT (tenant, kind, stretch)) FROM scim_live_counts")
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await?;
     if extra < FOLD_AFTER {
         return Ok(());
@@ -98,7 +107,7 @@ async fn fold_counts(pool: &PgPool) -> Result<(), sqlx::Error> {
          INSERT INTO scim_live_counts (tenant, kind, stretch, n) \
          SELECT tenant, kind, stretch, SUM(n) FROM folded GROUP BY tenant, kind, stretch HAVING SUM(n) <> 0",
     )
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }

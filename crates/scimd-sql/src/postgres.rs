@@ -549,7 +549,7 @@ impl PgPools {
             let pools = PgPools::connect_as(url, settings, Role::Replica).await?;
             replicas.push((address(&connect_options(url)?), pools));
         }
-        let replicas = Replicas::start(self.pool.clone(), replicas, settings.max_replica_lag);
+        let replicas = Replicas::start(self.lender.clone(), replicas, settings.max_replica_lag);
         Ok(PgPools { replicas: Some(Arc::new(replicas)), ..self })
     }
 
@@ -558,8 +558,8 @@ impl PgPools {
         self.health.down().is_none()
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+    pub(crate) fn lender(&self) -> &Arc<Lender> {
+        &self.lender
     }
 }
 
@@ -579,7 +579,7 @@ impl SqlStore<PgPools> {
             .await
             .map_err(backend)?;
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        tokio::spawn(crate::pg_upkeep::run(pools.pool.clone(), stopped));
+        tokio::spawn(crate::pg_upkeep::run(pools.lender.clone(), stopped));
         let pools = PgPools { _upkeep: Some(stop), ..pools }.with_replicas(settings).await?;
         Ok(SqlStore::new(pools))
     }

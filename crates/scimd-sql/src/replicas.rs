@@ -15,6 +15,7 @@
 //! query cancelled by a recovery conflict) runs again on the primary.
 
 use crate::conn::Row;
+use crate::pg_lease::Lender;
 use crate::postgres::PgPools;
 use crate::sql::{Dialect, Sql};
 use crate::store::Pools;
@@ -123,7 +124,7 @@ const WRITES_KEPT: usize = 4096;
 impl Replicas {
     /// Starts watching the replicas' positions against `primary` (their pools connect
     /// lazily: one that is down at start is used once it answers).
-    pub(crate) fn start(primary: sqlx::PgPool, replicas: Vec<(String, PgPools)>, max_lag: Duration) -> Replicas {
+    pub(crate) fn start(primary: Arc<Lender>, replicas: Vec<(String, PgPools)>, max_lag: Duration) -> Replicas {
         let mut watchers = Vec::new();
         let members: Vec<Arc<Replica>> = replicas
             .into_iter()
@@ -194,7 +195,7 @@ impl Replicas {
 }
 
 /// Compares the replica's replayed position with the primary's every `POLL`.
-async fn watch(primary: sqlx::PgPool, replica: Arc<Replica>, mut stop: tokio::sync::oneshot::Receiver<()>) {
+async fn watch(primary: Arc<Lender>, replica: Arc<Replica>, mut stop: tokio::sync::oneshot::Receiver<()>) {
     // The primary's positions not yet replayed, oldest first, with when they were read.
     let mut noted: VecDeque<(Instant, i64)> = VecDeque::new();
     loop {
@@ -203,9 +204,10 @@ async fn watch(primary: sqlx::PgPool, replica: Arc<Replica>, mut stop: tokio::sy
             _ = tokio::time::sleep(POLL) => {}
         }
         let at = Instant::now();
-        let position =
-            tokio::time::timeout(POLL_TIMEOUT, sqlx::query_scalar::<_, i64>(PRIMARY_POSITION).fetch_one(&primary))
-                .await;
+        let position = tokio::time::timeout(POLL_TIMEOUT, async {
+            sqlx::query_scalar::<_, i64>(PRIMARY_POSITION).fetch_one(&mut *primary.pooled().await?).await
+        })
+        .await;
         let Ok(Ok(position)) = position else {
             // The primary does not answer: nothing can be learnt now, and its own health
             // check answers requests.
@@ -215,10 +217,10 @@ async fn watch(primary: sqlx::PgPool, replica: Arc<Replica>, mut stop: tokio::sy
             noted.pop_front();
         }
         noted.push_back((at, position));
-        let replayed = tokio::time::timeout(
-            POLL_TIMEOUT,
-            sqlx::query_scalar::<_, Option<i64>>(REPLAYED_POSITION).fetch_one(replica.pools.pool()),
-        )
+        let replayed = tokio::time::timeout(POLL_TIMEOUT, async {
+            let mut conn = replica.pools.lender().pooled().await?;
+            sqlx::query_scalar::<_, Option<i64>>(REPLAYED_POSITION).fetch_one(&mut *conn).await
+        })
         .await;
         match replayed {
             Ok(Ok(Some(replayed))) => {

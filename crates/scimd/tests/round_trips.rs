@@ -167,3 +167,35 @@ async fn a_refused_write_rolls_back_at_once() {
     let committed: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(count)).fetch_one(&mut other).await.unwrap();
     assert_eq!(committed, 1, "the next create is committed");
 }
+
+/// More requests at once than connections, reads and writes: each waits its turn, and none
+/// waits for a connection kept idle for the next request (the pool's acquire timeout, 1 s,
+/// is how long one may stay idle; a waiter left waiting for it would be answered 503).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn more_requests_than_connections_each_get_one_in_turn() {
+    let s = TestServer::on_db(Db::Postgres, "saturated", |c: &mut Config| {
+        c.pg_max_connections = 1;
+        c.pg_acquire_timeout_secs = 1;
+    })
+    .await;
+    let id = s.user("busy").await;
+    let (s, id) = (&s, &id);
+    let clients = (0..8).map(|client| async move {
+        let mut statuses = Vec::new();
+        for i in 0..30 {
+            let r = if i % 5 == 0 {
+                let ops = json!([{"op": "replace", "path": "nickName", "value": format!("{client}-{i}")}]);
+                s.patch(&format!("/Users/{id}"), ops).await
+            } else {
+                s.get(&format!("/Users/{id}")).await
+            };
+            statuses.push((r.status.as_u16(), r.body.to_string()));
+        }
+        statuses
+    });
+    let answered: Vec<(u16, String)> = futures_util::future::join_all(clients).await.into_iter().flatten().collect();
+    let failed: Vec<&(u16, String)> = answered.iter().filter(|(status, _)| *status != 200).collect();
+    assert_eq!(answered.len(), 240);
+    assert!(failed.is_empty(), "{} of 240 failed: {failed:?}", failed.len());
+}
