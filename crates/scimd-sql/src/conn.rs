@@ -19,6 +19,10 @@ pub enum DbError {
     /// This connection's server process was told to end (`pg_terminate_backend` by an
     /// administrator or a pooler, or a shutdown): the server may well serve a new one.
     Terminated(String),
+    /// This connection failed (reset by the server, a pooler or a network device; closed
+    /// mid-answer): a transaction on it committed nothing unless its `COMMIT` was sent.
+    /// Whether the server serves a new one is for its health check to say.
+    Lost(String),
     /// A value too large for an index entry (PostgreSQL's btree takes about 2.7 kB).
     TooLarge,
     Other(String),
@@ -40,7 +44,7 @@ impl From<DbError> for StoreError {
             DbError::Unique => StoreError::Backend("unexpected unique violation".into()),
             DbError::Retry(why) => StoreError::Unavailable(Outage::Conflict, why),
             DbError::Unavailable(outage, why) => StoreError::Unavailable(outage, why),
-            DbError::Terminated(why) => StoreError::Unavailable(Outage::Unreachable, why),
+            DbError::Terminated(why) | DbError::Lost(why) => StoreError::Unavailable(Outage::Unreachable, why),
             DbError::TooLarge => StoreError::Rejected(scimd_proto::ScimError::invalid_value(
                 "a value is too long for this server to index (userName, displayName, externalId, emails and \
                  member values must stay under about 2,000 bytes)",
@@ -78,9 +82,8 @@ impl From<sqlx::Error> for DbError {
                 }
                 _ => DbError::Other(e.to_string()),
             },
-            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed | sqlx::Error::Protocol(_) => {
-                unavailable(Outage::Unreachable)
-            }
+            sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => DbError::Lost(e.to_string()),
+            sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => unavailable(Outage::Unreachable),
             sqlx::Error::PoolTimedOut => unavailable(Outage::Busy),
             _ => DbError::Other(e.to_string()),
         }

@@ -149,10 +149,11 @@ impl Health {
 
     /// As `attempt`, for the first statement on a connection taken from a pool of `size`,
     /// one that changes nothing (a read, or `BEGIN`), made anew by `make`: when the
-    /// connection's backend turns out to have been terminated while it sat in the pool
-    /// (connections used within the last `PING_AFTER_IDLE` are not pinged when taken), it
-    /// runs again on another, until one is live or every pooled one has been tried (each
-    /// dead one is dropped when it comes back to the pool: its ping on release fails).
+    /// connection turns out to have died while it sat in the pool (its backend terminated,
+    /// or the connection reset; connections used within the last `PING_AFTER_IDLE` are not
+    /// pinged when taken), it runs again on another, until one is live or every pooled one
+    /// has been tried (each dead one is dropped when it comes back to the pool: its ping on
+    /// release fails).
     async fn first_statement<T, F, Fut>(&self, size: u32, make: F) -> Result<T, DbError>
     where
         F: Fn() -> Fut,
@@ -160,8 +161,8 @@ impl Health {
     {
         let mut result = self.attempt(make()).await;
         for _ in 0..size {
-            let Err(DbError::Terminated(why)) = &result else { break };
-            tracing::info!(cause = why, "a pooled PostgreSQL connection was terminated; trying another");
+            let Err(DbError::Terminated(why) | DbError::Lost(why)) = &result else { break };
+            tracing::info!(cause = why, "a pooled PostgreSQL connection was terminated or lost; trying another");
             result = self.attempt(make()).await;
         }
         self.check(result)
@@ -173,7 +174,7 @@ impl Health {
     /// watcher's own connection, or a new one, gives the verdict, within a round trip when
     /// the server is really gone (connection refused or reset).
     fn check<T>(&self, result: Result<T, DbError>) -> Result<T, DbError> {
-        if let Err(DbError::Unavailable(Outage::Unreachable, _)) = &result
+        if let Err(DbError::Unavailable(Outage::Unreachable, _) | DbError::Lost(_)) = &result
             && self.state.borrow().is_none()
         {
             self.suspect.notify_one();
@@ -245,19 +246,22 @@ impl Tx for PgTx {
         Dialect::Postgres
     }
     async fn rows(&mut self, sql: Sql) -> DbResult<Vec<Row>> {
-        let result = self.lease.rows(sql).await.map_err(DbError::from);
-        self.health.check(before_commit(result))
+        let (lease, health) = (&mut self.lease, &self.health);
+        let result = health.attempt(async { Ok(lease.rows(sql).await?) }).await;
+        before_commit(health.check(result))
     }
     async fn exec(&mut self, sql: Sql) -> DbResult<u64> {
-        let result = self.lease.exec(sql).await.map_err(DbError::from);
-        self.health.check(before_commit(result))
+        let (lease, health) = (&mut self.lease, &self.health);
+        let result = health.attempt(async { Ok(lease.exec(sql).await?) }).await;
+        before_commit(health.check(result))
     }
     async fn commit(self: Box<Self>) -> DbResult<()> {
         let PgTx { mut lease, health } = *self;
+        let result = health.attempt(async { Ok(lease.commit().await?) }).await;
         // A connection lost during the commit leaves its outcome unknown: the server may
         // have made the write durable before the answer was lost.
-        health.check(lease.commit().await.map_err(DbError::from)).map_err(|e| match e {
-            DbError::Terminated(why) | DbError::Unavailable(Outage::Unreachable, why) => {
+        health.check(result).map_err(|e| match e {
+            DbError::Terminated(why) | DbError::Lost(why) | DbError::Unavailable(Outage::Unreachable, why) => {
                 DbError::Unavailable(Outage::InDoubt, why)
             }
             other => other,
@@ -268,13 +272,15 @@ impl Tx for PgTx {
     }
 }
 
-/// The result of a statement of a transaction before its commit. A terminated backend took
-/// the transaction with it, uncommitted: the whole write can run again on another
-/// connection (`retry::retrying`). Not so at the commit itself, whose outcome is then
+/// The result of a statement of a transaction before its commit. A terminated backend or a
+/// lost connection took the transaction with it, uncommitted: the whole write can run again
+/// on another connection (`retry::retrying`; if the server is gone, that one fails to
+/// connect and the outage is answered). Not so at the commit itself, whose outcome is then
 /// unknown: that error stands.
 fn before_commit<T>(result: DbResult<T>) -> DbResult<T> {
     result.map_err(|e| match e {
         DbError::Terminated(why) => DbError::Retry(format!("the transaction's connection was terminated: {why}")),
+        DbError::Lost(why) => DbError::Retry(format!("the transaction's connection was lost: {why}")),
         other => other,
     })
 }

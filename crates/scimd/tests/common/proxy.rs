@@ -35,6 +35,14 @@ impl Proxy {
         }));
     }
 
+    /// Drops every proxied connection and goes on accepting new ones (a pooler, a load
+    /// balancer or a firewall resetting its connections).
+    pub fn reset(&self) {
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
     /// Stops listening and drops every proxied connection.
     pub async fn cut(&mut self) {
         if let Some(a) = self.accepting.take() {
