@@ -177,11 +177,18 @@ impl Lease {
         self.settle(result).map(|done| done.rows_affected())
     }
 
-    /// Opens a transaction with `statement` (`BEGIN`, with options if any).
-    pub(crate) async fn begin(&mut self, statement: &'static str) -> Result<(), sqlx::Error> {
-        self.simple(statement).await?;
+    /// Opens a transaction with `statement` (`BEGIN`, with options if any, and possibly a
+    /// query of its own after it, whose rows are given: one round trip).
+    pub(crate) async fn begin(&mut self, statement: &'static str) -> Result<Vec<Row>, sqlx::Error> {
+        self.unsettled = true;
+        let result = sqlx::raw_sql(statement).fetch_all(&mut **self.conn()).await;
+        let rows = self.settle(result)?;
         self.in_transaction = true;
-        Ok(())
+        Ok(rows.iter().map(decode).collect())
+    }
+
+    pub(crate) fn lender(&self) -> &Arc<Lender> {
+        &self.lender
     }
 
     pub(crate) async fn commit(&mut self) -> Result<(), sqlx::Error> {

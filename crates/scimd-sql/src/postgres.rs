@@ -7,7 +7,7 @@
 //! `health_check` (as does any request that finds the server gone), and notices the server
 //! back the same way; the pool then reconnects by itself.
 
-use crate::conn::{DbError, DbResult, Permitted, Row, Tx};
+use crate::conn::{Cell, DbError, DbResult, Permitted, Row, Tx};
 use crate::pg_lease::{KEEP_FOR, Lease, Lender};
 use crate::replicas::{Replica, Replicas};
 use crate::sql::Dialect;
@@ -238,6 +238,8 @@ async fn probe(conn: &mut Option<sqlx::PgConnection>, options: &PgConnectOptions
 struct PgTx {
     lease: Lease,
     health: Arc<Health>,
+    /// A write's transaction id (`pg_current_xact_id`); none for reads.
+    xid: Option<String>,
 }
 
 #[async_trait]
@@ -256,19 +258,53 @@ impl Tx for PgTx {
         before_commit(health.check(result))
     }
     async fn commit(self: Box<Self>) -> DbResult<()> {
-        let PgTx { mut lease, health } = *self;
-        let result = health.attempt(async { Ok(lease.commit().await?) }).await;
-        // A connection lost during the commit leaves its outcome unknown: the server may
-        // have made the write durable before the answer was lost.
-        health.check(result).map_err(|e| match e {
-            DbError::Terminated(why) | DbError::Lost(why) | DbError::Unavailable(Outage::Unreachable, why) => {
-                DbError::Unavailable(Outage::InDoubt, why)
-            }
-            other => other,
-        })
+        let PgTx { mut lease, health, xid } = *self;
+        let result = health.check(health.attempt(async { Ok(lease.commit().await?) }).await);
+        let why = match result {
+            Err(DbError::Terminated(why) | DbError::Lost(why) | DbError::Unavailable(Outage::Unreachable, why)) => why,
+            other => return other,
+        };
+        // The connection ended with the commit's answer: whether the server made the write
+        // durable before, it knows.
+        let lender = lease.lender().clone();
+        drop(lease);
+        let Some(xid) = xid else {
+            // A read-only transaction: nothing to commit, and what it read stands.
+            return Ok(());
+        };
+        match outcome(&lender, &health, &xid).await {
+            Some(true) => Ok(()),
+            Some(false) => Err(DbError::Retry(format!("the transaction ended before its commit: {why}"))),
+            None => Err(DbError::Unavailable(Outage::InDoubt, why)),
+        }
     }
     async fn batch(&mut self, before: Vec<Sql>, last: Sql) -> DbResult<Vec<Row>> {
         self.rows(crate::conn::chained(before, last)).await
+    }
+}
+
+/// How long the outcome of a commit whose answer was lost is waited for: the transaction
+/// stays "in progress" until its backend has finished the commit, or noticed that its
+/// client is gone and aborted it.
+const OUTCOME_WAIT: Duration = Duration::from_secs(3);
+
+/// What became of write transaction `xid`, on a new connection: committed (`Some(true)`),
+/// not (`Some(false)`), or unknown (the server unreachable, or still busy with it after
+/// `OUTCOME_WAIT`).
+async fn outcome(lender: &Arc<Lender>, health: &Health, xid: &str) -> Option<bool> {
+    let deadline = tokio::time::Instant::now() + OUTCOME_WAIT;
+    loop {
+        let mut status = Sql::new(Dialect::Postgres);
+        status.push("SELECT pg_xact_status(").bind_text(xid).push("::xid8)");
+        let asked = health.first_statement(1, || async { Ok(lender.lease().await?.rows(status.clone()).await?) }).await;
+        match asked.ok()?.first().map(|r| r.cell(0).clone()) {
+            Some(Cell::Text(s)) if s == "committed" => return Some(true),
+            Some(Cell::Text(s)) if s == "aborted" => return Some(false),
+            Some(Cell::Text(s)) if s == "in progress" && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            _ => return None,
+        }
     }
 }
 
@@ -393,15 +429,40 @@ impl PgPools {
         Ok(result)
     }
 
-    /// A transaction opened by `statement` (`BEGIN` and its options).
-    async fn begin(&self, statement: &'static str) -> Result<Box<dyn Tx>, StoreError> {
-        let lease = self
+    /// A transaction opened by `how`.
+    async fn begin(&self, how: Begin) -> Result<Box<dyn Tx>, StoreError> {
+        let (lease, rows) = self
             .lease(|mut lease| async move {
-                lease.begin(statement).await?;
-                Ok(lease)
+                let rows = lease.begin(how.statement()).await?;
+                Ok((lease, rows))
             })
             .await?;
-        Ok(Box::new(PgTx { lease, health: self.health.clone() }))
+        let xid = match how {
+            Begin::Write => rows.first().and_then(|r| r.opt_text(0)),
+            Begin::Read | Begin::Snapshot => None,
+        };
+        Ok(Box::new(PgTx { lease, health: self.health.clone(), xid }))
+    }
+}
+
+/// The kinds of transaction, as they are opened.
+#[derive(Debug, Clone, Copy)]
+enum Begin {
+    Read,
+    /// Repeatable read: one snapshot for every statement.
+    Snapshot,
+    /// Its transaction id is taken at once (a write is given one anyway), in the same round
+    /// trip: if the answer to its `COMMIT` is lost, the server says what became of it.
+    Write,
+}
+
+impl Begin {
+    fn statement(self) -> &'static str {
+        match self {
+            Begin::Read => "BEGIN READ ONLY",
+            Begin::Snapshot => "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+            Begin::Write => "BEGIN; SELECT pg_current_xact_id()::text",
+        }
     }
 }
 
@@ -411,10 +472,10 @@ impl Pools for PgPools {
         Dialect::Postgres
     }
     async fn read(&self) -> Result<Box<dyn Tx>, StoreError> {
-        self.begin("BEGIN").await
+        self.begin(Begin::Read).await
     }
     async fn write(&self) -> Result<Box<dyn Tx>, StoreError> {
-        self.begin("BEGIN").await
+        self.begin(Begin::Write).await
     }
     fn stats(&self) -> DbStats {
         let size = u64::from(self.pool.size());
@@ -444,7 +505,7 @@ impl Pools for PgPools {
     /// A REPEATABLE READ transaction, at most a quarter of the pool at once.
     async fn snapshot(&self) -> Result<Box<dyn Tx>, StoreError> {
         let permit = self.snapshots.clone().acquire_owned().await.map_err(|e| StoreError::Backend(e.to_string()))?;
-        let tx = self.begin("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY").await?;
+        let tx = self.begin(Begin::Snapshot).await?;
         Ok(Box::new(Permitted { tx, _permit: permit }))
     }
     async fn read_one(&self, sql: Sql) -> Result<Vec<Row>, StoreError> {
