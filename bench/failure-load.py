@@ -26,6 +26,7 @@ stop = start + seconds
 lock = threading.Lock()
 total = collections.Counter()
 per_second = collections.defaultdict(collections.Counter)
+refusals = collections.Counter()
 
 
 def client():
@@ -43,8 +44,11 @@ def client():
                 headers["Content-Type"] = "application/scim+json"
             conn.request(method, path, patch if method == "PATCH" else None, headers)
             r = conn.getresponse()
-            r.read()
+            body = r.read()
             outcome = str(r.status)
+            if r.status >= 300:
+                with lock:
+                    refusals[f"{method} {r.status}: {json.loads(body).get('detail')}"] += 1
             before = f"{method} {r.status}"
         except (OSError, http.client.HTTPException) as e:
             outcome = f"{type(e).__name__} after {before}"
@@ -63,3 +67,5 @@ for t in threads:
 for second in sorted(per_second):
     print(f"second {second}: {dict(per_second[second])}")
 print(f"all: {dict(total)}")
+for what, count in refusals.most_common():
+    print(f"  {count} x {what}")

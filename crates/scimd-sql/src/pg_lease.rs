@@ -107,6 +107,11 @@ impl Lender {
         self.pool.acquire().await
     }
 
+    /// The most connections the pool opens.
+    pub(crate) fn max(&self) -> u32 {
+        self.pool.options().get_max_connections()
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.pool.is_closed()
     }

@@ -296,7 +296,10 @@ async fn outcome(lender: &Arc<Lender>, health: &Health, xid: &str) -> Option<boo
     loop {
         let mut status = Sql::new(Dialect::Postgres);
         status.push("SELECT pg_xact_status(").bind_text(xid).push("::xid8)");
-        let asked = health.first_statement(1, || async { Ok(lender.lease().await?.rows(status.clone()).await?) }).await;
+        // On a pooled connection: after a mass termination, on the first live one.
+        let asked = health
+            .first_statement(lender.max(), || async { Ok(lender.lease().await?.rows(status.clone()).await?) })
+            .await;
         match asked.ok()?.first().map(|r| r.cell(0).clone()) {
             Some(Cell::Text(s)) if s == "committed" => return Some(true),
             Some(Cell::Text(s)) if s == "aborted" => return Some(false),
