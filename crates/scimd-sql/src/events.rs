@@ -18,15 +18,22 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 /// Appends one write's events, with one transaction id for them all.
 pub(crate) async fn append(tx: &mut dyn Tx, tenant: &str, events: &[NewEvent], now: &str) -> Result<()> {
-    for s in statements(tx.dialect(), tenant, events, now) {
+    for s in statements(tx.dialect(), tenant, events, now, None) {
         tx.exec(s).await?;
     }
     Ok(())
 }
 
 /// The statements that append one write's events (none for none), to run on their own or
-/// in a batch with the write (`Tx::batch`).
-pub(crate) fn statements(dialect: Dialect, tenant: &str, events: &[NewEvent], now: &str) -> Vec<Sql> {
+/// in a batch with the write (`Tx::batch`); only where `guard` (an SQL condition) holds,
+/// when given.
+pub(crate) fn statements(
+    dialect: Dialect,
+    tenant: &str,
+    events: &[NewEvent],
+    now: &str,
+    guard: Option<&str>,
+) -> Vec<Sql> {
     if events.is_empty() {
         return vec![];
     }
@@ -35,7 +42,9 @@ pub(crate) fn statements(dialect: Dialect, tenant: &str, events: &[NewEvent], no
         .chunks(100)
         .map(|chunk| {
             let mut s = sql(dialect);
-            s.push("INSERT INTO scimd_events (tenant, txn, time, resource_type, resource_id, payload) VALUES ");
+            s.push("INSERT INTO scimd_events (tenant, txn, time, resource_type, resource_id, payload) ");
+            // Guarded: the rows are selected from their VALUES where the condition holds.
+            s.push(if guard.is_some() { "SELECT * FROM (VALUES " } else { "VALUES " });
             for (i, e) in chunk.iter().enumerate() {
                 if i > 0 {
                     s.push(", ");
@@ -47,6 +56,9 @@ pub(crate) fn statements(dialect: Dialect, tenant: &str, events: &[NewEvent], no
                     s.push("::jsonb");
                 }
                 s.push(")");
+            }
+            if let Some(guard) = guard {
+                s.push(") v WHERE ").push(guard);
             }
             s
         })

@@ -14,11 +14,14 @@ use crate::sql::{Bind, Dialect, Sql};
 use async_trait::async_trait;
 use scimd_core::events::{EventLog, LoggedEvent, MemberDelta, Written};
 use scimd_core::store::{
-    After, Decide, DeletePolicy, Deletion, INLINE_RELATIONS, Kind, ListPage, ListQuery, MemberChange, MemberRef,
-    Modify, NewResource, Record, RelationBatches, RelationStream, SortValue, Store, StoreError, StoredResource,
+    After, Change, Decide, DeletePolicy, Deletion, INLINE_RELATIONS, Kind, ListPage, ListQuery, MemberChange,
+    MemberRef, Modify, NewResource, Record, RelationBatches, RelationStream, SortValue, Store, StoreError,
+    StoredResource,
 };
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
+
+mod quick_add;
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -634,9 +637,12 @@ async fn add_members(
     Ok(added)
 }
 
+/// Members checked and added in one statement at most (a chunk of a larger add).
+const MEMBER_CHUNK: usize = 500;
+
 /// `add_members` on PostgreSQL: the check that each is a live user or group and the insert
-/// in one statement per 500 members. An unknown one is refused after the insert, which the
-/// transaction's rollback undoes.
+/// in one statement per `MEMBER_CHUNK` members. An unknown one is refused after the insert,
+/// which the transaction's rollback undoes.
 async fn add_checked_members(
     tx: &mut dyn Tx,
     tenant: &str,
@@ -646,21 +652,10 @@ async fn add_checked_members(
     let d = tx.dialect();
     let mut found = HashMap::new();
     let mut inserted = HashSet::new();
-    for chunk in wanted.chunks(500) {
+    for chunk in wanted.chunks(MEMBER_CHUNK) {
         let mut s = sql(d);
-        s.push("WITH found(id, kind) AS (").append(live_members(d, tenant, chunk)).push("), ");
-        s.push("wanted(id, ord) AS (VALUES ");
-        for (i, id) in chunk.iter().enumerate() {
-            if i > 0 {
-                s.push(", ");
-            }
-            s.push("(").bind_text(*id).push(&format!(", {i})"));
-        }
-        s.push("), added AS (INSERT INTO scim_members (tenant, group_seq, member_id, member_type) SELECT ");
-        s.bind_text(tenant).push(", ").bind(Bind::Int(group_seq));
-        // Inserted in the order given: that is the order members are listed in.
-        s.push(", f.id, f.kind FROM found f JOIN wanted w ON w.id = f.id ORDER BY w.ord");
-        s.push(" ON CONFLICT (group_seq, member_id) DO NOTHING RETURNING member_id)");
+        s.push("WITH ");
+        checked_insert(&mut s, tenant, group_seq, chunk);
         s.push(" SELECT f.id, f.kind, a.member_id IS NOT NULL FROM found f LEFT JOIN added a ON a.member_id = f.id");
         for row in tx.rows(s).await? {
             let id = row.text(0)?;
@@ -675,6 +670,27 @@ async fn add_checked_members(
         .filter(|(id, _)| inserted.contains(id))
         .map(|(id, kind)| (id, kind.to_string()))
         .collect())
+}
+
+/// PostgreSQL: the `WITH` clauses (after `WITH `) that find which of `ids` (at most
+/// `MEMBER_CHUNK`) are live users or groups, `found(id, kind)`, and insert those into the
+/// group `group_seq` in the order given, `added(member_id, member_type)` (those that were
+/// members already are not).
+fn checked_insert(s: &mut Sql, tenant: &str, group_seq: i64, ids: &[&str]) {
+    let d = Dialect::Postgres;
+    s.push("found(id, kind) AS (").append(live_members(d, tenant, ids)).push("), ");
+    s.push("wanted(id, ord) AS (VALUES ");
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            s.push(", ");
+        }
+        s.push("(").bind_text(*id).push(&format!(", {i})"));
+    }
+    s.push("), added AS (INSERT INTO scim_members (tenant, group_seq, member_id, member_type) SELECT ");
+    s.bind_text(tenant).push(", ").bind(Bind::Int(group_seq));
+    // Inserted in the order given: that is the order members are listed in.
+    s.push(", f.id, f.kind FROM found f JOIN wanted w ON w.id = f.id ORDER BY w.ord");
+    s.push(" ON CONFLICT (group_seq, member_id) DO NOTHING RETURNING member_id, member_type)");
 }
 
 /// The statement that removes every member of a group.
@@ -741,6 +757,71 @@ async fn change_members(
 }
 
 /// A resource without its relation attribute (what events compare).
+/// The statements that write a modification of `current` (row `seq`) once its members are
+/// changed: its events (and email index rows) to run before, and the `UPDATE` that gives
+/// it its new version (to be finished: `RETURNING`, or nothing). Each is run only where
+/// `guard` (an SQL condition) holds, when given (PostgreSQL).
+#[allow(clippy::too_many_arguments)]
+async fn modification(
+    tx: &mut dyn Tx,
+    layout: &Table,
+    tenant: &str,
+    seq: i64,
+    current: &StoredResource,
+    change: &Change,
+    derived: Option<&Derived>,
+    members: &MemberDelta,
+    opts: &Modify<'_>,
+    guard: Option<&str>,
+) -> Result<(Vec<Sql>, Sql)> {
+    let (d, kind) = (tx.dialect(), layout.kind);
+    let before = without_relations(kind, current);
+    // The state this write makes is known before it is written, and so are its events.
+    let after = StoredResource {
+        attributes: change.attributes.clone().unwrap_or_else(|| before.attributes.clone()),
+        last_modified: opts.now.to_string(),
+        version: current.version + 1,
+        ..before.clone()
+    };
+    let written = Written {
+        kind,
+        id: &current.id,
+        before: Some(&before),
+        after: Some(&after),
+        members,
+        left_groups: &[],
+        now: opts.now,
+    };
+    let mut together = events::statements(d, tenant, &(opts.record)(&written), opts.now, guard);
+    let mut update = sql(d);
+    update.push("UPDATE ").push(layout.table);
+    if d == Dialect::Postgres {
+        // As `t`, for the columns and relations of `RETURNING`.
+        update.push(" t");
+    }
+    update.push(" SET ");
+    if let (Some(attrs), Some(new)) = (&change.attributes, derived) {
+        push_derived_columns(&mut update, layout, new);
+        update.push(", attributes = ");
+        bind_json(&mut update, Value::Object(attrs.clone()).to_string());
+        update.push(", ");
+        // Email keys and unique values are rewritten only when they changed.
+        let old = derive(kind, &before.attributes)?;
+        if old.emails != new.emails {
+            together.extend(side_rows(d, layout, tenant, seq, new, true));
+        }
+        if old.unique != new.unique {
+            claim_unique(&mut *tx, layout, tenant, &current.id, new, true).await?;
+        }
+    }
+    update.push("version = version + 1, last_modified = ").bind_text(opts.now);
+    update.push(" WHERE seq = ").bind(Bind::Int(seq));
+    if let Some(guard) = guard {
+        update.push(" AND ").push(guard);
+    }
+    Ok((together, update))
+}
+
 fn without_relations(kind: Kind, r: &StoredResource) -> StoredResource {
     let mut r = r.clone();
     kind.take_relation(&mut r.attributes);
@@ -982,7 +1063,7 @@ impl<P: Pools> SqlStore<P> {
                 left_groups: &[],
                 now: &new.now,
             };
-            events::statements(dialect, tenant, &record(&written), &new.now)
+            events::statements(dialect, tenant, &record(&written), &new.now, None)
         };
         // A group's events name the members it was created with: they follow the members.
         let with_members = kind.has_members() && !new.members.is_empty();
@@ -1046,59 +1127,33 @@ impl<P: Pools> SqlStore<P> {
         let change = decide(&current).map_err(StoreError::Rejected)?;
         let mut members = Delta::default();
         if kind.has_members() && !change.members.is_empty() {
-            members = change_members(&mut *tx, tenant, id, seq, &change.members).await?;
+            match quick_add::applies(d, &change, &opts) {
+                Some(refs) => match quick_add::run(&mut *tx, layout, tenant, id, seq, &current, refs, &opts).await? {
+                    quick_add::Outcome::Written(after) => {
+                        tx.commit().await?;
+                        return Ok(after);
+                    }
+                    quick_add::Outcome::Added(added) => members.added(added),
+                },
+                None => members = change_members(&mut *tx, tenant, id, seq, &change.members).await?,
+            }
         }
         let derived = change.attributes.as_ref().map(|attrs| derive(kind, attrs)).transpose()?;
         if derived.is_none() && !members.rows_changed {
-            // Nothing to write: the state as it is (no new version, no event).
-            let (_, after) = fetch_one(&mut *tx, layout, tenant, id, false, Relations::of(opts.return_relations))
-                .await?
-                .ok_or(StoreError::NotFound)?;
+            // Nothing to write: the state as it is (no new version, no event); read again
+            // only for the relations it is to be returned with.
+            let after = if opts.return_relations {
+                fetch_one(&mut *tx, layout, tenant, id, false, Relations::Capped).await?.ok_or(StoreError::NotFound)?.1
+            } else {
+                without_relations(kind, &current)
+            };
             tx.commit().await?;
             return Ok(after);
         }
         let members = members.net();
-        let before = without_relations(kind, &current);
-        // The state this write makes is known before it is written, and so are its events.
-        let after = StoredResource {
-            attributes: change.attributes.clone().unwrap_or_else(|| before.attributes.clone()),
-            last_modified: opts.now.to_string(),
-            version: current.version + 1,
-            ..before.clone()
-        };
-        let written = Written {
-            kind,
-            id,
-            before: Some(&before),
-            after: Some(&after),
-            members: &members,
-            left_groups: &[],
-            now: opts.now,
-        };
-        let mut together = events::statements(d, tenant, &(opts.record)(&written), opts.now);
-        let mut update = sql(d);
-        update.push("UPDATE ").push(layout.table);
-        if d == Dialect::Postgres {
-            // As `t`, for the columns and relations of `RETURNING`.
-            update.push(" t");
-        }
-        update.push(" SET ");
-        if let (Some(attrs), Some(new)) = (&change.attributes, &derived) {
-            push_derived_columns(&mut update, layout, new);
-            update.push(", attributes = ");
-            bind_json(&mut update, serde_json::Value::Object(attrs.clone()).to_string());
-            update.push(", ");
-            // Email keys and unique values are rewritten only when they changed.
-            let old = derive(kind, &before.attributes)?;
-            if old.emails != new.emails {
-                together.extend(side_rows(d, layout, tenant, seq, new, true));
-            }
-            if old.unique != new.unique {
-                claim_unique(&mut *tx, layout, tenant, id, new, true).await?;
-            }
-        }
-        update.push("version = version + 1, last_modified = ").bind_text(opts.now);
-        update.push(" WHERE seq = ").bind(Bind::Int(seq));
+        let (together, mut update) =
+            modification(&mut *tx, layout, tenant, seq, &current, &change, derived.as_ref(), &members, &opts, None)
+                .await?;
         let after = match d {
             // The new state comes back from the UPDATE itself.
             Dialect::Postgres => {
@@ -1137,7 +1192,7 @@ impl<P: Pools> SqlStore<P> {
         let none = MemberDelta::default();
         let written =
             Written { kind, id, before: Some(&current), after: None, members: &none, left_groups: &left_groups, now };
-        let mut together = events::statements(d, tenant, &(how.record)(&written), now);
+        let mut together = events::statements(d, tenant, &(how.record)(&written), now, None);
         if kind.is_built_in() {
             together.push(drop_memberships(d, tenant, id));
         }

@@ -611,6 +611,83 @@ async fn event_content_on_postgres() {
     event_content(Db::Postgres).await;
 }
 
+/// Members added by PATCH, as identity providers add them one request at a time: a user
+/// new to the group, a user already in it with a new one, a group, an id that names
+/// nothing. Each event names exactly the members that joined, each new version is one more
+/// than the last, and a PATCH that adds nobody makes neither.
+async fn member_adds(db: Db) {
+    let s = TestServer::on_db(db, "member_adds", |_| {}).await;
+    let admin = admin_of(&s).await;
+    let (ann, bob) = (s.user("ann").await, s.user("bob").await);
+    let team = s.group("team", &[]).await;
+    let g = s.group("staff", &[]).await;
+    let add = |ids: &[&str]| {
+        let value: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+        json!([{"op": "add", "path": "members", "value": value}])
+    };
+    let patch = |ids: Vec<&str>| {
+        let (path, ops) = (format!("/Groups/{g}"), add(&ids));
+        let s = &s;
+        async move { s.patch(&path, ops).await }
+    };
+    let version = |r: &common::Reply| r.headers.get("etag").map(|v| v.to_str().unwrap().to_string());
+    let first = patch(vec![&ann]).await;
+    assert!(first.status.is_success(), "{}", first.body);
+    assert_eq!(version(&first).as_deref(), Some("W/\"2\""));
+    let again = patch(vec![&ann]).await;
+    assert!(again.status.is_success(), "{}", again.body);
+    assert_eq!(version(&again).as_deref(), Some("W/\"2\""), "adding a member again makes no new version");
+    let mixed = patch(vec![&bob, &ann]).await;
+    assert_eq!(version(&mixed).as_deref(), Some("W/\"3\""));
+    let group = patch(vec![&team]).await;
+    assert_eq!(version(&group).as_deref(), Some("W/\"4\""));
+    let unknown = patch(vec!["no-such-id"]).await;
+    assert_eq!(unknown.status, 400, "{}", unknown.body);
+    assert_eq!(unknown.body["scimType"], "invalidValue", "{}", unknown.body);
+
+    let read = s.get(&format!("/Groups/{g}")).await;
+    assert_eq!(read.body["meta"]["version"], "W/\"4\"", "the refused add changed nothing: {}", read.body);
+    let members: Vec<(&str, &str)> = read.body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["value"].as_str().unwrap(), m["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(members, [(ann.as_str(), "User"), (bob.as_str(), "User"), (team.as_str(), "Group")]);
+
+    let feed = admin.feed().await;
+    let adds: Vec<(Value, Value)> = feed
+        .iter()
+        .filter(|e| e["sub_id"]["id"] == json!(g) && e["op"] != "create")
+        .map(|e| {
+            let (_, body) = main_event(e);
+            (body["version"].clone(), body["data"]["Operations"].clone())
+        })
+        .collect();
+    let joined =
+        |id: &str, kind: &str| json!([{"op": "add", "path": "members", "value": [{"value": id, "type": kind}]}]);
+    assert_eq!(
+        adds,
+        [
+            (json!("W/\"2\""), joined(&ann, "User")),
+            (json!("W/\"3\""), joined(&bob, "User")),
+            (json!("W/\"4\""), joined(&team, "Group")),
+        ],
+        "{feed:#?}"
+    );
+}
+
+#[tokio::test]
+async fn member_adds_on_sqlite() {
+    member_adds(Db::Sqlite).await;
+}
+
+#[tokio::test]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn member_adds_on_postgres() {
+    member_adds(Db::Postgres).await;
+}
+
 /// `delete_policy = deactivate`: a DELETE is a deactivation, and its event says so.
 #[tokio::test]
 async fn a_delete_that_deactivates_is_a_deactivation() {

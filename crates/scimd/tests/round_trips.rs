@@ -1,6 +1,6 @@
 //! Round trips to PostgreSQL per request, counted on the wire (`common::pgwire`) in steady
 //! state: a read by id is one statement; a create three round trips, a PATCH, a PUT and a
-//! DELETE four, `BEGIN` and `COMMIT` included; adding a member to a group five. A
+//! DELETE four, `BEGIN` and `COMMIT` included; adding a user to a group four. A
 //! connection comes back from a request without a round trip of its own (no ping), and
 //! from a refused write with its `ROLLBACK` sent at once.
 
@@ -117,6 +117,7 @@ async fn round_trips_per_request() {
     create("warm".into()).await;
     delete(ids[0].clone()).await;
     add_member(ids[2].clone()).await;
+    add_member(ids[2].clone()).await;
 
     // A read by id: one statement, outside any transaction.
     let log = trips(s, &wire, get(ids[3].clone())).await;
@@ -132,9 +133,11 @@ async fn round_trips_per_request() {
         ("PATCH", trips(s, &wire, patch(ids[3].clone())).await, "UPDATE scim_users", 4),
         ("PUT", trips(s, &wire, put(ids[3].clone())).await, "UPDATE scim_users", 4),
         ("DELETE", trips(s, &wire, delete(ids[1].clone())).await, "SET retired", 4),
-        // The group locked, the members checked and added, the group's new version with its
-        // event: each needs what the one before returned.
-        ("member add", trips(s, &wire, add_member(ids[3].clone())).await, "INSERT INTO scim_members", 5),
+        // The group locked, then the member checked and added with the group's new version
+        // and its event, on the guess that it is a user not in the group yet.
+        ("member add", trips(s, &wire, add_member(ids[3].clone())).await, "INSERT INTO scim_members", 4),
+        // A member there already: the guess fails, and nothing more is written.
+        ("member re-add", trips(s, &wire, add_member(ids[3].clone())).await, "INSERT INTO scim_members", 4),
     ] {
         let transaction = transaction_of(&log, marker);
         assert!(
