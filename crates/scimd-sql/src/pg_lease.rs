@@ -12,18 +12,21 @@
 //!
 //! The shelf holds connections of the sqlx pool, which keeps counting them: the pool's size
 //! bound, connection set-up and statistics stay its own. A connection on the shelf for
-//! `KEEP_FOR` or more goes back to the pool (and is tested by it before its next use), and
-//! while anyone waits for the pool (a request, or background work that takes its connections
-//! from the pool through `Lender::pooled`) nothing is shelved: a waiter is never left
-//! waiting for a connection that sits idle here.
+//! `KEEP_FOR` or more goes back to the pool (and is tested by it before its next use). A
+//! request that finds the shelf empty waits both for the pool and for a connection coming
+//! back, which is handed to it untested: with more requests than connections, the saving
+//! holds. Background work takes its connections from the pool (`Lender::pooled`); while it
+//! waits, connections go back to the pool, so that requests cannot starve it.
 
 use crate::conn::{Row, bind_all, decode};
 use crate::sql::Sql;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgDatabaseError, PgSeverity};
 use sqlx::{AssertSqlSafe, PgPool, Postgres};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
 
 /// How long a connection stays on the shelf; after that it is tested before it is used
 /// again (sqlx's pool pings a connection idle this long when it is taken: see
@@ -41,14 +44,19 @@ pub(crate) struct Lender {
 struct Shelf {
     /// Known-good connections, the most recently returned last.
     idle: Vec<(PoolConnection<Postgres>, Instant)>,
-    /// Callers waiting for the pool itself: while there are any, nothing is shelved.
-    waiting: usize,
+    /// Requests waiting for a connection, first come first served: a known-good one coming
+    /// back goes to the first still waiting, as it is (each also waits for the pool).
+    requests: VecDeque<oneshot::Sender<PoolConnection<Postgres>>>,
+    /// Background work waiting for the pool itself: while there is any, connections go
+    /// back to the pool, so that requests cannot keep every connection from it.
+    background: usize,
 }
 
 impl Lender {
     /// Starts lending `pool`'s connections; a task gives those shelved too long back to it.
     pub(crate) fn new(pool: PgPool) -> Arc<Lender> {
-        let lender = Arc::new(Lender { pool, shelf: Mutex::new(Shelf { idle: Vec::new(), waiting: 0 }) });
+        let shelf = Shelf { idle: Vec::new(), requests: VecDeque::new(), background: 0 };
+        let lender = Arc::new(Lender { pool, shelf: Mutex::new(shelf) });
         let weak = Arc::downgrade(&lender);
         tokio::spawn(async move {
             loop {
@@ -62,47 +70,52 @@ impl Lender {
         lender
     }
 
-    /// A connection for a request: the last one shelved, else one from the pool.
+    /// A connection for a request: the last one shelved, else the first of those that come
+    /// back or one from the pool, whichever is first.
     pub(crate) async fn lease(self: &Arc<Self>) -> Result<Lease, sqlx::Error> {
         let conn = match self.take_shelved() {
-            Some(conn) => conn,
-            None => self.wait_for_pool().await?,
+            Ok(conn) => conn,
+            Err(handed) => tokio::select! {
+                // A sender dropped unused (the lender cleared) leaves the pool to answer.
+                Ok(conn) = handed => conn,
+                acquired = self.pool.acquire() => acquired?,
+            },
         };
         Ok(Lease { conn: Some(conn), lender: self.clone(), unsettled: false, in_transaction: false })
     }
 
-    /// The last connection shelved; if there is none, the caller is counted as waiting.
-    fn take_shelved(&self) -> Option<PoolConnection<Postgres>> {
+    /// The last connection shelved; if there is none, the caller's place in the queue of
+    /// requests, under the same lock (a connection coming back after this finds it).
+    fn take_shelved(&self) -> Result<PoolConnection<Postgres>, oneshot::Receiver<PoolConnection<Postgres>>> {
         let mut shelf = self.lock();
         let stale = shelf.stale();
-        let shelved = shelf.idle.pop().map(|(conn, _)| conn);
-        if shelved.is_none() {
-            shelf.waiting += 1;
-        }
+        let taken = match shelf.idle.pop() {
+            Some((conn, _)) => Ok(conn),
+            None => {
+                // Those that got a connection from the pool instead leave their place behind.
+                shelf.requests.retain(|waiter| !waiter.is_closed());
+                let (waiter, handed) = oneshot::channel();
+                shelf.requests.push_back(waiter);
+                Err(handed)
+            }
+        };
         drop(shelf);
         // Outside the lock: returning to the pool spawns its test.
         drop(stale);
-        shelved
+        taken
     }
 
     /// A connection straight from the pool, for work outside requests (upkeep, replicas'
-    /// positions), tested by the pool when it comes back. While it is awaited nothing is
-    /// shelved: requests cannot keep every connection from it.
+    /// positions), tested by the pool when it comes back.
     pub(crate) async fn pooled(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
-        self.lock().waiting += 1;
-        self.wait_for_pool().await
-    }
-
-    /// Waits for the pool, counted in `waiting` (by the caller, under the lock that found
-    /// the shelf empty: a connection shelved after that is not left idle past a waiter).
-    async fn wait_for_pool(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
         /// Uncounts the waiter however the wait ends (cancelled included).
         struct Waiting<'a>(&'a Lender);
         impl Drop for Waiting<'_> {
             fn drop(&mut self) {
-                self.0.lock().waiting -= 1;
+                self.0.lock().background -= 1;
             }
         }
+        self.lock().background += 1;
         let _waiting = Waiting(self);
         self.pool.acquire().await
     }
@@ -124,15 +137,27 @@ impl Lender {
     /// Gives every shelved connection back to the pool (before the pool closes: it waits
     /// for all of its connections).
     pub(crate) fn clear(&self) {
-        let all = std::mem::take(&mut self.lock().idle);
-        drop(all);
+        let mut shelf = self.lock();
+        let idle = std::mem::take(&mut shelf.idle);
+        // The requests waiting are left to the pool's answer.
+        shelf.requests.clear();
+        drop(shelf);
+        drop(idle);
     }
 
-    fn shelve(&self, conn: PoolConnection<Postgres>) {
+    /// Hands a known-good connection to the first request waiting, else shelves it.
+    fn shelve(&self, mut conn: PoolConnection<Postgres>) {
         let mut shelf = self.lock();
-        if shelf.waiting > 0 || self.pool.is_closed() {
+        if shelf.background > 0 || self.pool.is_closed() {
             drop(shelf);
             return drop(conn);
+        }
+        while let Some(waiter) = shelf.requests.pop_front() {
+            match waiter.send(conn) {
+                Ok(()) => return,
+                // That request was served by the pool meanwhile, or gave up.
+                Err(back) => conn = back,
+            }
         }
         shelf.idle.push((conn, Instant::now()));
     }

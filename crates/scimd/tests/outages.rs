@@ -174,7 +174,7 @@ async fn terminated_backends_are_replaced_without_an_error() {
 /// commit was cut on its way (see `no_request_failed`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
-async fn terminated_backends_under_load_cost_at_most_the_cut_transactions() {
+async fn terminated_backends_under_load_fail_no_request() {
     let (s, backends) = named_server("terminated_load").await;
     let s = Arc::new(s);
     let (answers, acknowledged) = under_load(&s, async {
@@ -193,7 +193,7 @@ async fn terminated_backends_under_load_cost_at_most_the_cut_transactions() {
 /// backends, no request fails, and the reset connections are no outage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
-async fn reset_connections_under_load_cost_at_most_the_cut_commits() {
+async fn reset_connections_under_load_fail_no_request() {
     let (prefix, server, path) = split_url(&common::postgres_url());
     let proxy = Proxy::start(server).await;
     let url = format!("{prefix}127.0.0.1:{}{path}", proxy.port);
