@@ -12,7 +12,7 @@
 //!
 //! The shelf holds connections of the sqlx pool, which keeps counting them: the pool's size
 //! bound, connection set-up and statistics stay its own. A connection on the shelf for
-//! `KEEP_FOR` or more goes back to the pool (and is tested by it before its next use). A
+//! `KEEP_FOR` or more goes back to the pool (and is tested by it as it comes back). A
 //! request that finds the shelf empty waits both for the pool and for a connection coming
 //! back, which is handed to it untested: with more requests than connections, the saving
 //! holds. Background work takes its connections from the pool (`Lender::pooled`); while it
@@ -28,9 +28,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// How long a connection stays on the shelf; after that it is tested before it is used
-/// again (sqlx's pool pings a connection idle this long when it is taken: see
-/// `PgPools::connect_as`), for its server may have ended it meanwhile.
+/// How long a connection stays on the shelf; after that it goes back to the pool, which
+/// tests it as it comes back: its server may have ended it meanwhile.
 pub(crate) const KEEP_FOR: Duration = Duration::from_secs(1);
 
 /// How long a connection left inside a transaction has for its `ROLLBACK`.

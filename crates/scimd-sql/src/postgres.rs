@@ -8,7 +8,7 @@
 //! back the same way; the pool then reconnects by itself.
 
 use crate::conn::{Cell, DbError, DbResult, Permitted, Row, Tx};
-use crate::pg_lease::{KEEP_FOR, Lease, Lender};
+use crate::pg_lease::{Lease, Lender};
 use crate::replicas::{Replica, Replicas};
 use crate::sql::Dialect;
 use crate::sql::Sql;
@@ -94,10 +94,6 @@ struct Health {
     suspect: tokio::sync::Notify,
 }
 
-/// A pooled connection idle for this long is pinged before it is used (see `connect`): as
-/// long as the lender keeps one untested.
-const PING_AFTER_IDLE: Duration = KEEP_FOR;
-
 /// How long the watcher waits for the server before taking it for unreachable.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -150,10 +146,9 @@ impl Health {
     /// As `attempt`, for the first statement on a connection taken from a pool of `size`,
     /// one that changes nothing (a read, or `BEGIN`), made anew by `make`: when the
     /// connection turns out to have died while it sat in the pool (its backend terminated,
-    /// or the connection reset; connections used within the last `PING_AFTER_IDLE` are not
-    /// pinged when taken), it runs again on another, until one is live or every pooled one
-    /// has been tried (each dead one is dropped when it comes back to the pool: its ping on
-    /// release fails).
+    /// or the connection reset; connections are not pinged when taken), it runs again on
+    /// another, until one is live or every pooled one has been tried (each dead one is
+    /// dropped when it comes back to the pool: its ping on release fails).
     async fn first_statement<T, F, Fut>(&self, size: u32, make: F) -> Result<T, DbError>
     where
         F: Fn() -> Fut,
@@ -556,16 +551,12 @@ impl PgPools {
         let watched = options.clone();
         let pool = PgPoolOptions::new()
             // By default the pool pings every connection it hands out: a round trip of its
-            // own before every statement (on top of the one it makes when a connection
-            // comes back, which `pg_lease` spares requests). Only a connection idle for a
-            // while is pinged; one that died sooner fails its first statement, which
-            // `Health::first_statement` runs again.
+            // own before every statement. A connection is tested when it comes back to the
+            // pool instead (see `pg_lease`); one that died after that fails its first
+            // statement, which `Health::first_statement` runs again on another. (A ping
+            // here would also make a request that stops waiting, served by a connection
+            // handed back meanwhile, cost the pool the connection it was pinging.)
             .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
-                Box::pin(
-                    async move { Ok(meta.idle_for < PING_AFTER_IDLE || sqlx::Connection::ping(conn).await.is_ok()) },
-                )
-            })
             .max_connections(settings.max_connections.max(1))
             .min_connections(if role == Role::Primary { settings.min_connections } else { 0 })
             .acquire_timeout(settings.acquire_timeout)
