@@ -209,11 +209,9 @@ impl Lease {
     /// Opens a transaction with `statement` (`BEGIN`, with options if any, and possibly a
     /// query of its own after it, whose rows are given: one round trip).
     pub(crate) async fn begin(&mut self, statement: &'static str) -> Result<Vec<Row>, sqlx::Error> {
-        self.unsettled = true;
-        let result = sqlx::raw_sql(statement).fetch_all(&mut **self.conn()).await;
-        let rows = self.settle(result)?;
+        let rows = self.simple(statement).await?;
         self.in_transaction = true;
-        Ok(rows.iter().map(decode).collect())
+        Ok(rows)
     }
 
     pub(crate) fn lender(&self) -> &Arc<Lender> {
@@ -226,10 +224,12 @@ impl Lease {
         Ok(())
     }
 
-    async fn simple(&mut self, statement: &'static str) -> Result<(), sqlx::Error> {
+    /// Runs `statement` (one or more, without parameters) by the simple protocol; gives
+    /// the rows of those that return any.
+    async fn simple(&mut self, statement: &'static str) -> Result<Vec<Row>, sqlx::Error> {
         self.unsettled = true;
-        let result = sqlx::raw_sql(statement).execute(&mut **self.conn()).await;
-        self.settle(result).map(drop)
+        let result = sqlx::raw_sql(statement).fetch_all(&mut **self.conn()).await;
+        self.settle(result).map(|rows| rows.iter().map(decode).collect())
     }
 
     fn conn(&mut self) -> &mut PoolConnection<Postgres> {

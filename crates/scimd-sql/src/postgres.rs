@@ -72,8 +72,6 @@ pub struct PgPools {
     pool: PgPool,
     /// Lends the pool's connections to requests (see `pg_lease`).
     lender: Arc<Lender>,
-    /// The most connections the pool opens.
-    max: u32,
     /// How long requests waited for a connection.
     wait: Arc<Histogram>,
     health: Arc<Health>,
@@ -418,7 +416,7 @@ impl PgPools {
         let asked = std::time::Instant::now();
         let result = self
             .health
-            .first_statement(self.max, || async {
+            .first_statement(self.lender.max(), || async {
                 let lease = self.lender.lease().await?;
                 Ok(first(lease).await?)
             })
@@ -483,7 +481,7 @@ impl Pools for PgPools {
             pool: "postgres".into(),
             size,
             in_use: size.saturating_sub(idle),
-            max: u64::from(self.max),
+            max: u64::from(self.lender.max()),
             wait,
         };
         let mut stats = DbStats { pools: vec![pool], group_commit: None, replicas: vec![] };
@@ -590,7 +588,6 @@ impl PgPools {
         Ok(PgPools {
             lender: Lender::new(pool.clone()),
             pool,
-            max: settings.max_connections,
             wait: Arc::new(Histogram::new(WAIT_BOUNDS)),
             health,
             snapshots,

@@ -756,7 +756,6 @@ async fn change_members(
     Ok(delta)
 }
 
-/// A resource without its relation attribute (what events compare).
 /// The statements that write a modification of `current` (row `seq`) once its members are
 /// changed: its events (and email index rows) to run before, and the `UPDATE` that gives
 /// it its new version (to be finished: `RETURNING`, or nothing). Each is run only where
@@ -822,6 +821,7 @@ async fn modification(
     Ok((together, update))
 }
 
+/// A resource without its relation attribute (what events compare).
 fn without_relations(kind: Kind, r: &StoredResource) -> StoredResource {
     let mut r = r.clone();
     kind.take_relation(&mut r.attributes);
