@@ -16,6 +16,7 @@
 
 pub mod activity;
 pub mod auth;
+mod deadline;
 pub mod error;
 pub mod extract;
 mod handlers;
@@ -26,7 +27,7 @@ pub mod unread;
 
 use auth::{AuthError, Authenticator};
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -197,10 +198,7 @@ impl ScimService {
                     ))
                     .layer(middleware::from_fn(panic::catch_panic))
                     .layer(middleware::map_response(scim_errors_only))
-                    .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-                        StatusCode::REQUEST_TIMEOUT,
-                        self.config.request_timeout,
-                    ))
+                    .layer(middleware::from_fn_with_state(self.config.request_timeout, deadline::enforce))
                     .layer(Extension(ConfiguredBase(base_url.map(|b| b.trim_end_matches('/').to_string()))))
                     .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
                     .layer(middleware::from_fn_with_state(state.clone(), authenticate))
@@ -278,7 +276,7 @@ fn refused() -> Response {
 }
 
 /// Replaces any error response that is not already a SCIM Error (a 405 from routing, a
-/// 408 from the timeout layer, …) with one.
+/// 413 from the body limit, …) with one.
 async fn scim_errors_only(resp: Response) -> Response {
     let status = resp.status();
     let is_scim =
