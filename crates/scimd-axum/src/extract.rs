@@ -181,7 +181,7 @@ impl<S: Send + Sync> FromRequestParts<S> for BaseUrl {
             .and_then(|h| h.to_str().ok())
             .filter(|s| *s == "https")
             .unwrap_or("http");
-        Ok(BaseUrl(format!("{scheme}://{host}{prefix}")))
+        Ok(BaseUrl([scheme, "://", host, &prefix].concat()))
     }
 }
 

@@ -34,7 +34,7 @@ impl Body {
 
 /// The public URL of a resource.
 pub(crate) fn location(base_url: &str, kind: Kind, id: &str) -> String {
-    format!("{base_url}/{}/{id}", kind.endpoint())
+    [base_url, "/", kind.endpoint(), "/", id].concat()
 }
 
 /// Completes a related value for the answer: its `$ref`, and for a user's group `type`.

@@ -18,6 +18,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+/// A text cell as an owned string. The checked conversion is the fast one for text that is
+/// valid, which is all scimd writes; anything else is kept with replacement characters.
+fn owned_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
 /// Durability of acknowledged writes (SQLite `synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
@@ -272,8 +281,7 @@ fn run(conn: &Connection, sql: &Sql) -> DbResult<Vec<Row>> {
                 ValueRef::Null => Cell::Null,
                 ValueRef::Integer(v) => Cell::Int(v),
                 ValueRef::Real(v) => Cell::Text(v.to_string()),
-                ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
-                ValueRef::Blob(b) => Cell::Text(String::from_utf8_lossy(b).into_owned()),
+                ValueRef::Text(t) | ValueRef::Blob(t) => Cell::Text(owned_text(t)),
             });
         }
         out.push(Row(cells));

@@ -194,12 +194,39 @@ impl Relations {
 /// `INLINE_RELATIONS + 1` of them. Reading a resource and its relations is then one
 /// statement: one consistent snapshot, one round trip. The ordered inner query walks an
 /// index in membership order: no sort.
-fn relations_column(d: Dialect, kind: Kind, how: Relations) -> String {
+///
+/// Its text depends on nothing but its arguments, and nearly every read of a user or a
+/// group carries it, so each of the twelve is written once.
+fn relations_column(d: Dialect, kind: Kind, how: Relations) -> &'static str {
+    static WRITTEN: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        let mut all = Vec::with_capacity(12);
+        for d in [Dialect::Sqlite, Dialect::Postgres] {
+            for members in [false, true] {
+                for how in [Relations::None, Relations::Capped, Relations::All] {
+                    all.push(write_relations_column(d, members, how));
+                }
+            }
+        }
+        all
+    });
+    let d_at = match d {
+        Dialect::Sqlite => 0,
+        Dialect::Postgres => 6,
+    };
+    let how_at = match how {
+        Relations::None => 0,
+        Relations::Capped => 1,
+        Relations::All => 2,
+    };
+    &WRITTEN[d_at + 3 * usize::from(kind.has_members()) + how_at]
+}
+
+fn write_relations_column(d: Dialect, members: bool, how: Relations) -> String {
     let limit = match how {
         Relations::Capped => format!(" LIMIT {}", INLINE_RELATIONS + 1),
         _ => String::new(),
     };
-    let (fields, inner) = if kind.has_members() {
+    let (fields, inner) = if members {
         (
             "'value', r.member_id, 'type', r.member_type, 'display', r.display",
             format!(
@@ -432,7 +459,7 @@ fn select_one(d: Dialect, layout: &Table, tenant: &str, id: &str, relations: Rel
     let mut s = sql(d);
     s.push("SELECT ").push(columns(d));
     if relations != Relations::None && layout.kind.relation().is_some() {
-        s.push(", ").push(&relations_column(d, layout.kind, relations));
+        s.push(", ").push(relations_column(d, layout.kind, relations));
     }
     from_live_by_id(&mut s, layout, tenant, id);
     s
@@ -899,7 +926,7 @@ async fn with_relations(tx: &mut dyn Tx, layout: &Table, items: &mut [(i64, Stor
     let d = tx.dialect();
     for chunk in items.chunks_mut(500) {
         let mut s = sql(d);
-        s.push("SELECT t.seq, ").push(&relations_column(d, layout.kind, Relations::Capped));
+        s.push("SELECT t.seq, ").push(relations_column(d, layout.kind, Relations::Capped));
         s.push(" FROM ").push(layout.table).push(" t WHERE t.seq IN (");
         for (i, (seq, _)) in chunk.iter().enumerate() {
             if i > 0 {
@@ -1159,7 +1186,7 @@ impl<P: Pools> SqlStore<P> {
             Dialect::Postgres => {
                 update.push(" RETURNING ").push(columns(d));
                 if opts.return_relations {
-                    update.push(", ").push(&relations_column(d, kind, Relations::Capped));
+                    update.push(", ").push(relations_column(d, kind, Relations::Capped));
                 }
                 let row = tx.batch(together, update).await.map_err(|e| e.unique_on(layout.name_attr))?;
                 let row = row.first().ok_or(StoreError::NotFound)?;
@@ -1280,7 +1307,7 @@ async fn list_in_one_statement(
     select.push(columns(d)).push(", ");
     if q.with_relations && kind.relation().is_some() {
         // Correlated with the page's rows only: the page's keys are found first.
-        select.push(&relations_column(d, kind, Relations::Capped));
+        select.push(relations_column(d, kind, Relations::Capped));
     } else {
         select.push("NULL");
     }
