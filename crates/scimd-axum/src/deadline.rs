@@ -6,7 +6,6 @@
 use crate::error::error_response;
 use axum::extract::Request;
 use axum::http::{Method, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use scimd_proto::ScimError;
 use std::time::Duration;
@@ -14,14 +13,18 @@ use std::time::Duration;
 /// Seconds a client is asked to wait before sending a cut-off request again.
 const RETRY_AFTER_SECS: u64 = 1;
 
-/// Middleware: runs the rest of the stack within `limit`. The cut-off work is dropped: a
-/// read ends there; a write's transaction is rolled back, unless its commit was already on
-/// its way to the database, which is why a write's answer says to read before retrying.
-pub async fn enforce(limit: axum::extract::State<Duration>, req: Request, next: Next) -> Response {
-    let reads = matches!(*req.method(), Method::GET | Method::HEAD);
-    match tokio::time::timeout(*limit, next.run(req)).await {
+/// Whether the request only reads (its answer to a cut-off says nothing of changes).
+pub(crate) fn reads(req: &Request) -> bool {
+    matches!(*req.method(), Method::GET | Method::HEAD)
+}
+
+/// Runs `answer` within `limit`. The cut-off work is dropped: a read ends there; a write's
+/// transaction is rolled back, unless its commit was already on its way to the database,
+/// which is why a write's answer says to read before retrying.
+pub(crate) async fn within(limit: Duration, reads: bool, answer: impl Future<Output = Response>) -> Response {
+    match tokio::time::timeout(limit, answer).await {
         Ok(response) => response,
-        Err(_) => cut_off(*limit, reads),
+        Err(_) => cut_off(limit, reads),
     }
 }
 
@@ -44,9 +47,16 @@ mod tests {
     use super::*;
     use axum::Router;
     use axum::body::Body;
+    use axum::middleware::Next;
     use axum::routing::get;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
+
+    /// The rule as a layer of its own (in the service, `envelope` composes it).
+    async fn enforce(limit: axum::extract::State<Duration>, req: Request, next: Next) -> Response {
+        let reads = reads(&req);
+        within(*limit, reads, next.run(req)).await
+    }
 
     async fn answer(method: Method, handler_takes: Duration) -> (u16, Option<String>, String) {
         let app = Router::new()

@@ -17,6 +17,7 @@
 pub mod activity;
 pub mod auth;
 mod deadline;
+mod envelope;
 pub mod error;
 pub mod extract;
 mod handlers;
@@ -26,13 +27,13 @@ pub mod panic;
 pub mod unread;
 
 use auth::{AuthError, Authenticator};
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Extension, Router};
-use error::{SCIM_JSON, error_response, for_status};
+use error::error_response;
 use extract::ConfiguredBase;
 use scimd_core::{Engine, Kind};
 use scimd_proto::ScimError;
@@ -191,15 +192,15 @@ impl ScimService {
             // chain of `.layer` calls would box (and clone, per request) every layer apart.
             .layer(
                 ServiceBuilder::new()
-                    .layer(middleware::from_fn(unread::close_if_body_unread))
                     .layer(middleware::from_fn_with_state(
-                        (self.inner.metrics.clone(), kinds.clone()),
-                        metrics::measure,
+                        Arc::new(envelope::Envelope {
+                            metrics: self.inner.metrics.clone(),
+                            kinds: kinds.clone(),
+                            limit: self.config.request_timeout,
+                            base: ConfiguredBase(base_url.map(|b| b.trim_end_matches('/').to_string())),
+                        }),
+                        envelope::wrap,
                     ))
-                    .layer(middleware::from_fn(panic::catch_panic))
-                    .layer(middleware::map_response(scim_errors_only))
-                    .layer(middleware::from_fn_with_state(self.config.request_timeout, deadline::enforce))
-                    .layer(Extension(ConfiguredBase(base_url.map(|b| b.trim_end_matches('/').to_string()))))
                     .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
                     .layer(middleware::from_fn_with_state(state.clone(), authenticate))
                     .layer(middleware::from_fn_with_state(
@@ -273,24 +274,4 @@ fn refused() -> Response {
     let mut resp = error_response(&ScimError::new(401, None, "missing or invalid bearer token"));
     resp.extensions_mut().insert(metrics::AuthFailed);
     resp
-}
-
-/// Replaces any error response that is not already a SCIM Error (a 405 from routing, a
-/// 413 from the body limit, …) with one.
-async fn scim_errors_only(resp: Response) -> Response {
-    let status = resp.status();
-    let is_scim =
-        resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(SCIM_JSON.as_bytes()));
-    if !(status.is_client_error() || status.is_server_error()) || is_scim {
-        return resp;
-    }
-    let allow = resp.headers().get(header::ALLOW).cloned();
-    let mut out = error_response(&for_status(status));
-    if let Some(allow) = allow {
-        out.headers_mut().insert(header::ALLOW, allow);
-    }
-    if let Some(tenant) = resp.extensions().get::<metrics::AnsweredFor>().cloned() {
-        out.extensions_mut().insert(tenant);
-    }
-    out
 }

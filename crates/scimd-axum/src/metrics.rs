@@ -6,7 +6,6 @@
 //! tenants once, not with every histogram bucket.
 
 use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::Response;
 use scimd_core::Kind;
 use std::collections::BTreeMap;
@@ -187,18 +186,23 @@ impl Metrics {
     }
 }
 
-/// The middleware that measures every answer of a SCIM router, whichever layer made it.
-pub(crate) async fn measure(
-    axum::extract::State((metrics, kinds)): axum::extract::State<(std::sync::Arc<Metrics>, std::sync::Arc<[Kind]>)>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let (resource, method) = (resource(req.uri().path(), &kinds), method(req.method()));
-    let resp = next.run(req).await;
-    let tenant = resp.extensions().get::<AnsweredFor>().map(|t| t.0.clone());
-    metrics.record(tenant.as_deref(), resource, method, &resp, started.elapsed().as_secs_f64());
-    resp
+/// One answer being measured: started when the request arrived, recorded when answered
+/// (whichever layer answered it).
+pub(crate) struct Measuring {
+    started: Instant,
+    resource: &'static str,
+    method: &'static str,
+}
+
+impl Measuring {
+    pub(crate) fn start(req: &Request, kinds: &[Kind]) -> Measuring {
+        Measuring { started: Instant::now(), resource: resource(req.uri().path(), kinds), method: method(req.method()) }
+    }
+
+    pub(crate) fn finish(self, metrics: &Metrics, resp: &Response) {
+        let tenant = resp.extensions().get::<AnsweredFor>().map(|t| t.0.as_str());
+        metrics.record(tenant, self.resource, self.method, resp, self.started.elapsed().as_secs_f64());
+    }
 }
 
 #[cfg(test)]

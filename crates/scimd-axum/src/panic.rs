@@ -5,6 +5,7 @@
 
 use crate::error::error_response;
 use axum::extract::Request;
+use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use futures_util::FutureExt;
@@ -16,19 +17,31 @@ pub const REQUEST_ID: &str = "x-request-id";
 
 /// Middleware: runs the rest of the stack, turning a panic into a SCIM 500.
 pub async fn catch_panic(req: Request, next: Next) -> Response {
-    let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let id = request_id(&req);
+    guard(id, next.run(req)).await
+}
+
+/// The request's id, for the answer to a panic (the header's value: a copy costs no
+/// allocation, and it is read only if there is a panic).
+pub(crate) fn request_id(req: &Request) -> Option<HeaderValue> {
+    req.headers().get(REQUEST_ID).cloned()
+}
+
+/// Runs `answer`, turning a panic into a SCIM 500 naming the request `id`.
+pub(crate) async fn guard(id: Option<HeaderValue>, answer: impl Future<Output = Response>) -> Response {
     // Unwind safety: the request's state is dropped with it; shared state is behind locks
     // that recover from poisoning or atomics.
-    match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+    match AssertUnwindSafe(answer).catch_unwind().await {
         Ok(response) => response,
         Err(payload) => {
+            let id = id.as_ref().and_then(|v| v.to_str().ok());
             let what = payload
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "a panic".into());
-            tracing::error!(request_id = id.as_deref().unwrap_or("-"), panic = %what, "a request handler panicked; answered 500");
-            let detail = match &id {
+            tracing::error!(request_id = id.unwrap_or("-"), panic = %what, "a request handler panicked; answered 500");
+            let detail = match id {
                 Some(id) => format!("internal server error (request id {id})"),
                 None => "internal server error".to_string(),
             };

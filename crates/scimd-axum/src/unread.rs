@@ -24,15 +24,29 @@ use std::task::{Context, Poll};
 /// answer that left it unread `Connection: close`. Requests without a body pass untouched;
 /// a body already watched by an outer use of this layer is not watched twice.
 pub async fn close_if_body_unread(req: Request, next: Next) -> Response {
+    let (req, watch) = watch(req);
+    let resp = next.run(req).await;
+    mark(resp, watch)
+}
+
+/// Whether a watched request body was read to its end.
+pub(crate) struct Watch(Arc<AtomicBool>);
+
+/// The request with its body watched, if it has one not watched already.
+pub(crate) fn watch(req: Request) -> (Request, Option<Watch>) {
     if !has_body(req.headers()) || req.extensions().get::<Watched>().is_some() {
-        return next.run(req).await;
+        return (req, None);
     }
     let read = Arc::new(AtomicBool::new(false));
     let (mut parts, body) = req.into_parts();
     parts.extensions.insert(Watched);
     let body = Body::new(WatchedBody { inner: body, read: read.clone() });
-    let mut resp = next.run(Request::from_parts(parts, body)).await;
-    if !read.load(Ordering::Acquire) {
+    (Request::from_parts(parts, body), Some(Watch(read)))
+}
+
+/// The answer, said to close the connection if it left the watched body unread.
+pub(crate) fn mark(mut resp: Response, watch: Option<Watch>) -> Response {
+    if watch.is_some_and(|Watch(read)| !read.load(Ordering::Acquire)) {
         resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     resp
