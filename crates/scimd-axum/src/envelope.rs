@@ -57,3 +57,92 @@ fn scim_errors_only(resp: Response) -> Response {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::body::{Body, Bytes};
+    use axum::http::{HeaderValue, Method, StatusCode};
+    use axum::routing::{get, post};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    fn app(metrics: Arc<Metrics>) -> Router {
+        let envelope = Envelope {
+            metrics,
+            kinds: Arc::from(Vec::new()),
+            limit: Duration::from_millis(100),
+            base: ConfiguredBase(None),
+        };
+        Router::new()
+            .route("/read", post(|body: Bytes| async move { format!("{} bytes", body.len()) }))
+            .route("/ignore", post(|| async { StatusCode::UNAUTHORIZED }))
+            .route("/panic", get(|| async { if true { panic!("a bug") } else { "unreachable" } }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(Arc::new(envelope), wrap))
+    }
+
+    async fn send(app: &Router, method: Method, path: &str, body: &'static str) -> (Response, serde_json::Value) {
+        let mut req = Request::builder().method(method).uri(path).body(Body::from(body)).unwrap();
+        req.headers_mut().insert(header::CONTENT_LENGTH, body.len().into());
+        req.headers_mut().insert(panic::REQUEST_ID, HeaderValue::from_static("req-7"));
+        let (parts, body) = app.clone().oneshot(req).await.unwrap().into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (Response::from_parts(parts, Body::empty()), json)
+    }
+
+    /// Every rule the envelope composes, through one layer: each answer as its own module
+    /// would give it, and each one counted.
+    #[tokio::test]
+    async fn each_rule_holds_inside_the_one_layer() {
+        let metrics = Arc::new(Metrics::default());
+        let app = app(metrics.clone());
+
+        let (read, _) = send(&app, Method::POST, "/read", "{}").await;
+        assert_eq!((read.status(), read.headers().get(header::CONNECTION)), (StatusCode::OK, None));
+
+        // A bare 401 without reading the body: a SCIM Error, and the connection closes.
+        let (ignored, error) = send(&app, Method::POST, "/ignore", "{}").await;
+        assert_eq!(ignored.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(ignored.headers()[header::CONNECTION], "close");
+        assert_eq!(ignored.headers()[header::CONTENT_TYPE], SCIM_JSON);
+        assert_eq!(error["status"], "401");
+
+        // Routing's 405 becomes a SCIM Error that keeps its Allow header.
+        let (wrong, error) = send(&app, Method::DELETE, "/read", "").await;
+        assert_eq!(wrong.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(wrong.headers()[header::ALLOW], "POST");
+        assert_eq!(error["status"], "405");
+
+        let (panicked, error) = send(&app, Method::GET, "/panic", "").await;
+        assert_eq!(panicked.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(error["detail"], "internal server error (request id req-7)");
+
+        let (late, error) = send(&app, Method::GET, "/slow", "").await;
+        assert_eq!(late.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(late.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(error["status"], "503");
+
+        let mut text = String::new();
+        metrics.render(&mut text);
+        for (class, n) in [("2xx", 1), ("4xx", 1)] {
+            let series = format!(
+                "scimd_requests_total{{tenant=\"\",resource=\"other\",method=\"POST\",status=\"{class}\"}} {n}\n"
+            );
+            assert!(text.contains(&series), "{series} in:\n{text}");
+        }
+        assert!(
+            text.contains("scimd_requests_total{tenant=\"\",resource=\"other\",method=\"GET\",status=\"5xx\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("scimd_scim_errors_total{status=\"405\",scim_type=\"\"} 1\n"), "{text}");
+    }
+}
