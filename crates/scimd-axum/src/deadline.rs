@@ -3,9 +3,9 @@
 //! the client's, so the answer is a 503 with `Retry-After` (try again shortly), not a 408
 //! (which says the client was too slow to send its request).
 
-use crate::error::error_response;
+use crate::error::retry_later;
 use axum::extract::Request;
-use axum::http::{Method, header};
+use axum::http::Method;
 use axum::response::Response;
 use scimd_proto::ScimError;
 use std::time::Duration;
@@ -37,9 +37,7 @@ fn cut_off(limit: Duration, reads: bool) -> Response {
         );
     }
     detail.push_str(&format!(". Retry in {RETRY_AFTER_SECS} s."));
-    let mut resp = error_response(&ScimError::new(503, None, detail));
-    resp.headers_mut().insert(header::RETRY_AFTER, RETRY_AFTER_SECS.into());
-    resp
+    retry_later(&ScimError::new(503, None, detail), RETRY_AFTER_SECS)
 }
 
 #[cfg(test)]
@@ -47,6 +45,7 @@ mod tests {
     use super::*;
     use axum::Router;
     use axum::body::Body;
+    use axum::http::header;
     use axum::middleware::Next;
     use axum::routing::get;
     use http_body_util::BodyExt;

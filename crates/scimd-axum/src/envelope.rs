@@ -1,9 +1,10 @@
 //! What every answer of a SCIM router passes through, as one layer, outermost first: the
 //! request body watched (`unread`), the answer measured (`metrics`), a panic answered
 //! (`panic`), a bare error status made a SCIM Error (below), the server's time limit
-//! (`deadline`), and the configured public URL handed to the extractors (`extract`). Each rule lives in its own module; this one only composes them. One layer
-//! rather than five because axum's `from_fn` clones the rest of the stack and boxes a future
-//! for each layer on every request, which cost more than the rules themselves.
+//! (`deadline`), and the configured public URL handed to the extractors (`extract`). Each
+//! rule lives in its own module; this one only composes them. One layer rather than six
+//! because axum's `from_fn` clones the rest of the stack and boxes a future for each layer on
+//! every request, which cost more than the rules themselves.
 
 use crate::error::{SCIM_JSON, error_response, for_status};
 use crate::extract::ConfiguredBase;

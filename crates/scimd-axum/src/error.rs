@@ -92,10 +92,14 @@ impl IntoResponse for ApiError {
 
 /// 503, or 507 when storage is full, with `Retry-After` (see `Outage::answer`).
 pub fn unavailable_response(outage: Outage) -> Response {
-    let retry_after = outage.retry_after();
     let (status, detail) = outage.answer();
-    let mut resp = error_response(&ScimError::new(status, None, detail));
-    resp.headers_mut().insert(header::RETRY_AFTER, retry_after.into());
+    retry_later(&ScimError::new(status, None, detail), outage.retry_after())
+}
+
+/// The answer to a request to be sent again in `secs` seconds: the error, with `Retry-After`.
+pub(crate) fn retry_later(e: &ScimError, secs: u64) -> Response {
+    let mut resp = error_response(e);
+    resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
     resp
 }
 

@@ -29,11 +29,10 @@ pub mod unread;
 use auth::{AuthError, Authenticator};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use error::error_response;
+use error::{error_response, retry_later};
 use extract::ConfiguredBase;
 use scimd_core::{Engine, Kind};
 use scimd_proto::ScimError;
@@ -247,10 +246,8 @@ async fn authenticate(axum::extract::State(state): State, req: Request, next: Ne
             let answered_for = metrics::AnsweredFor(principal.tenant.clone());
             let mut resp = match state.limiter.check(&principal.tenant, own) {
                 Err(wait) => {
-                    let mut resp = error_response(&ScimError::new(429, None, "too many requests; retry later"));
                     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                    resp.headers_mut().insert(header::RETRY_AFTER, secs.max(1).into());
-                    resp
+                    retry_later(&ScimError::new(429, None, "too many requests; retry later"), secs.max(1))
                 }
                 Ok(()) => {
                     parts.extensions.insert(principal);

@@ -18,12 +18,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-/// A text cell as an owned string. The checked conversion is the fast one for text that is
-/// valid, which is all scimd writes; anything else is kept with replacement characters.
-fn owned_text(bytes: &[u8]) -> String {
+/// SQLite text (or a blob) as a string. The checked conversion is the fast one for text
+/// that is valid, which is all scimd writes; anything else is kept with replacement
+/// characters.
+fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     match std::str::from_utf8(bytes) {
-        Ok(text) => text.to_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 
@@ -225,10 +226,9 @@ fn open(path: &str, settings: &SqliteSettings, memory: bool) -> Result<Connectio
         |ctx| {
             Ok(match ctx.get_raw(0) {
                 ValueRef::Null => None,
-                ValueRef::Text(t) => Some(scimd_proto::value::fold_case(&String::from_utf8_lossy(t))),
+                ValueRef::Text(t) | ValueRef::Blob(t) => Some(scimd_proto::value::fold_case(&text(t))),
                 ValueRef::Integer(i) => Some(i.to_string()),
                 ValueRef::Real(r) => Some(r.to_string()),
-                ValueRef::Blob(b) => Some(scimd_proto::value::fold_case(&String::from_utf8_lossy(b))),
             })
         },
     )
@@ -281,7 +281,7 @@ fn run(conn: &Connection, sql: &Sql) -> DbResult<Vec<Row>> {
                 ValueRef::Null => Cell::Null,
                 ValueRef::Integer(v) => Cell::Int(v),
                 ValueRef::Real(v) => Cell::Text(v.to_string()),
-                ValueRef::Text(t) | ValueRef::Blob(t) => Cell::Text(owned_text(t)),
+                ValueRef::Text(t) | ValueRef::Blob(t) => Cell::Text(text(t).into_owned()),
             });
         }
         out.push(Row(cells));

@@ -198,27 +198,31 @@ impl Relations {
 /// Its text depends on nothing but its arguments, and nearly every read of a user or a
 /// group carries it, so each of the twelve is written once.
 fn relations_column(d: Dialect, kind: Kind, how: Relations) -> &'static str {
+    /// Where each text is kept among the twelve.
+    fn slot(d: Dialect, members: bool, how: Relations) -> usize {
+        let d_at = match d {
+            Dialect::Sqlite => 0,
+            Dialect::Postgres => 6,
+        };
+        let how_at = match how {
+            Relations::None => 0,
+            Relations::Capped => 1,
+            Relations::All => 2,
+        };
+        d_at + 3 * usize::from(members) + how_at
+    }
     static WRITTEN: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
-        let mut all = Vec::with_capacity(12);
+        let mut all = vec![String::new(); 12];
         for d in [Dialect::Sqlite, Dialect::Postgres] {
             for members in [false, true] {
                 for how in [Relations::None, Relations::Capped, Relations::All] {
-                    all.push(write_relations_column(d, members, how));
+                    all[slot(d, members, how)] = write_relations_column(d, members, how);
                 }
             }
         }
         all
     });
-    let d_at = match d {
-        Dialect::Sqlite => 0,
-        Dialect::Postgres => 6,
-    };
-    let how_at = match how {
-        Relations::None => 0,
-        Relations::Capped => 1,
-        Relations::All => 2,
-    };
-    &WRITTEN[d_at + 3 * usize::from(kind.has_members()) + how_at]
+    &WRITTEN[slot(d, kind.has_members(), how)]
 }
 
 fn write_relations_column(d: Dialect, members: bool, how: Relations) -> String {
