@@ -34,8 +34,12 @@ impl From<EngineError> for ApiError {
 }
 
 pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut resp = (status, bytes).into_response();
+    json_text_response(status, serde_json::to_vec(body).unwrap_or_default())
+}
+
+/// A response whose JSON body is text rendered already.
+pub fn json_text_response(status: StatusCode, text: impl Into<axum::body::Body>) -> Response {
+    let mut resp = (status, text.into()).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(SCIM_JSON));
     resp
 }

@@ -18,6 +18,7 @@ type Result<T> = std::result::Result<T, ApiError>;
 fn answer(state: &State, status: StatusCode, body: Body) -> Response {
     match body {
         Body::Json(v) => json_response(status, &v),
+        Body::Text(text) => crate::error::json_text_response(status, text),
         Body::Streamed(s) => crate::error::streamed_response(status, s, state.request_timeout),
     }
 }

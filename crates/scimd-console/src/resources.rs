@@ -18,6 +18,7 @@ use scimd_core::events::payload;
 use scimd_core::{Body, Ctx, Kind, Returning};
 use serde::Deserialize;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 pub(crate) fn routes() -> Router<Arc<Inner>> {
@@ -217,7 +218,7 @@ async fn detail(
     // a small page.
     let returning = Returning { attributes: None, excluded_attributes: kind.relation() };
     let rendered = p.engine.get(&ctx, kind, &id, returning).await?;
-    let resource = rendered.body.json().cloned().unwrap_or_default();
+    let resource = rendered.body.json().map(Cow::into_owned).unwrap_or_default();
     let (related_total, related_rows) = related(&inner, &ctx, kind, &id).await?;
     let activity = p
         .activity

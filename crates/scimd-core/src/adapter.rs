@@ -16,6 +16,13 @@ pub trait Adapter: Send + Sync + 'static {
     /// Called on the attributes a create, replace or patch is about to store, after
     /// validation: normalise, derive, or refuse with a SCIM error. Attributes the adapter
     /// adds must belong to the resource type's schemas.
+    /// Whether `to_scim` leaves every resource as the store has it: a read that names no
+    /// `attributes` is then answered from the stored JSON text, without building the
+    /// resource as a map. Only an adapter that keeps the default `to_scim` may say so.
+    fn reads_as_stored(&self) -> bool {
+        false
+    }
+
     // Named after the Django apps' hook, which users of both will look for.
     #[allow(clippy::wrong_self_convention)]
     fn from_scim(&self, kind: Kind, attributes: &mut Map<String, Value>) -> Result<(), ScimError> {
@@ -27,4 +34,8 @@ pub trait Adapter: Send + Sync + 'static {
 /// The adapter that changes nothing.
 pub struct Identity;
 
-impl Adapter for Identity {}
+impl Adapter for Identity {
+    fn reads_as_stored(&self) -> bool {
+        true
+    }
+}

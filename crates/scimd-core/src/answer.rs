@@ -8,25 +8,29 @@
 
 use crate::adapter::Adapter;
 use crate::engine::{EngineError, EngineResult};
-use crate::store::{INLINE_RELATIONS, Kind, RelationBatches, RelationStream, Store, StoredResource};
-use scimd_proto::resource::{Meta, render};
+use crate::store::{INLINE_RELATIONS, Kind, RelationBatches, RelationStream, Store, StoredResource, StoredText};
+use scimd_proto::resource::{self, Meta, render};
 use scimd_proto::schema::ResourceSchema;
 use scimd_proto::{Projection, Registry};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// An answer's body.
 pub enum Body {
     Json(Value),
+    /// JSON text, rendered already.
+    Text(String),
     Streamed(Streamed),
 }
 
 impl Body {
     /// The JSON value, when the answer is not streamed (tests and small answers).
-    pub fn json(&self) -> Option<&Value> {
+    pub fn json(&self) -> Option<Cow<'_, Value>> {
         match self {
-            Body::Json(v) => Some(v),
+            Body::Json(v) => Some(Cow::Borrowed(v)),
+            Body::Text(text) => serde_json::from_str(text).ok().map(Cow::Owned),
             Body::Streamed(_) => None,
         }
     }
@@ -102,6 +106,30 @@ impl Renderer {
         let mut body = render(schema, &stored.id, attributes, &meta);
         projection.apply(&mut body, schema);
         body
+    }
+
+    /// The response text of a resource read as its stored text, for a read that names no
+    /// `attributes` (see `resource::render_stored`); None when that needs the long way
+    /// (`render`), or when the read capped its related values (a streamed answer).
+    pub fn render_stored(&self, kind: Kind, schema: &ResourceSchema<'_>, stored: &StoredText) -> Option<String> {
+        let relation = match (kind.relation(), &stored.relations) {
+            (_, None) => None,
+            (Some(name), Some(Value::Array(items))) if items.len() <= INLINE_RELATIONS => {
+                let mut items = items.clone();
+                for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                    decorate(&self.base_url, kind, item);
+                }
+                Some((name, Value::Array(items)))
+            }
+            _ => return None,
+        };
+        let meta = Meta {
+            created: stored.created.clone(),
+            last_modified: stored.last_modified.clone(),
+            location: location(&self.base_url, kind, &stored.id),
+            version: stored.version,
+        };
+        resource::render_stored(schema, &stored.id, &stored.document, relation, &meta)
     }
 
     /// The JSON text of a resource whose related values are written apart: the text before

@@ -259,7 +259,7 @@ impl Engine {
         self.store
             .get(ctx.tenant, kind, id, with_relations)
             .await?
-            .ok_or_else(|| ScimError::not_found(format!("{} {id} not found", kind.name())).into())
+            .ok_or_else(|| missing(kind, id))
     }
 
     async fn load_rendered(
@@ -274,10 +274,24 @@ impl Engine {
         self.answer(ctx, kind, &schema, stored, projection).await
     }
 
-    /// `GET /{Users|Groups}/{id}`.
+    /// `GET /{Users|Groups}/{id}`. Without `attributes` or `excludedAttributes` (the reads
+    /// identity providers send), the resource is answered from its stored JSON text.
     pub async fn get(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, returning: Returning<'_>) -> EngineResult<Rendered> {
-        let projection = returning.projection(&self.schema(kind)?)?;
-        self.load_rendered(ctx, kind, id, &projection).await
+        let schema = self.schema(kind)?;
+        let projection = returning.projection(&schema)?;
+        if !(projection.is_default() && self.adapter.reads_as_stored()) {
+            return self.load_rendered(ctx, kind, id, &projection).await;
+        }
+        known_id(kind, id)?;
+        let stored = self.store.get_text(ctx.tenant, kind, id).await?.ok_or_else(|| missing(kind, id))?;
+        match self.renderer(ctx).render_stored(kind, &schema, &stored) {
+            Some(text) => Ok(Rendered {
+                body: Body::Text(text),
+                location: answer::location(ctx.base_url, kind, &stored.id),
+                version: stored.version,
+            }),
+            None => self.answer(ctx, kind, &schema, stored.parsed(kind)?, &projection).await,
+        }
     }
 
     /// Splits a group's `members` out of its attributes (stores keep them as rows).
@@ -543,6 +557,10 @@ impl Engine {
 /// Ids are made by stores (UUIDs, or an application's keys): text with a control character
 /// (NUL among them, which PostgreSQL cannot even compare) names no resource, and is
 /// answered 404 without asking the store.
+fn missing(kind: Kind, id: &str) -> EngineError {
+    ScimError::not_found(format!("{} {id} not found", kind.name())).into()
+}
+
 fn known_id(kind: Kind, id: &str) -> EngineResult<()> {
     if id.is_empty() || id.chars().any(char::is_control) {
         return Err(ScimError::not_found(format!("{} {id:?} not found", kind.name())).into());

@@ -24,6 +24,51 @@ pub struct StoredResource {
     pub version: i64,
 }
 
+/// A resource as stored, its attributes left as their JSON text: what a read that returns
+/// them as they are needs (`Store::get_text`), without building them as a map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredText {
+    pub id: String,
+    /// The attributes' JSON object, without the related values.
+    pub document: String,
+    /// The related values, as `StoredResource` holds them; None when there are none.
+    pub relations: Option<Value>,
+    pub created: String,
+    pub last_modified: String,
+    pub version: i64,
+}
+
+impl StoredText {
+    /// The text of a resource read as a map (a store that keeps no text).
+    pub fn of(kind: Kind, mut stored: StoredResource) -> StoredText {
+        let relations = kind.take_relation(&mut stored.attributes);
+        StoredText {
+            id: stored.id,
+            document: Value::Object(stored.attributes).to_string(),
+            relations,
+            created: stored.created,
+            last_modified: stored.last_modified,
+            version: stored.version,
+        }
+    }
+
+    /// The attributes as a map, the related values in their attribute.
+    pub fn parsed(self, kind: Kind) -> Result<StoredResource, StoreError> {
+        let mut attributes: Map<String, Value> = serde_json::from_str(&self.document)
+            .map_err(|e| StoreError::Backend(format!("corrupt attributes: {e}")))?;
+        if let (Some(name), Some(related)) = (kind.relation(), self.relations) {
+            attributes.insert(name.into(), related);
+        }
+        Ok(StoredResource {
+            id: self.id,
+            attributes,
+            created: self.created,
+            last_modified: self.last_modified,
+            version: self.version,
+        })
+    }
+}
+
 /// The most related values (a group's `members`, a user's `groups`) that come with a
 /// resource from `get`, `list` and `modify`. A resource with more comes with
 /// `INLINE_RELATIONS + 1` of them, which tells the engine to answer it from
@@ -315,6 +360,11 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         with_relations: bool,
     ) -> Result<Option<StoredResource>, StoreError>;
+    /// `get` with the related values, the attributes as their stored JSON text. A store
+    /// that keeps the text overrides it; this one reads a map and writes it out.
+    async fn get_text(&self, tenant: &str, kind: Kind, id: &str) -> Result<Option<StoredText>, StoreError> {
+        Ok(self.get(tenant, kind, id, true).await?.map(|stored| StoredText::of(kind, stored)))
+    }
     /// Read-modify-write in one transaction: locks the resource, hands its current state
     /// to `decide`, applies the change (bumping the version only if something changed) and
     /// returns the resulting state. Concurrent writers of one resource are serialised, so

@@ -6,6 +6,13 @@ use crate::path::AttrPath;
 use crate::schema::{AttributeDef, Container, ResourceSchema, Returned, Target};
 use serde_json::{Map, Value};
 
+/// Whether the default projection leaves every value of `def` as it is: the attribute and
+/// each of its sub-attributes are returned by default or always.
+pub fn returned_whole(def: &AttributeDef) -> bool {
+    let shown = |d: &AttributeDef| matches!(d.returned, Returned::Default | Returned::Always);
+    shown(def) && def.sub_attributes.iter().all(shown)
+}
+
 /// What a client asked to see. Paths are kept in canonical form once resolved.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Projection {
@@ -104,6 +111,12 @@ impl Projection {
             return self.attributes.iter().any(names);
         }
         sub.returned != Returned::Request && !self.excluded.iter().any(names)
+    }
+
+    /// Whether the request named no attributes either way: each resource is answered with
+    /// what is returned by default.
+    pub fn is_default(&self) -> bool {
+        self.attributes.is_empty() && self.excluded.is_empty()
     }
 
     /// Applies the projection to a resource in its JSON representation.

@@ -1,7 +1,12 @@
 //! Rendering a stored resource in its JSON representation: `schemas`, `id`, `meta`.
 
+use crate::project::{Projection, returned_whole};
 use crate::schema::ResourceSchema;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::fmt;
 
 /// Server-maintained metadata (RFC 7643 §3.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,14 +38,78 @@ pub fn render(
     mut attributes: Map<String, Value>,
     meta: &Meta,
 ) -> Map<String, Value> {
-    let mut schemas = vec![Value::String(schema.core.id.clone())];
-    for (ext, _) in &schema.extensions {
-        if attributes.contains_key(&ext.id) {
-            schemas.push(Value::String(ext.id.clone()));
-        }
-    }
+    let schemas = schema_ids(schema, |urn| attributes.contains_key(urn));
     attributes.insert("schemas".into(), Value::Array(schemas));
     attributes.insert("id".into(), Value::String(id.to_string()));
+    attributes.insert("meta".into(), Value::Object(meta_object(schema, meta)));
+    attributes
+}
+
+/// `render`'s representation followed by the default projection, written as JSON text
+/// straight from the stored JSON text of the attributes (`document`), without building it
+/// as a map: `relation` is the related values' attribute (a user's `groups`, a group's
+/// `members`, each value complete), projected here as the rest. None when the default projection would change what is stored (an
+/// attribute the schema no longer has, one returned only on request or never, an empty
+/// extension): that resource is rendered the long way.
+pub fn render_stored(
+    schema: &ResourceSchema<'_>,
+    id: &str,
+    document: &str,
+    relation: Option<(&str, Value)>,
+    meta: &Meta,
+) -> Option<String> {
+    let relation = relation.and_then(|(name, mut value)| {
+        Projection::default().apply_attribute(schema, name, &mut value).then_some((name, value))
+    });
+    let Members(stored) = serde_json::from_str(document).ok()?;
+    let mut shown = Vec::with_capacity(stored.len());
+    for (key, value) in stored {
+        // What the representation sets itself, as `render` does.
+        if matches!(&*key, "schemas" | "id" | "meta") || relation.as_ref().is_some_and(|(name, _)| *name == key) {
+            continue;
+        }
+        if let Some(ext) = schema.extension(&key) {
+            let Members(inner) = serde_json::from_str(value.get()).ok()?;
+            let whole = |(name, _): &(Cow<'_, str>, &RawValue)| ext.attribute(name).is_some_and(returned_whole);
+            if inner.is_empty() || !inner.iter().all(whole) {
+                return None;
+            }
+        } else if !schema.core_attributes().find(|d| d.name == *key).is_some_and(returned_whole) {
+            return None;
+        }
+        shown.push((key, value));
+    }
+    let mut out = Vec::with_capacity(document.len() + 320);
+    out.extend_from_slice(b"{\"schemas\":");
+    let schemas = schema_ids(schema, |urn| shown.iter().any(|(key, _)| key == urn));
+    serde_json::to_writer(&mut out, &schemas).ok()?;
+    out.extend_from_slice(b",\"id\":");
+    serde_json::to_writer(&mut out, id).ok()?;
+    for (key, value) in &shown {
+        out.push(b',');
+        serde_json::to_writer(&mut out, key).ok()?;
+        out.push(b':');
+        out.extend_from_slice(value.get().as_bytes());
+    }
+    if let Some((name, value)) = &relation {
+        out.push(b',');
+        serde_json::to_writer(&mut out, name).ok()?;
+        out.push(b':');
+        serde_json::to_writer(&mut out, value).ok()?;
+    }
+    out.extend_from_slice(b",\"meta\":");
+    serde_json::to_writer(&mut out, &meta_object(schema, meta)).ok()?;
+    out.push(b'}');
+    String::from_utf8(out).ok()
+}
+
+/// A resource's `schemas`: its core schema, then each extension it `has` data in.
+fn schema_ids(schema: &ResourceSchema<'_>, has: impl Fn(&str) -> bool) -> Vec<Value> {
+    let extensions = schema.extensions.iter().map(|(ext, _)| &ext.id).filter(|urn| has(urn));
+    std::iter::once(&schema.core.id).chain(extensions).map(|urn| Value::String(urn.clone())).collect()
+}
+
+fn meta_object(schema: &ResourceSchema<'_>, meta: &Meta) -> Map<String, Value> {
     let mut m = Map::with_capacity(5);
     m.insert("resourceType".into(), Value::String(schema.rt.name.clone()));
     // An application's row that SCIM never wrote has no known creation time: leave it out.
@@ -52,13 +121,154 @@ pub fn render(
     }
     m.insert("location".into(), Value::String(meta.location.clone()));
     m.insert("version".into(), Value::String(etag(meta.version)));
-    attributes.insert("meta".into(), Value::Object(m));
-    attributes
+    m
+}
+
+/// A JSON object's members in their order, the values as their JSON text.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Object;
+        impl<'de> Visitor<'de> for Object {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some((Key(key), value)) = map.next_entry()? {
+                    members.push((key, value));
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(Object)
+    }
+}
+
+/// An object's key, borrowed from the text unless it holds escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> Visitor<'de> for Text {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_string())))
+            }
+        }
+        d.deserialize_str(Text)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::{ENTERPRISE_USER_SCHEMA, Registry};
+    use serde_json::json;
+
+    fn meta() -> Meta {
+        Meta {
+            created: "2026-01-02T03:04:05Z".into(),
+            last_modified: "2026-01-02T03:04:06Z".into(),
+            location: "https://h/scim/v2/Users/u1".into(),
+            version: 3,
+        }
+    }
+
+    /// The long way: the document as a map, `render`, the default projection.
+    fn long_way(schema: &ResourceSchema<'_>, document: &Value, relation: Option<(&str, &Value)>) -> Value {
+        let mut attributes = document.as_object().unwrap().clone();
+        if let Some((name, value)) = relation {
+            attributes.insert(name.into(), value.clone());
+        }
+        let mut body = render(schema, "u1", attributes, &meta());
+        Projection::default().apply(&mut body, schema);
+        Value::Object(body)
+    }
+
+    fn from_text(schema: &ResourceSchema<'_>, document: &Value, relation: Option<(&str, &Value)>) -> Option<Value> {
+        let relation = relation.map(|(name, value)| (name, value.clone()));
+        let text = render_stored(schema, "u1", &document.to_string(), relation, &meta())?;
+        Some(serde_json::from_str(&text).expect("valid JSON"))
+    }
+
+    #[test]
+    fn a_stored_document_renders_from_its_text_as_the_long_way_does() {
+        let reg = Registry::standard();
+        let user = reg.resource("User").unwrap();
+        let groups = json!([{"value": "g1", "display": "Sales \"EU\"", "type": "direct", "$ref": "https://h/Groups/g1"}]);
+        let documents = [
+            json!({"userName": "bjensen"}),
+            json!({
+                "userName": "bjensen@example.com", "active": true, "displayName": "Bärbel \u{1F600} \\ \"B\"",
+                "name": {"givenName": "Barbara", "familyName": "Jensen", "formatted": "Ms. Barbara J Jensen III"},
+                "emails": [{"value": "a@example.com", "type": "work", "primary": true}, {"value": "b@example.com"}],
+                "phoneNumbers": [{"value": "+1 555 0100", "type": "mobile"}],
+                "addresses": [{"streetAddress": "1 Main St", "postalCode": "12345", "country": "US"}],
+                "externalId": "00u1", "x509Certificates": [], "title": "",
+                ENTERPRISE_USER_SCHEMA: {"employeeNumber": "7", "costCenter": 4.50, "manager": {"value": "m1"}}
+            }),
+        ];
+        for document in &documents {
+            for relation in [None, Some(("groups", &groups))] {
+                let expected = long_way(&user, document, relation);
+                assert_eq!(from_text(&user, document, relation).as_ref(), Some(&expected), "{document}");
+            }
+        }
+        // A key of the representation itself, had one been stored, is the server's.
+        let stray = json!({"userName": "b", "id": "other", "schemas": ["x"], "meta": {"version": "1"}});
+        assert_eq!(from_text(&user, &stray, None), Some(long_way(&user, &stray, None)));
+        let group = reg.resource("Group").unwrap();
+        let members = json!([{"value": "u1", "type": "User", "display": "B", "$ref": "https://h/Users/u1"}]);
+        let g = json!({"displayName": "Sales"});
+        assert_eq!(from_text(&group, &g, Some(("members", &members))), Some(long_way(&group, &g, Some(("members", &members)))));
+    }
+
+    #[test]
+    fn what_the_default_projection_would_change_is_left_to_the_long_way() {
+        let reg = Registry::standard();
+        let user = reg.resource("User").unwrap();
+        for document in [
+            // returned never
+            json!({"userName": "b", "password": "secret"}),
+            // no longer in the schema (removed by force)
+            json!({"userName": "b", "shoeSize": 42}),
+            json!({"userName": "b", ENTERPRISE_USER_SCHEMA: {"shoeSize": 42}}),
+            // an extension with nothing in it
+            json!({"userName": "b", ENTERPRISE_USER_SCHEMA: {}}),
+            json!({"userName": "b", ENTERPRISE_USER_SCHEMA: "text"}),
+        ] {
+            assert_eq!(from_text(&user, &document, None), None, "{document}");
+        }
+        // Returned on request only: hidden by default, so not rendered from the text.
+        let mut reg = Registry::standard();
+        reg.add_schema_json(
+            r#"{"id": "urn:example:scim:acme:User", "name": "Acme", "attributes": [
+                {"name": "badge", "type": "string", "returned": "request"},
+                {"name": "desk", "type": "complex", "subAttributes": [
+                    {"name": "building", "type": "string"}, {"name": "pin", "type": "string", "returned": "never"}]},
+                {"name": "floor", "type": "integer"}]}"#,
+        )
+        .unwrap();
+        reg.add_extension("User", "urn:example:scim:acme:User", false).unwrap();
+        let user = reg.resource("User").unwrap();
+        let acme = |v: Value| json!({"userName": "b", "urn:example:scim:acme:User": v});
+        assert_eq!(from_text(&user, &acme(json!({"badge": "7"})), None), None);
+        assert_eq!(from_text(&user, &acme(json!({"desk": {"building": "A"}})), None), None);
+        let plain = acme(json!({"floor": 3}));
+        let rendered = from_text(&user, &plain, None).expect("returned by default: rendered from the text");
+        assert_eq!(rendered, long_way(&user, &plain, None));
+        assert_eq!(rendered["schemas"][1], "urn:example:scim:acme:User");
+    }
 
     #[test]
     fn etags_round_trip_weak_and_strong() {

@@ -16,7 +16,7 @@ use scimd_core::events::{EventLog, LoggedEvent, MemberDelta, Written};
 use scimd_core::store::{
     After, Change, Decide, DeletePolicy, Deletion, INLINE_RELATIONS, Kind, ListPage, ListQuery, MemberChange,
     MemberRef, Modify, NewResource, Record, RelationBatches, RelationStream, SortValue, Store, StoreError,
-    StoredResource,
+    StoredResource, StoredText,
 };
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
@@ -260,16 +260,19 @@ fn write_relations_column(d: Dialect, members: bool, how: Relations) -> String {
 
 /// A resource row (`columns`, then optionally `relations_column`).
 fn decode(kind: Kind, row: &Row) -> Result<(i64, StoredResource)> {
-    let mut attributes: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(row.str(2)?).map_err(|e| StoreError::Backend(format!("corrupt attributes: {e}")))?;
-    if let Ok(list) = row.str(6) {
-        attributes.insert(kind.relation().unwrap_or_default().into(), relation_values(list)?);
-    }
+    let (seq, text) = decode_text(row)?;
+    Ok((seq, text.parsed(kind)?))
+}
+
+/// A resource row, its attributes left as their JSON text.
+fn decode_text(row: &Row) -> Result<(i64, StoredText)> {
+    let relations = row.str(6).ok().map(relation_values).transpose()?;
     Ok((
         row.int(0)?,
-        StoredResource {
+        StoredText {
             id: row.text(1)?,
-            attributes,
+            document: row.text(2)?,
+            relations,
             created: row.text(3)?,
             last_modified: row.text(4)?,
             version: row.int(5)?,
@@ -1337,6 +1340,15 @@ async fn open_relations_on(pools: &dyn Pools, tenant: &str, kind: Kind, id: &str
     Ok(Some(RelationStream { resource, batches: Box::new(batches) }))
 }
 
+impl<P: Pools> SqlStore<P> {
+    /// A live resource, read where reads go (`read_where`), in one statement.
+    async fn read_text(&self, tenant: &str, kind: Kind, id: &str, relations: Relations) -> Result<Option<StoredText>> {
+        let select = select_one(self.pools.dialect(), &table(kind), tenant, id, relations);
+        let rows = read_where(&self.pools, tenant, |pools| Box::pin(pools.read_one(select.clone()))).await?;
+        Ok(rows.first().map(decode_text).transpose()?.map(|(_, text)| text))
+    }
+}
+
 #[async_trait]
 impl<P: Pools> Store for SqlStore<P> {
     async fn create(&self, tenant: &str, kind: Kind, new: NewResource, record: &Record<'_>) -> Result<StoredResource> {
@@ -1346,9 +1358,11 @@ impl<P: Pools> Store for SqlStore<P> {
     }
 
     async fn get(&self, tenant: &str, kind: Kind, id: &str, with_rel: bool) -> Result<Option<StoredResource>> {
-        let select = select_one(self.pools.dialect(), &table(kind), tenant, id, Relations::of(with_rel));
-        let rows = read_where(&self.pools, tenant, |pools| Box::pin(pools.read_one(select.clone()))).await?;
-        rows.first().map(|r| decode(kind, r)).transpose().map(|r| r.map(|(_, res)| res))
+        self.read_text(tenant, kind, id, Relations::of(with_rel)).await?.map(|text| text.parsed(kind)).transpose()
+    }
+
+    async fn get_text(&self, tenant: &str, kind: Kind, id: &str) -> Result<Option<StoredText>> {
+        self.read_text(tenant, kind, id, Relations::of(true)).await
     }
 
     async fn modify(
