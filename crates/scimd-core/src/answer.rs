@@ -108,10 +108,16 @@ impl Renderer {
         body
     }
 
-    /// The response text of a resource read as its stored text, for a read that names no
-    /// `attributes` (see `resource::render_stored`); None when that needs the long way
-    /// (`render`), or when the read capped its related values (a streamed answer).
-    pub fn render_stored(&self, kind: Kind, schema: &ResourceSchema<'_>, stored: &StoredText) -> Option<String> {
+    /// The response text of a resource read as its stored text (see
+    /// `resource::render_stored`); None when it needs the long way (`render`), or when the
+    /// read capped its related values (a streamed answer).
+    pub fn render_stored(
+        &self,
+        kind: Kind,
+        schema: &ResourceSchema<'_>,
+        stored: &StoredText,
+        projection: &Projection,
+    ) -> Option<String> {
         let relation = match (kind.relation(), &stored.relations) {
             (_, None) => None,
             (Some(name), Some(Value::Array(items))) if items.len() <= INLINE_RELATIONS => {
@@ -129,7 +135,7 @@ impl Renderer {
             location: location(&self.base_url, kind, &stored.id),
             version: stored.version,
         };
-        resource::render_stored(schema, &stored.id, &stored.document, relation, &meta)
+        resource::render_stored(schema, &stored.id, &stored.document, relation, &meta, projection)
     }
 
     /// The JSON text of a resource whose related values are written apart: the text before
@@ -182,6 +188,45 @@ impl Renderer {
         }
         parts.push_back(Part::Text(rest.to_string()));
         Body::Streamed(Streamed { renderer: self.clone(), parts })
+    }
+}
+
+/// The resources of a list answer rendered as JSON text already (`render_stored`): each
+/// holds its place in the list by a mark, then takes it in the list's text. (Marks hold
+/// NUL, which no stored string does.)
+#[derive(Default)]
+pub(crate) struct Held(Vec<String>);
+
+impl Held {
+    fn mark(index: usize) -> String {
+        format!("\u{0}scimd:text:{index}\u{0}")
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The value that holds `text`'s place in the list.
+    pub fn hold(&mut self, text: String) -> Value {
+        let mark = Value::String(Self::mark(self.0.len()));
+        self.0.push(text);
+        mark
+    }
+
+    /// The list's JSON text with each resource in its place.
+    pub fn place(self, list: &str) -> String {
+        let mut out = String::with_capacity(list.len() + self.0.iter().map(String::len).sum::<usize>());
+        let mut rest = list;
+        for (index, text) in self.0.into_iter().enumerate() {
+            let mark = Value::String(Self::mark(index)).to_string();
+            if let Some((before, after)) = rest.split_once(&mark) {
+                out.push_str(before);
+                out.push_str(&text);
+                rest = after;
+            }
+        }
+        out.push_str(rest);
+        out
     }
 }
 
@@ -277,5 +322,28 @@ impl Streamed {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn resources_rendered_as_text_take_their_places_in_the_list() {
+        let mut held = Held::default();
+        let (a, b) = (r#"{"id":"a","displayName":"x \u0000"}"#, r#"{"id":"b"}"#);
+        let list = json!({
+            "Resources": [held.hold(a.into()), {"id": "m"}, "\u{0}scimd:resource:0\u{0}", held.hold(b.into())],
+            "totalResults": 4,
+        });
+        let text = held.place(&list.to_string());
+        let back: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            back["Resources"],
+            json!([{"id": "a", "displayName": "x \u{0}"}, {"id": "m"}, "\u{0}scimd:resource:0\u{0}", {"id": "b"}])
+        );
+        assert_eq!(back["totalResults"], 4);
     }
 }

@@ -256,10 +256,7 @@ impl Engine {
 
     async fn load(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, with_relations: bool) -> EngineResult<StoredResource> {
         known_id(kind, id)?;
-        self.store
-            .get(ctx.tenant, kind, id, with_relations)
-            .await?
-            .ok_or_else(|| missing(kind, id))
+        self.store.get(ctx.tenant, kind, id, with_relations).await?.ok_or_else(|| missing(kind, id))
     }
 
     async fn load_rendered(
@@ -274,17 +271,20 @@ impl Engine {
         self.answer(ctx, kind, &schema, stored, projection).await
     }
 
-    /// `GET /{Users|Groups}/{id}`. Without `attributes` or `excludedAttributes` (the reads
-    /// identity providers send), the resource is answered from its stored JSON text.
+    /// `GET /{Users|Groups}/{id}`: the resource is answered from its stored JSON text
+    /// where the projection keeps or drops each attribute whole (without `attributes`, and
+    /// a group without its `members`: the reads identity providers send).
     pub async fn get(&self, ctx: &Ctx<'_>, kind: Kind, id: &str, returning: Returning<'_>) -> EngineResult<Rendered> {
         let schema = self.schema(kind)?;
         let projection = returning.projection(&schema)?;
-        if !(projection.is_default() && self.adapter.reads_as_stored()) {
+        if !self.adapter.reads_as_stored() {
             return self.load_rendered(ctx, kind, id, &projection).await;
         }
         known_id(kind, id)?;
-        let stored = self.store.get_text(ctx.tenant, kind, id).await?.ok_or_else(|| missing(kind, id))?;
-        match self.renderer(ctx).render_stored(kind, &schema, &stored) {
+        let with_relations = Self::wants_relation(kind, &schema, &projection);
+        let stored =
+            self.store.get_text(ctx.tenant, kind, id, with_relations).await?.ok_or_else(|| missing(kind, id))?;
+        match self.renderer(ctx).render_stored(kind, &schema, &stored, &projection) {
             Some(text) => Ok(Rendered {
                 body: Body::Text(text),
                 location: answer::location(ctx.base_url, kind, &stored.id),
@@ -496,6 +496,7 @@ impl Engine {
         let mut total = 0u64;
         let mut resources = Vec::new();
         let mut streamed = Vec::new();
+        let mut texts = answer::Held::default();
         let mut first_error = None;
         let mut answered = false;
         for (index, kind) in kinds.iter().copied().enumerate() {
@@ -524,20 +525,35 @@ impl Engine {
                 with_relations: count > 0 && Self::wants_relation(kind, &schema, &projection),
                 after,
             };
-            let mut result = self.store.list(ctx.tenant, kind, &q).await?;
+            // The long way: a resource as a map, rendered, or streamed when its related
+            // values were capped.
+            let mut render = |mut r: StoredResource, resources: &mut Vec<Value>| {
+                if !answer::is_capped(kind, &r) {
+                    resources.push(Value::Object(renderer.render(kind, &schema, r, &projection)));
+                    return;
+                }
+                // Stands in for it, should it be deleted before its turn comes.
+                kind.take_relation(&mut r.attributes);
+                let id = r.id.clone();
+                let fallback = Value::Object(renderer.render(kind, &schema, r, &projection)).to_string();
+                let mark = format!("\u{0}scimd:resource:{}\u{0}", streamed.len());
+                resources.push(Value::String(mark.clone()));
+                streamed.push(Placeheld { mark, kind, id, projection: projection.clone(), fallback });
+            };
+            if !self.adapter.reads_as_stored() {
+                let mut result = self.store.list(ctx.tenant, kind, &q).await?;
+                total += result.total;
+                paging.served(index, &q, &mut result)?;
+                result.resources.into_iter().for_each(|r| render(r, &mut resources));
+                continue;
+            }
+            let mut result = self.store.list_text(ctx.tenant, kind, &q).await?;
             total += result.total;
             paging.served(index, &q, &mut result)?;
-            for mut r in result.resources {
-                if answer::is_capped(kind, &r) {
-                    // Stands in for it, should it be deleted before its turn comes.
-                    kind.take_relation(&mut r.attributes);
-                    let id = r.id.clone();
-                    let fallback = Value::Object(renderer.render(kind, &schema, r, &projection)).to_string();
-                    let mark = format!("\u{0}scimd:resource:{}\u{0}", streamed.len());
-                    resources.push(Value::String(mark.clone()));
-                    streamed.push(Placeheld { mark, kind, id, projection: projection.clone(), fallback });
-                } else {
-                    resources.push(Value::Object(renderer.render(kind, &schema, r, &projection)));
+            for r in result.resources {
+                match renderer.render_stored(kind, &schema, &r, &projection) {
+                    Some(text) => resources.push(texts.hold(text)),
+                    None => render(r.parsed(kind)?, &mut resources),
                 }
             }
         }
@@ -547,20 +563,22 @@ impl Engine {
                 .unwrap_or_else(|| EngineError::Internal("no resource type".into())));
         }
         let list = paging.response(total, resources)?;
-        if streamed.is_empty() {
-            return Ok(Body::Json(list));
+        match (texts.is_empty(), streamed.is_empty()) {
+            (true, true) => Ok(Body::Json(list)),
+            (false, true) => Ok(Body::Text(texts.place(&list.to_string()))),
+            (true, false) => Ok(renderer.streamed_list(list.to_string(), streamed)),
+            (false, false) => Ok(renderer.streamed_list(texts.place(&list.to_string()), streamed)),
         }
-        Ok(renderer.streamed_list(list.to_string(), streamed))
     }
+}
+
+fn missing(kind: Kind, id: &str) -> EngineError {
+    ScimError::not_found(format!("{} {id} not found", kind.name())).into()
 }
 
 /// Ids are made by stores (UUIDs, or an application's keys): text with a control character
 /// (NUL among them, which PostgreSQL cannot even compare) names no resource, and is
 /// answered 404 without asking the store.
-fn missing(kind: Kind, id: &str) -> EngineError {
-    ScimError::not_found(format!("{} {id} not found", kind.name())).into()
-}
-
 fn known_id(kind: Kind, id: &str) -> EngineResult<()> {
     if id.is_empty() || id.chars().any(char::is_control) {
         return Err(ScimError::not_found(format!("{} {id:?} not found", kind.name())).into());

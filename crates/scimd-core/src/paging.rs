@@ -94,7 +94,7 @@ impl Paging {
 
     /// Takes note of what type `index` gave: with cursors, drops the look-ahead resource and
     /// notes where the next page starts.
-    pub(crate) fn served(&mut self, index: usize, q: &ListQuery<'_>, result: &mut ListPage) -> EngineResult<()> {
+    pub(crate) fn served<R>(&mut self, index: usize, q: &ListQuery<'_>, result: &mut ListPage<R>) -> EngineResult<()> {
         let Paging::Cursor(c) = self else { return Ok(()) };
         if q.count == 0 {
             // A type not read: the next page starts there when the page is full and the

@@ -241,9 +241,9 @@ pub enum SortValue {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct ListPage {
+pub struct ListPage<R = StoredResource> {
     pub total: u64,
-    pub resources: Vec<StoredResource>,
+    pub resources: Vec<R>,
     /// The order key of each resource (a store's stable, increasing key of its default
     /// order, such as a row number), from which `ListQuery::after` continues.
     pub keys: Vec<i64>,
@@ -251,10 +251,16 @@ pub struct ListPage {
     pub sort_values: Vec<SortValue>,
 }
 
-impl ListPage {
+impl<R> ListPage<R> {
     /// No resources, of `total`.
-    pub fn empty(total: u64) -> ListPage {
+    pub fn empty(total: u64) -> ListPage<R> {
         ListPage { total, resources: Vec::new(), keys: Vec::new(), sort_values: Vec::new() }
+    }
+
+    /// The same page, each resource in another form.
+    pub fn try_map<S, E>(self, f: impl FnMut(R) -> Result<S, E>) -> Result<ListPage<S>, E> {
+        let resources = self.resources.into_iter().map(f).collect::<Result<_, _>>()?;
+        Ok(ListPage { total: self.total, resources, keys: self.keys, sort_values: self.sort_values })
     }
 }
 
@@ -360,10 +366,16 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         with_relations: bool,
     ) -> Result<Option<StoredResource>, StoreError>;
-    /// `get` with the related values, the attributes as their stored JSON text. A store
-    /// that keeps the text overrides it; this one reads a map and writes it out.
-    async fn get_text(&self, tenant: &str, kind: Kind, id: &str) -> Result<Option<StoredText>, StoreError> {
-        Ok(self.get(tenant, kind, id, true).await?.map(|stored| StoredText::of(kind, stored)))
+    /// `get`, the attributes as their stored JSON text. A store that keeps the text
+    /// overrides it; this one reads a map and writes it out.
+    async fn get_text(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        id: &str,
+        with_relations: bool,
+    ) -> Result<Option<StoredText>, StoreError> {
+        Ok(self.get(tenant, kind, id, with_relations).await?.map(|stored| StoredText::of(kind, stored)))
     }
     /// Read-modify-write in one transaction: locks the resource, hands its current state
     /// to `decide`, applies the change (bumping the version only if something changed) and
@@ -381,6 +393,15 @@ pub trait Store: Send + Sync + 'static {
     /// Returns false when there was nothing to delete.
     async fn delete(&self, tenant: &str, kind: Kind, id: &str, how: Deletion<'_>) -> Result<bool, StoreError>;
     async fn list(&self, tenant: &str, kind: Kind, query: &ListQuery<'_>) -> Result<ListPage, StoreError>;
+    /// `list`, the attributes as their stored JSON text (see `get_text`).
+    async fn list_text(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        query: &ListQuery<'_>,
+    ) -> Result<ListPage<StoredText>, StoreError> {
+        self.list(tenant, kind, query).await?.try_map(|stored| Ok(StoredText::of(kind, stored)))
+    }
     /// A live resource and all its related values in batches, from one snapshot, for an
     /// answer too large to hold (see `INLINE_RELATIONS`); None when there is no such
     /// resource. By default, what `get` reads, as one batch: right for a store whose

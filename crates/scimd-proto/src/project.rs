@@ -6,13 +6,6 @@ use crate::path::AttrPath;
 use crate::schema::{AttributeDef, Container, ResourceSchema, Returned, Target};
 use serde_json::{Map, Value};
 
-/// Whether the default projection leaves every value of `def` as it is: the attribute and
-/// each of its sub-attributes are returned by default or always.
-pub fn returned_whole(def: &AttributeDef) -> bool {
-    let shown = |d: &AttributeDef| matches!(d.returned, Returned::Default | Returned::Always);
-    shown(def) && def.sub_attributes.iter().all(shown)
-}
-
 /// What a client asked to see. Paths are kept in canonical form once resolved.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Projection {
@@ -113,10 +106,19 @@ impl Projection {
         sub.returned != Returned::Request && !self.excluded.iter().any(names)
     }
 
-    /// Whether the request named no attributes either way: each resource is answered with
-    /// what is returned by default.
-    pub fn is_default(&self) -> bool {
-        self.attributes.is_empty() && self.excluded.is_empty()
+    /// What `apply` does with the values of attribute `def` (of extension `container`) as a
+    /// whole: leaves them as they are (`Some(true)`), removes them (`Some(false)`), or
+    /// changes them (None): part of the sub-attributes named, or a sub-attribute that may
+    /// be hidden.
+    pub fn whole(&self, container: Option<&str>, def: &AttributeDef) -> Option<bool> {
+        match self.top_level_state(container, def) {
+            Decision::Drop => Some(false),
+            Decision::Partial => None,
+            Decision::Keep => {
+                let shown = |s: &AttributeDef| matches!(s.returned, Returned::Default | Returned::Always);
+                def.sub_attributes.iter().all(shown).then_some(true)
+            }
+        }
     }
 
     /// Applies the projection to a resource in its JSON representation.

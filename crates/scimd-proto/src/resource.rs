@@ -1,6 +1,6 @@
 //! Rendering a stored resource in its JSON representation: `schemas`, `id`, `meta`.
 
-use crate::project::{Projection, returned_whole};
+use crate::project::Projection;
 use crate::schema::ResourceSchema;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -45,43 +45,54 @@ pub fn render(
     attributes
 }
 
-/// `render`'s representation followed by the default projection, written as JSON text
-/// straight from the stored JSON text of the attributes (`document`), without building it
-/// as a map: `relation` is the related values' attribute (a user's `groups`, a group's
-/// `members`, each value complete), projected here as the rest. None when the default projection would change what is stored (an
-/// attribute the schema no longer has, one returned only on request or never, an empty
-/// extension): that resource is rendered the long way.
+/// `render`'s representation with `projection` applied, written as JSON text straight from
+/// the stored JSON text of the attributes (`document`), without building it as a map:
+/// `relation` is the related values' attribute (a user's `groups`, a group's `members`,
+/// each value complete), projected here as the rest. None when the projection would change
+/// a stored value rather than keep or drop it whole (part of an attribute named, a
+/// sub-attribute returned on request or never), or the document holds what the schema no
+/// longer has: that resource is rendered the long way.
 pub fn render_stored(
     schema: &ResourceSchema<'_>,
     id: &str,
     document: &str,
     relation: Option<(&str, Value)>,
     meta: &Meta,
+    projection: &Projection,
 ) -> Option<String> {
-    let relation = relation.and_then(|(name, mut value)| {
-        Projection::default().apply_attribute(schema, name, &mut value).then_some((name, value))
-    });
     let Members(stored) = serde_json::from_str(document).ok()?;
+    // As `render` names them: before the projection.
+    let schemas = schema_ids(schema, |urn| stored.iter().any(|(key, _)| key == urn));
+    let relation = relation
+        .and_then(|(name, mut value)| projection.apply_attribute(schema, name, &mut value).then_some((name, value)));
+    let core = |name: &str| schema.core_attributes().find(|d| d.name == name);
     let mut shown = Vec::with_capacity(stored.len());
     for (key, value) in stored {
         // What the representation sets itself, as `render` does.
         if matches!(&*key, "schemas" | "id" | "meta") || relation.as_ref().is_some_and(|(name, _)| *name == key) {
             continue;
         }
-        if let Some(ext) = schema.extension(&key) {
-            let Members(inner) = serde_json::from_str(value.get()).ok()?;
-            let whole = |(name, _): &(Cow<'_, str>, &RawValue)| ext.attribute(name).is_some_and(returned_whole);
-            if inner.is_empty() || !inner.iter().all(whole) {
-                return None;
+        let keep = match schema.extension(&key) {
+            Some(ext) => {
+                let Members(inner) = serde_json::from_str(value.get()).ok()?;
+                let mut each = inner.iter().map(|(name, _)| projection.whole(Some(&ext.id), ext.attribute(name)?));
+                match each.next()? {
+                    Some(first) if each.all(|next| next == Some(first)) => first,
+                    _ => return None,
+                }
             }
-        } else if !schema.core_attributes().find(|d| d.name == *key).is_some_and(returned_whole) {
-            return None;
+            None => projection.whole(None, core(&key)?)?,
+        };
+        if keep {
+            shown.push((key, value));
         }
-        shown.push((key, value));
     }
+    let meta = match core("meta") {
+        Some(def) => projection.whole(None, def)?.then(|| meta_object(schema, meta)),
+        None => None,
+    };
     let mut out = Vec::with_capacity(document.len() + 320);
     out.extend_from_slice(b"{\"schemas\":");
-    let schemas = schema_ids(schema, |urn| shown.iter().any(|(key, _)| key == urn));
     serde_json::to_writer(&mut out, &schemas).ok()?;
     out.extend_from_slice(b",\"id\":");
     serde_json::to_writer(&mut out, id).ok()?;
@@ -97,8 +108,10 @@ pub fn render_stored(
         out.push(b':');
         serde_json::to_writer(&mut out, value).ok()?;
     }
-    out.extend_from_slice(b",\"meta\":");
-    serde_json::to_writer(&mut out, &meta_object(schema, meta)).ok()?;
+    if let Some(meta) = &meta {
+        out.extend_from_slice(b",\"meta\":");
+        serde_json::to_writer(&mut out, meta).ok()?;
+    }
     out.push(b'}');
     String::from_utf8(out).ok()
 }
@@ -184,28 +197,44 @@ mod tests {
         }
     }
 
-    /// The long way: the document as a map, `render`, the default projection.
-    fn long_way(schema: &ResourceSchema<'_>, document: &Value, relation: Option<(&str, &Value)>) -> Value {
+    /// The long way: the document as a map, `render`, the projection.
+    fn long_way(
+        schema: &ResourceSchema<'_>,
+        document: &Value,
+        relation: Option<(&str, &Value)>,
+        p: &Projection,
+    ) -> Value {
         let mut attributes = document.as_object().unwrap().clone();
         if let Some((name, value)) = relation {
             attributes.insert(name.into(), value.clone());
         }
         let mut body = render(schema, "u1", attributes, &meta());
-        Projection::default().apply(&mut body, schema);
+        p.apply(&mut body, schema);
         Value::Object(body)
     }
 
-    fn from_text(schema: &ResourceSchema<'_>, document: &Value, relation: Option<(&str, &Value)>) -> Option<Value> {
+    fn from_text(
+        schema: &ResourceSchema<'_>,
+        document: &Value,
+        relation: Option<(&str, &Value)>,
+        p: &Projection,
+    ) -> Option<Value> {
         let relation = relation.map(|(name, value)| (name, value.clone()));
-        let text = render_stored(schema, "u1", &document.to_string(), relation, &meta())?;
+        let text = render_stored(schema, "u1", &document.to_string(), relation, &meta(), p)?;
         Some(serde_json::from_str(&text).expect("valid JSON"))
+    }
+
+    fn projection(schema: &ResourceSchema<'_>, attributes: &str, excluded: &str) -> Projection {
+        let named = |list: &str| (!list.is_empty()).then(|| list.to_string());
+        Projection::parse(named(attributes).as_deref(), named(excluded).as_deref(), schema).unwrap()
     }
 
     #[test]
     fn a_stored_document_renders_from_its_text_as_the_long_way_does() {
         let reg = Registry::standard();
         let user = reg.resource("User").unwrap();
-        let groups = json!([{"value": "g1", "display": "Sales \"EU\"", "type": "direct", "$ref": "https://h/Groups/g1"}]);
+        let groups =
+            json!([{"value": "g1", "display": "Sales \"EU\"", "type": "direct", "$ref": "https://h/Groups/g1"}]);
         let documents = [
             json!({"userName": "bjensen"}),
             json!({
@@ -218,28 +247,53 @@ mod tests {
                 ENTERPRISE_USER_SCHEMA: {"employeeNumber": "7", "costCenter": 4.50, "manager": {"value": "m1"}}
             }),
         ];
-        for document in &documents {
-            for relation in [None, Some(("groups", &groups))] {
-                let expected = long_way(&user, document, relation);
-                assert_eq!(from_text(&user, document, relation).as_ref(), Some(&expected), "{document}");
+        // Every projection that keeps or drops each attribute whole (those Entra ID and
+        // Okta send among them: none, and a group without its members).
+        let projections = [
+            ("", ""),
+            ("userName", ""),
+            ("emails,groups", ""),
+            ("", "emails,name,groups"),
+            ("", "meta"),
+            ("", ENTERPRISE_USER_SCHEMA),
+            ("employeeNumber,costCenter,manager", ""),
+            ("", "employeeNumber,costCenter,manager"),
+            ("groups.display", ""),
+        ];
+        for (attributes, excluded) in projections {
+            let p = projection(&user, attributes, excluded);
+            for document in &documents {
+                for relation in [None, Some(("groups", &groups))] {
+                    let expected = long_way(&user, document, relation, &p);
+                    let got = from_text(&user, document, relation, &p);
+                    assert_eq!(got.as_ref(), Some(&expected), "{attributes:?} {excluded:?} {document}");
+                }
             }
         }
         // A key of the representation itself, had one been stored, is the server's.
         let stray = json!({"userName": "b", "id": "other", "schemas": ["x"], "meta": {"version": "1"}});
-        assert_eq!(from_text(&user, &stray, None), Some(long_way(&user, &stray, None)));
+        let p = Projection::default();
+        assert_eq!(from_text(&user, &stray, None, &p), Some(long_way(&user, &stray, None, &p)));
         let group = reg.resource("Group").unwrap();
         let members = json!([{"value": "u1", "type": "User", "display": "B", "$ref": "https://h/Users/u1"}]);
         let g = json!({"displayName": "Sales"});
-        assert_eq!(from_text(&group, &g, Some(("members", &members))), Some(long_way(&group, &g, Some(("members", &members)))));
+        for (attributes, excluded) in [("", ""), ("", "members"), ("members.display", ""), ("displayName", "")] {
+            let p = projection(&group, attributes, excluded);
+            let relation = Some(("members", &members));
+            assert_eq!(from_text(&group, &g, relation, &p), Some(long_way(&group, &g, relation, &p)));
+        }
     }
 
     #[test]
-    fn what_the_default_projection_would_change_is_left_to_the_long_way() {
+    fn what_a_projection_would_change_is_left_to_the_long_way() {
         let reg = Registry::standard();
         let user = reg.resource("User").unwrap();
+        let p = Projection::default();
+        // An attribute returned never is dropped whole, as the long way drops it.
+        let secret = json!({"userName": "b", "password": "secret"});
+        let rendered = from_text(&user, &secret, None, &p).expect("rendered from the text");
+        assert_eq!((rendered.get("password"), &rendered), (None, &long_way(&user, &secret, None, &p)));
         for document in [
-            // returned never
-            json!({"userName": "b", "password": "secret"}),
             // no longer in the schema (removed by force)
             json!({"userName": "b", "shoeSize": 42}),
             json!({"userName": "b", ENTERPRISE_USER_SCHEMA: {"shoeSize": 42}}),
@@ -247,9 +301,18 @@ mod tests {
             json!({"userName": "b", ENTERPRISE_USER_SCHEMA: {}}),
             json!({"userName": "b", ENTERPRISE_USER_SCHEMA: "text"}),
         ] {
-            assert_eq!(from_text(&user, &document, None), None, "{document}");
+            assert_eq!(from_text(&user, &document, None, &p), None, "{document}");
         }
-        // Returned on request only: hidden by default, so not rendered from the text.
+        // Part of an attribute, or of an extension.
+        let document = json!({"userName": "b", "name": {"givenName": "B", "familyName": "J"},
+            ENTERPRISE_USER_SCHEMA: {"employeeNumber": "7", "department": "R&D"}});
+        for (attributes, excluded) in
+            [("name.givenName", ""), ("", "name.familyName"), ("", "employeeNumber"), ("", "meta.created")]
+        {
+            assert_eq!(from_text(&user, &document, None, &projection(&user, attributes, excluded)), None);
+        }
+        // Returned on request only: dropped whole by default; a sub-attribute returned never
+        // is taken out of its value, which the long way does.
         let mut reg = Registry::standard();
         reg.add_schema_json(
             r#"{"id": "urn:example:scim:acme:User", "name": "Acme", "attributes": [
@@ -262,12 +325,20 @@ mod tests {
         reg.add_extension("User", "urn:example:scim:acme:User", false).unwrap();
         let user = reg.resource("User").unwrap();
         let acme = |v: Value| json!({"userName": "b", "urn:example:scim:acme:User": v});
-        assert_eq!(from_text(&user, &acme(json!({"badge": "7"})), None), None);
-        assert_eq!(from_text(&user, &acme(json!({"desk": {"building": "A"}})), None), None);
+        assert_eq!(from_text(&user, &acme(json!({"desk": {"building": "A"}})), None, &p), None);
+        let badge = acme(json!({"badge": "7", "floor": 1}));
+        let rendered = from_text(&user, &badge, None, &p);
+        assert_eq!(rendered, None, "part of the extension is dropped: the long way");
         let plain = acme(json!({"floor": 3}));
-        let rendered = from_text(&user, &plain, None).expect("returned by default: rendered from the text");
-        assert_eq!(rendered, long_way(&user, &plain, None));
+        let rendered = from_text(&user, &plain, None, &p).expect("returned by default: rendered from the text");
+        assert_eq!(rendered, long_way(&user, &plain, None, &p));
         assert_eq!(rendered["schemas"][1], "urn:example:scim:acme:User");
+        let asked = projection(&user, "urn:example:scim:acme:User:badge,userName", "");
+        assert_eq!(from_text(&user, &badge, None, &asked), None, "badge kept, floor dropped: the long way");
+        let asked = projection(&user, "urn:example:scim:acme:User", "");
+        let rendered = from_text(&user, &badge, None, &asked).expect("the whole extension asked for");
+        assert_eq!(rendered, long_way(&user, &badge, None, &asked));
+        assert_eq!(rendered["urn:example:scim:acme:User"]["badge"], "7");
     }
 
     #[test]

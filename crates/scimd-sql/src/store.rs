@@ -929,7 +929,7 @@ fn drop_memberships(d: Dialect, tenant: &str, id: &str) -> Sql {
 /// The related values of a page's resources (`Relations::Capped`), read for just those
 /// rows: a correlated subquery in the page's own query would also run for the rows an
 /// offset skips.
-async fn with_relations(tx: &mut dyn Tx, layout: &Table, items: &mut [(i64, StoredResource)]) -> Result<()> {
+async fn with_relations(tx: &mut dyn Tx, layout: &Table, items: &mut [(i64, StoredText)]) -> Result<()> {
     let d = tx.dialect();
     for chunk in items.chunks_mut(500) {
         let mut s = sql(d);
@@ -950,7 +950,7 @@ async fn with_relations(tx: &mut dyn Tx, layout: &Table, items: &mut [(i64, Stor
         }
         for (seq, resource) in chunk.iter_mut() {
             if let Some(list) = lists.remove(seq) {
-                resource.attributes.insert(layout.kind.relation().unwrap_or_default().into(), relation_values(&list)?);
+                resource.relations = Some(relation_values(&list)?);
             }
         }
     }
@@ -1274,7 +1274,7 @@ async fn list_on(
     kind: Kind,
     q: &ListQuery<'_>,
     after: Option<&After>,
-) -> Result<ListPage> {
+) -> Result<ListPage<StoredText>> {
     if pools.dialect() == Dialect::Postgres {
         return list_in_one_statement(pools, tenant, kind, q, after).await;
     }
@@ -1284,7 +1284,7 @@ async fn list_on(
     let select = format!("{}, NULL", columns(tx.dialect()));
     let (total, rows) = query_page(&mut *tx, own_view(kind), &select, tenant, q, after).await?;
     let sort_values = sort_values(pools.dialect(), own_view(kind), tenant, q, &rows);
-    let mut items = rows.iter().map(|r| decode(kind, r)).collect::<Result<Vec<_>>>()?;
+    let mut items = rows.iter().map(decode_text).collect::<Result<Vec<_>>>()?;
     if q.with_relations && kind.relation().is_some() {
         with_relations(&mut *tx, &table(kind), &mut items).await?;
     }
@@ -1301,7 +1301,7 @@ async fn list_in_one_statement(
     kind: Kind,
     q: &ListQuery<'_>,
     after: Option<&After>,
-) -> Result<ListPage> {
+) -> Result<ListPage<StoredText>> {
     let d = Dialect::Postgres;
     let view = own_view(kind);
     let Listing { from, count } = listing(d, view, tenant, q)?;
@@ -1325,7 +1325,7 @@ async fn list_in_one_statement(
     };
     let total = first.int(7)? as u64;
     let sort_values = sort_values(d, view, tenant, &q, &rows);
-    let items = rows.iter().map(|r| decode(kind, r)).collect::<Result<Vec<_>>>()?;
+    let items = rows.iter().map(decode_text).collect::<Result<Vec<_>>>()?;
     let (keys, resources) = items.into_iter().unzip();
     Ok(ListPage { total, resources, keys, sort_values })
 }
@@ -1361,8 +1361,8 @@ impl<P: Pools> Store for SqlStore<P> {
         self.read_text(tenant, kind, id, Relations::of(with_rel)).await?.map(|text| text.parsed(kind)).transpose()
     }
 
-    async fn get_text(&self, tenant: &str, kind: Kind, id: &str) -> Result<Option<StoredText>> {
-        self.read_text(tenant, kind, id, Relations::of(true)).await
+    async fn get_text(&self, tenant: &str, kind: Kind, id: &str, with_rel: bool) -> Result<Option<StoredText>> {
+        self.read_text(tenant, kind, id, Relations::of(with_rel)).await
     }
 
     async fn modify(
@@ -1385,6 +1385,10 @@ impl<P: Pools> Store for SqlStore<P> {
     }
 
     async fn list(&self, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage> {
+        self.list_text(tenant, kind, q).await?.try_map(|text| text.parsed(kind))
+    }
+
+    async fn list_text(&self, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage<StoredText>> {
         // In the rows' own order only: their order key is then their position (`keyset`).
         let own_order = q.sort.is_none();
         let filter = q.filter.map(|f| f.to_string());
