@@ -2,6 +2,7 @@
 
 use crate::project::Projection;
 use crate::schema::ResourceSchema;
+use serde::Serialize;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -41,7 +42,8 @@ pub fn render(
     let schemas = schema_ids(schema, |urn| attributes.contains_key(urn));
     attributes.insert("schemas".into(), Value::Array(schemas));
     attributes.insert("id".into(), Value::String(id.to_string()));
-    attributes.insert("meta".into(), Value::Object(meta_object(schema, meta)));
+    let shown = serde_json::to_value(MetaShown::of(schema, meta)).unwrap_or_default();
+    attributes.insert("meta".into(), shown);
     attributes
 }
 
@@ -88,7 +90,7 @@ pub fn render_stored(
         }
     }
     let meta = match core("meta") {
-        Some(def) => projection.whole(None, def)?.then(|| meta_object(schema, meta)),
+        Some(def) => projection.whole(None, def)?.then(|| MetaShown::of(schema, meta)),
         None => None,
     };
     let mut out = Vec::with_capacity(document.len() + 320);
@@ -122,19 +124,30 @@ fn schema_ids(schema: &ResourceSchema<'_>, has: impl Fn(&str) -> bool) -> Vec<Va
     std::iter::once(&schema.core.id).chain(extensions).map(|urn| Value::String(urn.clone())).collect()
 }
 
-fn meta_object(schema: &ResourceSchema<'_>, meta: &Meta) -> Map<String, Value> {
-    let mut m = Map::with_capacity(5);
-    m.insert("resourceType".into(), Value::String(schema.rt.name.clone()));
+/// `meta` as the representation shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MetaShown<'a> {
+    resource_type: &'a str,
     // An application's row that SCIM never wrote has no known creation time: leave it out.
-    if !meta.created.is_empty() {
-        m.insert("created".into(), Value::String(meta.created.clone()));
+    #[serde(skip_serializing_if = "str::is_empty")]
+    created: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    last_modified: &'a str,
+    location: &'a str,
+    version: String,
+}
+
+impl<'a> MetaShown<'a> {
+    fn of(schema: &'a ResourceSchema<'_>, meta: &'a Meta) -> MetaShown<'a> {
+        MetaShown {
+            resource_type: &schema.rt.name,
+            created: &meta.created,
+            last_modified: &meta.last_modified,
+            location: &meta.location,
+            version: etag(meta.version),
+        }
     }
-    if !meta.last_modified.is_empty() {
-        m.insert("lastModified".into(), Value::String(meta.last_modified.clone()));
-    }
-    m.insert("location".into(), Value::String(meta.location.clone()));
-    m.insert("version".into(), Value::String(etag(meta.version)));
-    m
 }
 
 /// A JSON object's members in their order, the values as their JSON text.
