@@ -4,6 +4,7 @@
 
 use crate::store::StoreError;
 use async_trait::async_trait;
+use scimd_proto::value::json_text;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -136,7 +137,7 @@ pub fn redact(body: &[u8], max: usize) -> String {
     let text = match serde_json::from_slice::<Value>(body) {
         Ok(mut v) => {
             scrub(&mut v);
-            v.to_string()
+            json_text(&v)
         }
         // Not JSON: nothing can be told apart, so nothing but its length is kept when it
         // might hold a credential.

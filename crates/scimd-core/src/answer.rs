@@ -11,6 +11,7 @@ use crate::engine::{EngineError, EngineResult};
 use crate::store::{INLINE_RELATIONS, Kind, RelationBatches, RelationStream, Store, StoredResource, StoredText};
 use scimd_proto::resource::{self, Meta, render};
 use scimd_proto::schema::ResourceSchema;
+use scimd_proto::value::json_text;
 use scimd_proto::{Projection, Registry};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
@@ -144,7 +145,7 @@ impl Renderer {
     fn split(&self, kind: Kind, schema: &ResourceSchema<'_>, mut stored: StoredResource, p: &Projection) -> Split {
         const MARK: &str = "\u{0}scimd:related\u{0}";
         stored.attributes.insert(kind.relation().unwrap_or_default().into(), Value::String(MARK.into()));
-        let text = Value::Object(self.render(kind, schema, stored, p)).to_string();
+        let text = json_text(&self.render(kind, schema, stored, p));
         let mark = Value::String(MARK.into()).to_string();
         match text.split_once(&mark) {
             Some((head, tail)) => Split::Around(format!("{head}["), format!("]{tail}")),

@@ -149,7 +149,7 @@ pub struct Engine {
     changes: Arc<tokio::sync::Notify>,
 }
 
-use scimd_proto::value::now;
+use scimd_proto::value::{json_text, now};
 
 impl Engine {
     pub fn new(registry: Arc<Registry>, store: Arc<dyn Store>, settings: Settings) -> Engine {
@@ -535,7 +535,7 @@ impl Engine {
                 // Stands in for it, should it be deleted before its turn comes.
                 kind.take_relation(&mut r.attributes);
                 let id = r.id.clone();
-                let fallback = Value::Object(renderer.render(kind, &schema, r, &projection)).to_string();
+                let fallback = json_text(&renderer.render(kind, &schema, r, &projection));
                 let mark = format!("\u{0}scimd:resource:{}\u{0}", streamed.len());
                 resources.push(Value::String(mark.clone()));
                 streamed.push(Placeheld { mark, kind, id, projection: projection.clone(), fallback });
@@ -565,9 +565,9 @@ impl Engine {
         let list = paging.response(total, resources)?;
         match (texts.is_empty(), streamed.is_empty()) {
             (true, true) => Ok(Body::Json(list)),
-            (false, true) => Ok(Body::Text(texts.place(&list.to_string()))),
-            (true, false) => Ok(renderer.streamed_list(list.to_string(), streamed)),
-            (false, false) => Ok(renderer.streamed_list(texts.place(&list.to_string()), streamed)),
+            (false, true) => Ok(Body::Text(texts.place(&json_text(&list)))),
+            (true, false) => Ok(renderer.streamed_list(json_text(&list), streamed)),
+            (false, false) => Ok(renderer.streamed_list(texts.place(&json_text(&list)), streamed)),
         }
     }
 }

@@ -8,6 +8,7 @@ use scimd_proto::ScimError;
 use scimd_proto::filter::Filter;
 use scimd_proto::messages::SortOrder;
 use scimd_proto::schema::ResourceSchema;
+use scimd_proto::value::json_text;
 use serde_json::{Map, Value};
 
 pub use crate::kinds::{Kind, Relation, ResourceKind, UniqueAttribute};
@@ -44,7 +45,7 @@ impl StoredText {
         let relations = kind.take_relation(&mut stored.attributes);
         StoredText {
             id: stored.id,
-            document: Value::Object(stored.attributes).to_string(),
+            document: json_text(&stored.attributes),
             relations,
             created: stored.created,
             last_modified: stored.last_modified,

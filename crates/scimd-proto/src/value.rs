@@ -66,6 +66,13 @@ fn padded(t: OffsetDateTime) -> String {
     )
 }
 
+/// The JSON text of a value, or of a map of them, written straight into one string:
+/// `Value::to_string` goes through `fmt` a fragment at a time and copies the string as it
+/// grows. (Serialising JSON values cannot fail: their keys are strings.)
+pub fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 /// RFC 7644 §3.4.2.2 `pr`: has a non-empty, non-null value.
 pub fn is_present(v: &Value) -> bool {
     match v {

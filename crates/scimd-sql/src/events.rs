@@ -12,6 +12,7 @@ use crate::sql::{Bind, Dialect, Sql};
 use crate::store::{Pools, sql};
 use scimd_core::events::{LoggedEvent, MemberDelta, NewEvent};
 use scimd_core::store::StoreError;
+use scimd_proto::value::json_text;
 use std::collections::HashSet;
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -51,7 +52,7 @@ pub(crate) fn statements(
                 }
                 s.push("(").bind_text(tenant).push(", ").bind_text(txn.as_str()).push(", ").bind_text(now);
                 s.push(", ").bind_text(e.resource_type.as_str()).push(", ").bind_text(e.resource_id.as_str());
-                s.push(", ").bind_text(e.payload.to_string());
+                s.push(", ").bind_text(json_text(&e.payload));
                 if s.dialect == Dialect::Postgres {
                     s.push("::jsonb");
                 }

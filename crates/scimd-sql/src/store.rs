@@ -18,6 +18,7 @@ use scimd_core::store::{
     MemberRef, Modify, NewResource, Record, RelationBatches, RelationStream, SortValue, Store, StoreError,
     StoredResource, StoredText,
 };
+use scimd_proto::value::json_text;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 
@@ -836,7 +837,7 @@ async fn modification(
     if let (Some(attrs), Some(new)) = (&change.attributes, derived) {
         push_derived_columns(&mut update, layout, new);
         update.push(", attributes = ");
-        bind_json(&mut update, Value::Object(attrs.clone()).to_string());
+        bind_json(&mut update, json_text(attrs));
         update.push(", ");
         // Email keys and unique values are rewritten only when they changed.
         let old = derive(kind, &before.attributes)?;
@@ -1046,7 +1047,7 @@ impl<P: Pools> SqlStore<P> {
     ) -> Result<StoredResource> {
         let layout = &table(kind);
         let d = derive(kind, &new.attributes)?;
-        let json = serde_json::Value::Object(new.attributes.clone()).to_string();
+        let json = json_text(&new.attributes);
         let mut tx = self.pools.write().await?;
         let dialect = tx.dialect();
         let mut s = sql(dialect);
