@@ -7,7 +7,6 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use scimd_proto::ScimError;
 use serde_json::Value;
-use std::collections::HashMap;
 
 /// A JSON body sent as `application/scim+json` or `application/json` (any parameters).
 pub struct ScimBody(pub Value);
@@ -43,13 +42,14 @@ impl<S: Send + Sync> FromRequest<S> for ScimBody {
     }
 }
 
-/// Query parameters with case-insensitive names (`startIndex`, `startindex`, …).
+/// Query parameters with case-insensitive names (`startIndex`, `startindex`, …); of a name
+/// given twice, the last. (A handful of pairs: found by a scan, without hashing or lowering.)
 #[derive(Debug, Default)]
-pub struct Params(HashMap<String, String>);
+pub struct Params(Vec<(String, String)>);
 
 impl Params {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.0.iter().rev().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
     }
     pub fn owned(&self, name: &str) -> Option<String> {
         self.get(name).map(str::to_string)
@@ -63,7 +63,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         let query = parts.uri.query().unwrap_or("");
         let pairs: Vec<(String, String)> = serde_urlencoded_pairs(query)
             .map_err(|e| ScimError::invalid_value(format!("malformed query string: {e}")))?;
-        Ok(Params(pairs.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect()))
+        Ok(Params(pairs))
     }
 }
 
@@ -226,6 +226,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_parameter_is_found_by_any_case_and_the_last_of_a_name_counts() {
+        let p = Params(serde_urlencoded_pairs("startIndex=1&COUNT=5&startindex=3").unwrap());
+        assert_eq!(p.get("startIndex"), Some("3"));
+        assert_eq!(p.get("count"), Some("5"));
+        assert_eq!(p.get("filter"), None);
+    }
 
     #[test]
     fn decodes_queries_like_browsers_and_identity_providers() {

@@ -219,7 +219,8 @@ impl Held {
         let mut out = String::with_capacity(list.len() + self.0.iter().map(String::len).sum::<usize>());
         let mut rest = list;
         for (index, text) in self.0.into_iter().enumerate() {
-            let mark = Value::String(Self::mark(index)).to_string();
+            // The mark as JSON writes it: NUL escaped.
+            let mark = format!("\"{}\"", Self::mark(index).replace('\0', "\\u0000"));
             if let Some((before, after)) = rest.split_once(&mark) {
                 out.push_str(before);
                 out.push_str(&text);
