@@ -55,19 +55,25 @@ impl StoredText {
 
     /// The attributes as a map, the related values in their attribute.
     pub fn parsed(self, kind: Kind) -> Result<StoredResource, StoreError> {
-        let mut attributes: Map<String, Value> = serde_json::from_str(&self.document)
-            .map_err(|e| StoreError::Backend(format!("corrupt attributes: {e}")))?;
-        if let (Some(name), Some(related)) = (kind.relation(), self.relations) {
-            attributes.insert(name.into(), related);
-        }
         Ok(StoredResource {
+            attributes: attributes_of(kind, &self.document, self.relations)?,
             id: self.id,
-            attributes,
             created: self.created,
             last_modified: self.last_modified,
             version: self.version,
         })
     }
+}
+
+/// The attributes of a stored JSON document, with the related values (if any) in their
+/// attribute.
+pub fn attributes_of(kind: Kind, document: &str, relations: Option<Value>) -> Result<Map<String, Value>, StoreError> {
+    let mut attributes: Map<String, Value> =
+        serde_json::from_str(document).map_err(|e| StoreError::Backend(format!("corrupt attributes: {e}")))?;
+    if let (Some(name), Some(related)) = (kind.relation(), relations) {
+        attributes.insert(name.into(), related);
+    }
+    Ok(attributes)
 }
 
 /// The most related values (a group's `members`, a user's `groups`) that come with a

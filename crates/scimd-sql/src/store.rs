@@ -16,7 +16,7 @@ use scimd_core::events::{EventLog, LoggedEvent, MemberDelta, Written};
 use scimd_core::store::{
     After, Change, Decide, DeletePolicy, Deletion, INLINE_RELATIONS, Kind, ListPage, ListQuery, MemberChange,
     MemberRef, Modify, NewResource, Record, RelationBatches, RelationStream, SortValue, Store, StoreError,
-    StoredResource, StoredText,
+    StoredResource, StoredText, attributes_of,
 };
 use scimd_proto::value::json_text;
 use serde_json::{Map, Value};
@@ -261,24 +261,37 @@ fn write_relations_column(d: Dialect, members: bool, how: Relations) -> String {
 
 /// A resource row (`columns`, then optionally `relations_column`).
 fn decode(kind: Kind, row: &Row) -> Result<(i64, StoredResource)> {
-    let (seq, text) = decode_text(row)?;
-    Ok((seq, text.parsed(kind)?))
-}
-
-/// A resource row, its attributes left as their JSON text.
-fn decode_text(row: &Row) -> Result<(i64, StoredText)> {
-    let relations = row.str(6).ok().map(relation_values).transpose()?;
     Ok((
         row.int(0)?,
-        StoredText {
+        StoredResource {
             id: row.text(1)?,
-            document: row.text(2)?,
-            relations,
+            // Parsed where it lies in the row, without a copy of its own.
+            attributes: attributes_of(kind, row.str(2)?, related(row)?)?,
             created: row.text(3)?,
             last_modified: row.text(4)?,
             version: row.int(5)?,
         },
     ))
+}
+
+/// A resource row, its attributes left as their JSON text.
+fn decode_text(row: &Row) -> Result<(i64, StoredText)> {
+    Ok((
+        row.int(0)?,
+        StoredText {
+            id: row.text(1)?,
+            document: row.text(2)?,
+            relations: related(row)?,
+            created: row.text(3)?,
+            last_modified: row.text(4)?,
+            version: row.int(5)?,
+        },
+    ))
+}
+
+/// A resource row's related values, when it has the column and there are any.
+fn related(row: &Row) -> Result<Option<Value>> {
+    row.str(6).ok().map(relation_values).transpose()
 }
 
 /// A list's rows, filtered (`FROM … WHERE …`), and the statement that counts them.
