@@ -13,16 +13,16 @@ pub trait Adapter: Send + Sync + 'static {
         let _ = (kind, id, attributes);
     }
 
-    /// Called on the attributes a create, replace or patch is about to store, after
-    /// validation: normalise, derive, or refuse with a SCIM error. Attributes the adapter
-    /// adds must belong to the resource type's schemas.
-    /// Whether `to_scim` leaves every resource as the store has it: a read that names no
-    /// `attributes` is then answered from the stored JSON text, without building the
-    /// resource as a map. Only an adapter that keeps the default `to_scim` may say so.
+    /// Whether `to_scim` leaves every resource as the store has it: reads are then answered
+    /// from the stored JSON text, without building each resource as a map. Only an adapter
+    /// that keeps the default `to_scim` may say so.
     fn reads_as_stored(&self) -> bool {
         false
     }
 
+    /// Called on the attributes a create, replace or patch is about to store, after
+    /// validation: normalise, derive, or refuse with a SCIM error. Attributes the adapter
+    /// adds must belong to the resource type's schemas.
     // Named after the Django apps' hook, which users of both will look for.
     #[allow(clippy::wrong_self_convention)]
     fn from_scim(&self, kind: Kind, attributes: &mut Map<String, Value>) -> Result<(), ScimError> {

@@ -83,6 +83,17 @@ impl Renderer {
             .ok_or_else(|| EngineError::Internal(format!("no schema for {}", kind.name())))
     }
 
+    /// Completes each of a resource's related values (see `decorate`).
+    fn decorate_all(&self, kind: Kind, items: &mut [Value]) {
+        for item in items.iter_mut().filter_map(Value::as_object_mut) {
+            decorate(&self.base_url, kind, item);
+        }
+    }
+
+    fn meta(&self, kind: Kind, id: &str, created: String, last_modified: String, version: i64) -> Meta {
+        Meta { created, last_modified, location: location(&self.base_url, kind, id), version }
+    }
+
     /// The response form of a stored resource.
     pub fn render(
         &self,
@@ -94,16 +105,9 @@ impl Renderer {
         let mut attributes = stored.attributes;
         self.adapter.to_scim(kind, &stored.id, &mut attributes);
         if let Some(Value::Array(items)) = kind.relation().and_then(|r| attributes.get_mut(r)) {
-            for item in items.iter_mut().filter_map(Value::as_object_mut) {
-                decorate(&self.base_url, kind, item);
-            }
+            self.decorate_all(kind, items);
         }
-        let meta = Meta {
-            created: stored.created,
-            last_modified: stored.last_modified,
-            location: location(&self.base_url, kind, &stored.id),
-            version: stored.version,
-        };
+        let meta = self.meta(kind, &stored.id, stored.created, stored.last_modified, stored.version);
         let mut body = render(schema, &stored.id, attributes, &meta);
         projection.apply(&mut body, schema);
         body
@@ -123,19 +127,13 @@ impl Renderer {
             (_, None) => None,
             (Some(name), Some(Value::Array(items))) if items.len() <= INLINE_RELATIONS => {
                 let mut items = items.clone();
-                for item in items.iter_mut().filter_map(Value::as_object_mut) {
-                    decorate(&self.base_url, kind, item);
-                }
+                self.decorate_all(kind, &mut items);
                 Some((name, Value::Array(items)))
             }
             _ => return None,
         };
-        let meta = Meta {
-            created: stored.created.clone(),
-            last_modified: stored.last_modified.clone(),
-            location: location(&self.base_url, kind, &stored.id),
-            version: stored.version,
-        };
+        let (created, last_modified) = (stored.created.clone(), stored.last_modified.clone());
+        let meta = self.meta(kind, &stored.id, created, last_modified, stored.version);
         resource::render_stored(schema, &stored.id, &stored.document, relation, &meta, projection)
     }
 
@@ -146,7 +144,7 @@ impl Renderer {
         const MARK: &str = "\u{0}scimd:related\u{0}";
         stored.attributes.insert(kind.relation().unwrap_or_default().into(), Value::String(MARK.into()));
         let text = json_text(&self.render(kind, schema, stored, p));
-        let mark = Value::String(MARK.into()).to_string();
+        let mark = json_text(MARK);
         match text.split_once(&mark) {
             Some((head, tail)) => Split::Around(format!("{head}["), format!("]{tail}")),
             None => Split::Whole(text),
@@ -181,7 +179,7 @@ impl Renderer {
         let mut parts = VecDeque::new();
         let mut rest = text.as_str();
         for p in placeholders {
-            let mark = Value::String(p.mark.clone()).to_string();
+            let mark = json_text(&p.mark);
             let Some((before, after)) = rest.split_once(&mark) else { continue };
             parts.push_back(Part::Text(before.to_string()));
             parts.push_back(Part::Resource(p));
@@ -219,8 +217,7 @@ impl Held {
         let mut out = String::with_capacity(list.len() + self.0.iter().map(String::len).sum::<usize>());
         let mut rest = list;
         for (index, text) in self.0.into_iter().enumerate() {
-            // The mark as JSON writes it: NUL escaped.
-            let mark = format!("\"{}\"", Self::mark(index).replace('\0', "\\u0000"));
+            let mark = json_text(&Self::mark(index));
             if let Some((before, after)) = rest.split_once(&mark) {
                 out.push_str(before);
                 out.push_str(&text);
