@@ -5,15 +5,18 @@
 # that floor a read by id keeps.
 #
 # Usage: bench/run-healthz.sh          Needs wrk (Debian: apt-get install wrk).
-# Environment: RUNS (5), DURATION (5), USERS (10000).
+# Environment: RUNS (5), DURATION (5), USERS (10000), BIN (the server binary; default
+# target/release/scimd, built first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-5} duration=${DURATION:-5} users=${USERS:-10000}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
 source bench/lib.sh
-cargo build --release --locked -p scimd -p scimd-bench
+bin=${BIN:-target/release/scimd}
+cargo build --release --locked -p scimd-bench
+[ -n "${BIN:-}" ] || cargo build --release --locked -p scimd
 fresh_db sqlite healthz
-serve_scimd target/release/scimd "$db" "$work/healthz.log"
+serve_scimd "$bin" "$db" "$work/healthz.log"
 target/release/scimd-bench --url "$url" --token "$token" --users "$users" --groups 0 \
   --seed-file "$work/seed.json" --scenarios get_user --duration 0.2 --label seed >/dev/null
 python3 - "$work/seed.json" "$work/ids.lua" <<'PY'

@@ -7,7 +7,6 @@ use crate::auth::Principal;
 use crate::metrics::{ErrorInfo, Metrics};
 use axum::extract::{OriginalUri, Request};
 use axum::http::{Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use scimd_core::Kind;
 use scimd_core::activity::{Activity, ActivityLog, client_of, redact};
@@ -93,17 +92,18 @@ fn touched(path: &str, resp: &Response, kinds: &[Kind]) -> (Option<String>, Opti
 /// and the resource types served (what it names a request's resource by).
 pub(crate) type Recording = (Option<Arc<ActivityRecorder>>, usize, Arc<[Kind]>);
 
-/// Runs inside authentication: the request's tenant is known. Without a recorder, it only
-/// passes the request on.
-pub(crate) async fn record(
-    axum::extract::State((recorder, max_body, kinds)): axum::extract::State<Recording>,
-    req: Request,
-    next: Next,
-) -> Response {
+/// Runs `inner` on the request, recording both in the activity log. Runs inside
+/// authentication: the request's tenant is known. Without a recorder, it only passes the
+/// request on.
+pub(crate) async fn record<F, Fut>((recorder, max_body, kinds): &Recording, req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let started = Instant::now();
     let (Some(recorder), Some(tenant)) = (recorder, req.extensions().get::<Principal>().map(|p| p.tenant.clone()))
     else {
-        return next.run(req).await;
+        return inner(req).await;
     };
     let headers = req.headers();
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -116,7 +116,7 @@ pub(crate) async fn record(
     // and handed on.
     let (req, body) = if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
         let (parts, body) = req.into_parts();
-        match axum::body::to_bytes(body, max_body).await {
+        match axum::body::to_bytes(body, *max_body).await {
             Ok(bytes) => (Request::from_parts(parts, axum::body::Body::from(bytes.clone())), Some(bytes)),
             Err(e) => {
                 let e = e.into_inner();
@@ -131,10 +131,10 @@ pub(crate) async fn record(
     } else {
         (req, None)
     };
-    let resp = next.run(req).await;
+    let resp = inner(req).await;
     let status = resp.status().as_u16();
     let error = resp.extensions().get::<ErrorInfo>();
-    let (resource_type, resource_id) = touched(&below_root, &resp, &kinds);
+    let (resource_type, resource_id) = touched(&below_root, &resp, kinds);
     recorder.push(Activity {
         tenant,
         time: scimd_proto::value::now(),

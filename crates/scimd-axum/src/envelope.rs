@@ -1,15 +1,17 @@
 //! What every answer of a SCIM router passes through, as one layer, outermost first: the
 //! request body watched (`unread`), the answer measured (`metrics`), a panic answered
 //! (`panic`), a bare error status made a SCIM Error (below), the server's time limit
-//! (`deadline`), and the configured public URL handed to the extractors (`extract`). Each
-//! rule lives in its own module; this one only composes them. One layer rather than six
-//! because axum's `from_fn` clones the rest of the stack and boxes a future for each layer on
-//! every request, which cost more than the rules themselves.
+//! (`deadline`), the configured public URL handed to the extractors (`extract`), the
+//! caller authenticated and rate-limited (the crate's `admit`), and the request recorded in
+//! the activity log (`activity`). Each rule lives in its own module; this one only composes
+//! them. One layer rather than eight because axum's `from_fn` clones the rest of the stack
+//! and boxes a future for each layer on every request, which cost more than the rules
+//! themselves.
 
 use crate::error::{SCIM_JSON, error_response, for_status};
 use crate::extract::ConfiguredBase;
 use crate::metrics::{AnsweredFor, Measuring, Metrics};
-use crate::{deadline, panic, unread};
+use crate::{activity, deadline, panic, unread};
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
@@ -25,6 +27,15 @@ pub(crate) struct Envelope {
     pub(crate) kinds: Arc<[Kind]>,
     pub(crate) limit: Duration,
     pub(crate) base: ConfiguredBase,
+    /// Who may call, and the activity log; none in this module's tests.
+    pub(crate) gate: Option<Gate>,
+}
+
+/// The service whose authenticator and rate limits admit a caller, and how requests are
+/// recorded.
+pub(crate) struct Gate {
+    pub(crate) service: Arc<crate::Inner>,
+    pub(crate) recording: activity::Recording,
 }
 
 /// Middleware: the rest of the stack inside the envelope.
@@ -33,8 +44,18 @@ pub(crate) async fn wrap(State(envelope): State<Arc<Envelope>>, req: Request, ne
     req.extensions_mut().insert(envelope.base.clone());
     let measuring = Measuring::start(&req, &envelope.kinds);
     let (id, reads, limit) = (panic::request_id(&req), deadline::reads(&req), envelope.limit);
-    let answer =
-        panic::guard(id, async move { scim_errors_only(deadline::within(limit, reads, next.run(req)).await) }).await;
+    let gate = envelope.gate.as_ref();
+    // Boxed: the future holds the whole request's state, kilobytes that each of the steps
+    // below would otherwise copy as it takes the future in.
+    let inside = Box::pin(async move {
+        match gate {
+            Some(g) => {
+                crate::admit(&g.service, req, |req| activity::record(&g.recording, req, |req| next.run(req))).await
+            }
+            None => next.run(req).await,
+        }
+    });
+    let answer = panic::guard(id, async move { scim_errors_only(deadline::within(limit, reads, inside).await) }).await;
     measuring.finish(&envelope.metrics, &answer);
     unread::mark(answer, watch)
 }
@@ -75,6 +96,7 @@ mod tests {
             kinds: Arc::from(Vec::new()),
             limit: Duration::from_millis(100),
             base: ConfiguredBase(None),
+            gate: None,
         };
         Router::new()
             .route("/read", post(|body: Bytes| async move { format!("{} bytes", body.len()) }))

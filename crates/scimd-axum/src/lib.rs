@@ -29,7 +29,7 @@ pub mod unread;
 use auth::{AuthError, Authenticator};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::Response;
 use axum::routing::{get, post};
 use error::{error_response, retry_later};
@@ -189,24 +189,22 @@ impl ScimService {
             .fallback(|| async { error_response(&ScimError::not_found("no such endpoint")) })
             // One stack, outermost first. Given as one layer, it wraps each route once; a
             // chain of `.layer` calls would box (and clone, per request) every layer apart.
-            .layer(
-                ServiceBuilder::new()
-                    .layer(middleware::from_fn_with_state(
-                        Arc::new(envelope::Envelope {
-                            metrics: self.inner.metrics.clone(),
-                            kinds: kinds.clone(),
-                            limit: self.config.request_timeout,
-                            base: ConfiguredBase(base_url.map(|b| b.trim_end_matches('/').to_string())),
+            // The body limit only sets what the body extractors allow.
+            .layer(ServiceBuilder::new().layer(DefaultBodyLimit::max(self.config.max_body_bytes)).layer(
+                middleware::from_fn_with_state(
+                    Arc::new(envelope::Envelope {
+                        metrics: self.inner.metrics.clone(),
+                        kinds: kinds.clone(),
+                        limit: self.config.request_timeout,
+                        base: ConfiguredBase(base_url.map(|b| b.trim_end_matches('/').to_string())),
+                        gate: Some(envelope::Gate {
+                            service: state.clone(),
+                            recording: (self.inner.activity.clone(), self.config.max_body_bytes, kinds),
                         }),
-                        envelope::wrap,
-                    ))
-                    .layer(DefaultBodyLimit::max(self.config.max_body_bytes))
-                    .layer(middleware::from_fn_with_state(state.clone(), authenticate))
-                    .layer(middleware::from_fn_with_state(
-                        (self.inner.activity.clone(), self.config.max_body_bytes, kinds),
-                        activity::record,
-                    )),
-            )
+                    }),
+                    envelope::wrap,
+                ),
+            ))
             .with_state(state)
     }
 }
@@ -229,11 +227,16 @@ fn resource_routes(kind: Kind) -> Router<Arc<Inner>> {
         )
 }
 
-/// Runs the authenticator and hands the principal to the handlers.
-async fn authenticate(axum::extract::State(state): State, req: Request, next: Next) -> Response {
+/// Runs the authenticator, and `inner` with the principal among the request's extensions
+/// (what the handlers take it from) if the caller is let in.
+async fn admit<F, Fut>(service: &Inner, req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let (mut parts, body) = req.into_parts();
     let url_tenant = extract::url_tenant(&mut parts).await;
-    match state.auth.authenticate(&parts).await {
+    match service.auth.authenticate(&parts).await {
         // A token of another tenant is answered as a wrong one: nothing says the URL's
         // tenant exists.
         Ok(principal) if url_tenant.as_ref().is_some_and(|t| *t != principal.tenant) => refused(),
@@ -244,14 +247,14 @@ async fn authenticate(axum::extract::State(state): State, req: Request, next: Ne
                 burst: s.rate_limit_burst.unwrap_or(limit::RateLimit::DEFAULT_BURST),
             });
             let answered_for = metrics::AnsweredFor(principal.tenant.clone());
-            let mut resp = match state.limiter.check(&principal.tenant, own) {
+            let mut resp = match service.limiter.check(&principal.tenant, own) {
                 Err(wait) => {
                     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                     retry_later(&ScimError::new(429, None, "too many requests; retry later"), secs.max(1))
                 }
                 Ok(()) => {
                     parts.extensions.insert(principal);
-                    next.run(Request::from_parts(parts, body)).await
+                    inner(Request::from_parts(parts, body)).await
                 }
             };
             resp.extensions_mut().insert(answered_for);

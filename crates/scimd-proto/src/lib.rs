@@ -13,6 +13,7 @@ pub mod bulk;
 pub mod error;
 pub mod filter;
 pub mod messages;
+mod object_text;
 pub mod patch;
 pub mod path;
 pub mod project;

@@ -1,13 +1,10 @@
 //! Rendering a stored resource in its JSON representation: `schemas`, `id`, `meta`.
 
+use crate::object_text;
 use crate::project::Projection;
 use crate::schema::ResourceSchema;
 use serde::Serialize;
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::borrow::Cow;
-use std::fmt;
 
 /// Server-maintained metadata (RFC 7643 §3.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +59,7 @@ pub fn render_stored(
     meta: &Meta,
     projection: &Projection,
 ) -> Option<String> {
-    let Members(stored) = serde_json::from_str(document).ok()?;
+    let stored = object_text::members(document)?;
     // As `render` names them: before the projection.
     let schemas = schema_ids(schema, |urn| stored.iter().any(|(key, _)| key == urn));
     let relation = relation
@@ -76,7 +73,7 @@ pub fn render_stored(
         }
         let keep = match schema.extension(&key) {
             Some(ext) => {
-                let Members(inner) = serde_json::from_str(value.get()).ok()?;
+                let inner = object_text::members(value)?;
                 let mut each = inner.iter().map(|(name, _)| projection.whole(Some(&ext.id), ext.attribute(name)?));
                 match each.next()? {
                     Some(first) if each.all(|next| next == Some(first)) => first,
@@ -102,7 +99,7 @@ pub fn render_stored(
         out.push(b',');
         serde_json::to_writer(&mut out, key).ok()?;
         out.push(b':');
-        out.extend_from_slice(value.get().as_bytes());
+        out.extend_from_slice(value.as_bytes());
     }
     if let Some((name, value)) = &relation {
         out.push(b',');
@@ -147,51 +144,6 @@ impl<'a> MetaShown<'a> {
             location: &meta.location,
             version: etag(meta.version),
         }
-    }
-}
-
-/// A JSON object's members in their order, the values as their JSON text.
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for Members<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Object;
-        impl<'de> Visitor<'de> for Object {
-            type Value = Members<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some((Key(key), value)) = map.next_entry()? {
-                    members.push((key, value));
-                }
-                Ok(Members(members))
-            }
-        }
-        d.deserialize_map(Object)
-    }
-}
-
-/// An object's key, borrowed from the text unless it holds escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Text;
-        impl<'de> Visitor<'de> for Text {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(s)))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(s.to_string())))
-            }
-        }
-        d.deserialize_str(Text)
     }
 }
 
