@@ -121,19 +121,28 @@ impl Projection {
         }
     }
 
-    /// Applies the projection to a resource in its JSON representation.
+    /// Applies the projection to a resource in its JSON representation. `schemas` names
+    /// the extensions whose attributes are still there after it (RFC 7643 §3: the schemas
+    /// that define the attributes present).
     pub fn apply(&self, resource: &mut Map<String, Value>, schema: &ResourceSchema<'_>) {
+        let mut dropped: Vec<&str> = Vec::new();
         resource.retain(|key, value| {
             if let Some(ext) = schema.extension(key) {
                 let Value::Object(inner) = value else {
                     return true;
                 };
                 self.apply_container(inner, Some(&ext.id), |name| ext.attribute(name));
+                if inner.is_empty() {
+                    dropped.push(&ext.id);
+                }
                 return !inner.is_empty();
             }
             // Not an attribute of this type: nothing the server should return.
             schema.core_attributes().find(|d| d.name == *key).is_some_and(|def| self.keep(value, None, def))
         });
+        if let (false, Some(Value::Array(ids))) = (dropped.is_empty(), resource.get_mut("schemas")) {
+            ids.retain(|id| id.as_str().is_none_or(|id| !dropped.contains(&id)));
+        }
     }
 
     /// Applies the projection to the value of one top-level core attribute, e.g. a batch of

@@ -60,8 +60,6 @@ pub fn render_stored(
     projection: &Projection,
 ) -> Option<String> {
     let stored = object_text::members(document)?;
-    // As `render` names them: before the projection.
-    let schemas = schema_ids(schema, |urn| stored.iter().any(|(key, _)| key == urn));
     let relation = relation
         .and_then(|(name, mut value)| projection.apply_attribute(schema, name, &mut value).then_some((name, value)));
     let core = |name: &str| schema.core_attributes().find(|d| d.name == name);
@@ -86,6 +84,8 @@ pub fn render_stored(
             shown.push((key, value));
         }
     }
+    // The extensions whose attributes are shown, as `Projection::apply` leaves them.
+    let schemas = schema_ids(schema, |urn| shown.iter().any(|(key, _)| key == urn));
     let meta = match core("meta") {
         Some(def) => projection.whole(None, def)?.then(|| MetaShown::of(schema, meta)),
         None => None,

@@ -96,6 +96,29 @@ async fn user_lifecycle_with_headers() {
     let g = s.get(&format!("/Users/{id}")).await;
     assert_eq!(g.status, 200);
     assert_eq!(g.body["name"]["givenName"], "Barbara");
+    assert_eq!(g.body["schemas"], json!([USER, ENTERPRISE]));
+
+    // `schemas` names the schemas of the attributes the answer holds (RFC 7643 §3): an
+    // extension left out by `attributes` or `excludedAttributes` is not named; by id and in
+    // a list alike.
+    let enc = |s: &str| s.replace(':', "%3A");
+    for (query, schemas) in [
+        (format!("excludedAttributes={}", enc(ENTERPRISE)), json!([USER])),
+        ("attributes=userName".to_string(), json!([USER])),
+        (format!("attributes=userName,{}", enc(&format!("{ENTERPRISE}:employeeNumber"))), json!([USER, ENTERPRISE])),
+        ("excludedAttributes=name".to_string(), json!([USER, ENTERPRISE])),
+    ] {
+        let one = s.get(&format!("/Users/{id}?{query}")).await;
+        assert_eq!((one.status.as_u16(), &one.body["schemas"]), (200, &schemas), "{query}: {}", one.body);
+        assert_eq!(one.body.get(ENTERPRISE).is_some(), schemas.as_array().unwrap().len() == 2, "{query}");
+        let list = s.get(&format!("/Users?filter=userName%20eq%20%22BJensen%22&{query}")).await;
+        assert_eq!(
+            (list.status.as_u16(), &list.body["Resources"][0]["schemas"]),
+            (200, &schemas),
+            "{query}: {}",
+            list.body
+        );
+    }
 
     // PUT replaces; PATCH modifies and answers 200 with the resource, honouring `attributes`.
     let put = s
