@@ -113,7 +113,7 @@ impl Authenticator for BearerTokens {
             Err(e) => return Err(AuthError::Unavailable(e.to_string())),
         };
         self.record_use(&info, &now);
-        Ok(Principal { subject: format!("token:{}", info.id), tenant: info.tenant, settings, user_id: None })
+        Ok(Principal { subject: ["token:", &info.id].concat(), tenant: info.tenant, settings, user_id: None })
     }
 }
 

@@ -138,8 +138,13 @@ impl Row {
         }
     }
     pub fn opt_text(&self, i: usize) -> Option<String> {
+        self.opt_str(i).map(str::to_string)
+    }
+    /// Text without copying it; None for NULL, another type or no such column (without
+    /// the error `str` would describe).
+    pub fn opt_str(&self, i: usize) -> Option<&str> {
         match self.0.get(i) {
-            Some(Cell::Text(v)) => Some(v.clone()),
+            Some(Cell::Text(v)) => Some(v),
             _ => None,
         }
     }

@@ -291,7 +291,7 @@ fn decode_text(row: &Row) -> Result<(i64, StoredText)> {
 
 /// A resource row's related values, when it has the column and there are any.
 fn related(row: &Row) -> Result<Option<Value>> {
-    row.str(6).ok().map(relation_values).transpose()
+    row.opt_str(6).map(relation_values).transpose()
 }
 
 /// A list's rows, filtered (`FROM … WHERE …`), and the statement that counts them.

@@ -403,7 +403,15 @@ impl SequentialIds {
 impl MakeRequestId for SequentialIds {
     fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        axum::http::HeaderValue::from_str(&format!("{}-{n:x}", self.prefix)).ok().map(RequestId::new)
+        // `<prefix>-<n in hex>`, written without `format!` (every request makes one).
+        let mut id = String::with_capacity(self.prefix.len() + 17);
+        id.push_str(&self.prefix);
+        id.push('-');
+        let digits = (u64::BITS - n.leading_zeros()).div_ceil(4).max(1);
+        for i in (0..digits).rev() {
+            id.push(char::from(b"0123456789abcdef"[((n >> (i * 4)) & 0xf) as usize]));
+        }
+        axum::http::HeaderValue::from_str(&id).ok().map(RequestId::new)
     }
 }
 
@@ -515,7 +523,20 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{SequentialIds, redact_url};
+    use tower_http::request_id::MakeRequestId;
+
+    /// Request ids are the process's prefix and a counter in hex, as `{:x}` writes it.
+    #[test]
+    fn request_ids_count_in_hex() {
+        let mut ids = SequentialIds::new();
+        let request = axum::http::Request::new(());
+        for n in [0u64, 1, 9, 10, 15, 16, 255, 256, 0xdead_beef, u64::MAX] {
+            ids.next.store(n, std::sync::atomic::Ordering::Relaxed);
+            let id = ids.make_request_id(&request).unwrap();
+            assert_eq!(id.header_value().to_str().unwrap(), format!("{}-{n:x}", ids.prefix));
+        }
+    }
 
     #[test]
     fn passwords_never_reach_messages() {
