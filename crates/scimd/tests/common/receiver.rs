@@ -22,6 +22,8 @@ pub enum Mode {
     /// Each request fails with probability `per_mille`/1000 (from a seeded generator), in one
     /// of four ways: a 500, a 400 with an RFC 8935 error body, a reply slower than the
     /// sender's timeout, or a connection dropped without an answer; the rest are accepted.
+    /// The requests numbered in `CERTAIN_FAILURES` fail too, one in each way, so that a run
+    /// that sends few requests still meets every kind of failure.
     Random { per_mille: u32, seed: u64 },
     /// This status (and an RFC 8935 error body when it is 400) to everything.
     Refuse(u16),
@@ -108,8 +110,11 @@ pub fn seq_of(set: &Value) -> i64 {
         .expect("a jti {stream}.{seq}")
 }
 
+/// The requests (counted from 1) that fail in `Mode::Random` whatever the dice say.
+const CERTAIN_FAILURES: [u64; 4] = [3, 10, 20, 30];
+
 async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Bytes) -> Response {
-    inner.requests.fetch_add(1, Ordering::SeqCst);
+    let number = inner.requests.fetch_add(1, Ordering::SeqCst) + 1;
     let mode = inner.mode.lock().unwrap().clone();
     match mode {
         Mode::Accept => {}
@@ -119,9 +124,10 @@ async fn receive(State(inner): State<Arc<Inner>>, headers: HeaderMap, body: Byte
                 let rng = rng.get_or_insert_with(|| StdRng::seed_from_u64(seed));
                 (rng.random_range(0..1000u32), rng.random_range(0..4u32))
             };
-            if roll.0 < per_mille {
+            let certain = CERTAIN_FAILURES.iter().position(|&n| n == number);
+            if roll.0 < per_mille || certain.is_some() {
                 inner.received.lock().unwrap().failed += 1;
-                match roll.1 {
+                match certain.map_or(roll.1, |way| way as u32) {
                     0 => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
                     1 => {
                         let err = json!({"err": "invalid_request", "description": "try again later"});
