@@ -826,19 +826,34 @@ impl<P: Pools> MappedStore<P> {
                 keys.push(k);
             }
         }
+        let d = tx.dialect();
         for chunk in keys.chunks(500) {
-            let mut s = Sql::new(tx.dialect());
-            s.push("SELECT CAST(t.").push(&self.users.map.key).push(" AS BIGINT) FROM ").push(&self.users.view.from);
-            s.push(" WHERE s.retired IS NULL AND t.").push(&self.users.map.key).push(" IN (");
-            for (i, k) in chunk.iter().enumerate() {
-                if i > 0 {
-                    s.push(", ");
+            let live = |lock: &str| {
+                let mut s = Sql::new(d);
+                s.push("SELECT CAST(t.")
+                    .push(&self.users.map.key)
+                    .push(" AS BIGINT) FROM ")
+                    .push(&self.users.view.from);
+                s.push(" WHERE s.retired IS NULL AND t.").push(&self.users.map.key).push(" IN (");
+                for (i, k) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        s.push(", ");
+                    }
+                    s.bind(Bind::Int(*k));
                 }
-                s.bind(Bind::Int(*k));
+                s.push(")");
+                self.users.and_tenant(&mut s, tenant);
+                s.push(lock);
+                s
+            };
+            if d == Dialect::Postgres {
+                // The users are held (as a foreign key check would) so that none is deleted
+                // before the membership commits; and read again once held, because a delete
+                // this lock waited for retired the user in its side row, which a read that
+                // waited still sees as it was.
+                tx.rows(live(" FOR KEY SHARE OF t")).await?;
             }
-            s.push(")");
-            self.users.and_tenant(&mut s, tenant);
-            let found: HashSet<i64> = tx.rows(s).await?.iter().filter_map(|r| r.opt_int(0)).collect();
+            let found: HashSet<i64> = tx.rows(live("")).await?.iter().filter_map(|r| r.opt_int(0)).collect();
             if let Some(missing) = chunk.iter().find(|k| !found.contains(k)) {
                 return Err(StoreError::InvalidMember(format!("member '{missing}' is not a User of this application")));
             }

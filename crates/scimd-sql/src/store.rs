@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use scimd_core::events::{EventLog, LoggedEvent, MemberDelta, Written};
 use scimd_core::store::{
     After, Change, Decide, DeletePolicy, Deletion, INLINE_RELATIONS, Kind, ListPage, ListQuery, MemberChange,
-    MemberRef, Modify, NewResource, Record, RelationBatches, RelationStream, SortValue, Store, StoreError,
+    MemberRef, Modify, NewResource, Outage, Record, RelationBatches, RelationStream, SortValue, Store, StoreError,
     StoredResource, StoredText, attributes_of,
 };
 use scimd_proto::value::json_text;
@@ -493,19 +493,41 @@ fn from_live_by_id(s: &mut Sql, layout: &Table, tenant: &str, id: &str) {
     layout.push_kind(s, "t");
 }
 
-/// A live resource by id; `lock` holds it for the rest of a write transaction.
+/// How a read in a write transaction holds the row it reads, until commit (PostgreSQL;
+/// SQLite's single writer holds everything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    No,
+    /// To change it: no other change or delete of it meanwhile, while it can still be made
+    /// a member of a group (whose check only keeps it from being deleted, `live_members`).
+    Change,
+    /// To delete it: nothing else may hold it.
+    Delete,
+}
+
+impl Lock {
+    fn clause(self) -> &'static str {
+        match self {
+            Lock::No => "",
+            Lock::Change => " FOR NO KEY UPDATE OF t",
+            Lock::Delete => " FOR UPDATE OF t",
+        }
+    }
+}
+
+/// A live resource by id, held as `lock` says.
 async fn fetch_one(
     tx: &mut dyn Tx,
     layout: &Table,
     tenant: &str,
     id: &str,
-    lock: bool,
+    lock: Lock,
     relations: Relations,
 ) -> Result<Option<(i64, StoredResource)>> {
     let d = tx.dialect();
     let mut s = select_one(d, layout, tenant, id, relations);
-    if lock && d == Dialect::Postgres {
-        s.push(" FOR UPDATE OF t");
+    if d == Dialect::Postgres {
+        s.push(lock.clause());
     }
     tx.row(s).await?.map(|r| decode(layout.kind, &r)).transpose()
 }
@@ -608,16 +630,26 @@ fn wanted_members<'r>(group_id: &str, refs: &'r [MemberRef]) -> Result<Vec<&'r s
 
 /// The statement that finds which of `ids` are live users or groups of `tenant`: rows of
 /// (id, `User` or `Group`).
+///
+/// On PostgreSQL each one found is locked (`FOR KEY SHARE`, as a foreign key check would)
+/// until the transaction ends, so that it cannot be deleted while it is being made a
+/// member: a delete that got there first is waited for, and the row, read again, is no
+/// longer live; a delete that comes after waits for the membership to commit, and finds it
+/// to remove. (SQLite has one writer at a time.)
 fn live_members(d: Dialect, tenant: &str, ids: &[&str]) -> Sql {
     let mut s = sql(d);
     for (i, (table, kind)) in [("scim_users", "'User'"), ("scim_groups", "'Group'")].into_iter().enumerate() {
         if i > 0 {
             s.push(" UNION ALL ");
         }
-        s.push("SELECT id, ").push(kind).push(" FROM ").push(table).push(" WHERE tenant = ").bind_text(tenant);
-        s.push(" AND retired IS NULL AND id IN (");
+        s.push("SELECT id, ").push(kind).push(" FROM (SELECT id FROM ").push(table);
+        s.push(" WHERE tenant = ").bind_text(tenant).push(" AND retired IS NULL AND id IN (");
         bind_list(&mut s, ids.iter().copied());
         s.push(")");
+        if d == Dialect::Postgres {
+            s.push(" FOR KEY SHARE");
+        }
+        s.push(") live");
     }
     s
 }
@@ -904,7 +936,7 @@ async fn fetch_leaving_groups(
     let d = tx.dialect();
     // Only the built-in types are members of groups; SQLite has no round trips to save.
     if !layout.kind.is_built_in() || d == Dialect::Sqlite {
-        let Some((seq, current)) = fetch_one(tx, layout, tenant, id, true, Relations::None).await? else {
+        let Some((seq, current)) = fetch_one(tx, layout, tenant, id, Lock::Delete, Relations::None).await? else {
             return Ok(None);
         };
         let mut left = Vec::new();
@@ -918,7 +950,7 @@ async fn fetch_leaving_groups(
     // No relations (NULL where `decode` looks for them), then the groups left.
     s.push(", NULL, (SELECT json_agg(json_build_array(id, version))::text FROM left_groups)");
     from_live_by_id(&mut s, layout, tenant, id);
-    s.push(" FOR UPDATE OF t");
+    s.push(Lock::Delete.clause());
     let Some(row) = tx.row(s).await? else { return Ok(None) };
     let (seq, current) = decode(layout.kind, &row)?;
     let left: Vec<(String, i64)> = match row.opt_text(7) {
@@ -1165,7 +1197,7 @@ impl<P: Pools> SqlStore<P> {
             layout,
             tenant,
             id,
-            true,
+            Lock::Change,
             if opts.load_relations { Relations::All } else { Relations::None },
         )
         .await?
@@ -1191,7 +1223,10 @@ impl<P: Pools> SqlStore<P> {
             // Nothing to write: the state as it is (no new version, no event); read again
             // only for the relations it is to be returned with.
             let after = if opts.return_relations {
-                fetch_one(&mut *tx, layout, tenant, id, false, Relations::Capped).await?.ok_or(StoreError::NotFound)?.1
+                fetch_one(&mut *tx, layout, tenant, id, Lock::No, Relations::Capped)
+                    .await?
+                    .ok_or(StoreError::NotFound)?
+                    .1
             } else {
                 without_relations(kind, &current)
             };
@@ -1216,7 +1251,7 @@ impl<P: Pools> SqlStore<P> {
             // SQLite: no round trips to save, and its RETURNING cannot carry the relations.
             Dialect::Sqlite => {
                 tx.batch(together, update).await.map_err(|e| e.unique_on(layout.name_attr))?;
-                fetch_one(&mut *tx, layout, tenant, id, false, Relations::of(opts.return_relations))
+                fetch_one(&mut *tx, layout, tenant, id, Lock::No, Relations::of(opts.return_relations))
                     .await?
                     .ok_or(StoreError::NotFound)?
                     .1
@@ -1241,9 +1276,6 @@ impl<P: Pools> SqlStore<P> {
         let written =
             Written { kind, id, before: Some(&current), after: None, members: &none, left_groups: &left_groups, now };
         let mut together = events::statements(d, tenant, &(how.record)(&written), now, None);
-        if kind.is_built_in() {
-            together.push(drop_memberships(d, tenant, id));
-        }
         if keeps_unique(layout) {
             together.push(drop_unique(d, layout, tenant, id));
         }
@@ -1275,7 +1307,20 @@ impl<P: Pools> SqlStore<P> {
                 s.push(" WHERE seq = ").bind(Bind::Int(seq));
             }
         }
-        tx.batch(together, s).await?;
+        if kind.is_built_in() {
+            // Removed last, so that the rows removed tell which groups it was in.
+            together.push(s);
+            let mut dropped = drop_memberships(d, tenant, id);
+            dropped.push(" RETURNING group_seq");
+            if tx.batch(together, dropped).await?.len() != left_groups.len() {
+                // PostgreSQL: the groups left were read before the lock on the resource was
+                // granted; a membership added or removed by a write this one waited for is
+                // not among them, and their versions and events would be wrong. Afresh.
+                return Err(StoreError::Unavailable(Outage::Conflict, "memberships changed during the delete".into()));
+            }
+        } else {
+            tx.batch(together, s).await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -1347,7 +1392,7 @@ async fn list_in_one_statement(
 /// A resource and its relations in batches, from one snapshot of one database.
 async fn open_relations_on(pools: &dyn Pools, tenant: &str, kind: Kind, id: &str) -> Result<Option<RelationStream>> {
     let mut tx = pools.snapshot().await?;
-    let Some((seq, resource)) = fetch_one(&mut *tx, &table(kind), tenant, id, false, Relations::None).await? else {
+    let Some((seq, resource)) = fetch_one(&mut *tx, &table(kind), tenant, id, Lock::No, Relations::None).await? else {
         return Ok(None);
     };
     let batches = SqlBatches { tx, kind, tenant: tenant.into(), id: id.into(), seq, after: i64::MIN, done: false };

@@ -114,6 +114,7 @@ contract!(
     custom_types_keep_their_resources_apart,
     custom_filters_agree_with_the_evaluator,
     deep_pages_are_the_pages_an_offset_gives,
+    deletes_racing_member_adds_leave_nothing_behind,
 );
 
 const NOW: &str = "2026-01-01T00:00:00.000000Z";
@@ -1552,5 +1553,83 @@ async fn every_committed_write_records_its_events(env: &Env<'_>) {
         assert_eq!(events("other", 0).await.len(), 1);
         assert_eq!(events("t", 0).await.len(), 7);
         assert!(events("other", 0).await[0].seq > log3[0].seq);
+    }
+}
+
+/// Users added to groups while they are deleted, at once: whichever wins, no deleted user
+/// stays a member, and the events tell each group's members as a read does (an add that
+/// won is followed by the delete's leaving of that group, with the group's new version).
+async fn deletes_racing_member_adds_leave_nothing_behind(env: &Env<'_>) {
+    use std::collections::BTreeMap;
+    let (s, log) = (env.store, env.log);
+    let groups = [
+        new_group(s, "race-g1", "race-g1", &[]).await.unwrap(),
+        new_group(s, "race-g2", "race-g2", &[]).await.unwrap(),
+    ];
+    let mut by_events: BTreeMap<String, (BTreeSet<String>, i64)> = BTreeMap::new();
+    for g in &groups {
+        by_events.insert(g.clone(), (BTreeSet::new(), version(s, Kind::Group, g).await));
+    }
+    let (mut added, mut refused) = (0, 0);
+    for round in 0..15 {
+        let mut users = Vec::new();
+        for i in 0..4 {
+            let name = format!("race-{round}-{i}");
+            users.push(new_user(s, "t", &name, json!({"userName": name})).await);
+        }
+        let add = |u: &str, g: &str| {
+            let members = vec![MemberChange::Add(refs(&[u]))];
+            let g = g.to_string();
+            async move {
+                let decide = move |_: &StoredResource| -> Result<Change, ScimError> {
+                    Ok(Change { attributes: None, members: members.clone() })
+                };
+                let opts = Modify { load_relations: false, return_relations: false, now: LATER, record: &report };
+                s.modify("t", Kind::Group, &g, opts, &decide).await.map(|_| ())
+            }
+        };
+        // Each user's delete between its two adds, so that they meet on the connections.
+        let each = users.iter().map(|u| async {
+            let how = Deletion { policy: DeletePolicy::Retire, expected_version: None, now: LATER, record: &report };
+            let (a1, deleted, a2) =
+                tokio::join!(add(u, &groups[0]), s.delete("t", Kind::User, u, how), add(u, &groups[1]));
+            assert!(deleted.unwrap(), "each user is deleted once");
+            [a1, a2]
+        });
+        for a in futures_util::future::join_all(each).await.into_iter().flatten() {
+            match a {
+                Ok(()) => added += 1,
+                Err(StoreError::InvalidMember(_)) => refused += 1,
+                Err(e) => panic!("an add failed otherwise than by its member being gone: {e}"),
+            }
+        }
+    }
+    for g in &groups {
+        assert_eq!(member_ids(s, g).await, Vec::<String>::new(), "no deleted user stays a member");
+    }
+    for e in log.events_after("t", 0, 10_000).await.unwrap() {
+        let p = &e.payload;
+        let texts =
+            |v: &Value| v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect::<Vec<_>>();
+        if e.resource_type == "Group" {
+            let (members, version) = by_events.entry(e.resource_id.clone()).or_default();
+            members.extend(texts(&p["added"]));
+            for gone in texts(&p["removed"]) {
+                members.remove(&gone);
+            }
+            *version = p["after"].as_i64().unwrap();
+        }
+        for left in p["left"].as_array().unwrap() {
+            let (members, version) = by_events.entry(left[0].as_str().unwrap().to_string()).or_default();
+            members.remove(&e.resource_id);
+            *version = left[1].as_i64().unwrap();
+        }
+    }
+    eprintln!("adds acknowledged {added}, refused for a deleted user {refused}");
+    assert!(added > 0, "some adds came before their user's delete");
+    for g in &groups {
+        let (members, last_version) = &by_events[g];
+        assert_eq!(members, &BTreeSet::new(), "the events agree with the group");
+        assert_eq!(*last_version, version(s, Kind::Group, g).await, "and name its last version");
     }
 }
