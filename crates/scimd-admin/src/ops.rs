@@ -2,7 +2,7 @@
 //! API's handlers and the `scimd` command line call these.
 
 use scimd_core::store::StoreError;
-use scimd_core::tenants::{Tenant, TenantSettings, TenantState, TenantStats, TenantStore, valid_slug};
+use scimd_core::tenants::{FoundData, Tenant, TenantSettings, TenantState, TenantStats, TenantStore, valid_slug};
 use scimd_core::tokens::{NewToken, Scope, TokenInfo, TokenRequest, TokenStore, create_token, parse_lifetime};
 use scimd_proto::value::now;
 use std::sync::Arc;
@@ -113,7 +113,7 @@ impl Directory {
             created: now.clone(),
             last_request: None,
         };
-        self.tenants.create_tenant(&tenant).await.map_err(|e| match e {
+        self.tenants.create_tenant(&tenant, FoundData::Erase).await.map_err(|e| match e {
             StoreError::Uniqueness(_) => OpError::SlugTaken(slug.to_string()),
             other => other.into(),
         })?;

@@ -110,11 +110,23 @@ pub fn valid_slug(slug: &str) -> bool {
         && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// What becomes of data a new tenant's slug already has in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FoundData {
+    /// Erased: a new tenant starts empty. Such data was written by a request that was under
+    /// way when a deleted tenant of the same slug was deleted, and committed after its data
+    /// was erased; it is not the new tenant's (who may be another customer).
+    Erase,
+    /// Kept: the tenant is made for data that is there (a database written before tenants
+    /// were data, or loaded with SQL).
+    Keep,
+}
+
 /// Where tenants live.
 #[async_trait]
 pub trait TenantStore: Send + Sync + 'static {
     /// Adds a tenant; `StoreError::Uniqueness("slug")` when the slug is taken.
-    async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError>;
+    async fn create_tenant(&self, tenant: &Tenant, found: FoundData) -> Result<(), StoreError>;
     async fn tenant(&self, slug: &str) -> Result<Option<Tenant>, StoreError>;
     /// Every tenant, by slug.
     async fn tenants(&self) -> Result<Vec<Tenant>, StoreError>;

@@ -9,7 +9,7 @@
 //! lookup that found nothing is not remembered, so wrong tokens cannot fill the memory.
 
 use crate::store::StoreError;
-use crate::tenants::{Tenant, TenantSettings, TenantState, TenantStats, TenantStore};
+use crate::tenants::{FoundData, Tenant, TenantSettings, TenantState, TenantStats, TenantStore};
 use crate::tokens::{Found, Scope, TokenInfo, TokenStore};
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -112,8 +112,8 @@ impl CachedTenants {
 
 #[async_trait]
 impl TenantStore for CachedTenants {
-    async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
-        self.inner.create_tenant(tenant).await
+    async fn create_tenant(&self, tenant: &Tenant, found: FoundData) -> Result<(), StoreError> {
+        self.inner.create_tenant(tenant, found).await
     }
     async fn tenant(&self, slug: &str) -> Result<Option<Tenant>, StoreError> {
         self.inner.tenant(slug).await

@@ -946,10 +946,17 @@ async fn fetch_leaving_groups(
         return Ok(Some((seq, current, left)));
     }
     let mut s = sql(d);
-    s.push("WITH left_groups AS (").append(leave_groups(d, tenant, id, now)).push(") SELECT ").push(columns(d));
+    s.push("WITH left_groups AS (").append(leave_groups(d, tenant, id, now)).push("), ");
+    s.push("left_list(groups) AS (SELECT json_agg(json_build_array(id, version))::text FROM left_groups)");
     // No relations (NULL where `decode` looks for them), then the groups left.
-    s.push(", NULL, (SELECT json_agg(json_build_array(id, version))::text FROM left_groups)");
+    s.push(" SELECT ").push(columns(d)).push(", NULL, (SELECT groups FROM left_list)");
     from_live_by_id(&mut s, layout, tenant, id);
+    // The groups are locked before the resource, wherever the planner computes the output
+    // columns: a condition that names no column of the row runs once, before the row is
+    // read and locked. In the other order, a delete holding the resource would wait for a
+    // group whose writer, adding the resource (again) as a member, waits for the resource
+    // (`live_members`): a deadlock.
+    s.push(" AND (SELECT groups IS NULL OR true FROM left_list)");
     s.push(Lock::Delete.clause());
     let Some(row) = tx.row(s).await? else { return Ok(None) };
     let (seq, current) = decode(layout.kind, &row)?;

@@ -1,11 +1,11 @@
 //! Tenants in SQL (`scimd_tenants`), and erasing one with everything it holds.
 
-use crate::conn::{DbError, Row};
+use crate::conn::{DbError, Row, Tx};
 use crate::sql::Dialect;
 use crate::store::{Pools, SqlStore, sql};
 use async_trait::async_trait;
 use scimd_core::store::StoreError;
-use scimd_core::tenants::{Tenant, TenantSettings, TenantState, TenantStats, TenantStore};
+use scimd_core::tenants::{FoundData, Tenant, TenantSettings, TenantState, TenantStats, TenantStore};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -41,15 +41,41 @@ const TENANT_TABLES: &[&str] = &[
     "scimd_streams",
 ];
 
+/// Deletes what the tenant `slug` holds in scimd's tables (its activity records too when
+/// `with_activity`: the log is in the same database).
+async fn erase_data(tx: &mut dyn Tx, slug: &str, with_activity: bool) -> Result<()> {
+    let d = tx.dialect();
+    let mut s = sql(d);
+    s.push("DELETE FROM scimd_stream_acks WHERE stream_id IN (SELECT id FROM scimd_streams WHERE tenant = ");
+    s.bind_text(slug).push(")");
+    tx.exec(s).await?;
+    let log_table = with_activity.then_some("scimd_activity");
+    for table in TENANT_TABLES.iter().copied().chain(log_table) {
+        let mut s = sql(d);
+        s.push("DELETE FROM ").push(table).push(" WHERE tenant = ").bind_text(slug);
+        tx.exec(s).await?;
+    }
+    if d == Dialect::Sqlite {
+        // (PostgreSQL's are kept by trigger as the rows go.)
+        let mut s = sql(d);
+        s.push("DELETE FROM scim_live_counts WHERE tenant = ").bind_text(slug);
+        tx.exec(s).await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl<P: Pools> TenantStore for SqlStore<P> {
-    async fn create_tenant(&self, t: &Tenant) -> Result<()> {
+    async fn create_tenant(&self, t: &Tenant, found: FoundData) -> Result<()> {
         let mut tx = self.pools.write().await?;
         let mut s = sql(tx.dialect());
         s.push("INSERT INTO scimd_tenants (").push(COLUMNS).push(") VALUES (").bind_text(t.slug.as_str());
         s.push(", ").bind_text(t.name.as_str()).push(", ").bind_text(t.state.as_str()).push(", ");
         s.bind_text(settings_json(&t.settings)?).push(", ").bind_text(t.created.as_str()).push(", NULL)");
         tx.exec(s).await.map_err(|e| e.unique_on("slug"))?;
+        if found == FoundData::Erase {
+            erase_data(&mut *tx, &t.slug, self.pools.activity().is_none()).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -94,22 +120,8 @@ impl<P: Pools> TenantStore for SqlStore<P> {
     async fn delete_tenant(&self, slug: &str) -> Result<bool> {
         let mut tx = self.pools.write().await?;
         let d = tx.dialect();
-        let mut s = sql(d);
-        s.push("DELETE FROM scimd_stream_acks WHERE stream_id IN (SELECT id FROM scimd_streams WHERE tenant = ");
-        s.bind_text(slug).push(")");
-        tx.exec(s).await?;
         let separate_log = self.pools.activity();
-        let log_table = separate_log.is_none().then_some("scimd_activity");
-        for table in TENANT_TABLES.iter().copied().chain(log_table) {
-            let mut s = sql(d);
-            s.push("DELETE FROM ").push(table).push(" WHERE tenant = ").bind_text(slug);
-            tx.exec(s).await?;
-        }
-        if d == Dialect::Sqlite {
-            let mut s = sql(d);
-            s.push("DELETE FROM scim_live_counts WHERE tenant = ").bind_text(slug);
-            tx.exec(s).await?;
-        }
+        erase_data(&mut *tx, slug, separate_log.is_none()).await?;
         let mut s = sql(d);
         s.push("DELETE FROM scimd_tenants WHERE slug = ").bind_text(slug);
         let n = tx.exec(s).await?;

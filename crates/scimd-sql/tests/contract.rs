@@ -17,7 +17,7 @@ use scimd_core::store::{
     After, Change, DeletePolicy, Deletion, Kind, ListQuery, MemberChange, MemberRef, Modify, NewResource, SortKey,
     Store, StoreError, StoredResource,
 };
-use scimd_core::tenants::{Tenant, TenantSettings, TenantState, TenantStore};
+use scimd_core::tenants::{FoundData, Tenant, TenantSettings, TenantState, TenantStore};
 use scimd_core::tokens::{Scope, TokenInfo, TokenRequest, TokenStore, create_token, verify_token};
 use scimd_proto::ScimError;
 use scimd_proto::filter::{CompareOp, Filter, Literal, check, matches};
@@ -1060,9 +1060,9 @@ fn scim_token<'a>(tenant: &'a str, name: &'a str, expires: Option<&str>) -> Toke
 /// Tokens open one tenant's SCIM endpoints or the admin API, until revoked, expired, or
 /// their tenant disabled or erased.
 async fn tokens<S: TokenStore + TenantStore + Store>(s: &S) {
-    s.create_tenant(&tenant("t")).await.unwrap();
-    s.create_tenant(&tenant("other")).await.unwrap();
-    assert!(matches!(s.create_tenant(&tenant("t")).await, Err(StoreError::Uniqueness(_))));
+    s.create_tenant(&tenant("t"), FoundData::Erase).await.unwrap();
+    s.create_tenant(&tenant("other"), FoundData::Erase).await.unwrap();
+    assert!(matches!(s.create_tenant(&tenant("t"), FoundData::Erase).await, Err(StoreError::Uniqueness(_))));
     let t = create_token(s, scim_token("t", "okta", None), NOW).await.unwrap();
     let found = verify_token(s, Scope::Scim, &t.secret, NOW).await.unwrap().expect("a new token opens its tenant");
     assert_eq!((found.info.name.as_str(), found.info.tenant.as_str()), ("okta", "t"));
@@ -1145,10 +1145,20 @@ async fn tokens<S: TokenStore + TenantStore + Store>(s: &S) {
     assert_eq!(s.tenant_stats("t").await.unwrap().users, 0);
     assert_eq!(s.tenant_stats("other").await.unwrap().users, 1);
     assert!(verify_token(s, Scope::Admin, &admin.secret, NOW).await.unwrap().is_some());
-    // The slug is free again, and the new tenant starts empty.
-    s.create_tenant(&tenant("t")).await.unwrap();
+    // A write that was under way when the tenant was erased commits after it.
+    new_user(s, "t", "late", json!({"userName": "late"})).await;
+    // The slug is free again, and the new tenant starts empty: nothing of the old one's.
+    s.create_tenant(&tenant("t"), FoundData::Erase).await.unwrap();
     assert_eq!(s.tenant_stats("t").await.unwrap().users, 0);
+    assert!(s.get("t", Kind::User, "late", false).await.unwrap().is_none());
     new_user(s, "t", "u1", json!({"userName": "ada"})).await;
+    new_user(s, "t", "u2", json!({"userName": "late"})).await;
+    assert!(s.create_tenant(&tenant("t"), FoundData::Erase).await.is_err(), "a slug taken is refused");
+    assert_eq!(s.tenant_stats("t").await.unwrap().users, 2, "and its tenant's data stays");
+    // A tenant made for data that is there keeps it.
+    new_user(s, "loaded", "l1", json!({"userName": "ada"})).await;
+    s.create_tenant(&tenant("loaded"), FoundData::Keep).await.unwrap();
+    assert_eq!(s.tenant_stats("loaded").await.unwrap().users, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,7 +17,7 @@ use scimd_core::cursor::CursorKey;
 use scimd_core::events::EventLog;
 use scimd_core::schema_change::SchemaStore;
 use scimd_core::streams::{KeyStore, StreamStore};
-use scimd_core::tenants::{Tenant, TenantState, TenantStore};
+use scimd_core::tenants::{FoundData, Tenant, TenantState, TenantStore};
 use scimd_core::token_cache::{CachedTenants, CachedTokens, TOKEN_CACHE_TTL, TokenCache};
 use scimd_core::tokens::{Scope, TokenRequest, TokenStore, create_token};
 use scimd_core::{Engine, Settings, Store};
@@ -427,7 +427,9 @@ pub async fn ensure_tenant(config: &Config, backend: &Backend) -> Result<()> {
             created: now(),
             last_request: None,
         };
-        match backend.tenants.create_tenant(&tenant).await {
+        // The data a database holds already, if any, is this tenant's: one written before
+        // tenants were data, or loaded with SQL.
+        match backend.tenants.create_tenant(&tenant, FoundData::Keep).await {
             // Another replica starting at the same moment made it.
             Ok(()) | Err(scimd_core::StoreError::Uniqueness(_)) => {}
             Err(e) => return Err(e.into()),

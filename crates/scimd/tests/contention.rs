@@ -36,9 +36,9 @@ async fn members_by_events(s: &TestServer) -> BTreeMap<String, BTreeSet<String>>
     groups
 }
 
-/// Users are added to groups while they are being deleted. Whichever comes first, a
-/// deleted user is in no group afterwards, and each group's events say so too: an add that
-/// won is followed by the removal the delete caused.
+/// Users are added to groups (or added again) while they are being deleted. Whichever comes
+/// first, a deleted user is in no group afterwards, and each group's events say so too: an
+/// add that won is followed by the removal the delete caused.
 async fn deletes_racing_member_adds(db: Db) {
     let s = Arc::new(TestServer::on_db(db, "race_delete_add", |_| {}).await);
     let groups = [s.group("Red", &[]).await, s.group("Blue", &[]).await];
@@ -47,6 +47,15 @@ async fn deletes_racing_member_adds(db: Db) {
         let mut users = Vec::new();
         for i in 0..4 {
             users.push(s.user(&format!("r{round}u{i}")).await);
+        }
+        if round % 2 == 1 {
+            // Every other round the users are in Red already: its adds are sent again, as
+            // identity providers do, while the deletes take the users out of it.
+            let value: Vec<Value> = users.iter().map(|u| json!({"value": u})).collect();
+            let r = s
+                .patch(&format!("/Groups/{}", groups[0]), json!([{"op": "add", "path": "members", "value": value}]))
+                .await;
+            assert_eq!(r.status, 204, "{}", r.body);
         }
         let mut tasks = Vec::new();
         for user in &users {

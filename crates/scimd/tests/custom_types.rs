@@ -9,7 +9,7 @@ mod common;
 
 use common::{Db, TestServer, urlencode};
 use reqwest::Method;
-use scimd_core::tenants::{Tenant, TenantState};
+use scimd_core::tenants::{FoundData, Tenant, TenantState};
 use scimd_core::tokens::{Scope, TokenRequest, create_token};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -290,7 +290,7 @@ async fn unique_values_under_concurrency_and_per_tenant(db: Db) {
         created: "2026-01-01T00:00:00Z".into(),
         last_request: None,
     };
-    s.backend.tenants.create_tenant(&tenant).await.unwrap();
+    s.backend.tenants.create_tenant(&tenant, FoundData::Erase).await.unwrap();
     let req = TokenRequest { scope: Scope::Scim, tenant: "other", name: "t", secret: None, expires: None };
     let other = create_token(s.backend.tokens.as_ref(), req, "2026-01-01T00:00:00Z").await.unwrap().secret;
     let url = format!("{}/t/other/scim/v2/Widgets", s.root);

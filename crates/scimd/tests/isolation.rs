@@ -21,7 +21,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use reqwest::Method;
-use scimd_core::tenants::{Tenant, TenantState};
+use scimd_core::tenants::{FoundData, Tenant, TenantState};
 use scimd_core::tokens::{Scope, TokenRequest, create_token};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -444,7 +444,7 @@ async fn run_cases(db: Db) {
                     created: "2026-01-01T00:00:00Z".into(),
                     last_request: None,
                 };
-                s.backend.tenants.create_tenant(&tenant).await.unwrap();
+                s.backend.tenants.create_tenant(&tenant, FoundData::Erase).await.unwrap();
             }
             let req = TokenRequest { scope: Scope::Scim, tenant: slug, name: "test", secret: None, expires: None };
             sides[t].token = create_token(s.backend.tokens.as_ref(), req, "2026-01-01T00:00:00Z").await.unwrap().secret;
