@@ -132,10 +132,11 @@ impl Projection {
                     return true;
                 };
                 self.apply_container(inner, Some(&ext.id), |name| ext.attribute(name));
-                if inner.is_empty() {
+                let kept = !inner.is_empty();
+                if !kept {
                     dropped.push(&ext.id);
                 }
-                return !inner.is_empty();
+                return kept;
             }
             // Not an attribute of this type: nothing the server should return.
             schema.core_attributes().find(|d| d.name == *key).is_some_and(|def| self.keep(value, None, def))
