@@ -956,7 +956,7 @@ async fn fetch_leaving_groups(
     // read and locked. In the other order, a delete holding the resource would wait for a
     // group whose writer, adding the resource (again) as a member, waits for the resource
     // (`live_members`): a deadlock.
-    s.push(" AND (SELECT groups IS NULL OR true FROM left_list)");
+    s.push(" AND (SELECT true FROM left_list)");
     s.push(Lock::Delete.clause());
     let Some(row) = tx.row(s).await? else { return Ok(None) };
     let (seq, current) = decode(layout.kind, &row)?;
