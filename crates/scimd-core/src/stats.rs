@@ -1,8 +1,10 @@
 //! What a store reports about its database connections, for the metrics: each pool's size
 //! and connections in use, how long requests waited for a connection, and (SQLite) how many
-//! writes each group commit carried. Counted with atomics, so that measuring costs a request
+//! writes each group commit carried; transactions run again after a conflict. Counted
+//! with atomics, so that measuring costs a request
 //! nothing it would notice.
 
+use crate::store::Conflict;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -87,6 +89,26 @@ pub struct DbStats {
     pub group_commit: Option<HistogramSnapshot>,
     /// PostgreSQL: the read replicas.
     pub replicas: Vec<ReplicaUse>,
+    /// Transactions run again (`ConflictCounts`), by cause's label.
+    pub conflicts: Vec<(&'static str, u64)>,
+}
+
+/// How often a store's transactions committed nothing and were run again (a few times,
+/// then answered 503), by cause: deadlocks here mean writers take rows in orders that
+/// cross.
+#[derive(Debug, Default)]
+pub struct ConflictCounts {
+    counts: [AtomicU64; Conflict::ALL.len()],
+}
+
+impl ConflictCounts {
+    pub fn count(&self, cause: Conflict) {
+        self.counts[cause as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        Conflict::ALL.iter().map(|c| (c.label(), self.counts[*c as usize].load(Ordering::Relaxed))).collect()
+    }
 }
 
 /// One PostgreSQL read replica.

@@ -308,12 +308,45 @@ pub enum Outage {
     StorageFull,
     /// The database answered, but no connection or lock became free in time.
     Busy,
-    /// A serialization failure or deadlock. Stores retry these themselves, a few times;
-    /// what reaches the engine has exhausted that.
-    Conflict,
+    /// A transaction committed nothing and can run again (it met another, or lost its
+    /// connection before its commit). Stores retry these themselves, a few times; what
+    /// reaches the engine has exhausted that.
+    Conflict(Conflict),
     /// The connection was lost while the transaction committed: the write may or may not
     /// have been made, and the client should read before it writes again.
     InDoubt,
+}
+
+/// Why a transaction committed nothing and can run again (`Outage::Conflict`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// PostgreSQL found transactions waiting for each other's rows and ended one.
+    Deadlock,
+    /// PostgreSQL could not order the transaction after the ones it overlapped.
+    Serialization,
+    /// SQLite's database stayed locked by another writer.
+    Locked,
+    /// The store found rows changed under the transaction by one it waited for.
+    Changed,
+    /// PostgreSQL: the transaction's connection was lost, or its backend terminated,
+    /// before its commit.
+    Interrupted,
+}
+
+impl Conflict {
+    pub const ALL: [Conflict; 5] =
+        [Conflict::Deadlock, Conflict::Serialization, Conflict::Locked, Conflict::Changed, Conflict::Interrupted];
+
+    /// Its name in the metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Conflict::Deadlock => "deadlock",
+            Conflict::Serialization => "serialization",
+            Conflict::Locked => "locked",
+            Conflict::Changed => "changed",
+            Conflict::Interrupted => "interrupted",
+        }
+    }
 }
 
 impl Outage {
@@ -323,7 +356,7 @@ impl Outage {
         let (status, detail) = match self {
             Outage::StorageFull => (507, "the server's storage is full; nothing was changed"),
             Outage::Unreachable => (503, "the database is unavailable; nothing was changed"),
-            Outage::Busy | Outage::Conflict => (503, "the database is busy; nothing was changed"),
+            Outage::Busy | Outage::Conflict(_) => (503, "the database is busy; nothing was changed"),
             Outage::InDoubt => (
                 503,
                 "the connection to the database was lost while the change was committed; it may or may not \
@@ -337,7 +370,7 @@ impl Outage {
     pub fn retry_after(self) -> u64 {
         match self {
             Outage::Unreachable | Outage::StorageFull | Outage::InDoubt => 5,
-            Outage::Busy | Outage::Conflict => 1,
+            Outage::Busy | Outage::Conflict(_) => 1,
         }
     }
 }
@@ -348,7 +381,7 @@ impl std::fmt::Display for Outage {
             Outage::Unreachable => "database unreachable",
             Outage::StorageFull => "storage full",
             Outage::Busy => "database busy",
-            Outage::Conflict => "transaction conflict",
+            Outage::Conflict(_) => "transaction conflict",
             Outage::InDoubt => "connection lost during commit",
         })
     }

@@ -3,7 +3,7 @@
 
 use crate::sql::{Dialect, Sql};
 use async_trait::async_trait;
-use scimd_core::store::{Outage, StoreError};
+use scimd_core::store::{Conflict, Outage, StoreError};
 use sqlx::Column as _;
 
 /// A database failure, classified as the store needs it.
@@ -11,9 +11,8 @@ use sqlx::Column as _;
 pub enum DbError {
     /// A unique index refused the write.
     Unique,
-    /// The transaction failed, committed nothing, and can be run again: a serialization
-    /// failure or deadlock, or its connection's backend terminated before the commit.
-    Retry(String),
+    /// The transaction met another, committed nothing, and can be run again.
+    Retry(Conflict, String),
     /// The database cannot serve now (down, full, busy).
     Unavailable(Outage, String),
     /// This connection's server process was told to end (`pg_terminate_backend` by an
@@ -42,7 +41,7 @@ impl From<DbError> for StoreError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::Unique => StoreError::Backend("unexpected unique violation".into()),
-            DbError::Retry(why) => StoreError::Unavailable(Outage::Conflict, why),
+            DbError::Retry(cause, why) => StoreError::Unavailable(Outage::Conflict(cause), why),
             DbError::Unavailable(outage, why) => StoreError::Unavailable(outage, why),
             DbError::Terminated(why) | DbError::Lost(why) => StoreError::Unavailable(Outage::Unreachable, why),
             DbError::TooLarge => StoreError::Rejected(scimd_proto::ScimError::invalid_value(
@@ -60,8 +59,10 @@ impl From<sqlx::Error> for DbError {
         match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => DbError::Unique,
             sqlx::Error::Database(db) => match db.code().as_deref().unwrap_or("") {
-                // serialization_failure, deadlock_detected; SQLite's busy and busy-snapshot.
-                "40001" | "40P01" | "5" | "517" => DbError::Retry(e.to_string()),
+                "40001" => DbError::Retry(Conflict::Serialization, e.to_string()),
+                "40P01" => DbError::Retry(Conflict::Deadlock, e.to_string()),
+                // SQLite's busy and busy-snapshot.
+                "5" | "517" => DbError::Retry(Conflict::Locked, e.to_string()),
                 // admin_shutdown: this connection's backend was terminated; or it ended itself,
                 // left idle inside a transaction too long (idle_in_transaction_session_timeout).
                 "57P01" | "25P03" => DbError::Terminated(e.to_string()),

@@ -16,6 +16,7 @@ use crate::sql::{Bind, Dialect, Sql};
 use crate::store::{Pools, query_page, sort_values};
 use async_trait::async_trait;
 use scimd_core::events::{EventLog, LoggedEvent, MemberDelta, Written};
+use scimd_core::stats::ConflictCounts;
 use scimd_core::store::{
     Decide, DeletePolicy, Deletion, Kind, ListPage, ListQuery, MemberChange, MemberRef, Modify, NewResource, Record,
     Store, StoreError, StoredResource,
@@ -343,6 +344,7 @@ impl MappedColumn {
 /// The store over an application's tables.
 pub struct MappedStore<P: Pools> {
     pools: P,
+    conflicts: ConflictCounts,
     mapping: Mapping,
     users: Resolved,
     groups: Resolved,
@@ -395,7 +397,7 @@ impl<P: Pools> MappedStore<P> {
             columns: group_columns,
             tenant: group_tenant,
         };
-        let store = MappedStore { pools, mapping, users, groups };
+        let store = MappedStore { pools, conflicts: ConflictCounts::default(), mapping, users, groups };
         store.create_side_tables().await?;
         Ok(store)
     }
@@ -1188,7 +1190,7 @@ impl<P: Pools> MappedStore<P> {
 #[async_trait]
 impl<P: Pools> Store for MappedStore<P> {
     async fn create(&self, tenant: &str, kind: Kind, new: NewResource, record: &Record<'_>) -> Result<StoredResource> {
-        retrying(|| self.create_once(tenant, kind, &new, record)).await
+        retrying(&self.conflicts, || self.create_once(tenant, kind, &new, record)).await
     }
 
     async fn get(&self, tenant: &str, kind: Kind, id: &str, with_relations: bool) -> Result<Option<StoredResource>> {
@@ -1211,11 +1213,11 @@ impl<P: Pools> Store for MappedStore<P> {
         opts: Modify<'_>,
         decide: &Decide<'_>,
     ) -> Result<StoredResource> {
-        retrying(|| self.modify_once(tenant, kind, id, opts.clone(), decide)).await
+        retrying(&self.conflicts, || self.modify_once(tenant, kind, id, opts.clone(), decide)).await
     }
 
     async fn delete(&self, tenant: &str, kind: Kind, id: &str, how: Deletion<'_>) -> Result<bool> {
-        retrying(|| self.delete_once(tenant, kind, id, &how)).await
+        retrying(&self.conflicts, || self.delete_once(tenant, kind, id, &how)).await
     }
 
     async fn list(&self, tenant: &str, kind: Kind, q: &ListQuery<'_>) -> Result<ListPage> {
@@ -1237,7 +1239,7 @@ impl<P: Pools> Store for MappedStore<P> {
     }
 
     fn db_stats(&self) -> scimd_core::stats::DbStats {
-        self.pools.stats()
+        scimd_core::stats::DbStats { conflicts: self.conflicts.snapshot(), ..self.pools.stats() }
     }
 
     async fn ping(&self) -> Result<()> {

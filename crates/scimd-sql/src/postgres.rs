@@ -15,7 +15,7 @@ use crate::sql::Sql;
 use crate::store::{Pools, SqlStore};
 use async_trait::async_trait;
 use scimd_core::stats::{DbStats, Histogram, PoolUse, WAIT_BOUNDS};
-use scimd_core::store::{Outage, StoreError};
+use scimd_core::store::{Conflict, Outage, StoreError};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;
@@ -267,7 +267,9 @@ impl Tx for PgTx {
         };
         match outcome(&lender, &health, &xid).await {
             Some(true) => Ok(()),
-            Some(false) => Err(DbError::Retry(format!("the transaction ended before its commit: {why}"))),
+            Some(false) => {
+                Err(DbError::Retry(Conflict::Interrupted, format!("the transaction ended before its commit: {why}")))
+            }
             None => Err(DbError::Unavailable(Outage::InDoubt, why)),
         }
     }
@@ -311,8 +313,12 @@ async fn outcome(lender: &Arc<Lender>, health: &Health, xid: &str) -> Option<boo
 /// unknown: that error stands.
 fn before_commit<T>(result: DbResult<T>) -> DbResult<T> {
     result.map_err(|e| match e {
-        DbError::Terminated(why) => DbError::Retry(format!("the transaction's connection was terminated: {why}")),
-        DbError::Lost(why) => DbError::Retry(format!("the transaction's connection was lost: {why}")),
+        DbError::Terminated(why) => {
+            DbError::Retry(Conflict::Interrupted, format!("the transaction's connection was terminated: {why}"))
+        }
+        DbError::Lost(why) => {
+            DbError::Retry(Conflict::Interrupted, format!("the transaction's connection was lost: {why}"))
+        }
         other => other,
     })
 }
@@ -484,7 +490,7 @@ impl Pools for PgPools {
             max: u64::from(self.lender.max()),
             wait,
         };
-        let mut stats = DbStats { pools: vec![pool], group_commit: None, replicas: vec![] };
+        let mut stats = DbStats { pools: vec![pool], ..DbStats::default() };
         if let Some(replicas) = &self.replicas {
             replicas.stats(&mut stats);
         }

@@ -3,6 +3,7 @@
 //! locked) are retried inside the request, a few times with a short, jittered pause, before
 //! they reach the client as a 503.
 
+use scimd_core::stats::ConflictCounts;
 use scimd_core::store::{Outage, StoreError};
 use std::future::Future;
 use std::time::Duration;
@@ -11,8 +12,9 @@ use std::time::Duration;
 const ATTEMPTS: u32 = 4;
 
 /// Runs `op` until it succeeds, fails otherwise than by a conflict, or has been tried
-/// `ATTEMPTS` times. Each run is a whole transaction, so a retry starts afresh.
-pub(crate) async fn retrying<T, F, Fut>(mut op: F) -> Result<T, StoreError>
+/// `ATTEMPTS` times. Each run is a whole transaction, so a retry starts afresh. Every
+/// conflict is counted in `seen`.
+pub(crate) async fn retrying<T, F, Fut>(seen: &ConflictCounts, mut op: F) -> Result<T, StoreError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, StoreError>>,
@@ -20,10 +22,15 @@ where
     let mut attempt = 1;
     loop {
         match op().await {
-            Err(StoreError::Unavailable(Outage::Conflict, why)) if attempt < ATTEMPTS => {
+            Err(StoreError::Unavailable(Outage::Conflict(cause), why)) if attempt < ATTEMPTS => {
+                seen.count(cause);
                 tracing::debug!(attempt, cause = %why, "transaction conflict; running the write again");
                 tokio::time::sleep(pause(attempt)).await;
                 attempt += 1;
+            }
+            Err(StoreError::Unavailable(Outage::Conflict(cause), why)) => {
+                seen.count(cause);
+                return Err(StoreError::Unavailable(Outage::Conflict(cause), why));
             }
             other => return other,
         }
@@ -41,29 +48,34 @@ fn pause(attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scimd_core::store::Conflict;
     use std::cell::Cell;
 
     #[tokio::test]
     async fn retries_conflicts_only_and_only_so_often() {
         let runs = Cell::new(0);
-        let conflict = || StoreError::Unavailable(Outage::Conflict, "deadlock".into());
-        let r: Result<(), _> = retrying(|| {
+        let seen = ConflictCounts::default();
+        let conflict = || StoreError::Unavailable(Outage::Conflict(Conflict::Deadlock), "deadlock".into());
+        let r: Result<(), _> = retrying(&seen, || {
             runs.set(runs.get() + 1);
             async { Err(conflict()) }
         })
         .await;
-        assert!(matches!(r, Err(StoreError::Unavailable(Outage::Conflict, _))));
+        assert!(matches!(r, Err(StoreError::Unavailable(Outage::Conflict(Conflict::Deadlock), _))));
         assert_eq!(runs.get(), ATTEMPTS);
+        let deadlocks = |seen: &ConflictCounts| seen.snapshot().into_iter().find(|(c, _)| *c == "deadlock").unwrap().1;
+        assert_eq!(deadlocks(&seen), u64::from(ATTEMPTS), "each run that met a conflict is counted");
         runs.set(0);
-        let r = retrying(|| {
+        let r = retrying(&seen, || {
             runs.set(runs.get() + 1);
             let n = runs.get();
             async move { if n < 3 { Err(conflict()) } else { Ok(n) } }
         })
         .await;
         assert_eq!(r.unwrap(), 3, "a conflict that clears is invisible to the caller");
+        assert_eq!(deadlocks(&seen), u64::from(ATTEMPTS) + 2, "but counted");
         runs.set(0);
-        let r: Result<(), _> = retrying(|| {
+        let r: Result<(), _> = retrying(&seen, || {
             runs.set(runs.get() + 1);
             async { Err(StoreError::NotFound) }
         })

@@ -12,7 +12,7 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, ToSql};
 use scimd_core::stats::{DbStats, GROUP_BOUNDS, Histogram, PoolUse, WAIT_BOUNDS};
-use scimd_core::store::{Outage, StoreError};
+use scimd_core::store::{Conflict, Outage, StoreError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -161,7 +161,7 @@ impl From<rusqlite::Error> for DbError {
                     return DbError::Unique;
                 }
                 rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => {
-                    return DbError::Retry(e.to_string());
+                    return DbError::Retry(Conflict::Locked, e.to_string());
                 }
                 rusqlite::ErrorCode::DiskFull => return DbError::Unavailable(Outage::StorageFull, e.to_string()),
                 rusqlite::ErrorCode::SystemIoFailure
@@ -657,7 +657,7 @@ impl Pools for SqlitePools {
                 },
             ],
             group_commit: self.group.as_ref().map(|g| g.sizes.snapshot()),
-            replicas: vec![],
+            ..DbStats::default()
         }
     }
     async fn read_one(&self, sql: Sql) -> Result<Vec<Row>, StoreError> {

@@ -13,8 +13,9 @@ use crate::rows::{Derived, derive, relation_values};
 use crate::sql::{Bind, Dialect, Sql};
 use async_trait::async_trait;
 use scimd_core::events::{EventLog, LoggedEvent, MemberDelta, Written};
+use scimd_core::stats::ConflictCounts;
 use scimd_core::store::{
-    After, Change, Decide, DeletePolicy, Deletion, INLINE_RELATIONS, Kind, ListPage, ListQuery, MemberChange,
+    After, Change, Conflict, Decide, DeletePolicy, Deletion, INLINE_RELATIONS, Kind, ListPage, ListQuery, MemberChange,
     MemberRef, Modify, NewResource, Outage, Record, RelationBatches, RelationStream, SortValue, Store, StoreError,
     StoredResource, StoredText, attributes_of,
 };
@@ -86,13 +87,19 @@ async fn read_where<'a, T>(
 pub struct SqlStore<P: Pools> {
     pub(crate) pools: P,
     writes: WriteHealth,
+    conflicts: ConflictCounts,
     /// Where pages served lately ended (`keyset`).
     page_ends: PageEnds,
 }
 
 impl<P: Pools> SqlStore<P> {
     pub(crate) fn new(pools: P) -> SqlStore<P> {
-        SqlStore { pools, writes: WriteHealth::default(), page_ends: PageEnds::default() }
+        SqlStore {
+            pools,
+            writes: WriteHealth::default(),
+            conflicts: ConflictCounts::default(),
+            page_ends: PageEnds::default(),
+        }
     }
 
     /// Records how a write ended (see `WriteHealth`) and passes its result on.
@@ -912,13 +919,20 @@ fn without_relations(kind: Kind, r: &StoredResource) -> StoredResource {
 /// those groups with their new versions.
 fn leave_groups(d: Dialect, tenant: &str, id: &str, now: &str) -> Sql {
     let mut s = sql(d);
-    s.push("UPDATE scim_groups SET version = version + 1, last_modified = ")
-        .bind_text(now)
-        .push(" WHERE seq IN (SELECT group_seq FROM scim_members WHERE tenant = ")
-        .bind_text(tenant)
-        .push(" AND member_id = ")
-        .bind_text(id)
-        .push(") RETURNING id, version");
+    s.push("UPDATE scim_groups SET version = version + 1, last_modified = ").bind_text(now).push(" WHERE seq IN (");
+    // On PostgreSQL the groups are locked in the order of their row numbers before any is
+    // updated: two deletes leaving some of the same groups would otherwise lock them in
+    // whatever order each found them, and could deadlock. SQLite has one writer.
+    let ordered = d == Dialect::Postgres;
+    if ordered {
+        s.push("SELECT seq FROM scim_groups WHERE seq IN (");
+    }
+    s.push("SELECT group_seq FROM scim_members WHERE tenant = ").bind_text(tenant);
+    s.push(" AND member_id = ").bind_text(id).push(")");
+    if ordered {
+        s.push(" ORDER BY seq FOR NO KEY UPDATE)");
+    }
+    s.push(" RETURNING id, version");
     s
 }
 
@@ -1323,7 +1337,8 @@ impl<P: Pools> SqlStore<P> {
                 // PostgreSQL: the groups left were read before the lock on the resource was
                 // granted; a membership added or removed by a write this one waited for is
                 // not among them, and their versions and events would be wrong. Afresh.
-                return Err(StoreError::Unavailable(Outage::Conflict, "memberships changed during the delete".into()));
+                let why = "memberships changed during the delete".to_string();
+                return Err(StoreError::Unavailable(Outage::Conflict(Conflict::Changed), why));
             }
         } else {
             tx.batch(together, s).await?;
@@ -1418,7 +1433,7 @@ impl<P: Pools> SqlStore<P> {
 #[async_trait]
 impl<P: Pools> Store for SqlStore<P> {
     async fn create(&self, tenant: &str, kind: Kind, new: NewResource, record: &Record<'_>) -> Result<StoredResource> {
-        let done = retrying(|| self.create_once(tenant, kind, &new, record)).await;
+        let done = retrying(&self.conflicts, || self.create_once(tenant, kind, &new, record)).await;
         self.pools.wrote(tenant);
         self.recorded(done)
     }
@@ -1439,13 +1454,13 @@ impl<P: Pools> Store for SqlStore<P> {
         opts: Modify<'_>,
         decide: &Decide<'_>,
     ) -> Result<StoredResource> {
-        let done = retrying(|| self.modify_once(tenant, kind, id, opts.clone(), decide)).await;
+        let done = retrying(&self.conflicts, || self.modify_once(tenant, kind, id, opts.clone(), decide)).await;
         self.pools.wrote(tenant);
         self.recorded(done)
     }
 
     async fn delete(&self, tenant: &str, kind: Kind, id: &str, how: Deletion<'_>) -> Result<bool> {
-        let done = retrying(|| self.delete_once(tenant, kind, id, &how)).await;
+        let done = retrying(&self.conflicts, || self.delete_once(tenant, kind, id, &how)).await;
         self.pools.wrote(tenant);
         self.recorded(done)
     }
@@ -1477,7 +1492,7 @@ impl<P: Pools> Store for SqlStore<P> {
     }
 
     fn db_stats(&self) -> scimd_core::stats::DbStats {
-        self.pools.stats()
+        scimd_core::stats::DbStats { conflicts: self.conflicts.snapshot(), ..self.pools.stats() }
     }
 
     async fn ping(&self) -> Result<()> {

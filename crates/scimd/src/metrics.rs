@@ -88,6 +88,13 @@ fn database(stats: &DbStats, out: &mut String) {
             );
         }
     }
+    if !stats.conflicts.is_empty() {
+        out.push_str("# HELP scimd_db_conflicts_total Write transactions that committed nothing and ran again (up to 4 tries, then a 503), by cause: deadlock, serialization, locked (SQLite), changed (rows changed under a delete), interrupted (connection lost before the commit).\n");
+        out.push_str("# TYPE scimd_db_conflicts_total counter\n");
+        for (cause, n) in &stats.conflicts {
+            let _ = writeln!(out, "scimd_db_conflicts_total{{cause=\"{cause}\"}} {n}");
+        }
+    }
     if let Some(groups) = &stats.group_commit {
         out.push_str(
             "# HELP scimd_sqlite_group_commit_writes Writes committed together by one SQLite commit (group commit).\n",

@@ -15,9 +15,13 @@ use std::time::{Duration, Instant};
 
 /// A session of its own holding `id`'s row in `schema` until it is dropped or rolls back.
 async fn hold_row(schema: &str, id: &str) -> sqlx::PgConnection {
+    hold_row_of(schema, "scim_users", id).await
+}
+
+async fn hold_row_of(schema: &str, table: &str, id: &str) -> sqlx::PgConnection {
     let mut admin = sqlx::PgConnection::connect(&common::postgres_url()).await.unwrap();
     sqlx::query("BEGIN").execute(&mut admin).await.unwrap();
-    let lock = format!("SELECT 1 FROM {schema}.scim_users WHERE id = $1 FOR UPDATE");
+    let lock = format!("SELECT 1 FROM {schema}.{table} WHERE id = $1 FOR UPDATE");
     let rows = sqlx::query(sqlx::AssertSqlSafe(lock)).bind(id).fetch_all(&mut admin).await.unwrap();
     assert_eq!(rows.len(), 1, "the row is there to hold");
     admin
@@ -25,9 +29,13 @@ async fn hold_row(schema: &str, id: &str) -> sqlx::PgConnection {
 
 /// Whether another session holds `id`'s row now.
 async fn held(schema: &str, id: &str) -> bool {
+    held_in(schema, "scim_users", id).await
+}
+
+async fn held_in(schema: &str, table: &str, id: &str) -> bool {
     let mut probe = sqlx::PgConnection::connect(&common::postgres_url()).await.unwrap();
     sqlx::query("BEGIN").execute(&mut probe).await.unwrap();
-    let lock = format!("SELECT 1 FROM {schema}.scim_users WHERE id = $1 FOR UPDATE NOWAIT");
+    let lock = format!("SELECT 1 FROM {schema}.{table} WHERE id = $1 FOR UPDATE NOWAIT");
     let taken = sqlx::query(sqlx::AssertSqlSafe(lock)).bind(id).fetch_all(&mut probe).await;
     let _ = probe.close().await;
     match taken {
@@ -178,4 +186,83 @@ async fn a_write_cut_off_mid_statement_leaves_no_transaction_behind() {
     let read = s.get(&format!("/Users/{id}")).await;
     assert_eq!(read.body["nickName"], "after", "{}", read.body);
     assert!(read.body.get("displayName").is_none(), "the cut PATCH changed nothing: {}", read.body);
+}
+
+/// Two users in the same two groups, deleted at once. Each delete takes the groups its user
+/// leaves in one order (their row numbers'), whatever order it finds them in: while the first group is held elsewhere, neither delete holds the
+/// second, and once it is let go they run one after the other. Taken in the order found
+/// (which follows where the rows lie, and differs between deletes as groups are written),
+/// two deletes could each hold a group the other waits for: a deadlock, which PostgreSQL
+/// breaks after `deadlock_timeout` (a second) by failing one, which then runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn deletes_take_the_groups_they_leave_in_one_order() {
+    let app = format!("scimd-ordered-{}", std::process::id());
+    let s = std::sync::Arc::new(
+        TestServer::on_db(common::Db::Postgres, "ordered_leave", |c: &mut Config| {
+            c.database_url = format!("{}?application_name={app}", c.database_url);
+        })
+        .await,
+    );
+    let schema = s.config.pg_schema.clone().unwrap();
+    let first = s.group("First", &[]).await;
+    let second = s.group("Second", &[]).await;
+    let (ann, bob) = (s.user("ann").await, s.user("bob").await);
+    let add = |group: &str, user: &str| {
+        let (s, group, user) = (s.clone(), group.to_string(), user.to_string());
+        async move {
+            let op = json!([{"op": "add", "path": "members", "value": [{"value": user}]}]);
+            let r = s.patch(&format!("/Groups/{group}"), op).await;
+            assert_eq!(r.status, 204, "{}", r.body);
+        }
+    };
+    // The first group written last: its newest row version lies after the second's, where
+    // a scan of the table finds it after the second.
+    add(&first, &bob).await;
+    add(&second, &bob).await;
+    add(&second, &ann).await;
+    add(&first, &ann).await;
+    // Versions as the deletes find them: each leaves both groups, one new version each.
+    let version = |group: &str| {
+        let (s, group) = (s.clone(), group.to_string());
+        async move { s.get(&format!("/Groups/{group}")).await.body["meta"]["version"].as_str().unwrap().to_string() }
+    };
+    let before = (version(&first).await, version(&second).await);
+
+    let mut holder = hold_row_of(&schema, "scim_groups", &first).await;
+    let delete = |user: &str| {
+        let (s, user) = (s.clone(), user.to_string());
+        tokio::spawn(async move { s.delete(&format!("/Users/{user}")).await })
+    };
+    let deletes = [delete(&ann), delete(&bob)];
+    // Both deletes wait for a lock (bounded: 10 s).
+    let mut watch = sqlx::PgConnection::connect(&common::postgres_url()).await.unwrap();
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'";
+    let mut both = false;
+    for _ in 0..200 {
+        let n: i64 = sqlx::query_scalar(waiting).bind(&app).fetch_one(&mut watch).await.unwrap();
+        if n == 2 {
+            both = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(both, "both deletes wait for the group held here");
+    assert!(
+        !held_in(&schema, "scim_groups", &second).await,
+        "no delete holds the second group while it waits for the first"
+    );
+
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    for d in deletes {
+        let r = d.await.unwrap();
+        assert_eq!(r.status, 204, "{}", r.body);
+    }
+    let deadlocks = s.backend.store.db_stats().conflicts.into_iter().find(|(c, _)| *c == "deadlock").unwrap().1;
+    assert_eq!(deadlocks, 0, "the deletes did not deadlock");
+    for (group, was) in [(&first, &before.0), (&second, &before.1)] {
+        let g = s.get(&format!("/Groups/{group}")).await.body;
+        assert!(g.get("members").is_none(), "both users left {group}: {g}");
+        assert_ne!(&g["meta"]["version"].as_str().unwrap().to_string(), was, "a new version of {group}");
+    }
 }

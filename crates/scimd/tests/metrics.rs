@@ -103,7 +103,7 @@ async fn metrics_count_the_requests_sent() {
 }
 
 /// The database connections: each pool's size, use, limit and waits; on SQLite how many
-/// writes each group commit carried.
+/// writes each group commit carried; transactions run again after a conflict.
 async fn database_series(db: common::Db) {
     let s = common::TestServer::on_db(db, "metrics_db", |_| {}).await;
     let req = TokenRequest { scope: Scope::Admin, tenant: "", name: "prometheus", secret: None, expires: None };
@@ -151,6 +151,10 @@ async fn database_series(db: common::Db) {
         .collect();
     assert!(!cumulative.is_empty());
     assert_eq!(series("scimd_activity_dropped_total"), 0.0);
+    // One client writing at a time: no transaction met another, and each cause is served.
+    for cause in ["deadlock", "serialization", "locked", "changed", "interrupted"] {
+        assert_eq!(series(&format!("scimd_db_conflicts_total{{cause=\"{cause}\"}}")), 0.0, "{cause}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
