@@ -375,17 +375,37 @@ fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
     })
 }
 
+/// Whether a failed first connection may succeed later by itself: the server starting,
+/// shutting down or out of connection slots, the network or the host's name not there yet.
+/// Not a refused password or a missing database, which need the URL or the server changed.
+fn may_pass(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => {
+            // connection exceptions; cannot_connect_now and shutdowns; too_many_connections
+            matches!(db.code().as_deref(), Some(c) if c.starts_with("08") || c.starts_with("57P") || c == "53300")
+        }
+        _ => false,
+    }
+}
+
 /// One connection first, on its own: a pool that cannot connect only says it timed out,
-/// where this says what failed.
+/// where this says what failed. A failure that may pass is `Unavailable`, the rest `Backend`.
 async fn first_connection(options: &PgConnectOptions, timeout: Duration) -> Result<(), StoreError> {
     match tokio::time::timeout(timeout, <sqlx::PgConnection as sqlx::Connection>::connect_with(options)).await {
         Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if may_pass(&e) => {
+            Err(StoreError::Unavailable(Outage::Unreachable, explain_connect_error(options, &e)))
+        }
         Ok(Err(e)) => Err(StoreError::Backend(explain_connect_error(options, &e))),
-        Err(_) => Err(StoreError::Backend(format!(
-            "PostgreSQL at {} did not answer within {timeout:?}: check the host and port in the database URL, \
+        Err(_) => Err(StoreError::Unavailable(
+            Outage::Unreachable,
+            format!(
+                "PostgreSQL at {} did not answer within {timeout:?}: check the host and port in the database URL, \
              and that no firewall drops the connection",
-            address(options),
-        ))),
+                address(options),
+            ),
+        )),
     }
 }
 

@@ -65,6 +65,9 @@ pub struct Config {
     pub pg_acquire_timeout_secs: u64,
     /// PostgreSQL: seconds after which the server cancels a statement.
     pub pg_statement_timeout_secs: u64,
+    /// PostgreSQL: seconds `serve` waits on start for a server it cannot reach yet (starting,
+    /// restarting, out of connection slots) before it gives up; 0: not at all.
+    pub pg_start_wait_secs: u64,
     /// PostgreSQL: seconds a write waits for a row another session holds before it is
     /// answered 503 (`lock_timeout`; 0: no limit).
     pub pg_lock_timeout_secs: u64,
@@ -163,6 +166,7 @@ impl Default for Config {
             pg_acquire_timeout_secs: 5,
             pg_statement_timeout_secs: 30,
             pg_lock_timeout_secs: 10,
+            pg_start_wait_secs: 60,
             pg_idle_in_transaction_timeout_secs: 60,
             pg_health_check_ms: 500,
             pg_schema: None,
@@ -218,6 +222,7 @@ const ENV: &[(&str, &str)] = &[
     ("SCIMD_PG_ACQUIRE_TIMEOUT_SECS", "pg_acquire_timeout_secs"),
     ("SCIMD_PG_STATEMENT_TIMEOUT_SECS", "pg_statement_timeout_secs"),
     ("SCIMD_PG_LOCK_TIMEOUT_SECS", "pg_lock_timeout_secs"),
+    ("SCIMD_PG_START_WAIT_SECS", "pg_start_wait_secs"),
     ("SCIMD_PG_IDLE_IN_TRANSACTION_TIMEOUT_SECS", "pg_idle_in_transaction_timeout_secs"),
     ("SCIMD_PG_HEALTH_CHECK_MS", "pg_health_check_ms"),
     ("SCIMD_PG_SCHEMA", "pg_schema"),

@@ -20,7 +20,7 @@ use scimd_core::streams::{KeyStore, StreamStore};
 use scimd_core::tenants::{FoundData, Tenant, TenantState, TenantStore};
 use scimd_core::token_cache::{CachedTenants, CachedTokens, TOKEN_CACHE_TTL, TokenCache};
 use scimd_core::tokens::{Scope, TokenRequest, TokenStore, create_token};
-use scimd_core::{Engine, Settings, Store};
+use scimd_core::{Engine, Settings, Store, StoreError};
 use scimd_events::keys::KeyRing;
 use scimd_proto::value::now;
 use scimd_proto::{FilterLimits, Registry};
@@ -92,6 +92,32 @@ pub fn redact_url(url: &str) -> String {
             format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
         }
         _ => url.to_string(),
+    }
+}
+
+/// `open_store`, waiting up to `pg_start_wait_secs` for a PostgreSQL server that cannot be
+/// reached yet: replicas started with (or before) their database, or while it restarts,
+/// come up when it does instead of exiting. Each failure is logged with its cause; pauses
+/// grow from a quarter second to five.
+async fn open_store_when_reachable(config: &Config) -> Result<Backend> {
+    let waits = crate::config::is_postgres_url(&config.database_url) && config.pg_start_wait_secs > 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(config.pg_start_wait_secs);
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match open_store(config).await {
+            Err(e) if waits && matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Unavailable(..))) => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                if left.is_zero() {
+                    let secs = config.pg_start_wait_secs;
+                    return Err(e.context(format!("PostgreSQL could not be reached for {secs} s (pg_start_wait_secs)")));
+                }
+                let cause = e.downcast_ref::<StoreError>().map(ToString::to_string).unwrap_or_default();
+                tracing::warn!(cause, retry_in_ms = pause.as_millis() as u64, "waiting for PostgreSQL");
+                tokio::time::sleep(pause.min(left)).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            done => return done,
+        }
     }
 }
 
@@ -169,7 +195,7 @@ fn init_logging(config: &Config) {
 
 pub async fn serve(config: Config) -> Result<()> {
     init_logging(&config);
-    let backend = open_store(&config).await?;
+    let backend = open_store_when_reachable(&config).await?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
@@ -376,7 +402,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(1);
 async fn ready(store: Arc<dyn Store>) -> axum::response::Response {
     let (what, why) = match tokio::time::timeout(READY_TIMEOUT, store.ping()).await {
         Ok(Ok(())) => return (StatusCode::OK, "ready").into_response(),
-        Ok(Err(scimd_core::StoreError::Unavailable(outage, why))) => (outage.to_string(), why),
+        Ok(Err(StoreError::Unavailable(outage, why))) => (outage.to_string(), why),
         Ok(Err(e)) => ("database error".to_string(), e.to_string()),
         Err(_) => ("database unreachable".to_string(), format!("no answer within {READY_TIMEOUT:?}")),
     };

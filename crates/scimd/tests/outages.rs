@@ -2,7 +2,8 @@
 //! scimd and the server) and a SQLite disk filling up (a small tmpfs). Requests are
 //! answered fast with a SCIM 503 (507 for a full disk) and `Retry-After`, `/readyz` says
 //! "not ready" within a second, service resumes by itself, and every acknowledged write
-//! is still there afterwards.
+//! is still there afterwards. A server started while PostgreSQL cannot be reached waits for
+//! it.
 
 mod common;
 
@@ -388,4 +389,72 @@ async fn a_full_disk_is_answered_507_and_service_resumes() {
     drop(s);
     let store = scimd_sql::SqliteStore::open(&format!("sqlite://{}", db.display()), &Default::default()).await.unwrap();
     assert_eq!(store.integrity_check().await.unwrap(), "ok");
+}
+
+/// `scimd serve` started while PostgreSQL cannot be reached (here: nothing listens where
+/// the URL points, as while the database restarts or its container is still starting)
+/// waits for it, logging why, and serves once it answers. One whose database never comes
+/// exits after `pg_start_wait_secs` saying what failed; one whose URL names a database that
+/// does not exist exits at once, as waiting cannot mend that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn a_server_started_before_postgresql_waits_for_it() {
+    use common::process::{Scimd, command};
+    let (prefix, server, path) = split_url(&common::postgres_url());
+    let mut proxy = Proxy::start(server).await;
+    proxy.cut().await;
+    let url = format!("{prefix}127.0.0.1:{}{path}", proxy.port);
+    let schema = format!("start_wait_{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("scimd.log");
+    let starting = {
+        let (url, schema, log) = (url.clone(), schema.clone(), log.clone());
+        tokio::task::spawn_blocking(move || {
+            Scimd::serve(&url, "start-wait-token", &[("SCIMD_PG_SCHEMA", schema.as_str())], Some(&log))
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!starting.is_finished(), "the server does not listen before its database answers");
+    proxy.restore().await;
+    let s = starting.await.unwrap();
+    let id = s.user("start-wait-token", "after-the-wait").await;
+    assert!(!id.is_empty());
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("waiting for PostgreSQL") && logged.contains("connection refused"), "{logged}");
+
+    // Never there: the wait ends, and so does the process, with the cause.
+    proxy.cut().await;
+    let (never, schema2) = (url.clone(), format!("{schema}_never"));
+    let out = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let out = command(&never)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("SCIMD_PG_SCHEMA", schema2)
+            .env("SCIMD_PG_START_WAIT_SECS", "2")
+            .output()
+            .unwrap();
+        (out, started.elapsed())
+    })
+    .await
+    .unwrap();
+    let (out, took) = out;
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(15), "gave up after {took:?}");
+    assert!(text.contains("pg_start_wait_secs") && text.contains("connection refused"), "{text}");
+
+    // A database that does not exist: no wait, whatever the setting.
+    let missing = format!("{}/no_such_database_here", common::postgres_url().rsplit_once('/').unwrap().0);
+    let out = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let out = command(&missing).args(["serve", "--listen", "127.0.0.1:0"]).output().unwrap();
+        (out, started.elapsed())
+    })
+    .await
+    .unwrap();
+    let (out, took) = out;
+    assert!(!out.status.success());
+    assert!(took < Duration::from_secs(10), "a missing database is not waited for: {took:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no database"), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(s);
 }
