@@ -148,7 +148,7 @@ impl Directory {
 
     /// Erases the tenant and all it holds.
     pub async fn delete_tenant(&self, slug: &str) -> Result<(), OpError> {
-        if self.tenants.delete_tenant(slug).await? {
+        if self.tenants.delete_tenant(slug, &now()).await? {
             Ok(())
         } else {
             Err(OpError::NotFound(format!("tenant '{slug}'")))

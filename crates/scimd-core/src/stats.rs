@@ -1,8 +1,7 @@
 //! What a store reports about its database connections, for the metrics: each pool's size
-//! and connections in use, how long requests waited for a connection, and (SQLite) how many
-//! writes each group commit carried; transactions run again after a conflict. Counted
-//! with atomics, so that measuring costs a request
-//! nothing it would notice.
+//! and connections in use, how long requests waited for a connection, (SQLite) how many
+//! writes each group commit carried, and the transactions run again after a conflict.
+//! Counted with atomics, so that measuring costs a request nothing it would notice.
 
 use crate::store::Conflict;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -118,7 +118,8 @@ pub enum FoundData {
     /// was erased; it is not the new tenant's (who may be another customer).
     Erase,
     /// Kept: the tenant is made for data that is there (a database written before tenants
-    /// were data, or loaded with SQL).
+    /// were data, or loaded with SQL), unless the slug is a deleted tenant's: then it goes
+    /// as with `Erase`.
     Keep,
 }
 
@@ -138,9 +139,14 @@ pub trait TenantStore: Send + Sync + 'static {
         state: Option<TenantState>,
         settings: Option<&TenantSettings>,
     ) -> Result<Option<Tenant>, StoreError>;
-    /// Erases a tenant and everything of it (resources, memberships, tokens). False when
-    /// there was no such tenant.
-    async fn delete_tenant(&self, slug: &str) -> Result<bool, StoreError>;
+    /// Erases a tenant and everything of it (resources, memberships, tokens), noting that
+    /// it was deleted at `now` (`sweep_deleted`). False when there was no such tenant.
+    async fn delete_tenant(&self, slug: &str, now: &str) -> Result<bool, StoreError>;
+    /// Erases what tenants deleted before `before` still hold: rows of requests that were
+    /// under way at the deletion and committed after it (`before` is chosen so that none
+    /// can still be running). A slug given to a new tenant since is not touched (its
+    /// creation erased them). How many deleted tenants were swept.
+    async fn sweep_deleted(&self, before: &str) -> Result<u64, StoreError>;
     async fn tenant_stats(&self, slug: &str) -> Result<TenantStats, StoreError>;
     /// Records a SCIM request at `now`.
     async fn touch_tenant(&self, slug: &str, now: &str) -> Result<(), StoreError>;

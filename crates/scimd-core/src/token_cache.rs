@@ -132,10 +132,13 @@ impl TenantStore for CachedTenants {
         self.cache.clear();
         updated
     }
-    async fn delete_tenant(&self, slug: &str) -> Result<bool, StoreError> {
-        let deleted = self.inner.delete_tenant(slug).await;
+    async fn delete_tenant(&self, slug: &str, now: &str) -> Result<bool, StoreError> {
+        let deleted = self.inner.delete_tenant(slug, now).await;
         self.cache.clear();
         deleted
+    }
+    async fn sweep_deleted(&self, before: &str) -> Result<u64, StoreError> {
+        self.inner.sweep_deleted(before).await
     }
     async fn tenant_stats(&self, slug: &str) -> Result<TenantStats, StoreError> {
         self.inner.tenant_stats(slug).await

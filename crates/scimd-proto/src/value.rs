@@ -21,7 +21,12 @@ pub fn now() -> String {
 /// The instant `days` days ago (at most a hundred years), as `now` writes instants: where a
 /// retention or a report's period starts.
 pub fn days_ago(days: u64) -> String {
-    format_datetime(OffsetDateTime::now_utc() - time::Duration::days(days.min(36_500) as i64))
+    seconds_ago(days.saturating_mul(86_400))
+}
+
+/// The instant `secs` seconds ago (at most a hundred years), as `now` writes instants.
+pub fn seconds_ago(secs: u64) -> String {
+    format_datetime(OffsetDateTime::now_utc() - time::Duration::seconds(secs.min(36_500 * 86_400) as i64))
 }
 
 /// The canonical text of an instant: UTC, microseconds, `Z`. Its byte order is time order,

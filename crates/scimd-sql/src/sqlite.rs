@@ -71,6 +71,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (20261201000007, include_str!("../migrations/sqlite/20261201000007_activity_apart.sql")),
     (20261201000009, include_str!("../migrations/sqlite/20261201000009_server_secret.sql")),
     (20261201000011, include_str!("../migrations/sqlite/20261201000011_custom_types.sql")),
+    (20261202000002, include_str!("../migrations/sqlite/20261202000002_deleted_tenants.sql")),
 ];
 
 /// The activity log's own database (`{name}-activity.db` beside the data): every SCIM

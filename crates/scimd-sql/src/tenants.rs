@@ -41,6 +41,17 @@ const TENANT_TABLES: &[&str] = &[
     "scimd_streams",
 ];
 
+/// Erases a deleted tenant's records from an activity log in a database of its own, after
+/// the tenant's transaction: should that fail, its records go with the log's retention, and
+/// the tenant is gone all the same.
+async fn forget_activity(separate_log: Option<&dyn Pools>, slug: &str) {
+    if let Some(log) = separate_log
+        && let Err(e) = crate::activity::forget(log, slug).await
+    {
+        tracing::warn!(tenant = slug, error = %e, "could not erase the tenant's activity records");
+    }
+}
+
 /// Deletes what the tenant `slug` holds in scimd's tables (its activity records too when
 /// `with_activity`: the log is in the same database).
 async fn erase_data(tx: &mut dyn Tx, slug: &str, with_activity: bool) -> Result<()> {
@@ -73,7 +84,10 @@ impl<P: Pools> TenantStore for SqlStore<P> {
         s.push(", ").bind_text(t.name.as_str()).push(", ").bind_text(t.state.as_str()).push(", ");
         s.bind_text(settings_json(&t.settings)?).push(", ").bind_text(t.created.as_str()).push(", NULL)");
         tx.exec(s).await.map_err(|e| e.unique_on("slug"))?;
-        if found == FoundData::Erase {
+        let mut s = sql(tx.dialect());
+        s.push("DELETE FROM scimd_deleted_tenants WHERE slug = ").bind_text(t.slug.as_str());
+        let was_deleted = tx.exec(s).await? > 0;
+        if found == FoundData::Erase || was_deleted {
             erase_data(&mut *tx, &t.slug, self.pools.activity().is_none()).await?;
         }
         tx.commit().await?;
@@ -117,7 +131,7 @@ impl<P: Pools> TenantStore for SqlStore<P> {
         row.as_ref().map(decode).transpose()
     }
 
-    async fn delete_tenant(&self, slug: &str) -> Result<bool> {
+    async fn delete_tenant(&self, slug: &str, now: &str) -> Result<bool> {
         let mut tx = self.pools.write().await?;
         let d = tx.dialect();
         let separate_log = self.pools.activity();
@@ -125,15 +139,32 @@ impl<P: Pools> TenantStore for SqlStore<P> {
         let mut s = sql(d);
         s.push("DELETE FROM scimd_tenants WHERE slug = ").bind_text(slug);
         let n = tx.exec(s).await?;
-        tx.commit().await?;
-        // A log in a database of its own is erased after the tenant: should that fail, its
-        // records go with the log's retention, and the tenant is gone all the same.
-        if let Some(log) = separate_log
-            && let Err(e) = crate::activity::forget(log, slug).await
-        {
-            tracing::warn!(tenant = slug, error = %e, "could not erase the tenant's activity records");
+        if n > 0 {
+            let mut s = sql(d);
+            s.push("INSERT INTO scimd_deleted_tenants (slug, deleted) VALUES (").bind_text(slug);
+            s.push(", ").bind_text(now).push(") ON CONFLICT (slug) DO UPDATE SET deleted = excluded.deleted");
+            tx.exec(s).await?;
         }
+        tx.commit().await?;
+        forget_activity(separate_log, slug).await;
         Ok(n > 0)
+    }
+
+    async fn sweep_deleted(&self, before: &str) -> Result<u64> {
+        let mut tx = self.pools.write().await?;
+        let d = tx.dialect();
+        let separate_log = self.pools.activity();
+        let mut s = sql(d);
+        s.push("DELETE FROM scimd_deleted_tenants WHERE deleted < ").bind_text(before).push(" RETURNING slug");
+        let slugs = tx.rows(s).await?.iter().map(|r| r.text(0)).collect::<std::result::Result<Vec<_>, _>>()?;
+        for slug in &slugs {
+            erase_data(&mut *tx, slug, separate_log.is_none()).await?;
+        }
+        tx.commit().await?;
+        for slug in &slugs {
+            forget_activity(separate_log, slug).await;
+        }
+        Ok(slugs.len() as u64)
     }
 
     async fn tenant_stats(&self, slug: &str) -> Result<TenantStats> {

@@ -1137,17 +1137,26 @@ async fn tokens<S: TokenStore + TenantStore + Store>(s: &S) {
     assert_eq!(s.list_tokens(Scope::Scim, "t").await.unwrap().len(), 2);
 
     // Erasing a tenant takes everything it holds and nothing of another's.
-    assert!(s.delete_tenant("t").await.unwrap());
-    assert!(!s.delete_tenant("t").await.unwrap());
+    assert!(s.delete_tenant("t", NOW).await.unwrap());
+    assert!(!s.delete_tenant("t", NOW).await.unwrap());
     assert!(s.tenant("t").await.unwrap().is_none());
     assert!(verify_token(s, Scope::Scim, &second.secret, LATER).await.unwrap().is_none());
     assert!(s.list_tokens(Scope::Scim, "t").await.unwrap().is_empty());
     assert_eq!(s.tenant_stats("t").await.unwrap().users, 0);
     assert_eq!(s.tenant_stats("other").await.unwrap().users, 1);
     assert!(verify_token(s, Scope::Admin, &admin.secret, NOW).await.unwrap().is_some());
-    // A write that was under way when the tenant was erased commits after it.
+    // A write that was under way when the tenant was erased commits after it. Once no such
+    // write can still be running, the sweep erases what it left, once.
     new_user(s, "t", "late", json!({"userName": "late"})).await;
-    // The slug is free again, and the new tenant starts empty: nothing of the old one's.
+    assert_eq!(s.sweep_deleted(NOW).await.unwrap(), 0, "deleted at NOW, not before it");
+    assert!(s.get("t", Kind::User, "late", false).await.unwrap().is_some(), "left until swept");
+    assert_eq!(s.sweep_deleted(LATER).await.unwrap(), 1);
+    assert!(s.get("t", Kind::User, "late", false).await.unwrap().is_none(), "swept");
+    assert_eq!(s.tenant_stats("other").await.unwrap().users, 1, "another tenant's data stays");
+    assert_eq!(s.sweep_deleted(LATER).await.unwrap(), 0, "swept once");
+    // Before the sweep, the slug is free again, and a new tenant of it starts empty: nothing
+    // of the old one's; the sweep then leaves the new tenant's data alone.
+    new_user(s, "t", "late", json!({"userName": "late"})).await;
     s.create_tenant(&tenant("t"), FoundData::Erase).await.unwrap();
     assert_eq!(s.tenant_stats("t").await.unwrap().users, 0);
     assert!(s.get("t", Kind::User, "late", false).await.unwrap().is_none());
@@ -1155,10 +1164,19 @@ async fn tokens<S: TokenStore + TenantStore + Store>(s: &S) {
     new_user(s, "t", "u2", json!({"userName": "late"})).await;
     assert!(s.create_tenant(&tenant("t"), FoundData::Erase).await.is_err(), "a slug taken is refused");
     assert_eq!(s.tenant_stats("t").await.unwrap().users, 2, "and its tenant's data stays");
+    assert_eq!(s.sweep_deleted(LATER).await.unwrap(), 0);
+    assert_eq!(s.tenant_stats("t").await.unwrap().users, 2, "the sweep leaves a new tenant's data alone");
     // A tenant made for data that is there keeps it.
     new_user(s, "loaded", "l1", json!({"userName": "ada"})).await;
     s.create_tenant(&tenant("loaded"), FoundData::Keep).await.unwrap();
     assert_eq!(s.tenant_stats("loaded").await.unwrap().users, 1);
+    // Unless the slug is a deleted tenant's: what is there is its leftovers.
+    s.create_tenant(&tenant("gone"), FoundData::Erase).await.unwrap();
+    new_user(s, "gone", "g1", json!({"userName": "ada"})).await;
+    assert!(s.delete_tenant("gone", NOW).await.unwrap());
+    new_user(s, "gone", "g2", json!({"userName": "late"})).await;
+    s.create_tenant(&tenant("gone"), FoundData::Keep).await.unwrap();
+    assert_eq!(s.tenant_stats("gone").await.unwrap().users, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

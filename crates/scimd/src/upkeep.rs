@@ -1,12 +1,14 @@
 //! What is kept how long: change events past `event_retention_days` (once every stream of
 //! their tenant has had them), every hour; each tenant's activity log past its newest
 //! `activity_retention_requests` or `activity_retention_days`, every minute (so that a busy
-//! tenant's history never grows far past its bound: the log's reads filter within it).
+//! tenant's history never grows far past its bound: the log's reads filter within it); and
+//! every minute, what requests under way at a tenant's deletion wrote after it
+//! (`TenantStore::sweep_deleted`), once none of them can still be running.
 
 use crate::config::Config;
 use crate::server::Backend;
 use scimd_core::StoreError;
-use scimd_proto::value::days_ago;
+use scimd_proto::value::{days_ago, seconds_ago};
 use std::future::Future;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -14,6 +16,10 @@ use tokio::task::JoinHandle;
 
 const EVENTS_EVERY: Duration = Duration::from_secs(3600);
 const ACTIVITY_EVERY: Duration = Duration::from_secs(60);
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// Beyond the longest a request may take: a commit whose answer was lost is looked up for a
+/// few seconds more, and another replica honours a deletion within a second.
+const SWEEP_MARGIN_SECS: u64 = 10;
 
 /// Starts the pruning jobs, until `stop`.
 pub fn spawn(config: &Config, backend: &Backend, stop: &watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
@@ -28,7 +34,19 @@ pub fn spawn(config: &Config, backend: &Backend, stop: &watch::Receiver<bool>) -
         let log = log.clone();
         async move { log.prune_activity(keep, &days_ago(days)).await }
     });
-    vec![events, activity]
+    let tenants = backend.tenants.clone();
+    // A write under way at the deletion ends by `request_timeout_secs`; on PostgreSQL, one
+    // of a process that hung mid-write is ended after `pg_idle_in_transaction_timeout_secs`.
+    let mut longest = config.request_timeout_secs;
+    if crate::config::is_postgres_url(&config.database_url) {
+        longest = longest.max(config.pg_idle_in_transaction_timeout_secs);
+    }
+    let longest = longest + SWEEP_MARGIN_SECS;
+    let leftovers = repeat(SWEEP_EVERY, stop.clone(), "deleted tenants' leftovers", move || {
+        let tenants = tenants.clone();
+        async move { tenants.sweep_deleted(&seconds_ago(longest)).await }
+    });
+    vec![events, activity, leftovers]
 }
 
 /// Runs `job` now and then every `every` until `stop`, logging what it removed.

@@ -525,3 +525,62 @@ async fn revocation_reaches_every_replica_within_a_second() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A request of a tenant's that was under way when the tenant was deleted, and wrote after
+/// the erasure (here: a user written straight to the store after the deletion), leaves
+/// nothing for long: the servers' upkeep erases it once no such request can still be running
+/// (`request_timeout_secs`, on PostgreSQL `pg_idle_in_transaction_timeout_secs`, plus ten
+/// seconds: 12 s here), and not before.
+async fn late_writes_of_a_deleted_tenant_are_swept(db: Db) {
+    use scimd_core::Kind;
+    use scimd_core::events::no_events;
+    use scimd_core::store::NewResource;
+    let s = TestServer::on_db(db, "late_writes_swept", |c| {
+        c.request_timeout_secs = 1;
+        c.pg_idle_in_transaction_timeout_secs = 2;
+    })
+    .await;
+    let admin = Admin::new(&s).await;
+    admin.tenant("leaving").await;
+    let r = admin.call(Method::DELETE, "/tenants/leaving", None).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let deleted = Instant::now();
+    let attributes = json!({"userName": "late"}).as_object().unwrap().clone();
+    let late = NewResource { id: "late-user".into(), attributes, members: vec![], now: now() };
+    s.backend.store.create("leaving", Kind::User, late, &no_events).await.unwrap();
+    let there = || async { s.backend.store.get("leaving", Kind::User, "late-user", false).await.unwrap().is_some() };
+
+    // The upkeep runs its jobs when started, then every minute: started at once, too early.
+    let upkeep = |stop: &tokio::sync::watch::Receiver<bool>| scimd::upkeep::spawn(&s.config, &s.backend, stop);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let early = upkeep(&stopping);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(there().await, "not swept while a request of the tenant could still be running");
+    stop.send(true).unwrap();
+    for job in early {
+        job.await.unwrap();
+    }
+
+    let wait = Duration::from_secs(13).saturating_sub(deleted.elapsed());
+    tokio::time::sleep(wait).await;
+    let (_stop, stopping) = tokio::sync::watch::channel(false);
+    let _late = upkeep(&stopping);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while there().await {
+        assert!(Instant::now() < deadline, "the leftover was not swept");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The default tenant's data is untouched.
+    assert_eq!(s.get("/Users").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_writes_of_a_deleted_tenant_are_swept_on_sqlite() {
+    late_writes_of_a_deleted_tenant_are_swept(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(scimd_postgres), ignore = "needs SCIMD_TEST_POSTGRES_URL")]
+async fn late_writes_of_a_deleted_tenant_are_swept_on_postgres() {
+    late_writes_of_a_deleted_tenant_are_swept(Db::Postgres).await;
+}
