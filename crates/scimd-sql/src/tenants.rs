@@ -86,11 +86,15 @@ impl<P: Pools> TenantStore for SqlStore<P> {
         tx.exec(s).await.map_err(|e| e.unique_on("slug"))?;
         let mut s = sql(tx.dialect());
         s.push("DELETE FROM scimd_deleted_tenants WHERE slug = ").bind_text(t.slug.as_str());
-        let was_deleted = tx.exec(s).await? > 0;
-        if found == FoundData::Erase || was_deleted {
+        let erase = found == FoundData::Erase || tx.exec(s).await? > 0;
+        if erase {
             erase_data(&mut *tx, &t.slug, self.pools.activity().is_none()).await?;
         }
         tx.commit().await?;
+        if erase {
+            // No request of the new tenant's can have been recorded yet: it has no token.
+            forget_activity(self.pools.activity(), &t.slug).await;
+        }
         Ok(())
     }
 

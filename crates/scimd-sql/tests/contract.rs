@@ -12,6 +12,7 @@ mod stores;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
+use scimd_core::activity::{Activity, ActivityLog, ActivityQuery};
 use scimd_core::events::{NewEvent, Written, no_events};
 use scimd_core::store::{
     After, Change, DeletePolicy, Deletion, Kind, ListQuery, MemberChange, MemberRef, Modify, NewResource, SortKey,
@@ -1053,13 +1054,33 @@ fn tenant(slug: &str) -> Tenant {
     }
 }
 
+/// The record of a request answered at `LATER`.
+fn late_request(tenant: &str) -> Activity {
+    Activity {
+        tenant: tenant.into(),
+        time: LATER.into(),
+        method: "POST".into(),
+        path: "/scim/v2/Users".into(),
+        status: 201,
+        scim_type: None,
+        detail: None,
+        latency_us: 900,
+        resource_type: Some("User".into()),
+        resource_id: Some("late".into()),
+        user_agent: None,
+        client: None,
+        request_id: None,
+        request_body: None,
+    }
+}
+
 fn scim_token<'a>(tenant: &'a str, name: &'a str, expires: Option<&str>) -> TokenRequest<'a> {
     TokenRequest { scope: Scope::Scim, tenant, name, secret: None, expires: expires.map(Into::into) }
 }
 
 /// Tokens open one tenant's SCIM endpoints or the admin API, until revoked, expired, or
 /// their tenant disabled or erased.
-async fn tokens<S: TokenStore + TenantStore + Store>(s: &S) {
+async fn tokens<S: TokenStore + TenantStore + Store + ActivityLog>(s: &S) {
     s.create_tenant(&tenant("t"), FoundData::Erase).await.unwrap();
     s.create_tenant(&tenant("other"), FoundData::Erase).await.unwrap();
     assert!(matches!(s.create_tenant(&tenant("t"), FoundData::Erase).await, Err(StoreError::Uniqueness(_))));
@@ -1145,19 +1166,28 @@ async fn tokens<S: TokenStore + TenantStore + Store>(s: &S) {
     assert_eq!(s.tenant_stats("t").await.unwrap().users, 0);
     assert_eq!(s.tenant_stats("other").await.unwrap().users, 1);
     assert!(verify_token(s, Scope::Admin, &admin.secret, NOW).await.unwrap().is_some());
-    // A write that was under way when the tenant was erased commits after it. Once no such
-    // write can still be running, the sweep erases what it left, once.
+    // A write that was under way when the tenant was erased commits after it, and its
+    // request is recorded. Once no such write can still be running, the sweep erases what it
+    // left, once.
     new_user(s, "t", "late", json!({"userName": "late"})).await;
+    s.record_activity(&[late_request("t")]).await.unwrap();
+    let recorded = |slug: &'static str| async move {
+        s.activity(slug, &ActivityQuery { limit: 10, ..ActivityQuery::default() }).await.unwrap().len()
+    };
     assert_eq!(s.sweep_deleted(NOW).await.unwrap(), 0, "deleted at NOW, not before it");
     assert!(s.get("t", Kind::User, "late", false).await.unwrap().is_some(), "left until swept");
+    assert_eq!(recorded("t").await, 1);
     assert_eq!(s.sweep_deleted(LATER).await.unwrap(), 1);
     assert!(s.get("t", Kind::User, "late", false).await.unwrap().is_none(), "swept");
+    assert_eq!(recorded("t").await, 0, "and its request's record");
     assert_eq!(s.tenant_stats("other").await.unwrap().users, 1, "another tenant's data stays");
     assert_eq!(s.sweep_deleted(LATER).await.unwrap(), 0, "swept once");
     // Before the sweep, the slug is free again, and a new tenant of it starts empty: nothing
     // of the old one's; the sweep then leaves the new tenant's data alone.
     new_user(s, "t", "late", json!({"userName": "late"})).await;
+    s.record_activity(&[late_request("t")]).await.unwrap();
     s.create_tenant(&tenant("t"), FoundData::Erase).await.unwrap();
+    assert_eq!(recorded("t").await, 0, "nor the old one's requests");
     assert_eq!(s.tenant_stats("t").await.unwrap().users, 0);
     assert!(s.get("t", Kind::User, "late", false).await.unwrap().is_none());
     new_user(s, "t", "u1", json!({"userName": "ada"})).await;
