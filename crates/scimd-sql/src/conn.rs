@@ -11,7 +11,7 @@ use sqlx::Column as _;
 pub enum DbError {
     /// A unique index refused the write.
     Unique,
-    /// The transaction met another, committed nothing, and can be run again.
+    /// The transaction committed nothing and can be run again (`Conflict` says why).
     Retry(Conflict, String),
     /// The database cannot serve now (down, full, busy).
     Unavailable(Outage, String),

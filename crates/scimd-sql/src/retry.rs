@@ -21,19 +21,15 @@ where
 {
     let mut attempt = 1;
     loop {
-        match op().await {
-            Err(StoreError::Unavailable(Outage::Conflict(cause), why)) if attempt < ATTEMPTS => {
-                seen.count(cause);
-                tracing::debug!(attempt, cause = %why, "transaction conflict; running the write again");
-                tokio::time::sleep(pause(attempt)).await;
-                attempt += 1;
-            }
-            Err(StoreError::Unavailable(Outage::Conflict(cause), why)) => {
-                seen.count(cause);
-                return Err(StoreError::Unavailable(Outage::Conflict(cause), why));
-            }
-            other => return other,
+        let result = op().await;
+        let Err(StoreError::Unavailable(Outage::Conflict(cause), why)) = &result else { return result };
+        seen.count(*cause);
+        if attempt == ATTEMPTS {
+            return result;
         }
+        tracing::debug!(attempt, cause = %why, "transaction conflict; running the write again");
+        tokio::time::sleep(pause(attempt)).await;
+        attempt += 1;
     }
 }
 

@@ -104,20 +104,19 @@ async fn open_store_when_reachable(config: &Config) -> Result<Backend> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(config.pg_start_wait_secs);
     let mut pause = Duration::from_millis(250);
     loop {
-        match open_store(config).await {
-            Err(e) if waits && matches!(e.downcast_ref::<StoreError>(), Some(StoreError::Unavailable(..))) => {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                if left.is_zero() {
-                    let secs = config.pg_start_wait_secs;
-                    return Err(e.context(format!("PostgreSQL could not be reached for {secs} s (pg_start_wait_secs)")));
-                }
-                let cause = e.downcast_ref::<StoreError>().map(ToString::to_string).unwrap_or_default();
-                tracing::warn!(cause, retry_in_ms = pause.as_millis() as u64, "waiting for PostgreSQL");
-                tokio::time::sleep(pause.min(left)).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
-            }
+        let e = match open_store(config).await {
+            Err(e) if waits => e,
             done => return done,
+        };
+        let Some(cause @ StoreError::Unavailable(..)) = e.downcast_ref::<StoreError>() else { return Err(e) };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            let secs = config.pg_start_wait_secs;
+            return Err(e.context(format!("PostgreSQL could not be reached for {secs} s (pg_start_wait_secs)")));
         }
+        tracing::warn!(cause = %cause, retry_in_ms = pause.as_millis() as u64, "waiting for PostgreSQL");
+        tokio::time::sleep(pause.min(left)).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
     }
 }
 
